@@ -1,0 +1,97 @@
+"""Settings read from the environment, once, into one immutable object.
+
+Every process (web, worker, CLI) builds its `Settings` with `Settings.from_env()` and
+passes it down; nothing else reads `os.environ`. Local runs get safe defaults (a SQLite
+file, a local Redis, no Twilio account); production (`AFTERCALL_ENV=production`)
+refuses to start while a setting it cannot do without is missing, naming each one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_SURVEYS_DIR = Path(__file__).parent / "surveys"
+
+# Settings a production deployment cannot run without: the database and queue it shares
+# with other processes, the Twilio account it calls from, and the public https address
+# Twilio signs its webhooks against.
+REQUIRED_IN_PRODUCTION = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "PUBLIC_BASE_URL",
+    "COMPANY_NAME",
+    "CALLBACK_NUMBER",
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = "sqlite:///aftercall.db"
+    redis_url: str = "redis://localhost:6379/0"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    # Unset means Twilio's real API; the simulator or a test points it elsewhere.
+    twilio_api_base: str = ""
+    public_base_url: str = "http://localhost:5000"
+    company_name: str = "Example Company"
+    callback_number: str = ""
+    surveys_dir: Path = field(default=DEFAULT_SURVEYS_DIR)
+    default_survey: str = "post-call"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default `os.environ`) and check them."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        settings = cls(
+            env=get("AFTERCALL_ENV", defaults.env),
+            database_url=get("DATABASE_URL", defaults.database_url),
+            redis_url=get("REDIS_URL", defaults.redis_url),
+            twilio_account_sid=get("TWILIO_ACCOUNT_SID", ""),
+            twilio_auth_token=get("TWILIO_AUTH_TOKEN", ""),
+            twilio_from_number=get("TWILIO_FROM_NUMBER", ""),
+            twilio_api_base=get("TWILIO_API_BASE", "").rstrip("/"),
+            public_base_url=get("PUBLIC_BASE_URL", defaults.public_base_url).rstrip("/"),
+            company_name=get("COMPANY_NAME", defaults.company_name),
+            callback_number=get("CALLBACK_NUMBER", get("TWILIO_FROM_NUMBER", "")),
+            surveys_dir=Path(get("SURVEYS_DIR", str(defaults.surveys_dir))),
+            default_survey=get("DEFAULT_SURVEY", defaults.default_survey),
+        )
+        if settings.is_production:
+            missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]
+            if missing:
+                raise ConfigError(
+                    "missing required setting(s) for AFTERCALL_ENV=production: "
+                    + ", ".join(missing)
+                )
+            if not settings.public_base_url.startswith("https://"):
+                raise ConfigError(
+                    "PUBLIC_BASE_URL must be an https:// address in production "
+                    "(Twilio signs webhooks against it)"
+                )
+        return settings
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields replaced; used by tests and the demo."""
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,241 @@
+"""The tables every part of aftercall shares, as SQLAlchemy 2.0 typed models.
+
+Who writes what: `dialer/` creates survey requests and call attempts; `ivr/` records
+what happened on the call (status events, answers, opt-outs, outcomes); `scoring/`
+only reads. Rules that must hold whatever code path writes (one answer per question,
+one survey per source call, one opt-out per number) are constraints in the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from aftercall.db import UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class RequestState(StrEnum):
+    """Where a survey request is in its life.
+
+    pending -> scheduled -> calling -> in_progress -> completed | partial | abandoned |
+    opted_out; an unanswered attempt ends in no_answer, busy, voicemail or failed, from
+    which the dialer may schedule another attempt.
+    """
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    CALLING = "calling"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    PARTIAL = "partial"  # hung up after answering some questions
+    ABANDONED = "abandoned"  # a person picked up but answered nothing
+    OPTED_OUT = "opted_out"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    VOICEMAIL = "voicemail"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+
+    @property
+    def is_final_for_survey(self) -> bool:
+        """A person was reached (or said no): never call this request again."""
+        return self in {
+            RequestState.COMPLETED,
+            RequestState.PARTIAL,
+            RequestState.ABANDONED,
+            RequestState.OPTED_OUT,
+            RequestState.EXPIRED,
+            RequestState.CANCELED,
+        }
+
+
+def _enum(enum_cls: type[StrEnum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK constraint: readable in SQL, same on both
+    # backends, and a new state is a one-line migration rather than an ALTER TYPE.
+    return Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda cls: [member.value for member in cls],
+        validate_strings=True,
+    )
+
+
+class SurveyVersion(Base):
+    """One version of a survey definition file, frozen as it was asked.
+
+    A new row is made whenever the file's content changes; calls pin the version they
+    started with, so editing a survey never changes the meaning of stored answers.
+    """
+
+    __tablename__ = "survey_versions"
+    __table_args__ = (
+        UniqueConstraint("survey_name", "version"),
+        UniqueConstraint("survey_name", "content_sha256", name="uq_survey_versions_content"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]]
+    source_path: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SurveyRequest(Base):
+    """One finished support call that may be surveyed."""
+
+    __tablename__ = "survey_requests"
+    __table_args__ = (
+        Index("ix_survey_requests_phone_created", "phone", "created_at"),
+        Index("ix_survey_requests_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    source_call_id: Mapped[str] = mapped_column(String(200), unique=True)
+    agent: Mapped[str | None] = mapped_column(String(200))
+    queue: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    call_ended_at: Mapped[datetime]
+    extra: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    survey_name: Mapped[str] = mapped_column(String(100))
+    # Pinned when the customer first hears the survey; until then the latest version.
+    survey_version_id: Mapped[int | None] = mapped_column(ForeignKey("survey_versions.id"))
+    state: Mapped[RequestState] = mapped_column(
+        _enum(RequestState, "request_state"), default=RequestState.PENDING
+    )
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    survey_version: Mapped[SurveyVersion | None] = relationship()
+    attempts: Mapped[list[CallAttempt]] = relationship(
+        back_populates="request", order_by="CallAttempt.number"
+    )
+    answers: Mapped[list[Answer]] = relationship(back_populates="request", order_by="Answer.id")
+
+
+class CallAttempt(Base):
+    """One outbound call placed for a survey request."""
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        UniqueConstraint("request_id", "number"),
+        CheckConstraint("number >= 1", name="number_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("survey_requests.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The latest Twilio CallStatus (queued, initiated, ringing, in-progress, completed,
+    # busy, no-answer, failed, canceled).
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None]
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    sip_response_code: Mapped[int | None]
+
+    request: Mapped[SurveyRequest] = relationship(back_populates="attempts")
+    events: Mapped[list[CallEvent]] = relationship(
+        back_populates="attempt", order_by="CallEvent.id"
+    )
+
+
+class CallEvent(Base):
+    """A status callback as Twilio delivered it: the attempt's status history."""
+
+    __tablename__ = "call_events"
+    # Twilio may deliver the same callback twice; each status is kept once per attempt.
+    __table_args__ = (UniqueConstraint("attempt_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("call_attempts.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    sequence_number: Mapped[int | None]
+    occurred_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    attempt: Mapped[CallAttempt] = relationship(back_populates="events")
+
+
+class Answer(Base):
+    """The customer's answer to one question, committed the moment it arrived."""
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        UniqueConstraint("request_id", "question_key"),
+        CheckConstraint(
+            "value IS NOT NULL OR recording_url IS NOT NULL", name="value_or_recording"
+        ),
+        Index("ix_answers_kind_value", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("survey_requests.id"))
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("call_attempts.id"), index=True)
+    survey_version_id: Mapped[int] = mapped_column(ForeignKey("survey_versions.id"))
+    question_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[int | None]
+    keys: Mapped[str] = mapped_column(String(64), default="")  # the raw keys pressed
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    recording_seconds: Mapped[int | None]
+    transcript: Mapped[str | None] = mapped_column(Text)
+    transcript_status: Mapped[str | None] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    request: Mapped[SurveyRequest] = relationship(back_populates="answers")
+
+
+class OptOut(Base):
+    """A number on the do-not-call list."""
+
+    __tablename__ = "opt_outs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How it arrived: "keypad" during a survey, "api", "cli", "import".
+    source: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("survey_requests.id"))

@@ -1,0 +1,67 @@
+"""Freezing survey definitions into numbered versions in the database.
+
+Whoever first needs a definition in the database (intake pinning a request, a call
+starting) calls `version_for()`; it returns the row for this exact content, making a new
+version only when the file changed. Two processes racing to make the same version end
+up with one row: the loser's insert hits the unique constraint and it reads the winner's.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aftercall.models import SurveyVersion
+from aftercall.survey import SurveyDefinition
+
+
+def version_for(
+    session: Session, definition: SurveyDefinition, source_path: str = ""
+) -> SurveyVersion:
+    digest = definition.content_sha256()
+    existing = _find(session, definition.name, digest)
+    if existing is not None:
+        return existing
+    latest = session.scalar(
+        select(func.max(SurveyVersion.version)).where(SurveyVersion.survey_name == definition.name)
+    )
+    row = SurveyVersion(
+        survey_name=definition.name,
+        version=(latest or 0) + 1,
+        content_sha256=digest,
+        definition=definition.to_dict(),
+        source_path=source_path,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        winner = _find(session, definition.name, digest)
+        if winner is None:
+            raise
+        return winner
+    return row
+
+
+def _find(session: Session, name: str, digest: str) -> SurveyVersion | None:
+    return session.scalar(
+        select(SurveyVersion).where(
+            SurveyVersion.survey_name == name, SurveyVersion.content_sha256 == digest
+        )
+    )
+
+
+_DEFINITIONS: dict[tuple[int, str], SurveyDefinition] = {}
+
+
+def definition_of(version: SurveyVersion) -> SurveyDefinition:
+    """The definition a version froze; versions never change, so parsing is cached."""
+    cache_key = (version.id, version.content_sha256)
+    definition = _DEFINITIONS.get(cache_key)
+    if definition is None:
+        definition = SurveyDefinition.from_dict(
+            version.definition, source=f"survey {version.survey_name} v{version.version}"
+        )
+        _DEFINITIONS[cache_key] = definition
+    return definition

@@ -1,0 +1,41 @@
+"""The Flask application factory: one app serving Twilio's webhooks (and, as they land,
+the intake API and the supervisors' dashboard), each area its own blueprint."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from aftercall.config import Settings
+from aftercall.runtime import Runtime
+from ivr.prompts import check_phrases
+
+# Twilio's webhook bodies are a few hundred bytes; nothing aftercall accepts is large.
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
+    if runtime is None:
+        runtime = Runtime.from_settings(settings or Settings.from_env())
+    for name in runtime.catalog.names():
+        check_phrases(runtime.catalog.get(name), f"{name}.toml")
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.extensions["aftercall"] = runtime
+
+    from ivr.views import bp as voice
+
+    app.register_blueprint(voice)
+
+    @app.get("/healthz")
+    def health():
+        with runtime.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+
+    if not app.debug:
+        logging.basicConfig(level=logging.INFO)
+    return app

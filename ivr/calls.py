@@ -1,0 +1,319 @@
+"""What ivr/ writes: call progress, answers, opt-outs and outcomes, one webhook at a time.
+
+Each function takes a session and plain values, does its writes inside the caller's
+unit of work (so a webhook commits everything or nothing), and is safe to run twice:
+Twilio may deliver any webhook more than once, and a repeated delivery must change
+nothing. Flask views call these; they know nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aftercall.db import utcnow
+from aftercall.models import (
+    Answer,
+    CallAttempt,
+    CallEvent,
+    OptOut,
+    RequestState,
+    SurveyRequest,
+    SurveyVersion,
+)
+from aftercall.survey import Question, SurveyCatalog, SurveyDefinition, UnknownSurvey
+from aftercall.survey_versions import definition_of, version_for
+
+log = logging.getLogger(__name__)
+
+# Twilio's CallStatus values in the order a call moves through them; a late or repeated
+# callback for an earlier status never moves an attempt backwards.
+_STATUS_ORDER = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}
+FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+_FINAL_RANK = 4
+
+# States in which nobody has been reached yet on the current attempt.
+_NOT_YET_REACHED = frozenset(
+    {
+        RequestState.PENDING,
+        RequestState.SCHEDULED,
+        RequestState.CALLING,
+        RequestState.NO_ANSWER,
+        RequestState.BUSY,
+        RequestState.FAILED,
+        RequestState.VOICEMAIL,
+    }
+)
+_UNANSWERED_OUTCOMES = {
+    "busy": RequestState.BUSY,
+    "no-answer": RequestState.NO_ANSWER,
+    "failed": RequestState.FAILED,
+    "canceled": RequestState.CANCELED,
+}
+
+
+def is_machine(answered_by: str | None) -> bool:
+    """Twilio's AnsweredBy for answering machines and fax (not human, not unknown)."""
+    return bool(answered_by) and (answered_by.startswith("machine") or answered_by == "fax")
+
+
+@dataclass(frozen=True)
+class LiveCall:
+    """A call attempt with the survey version it is playing."""
+
+    attempt: CallAttempt
+    request: SurveyRequest
+    definition: SurveyDefinition
+
+    @property
+    def language(self) -> str:
+        return self.definition.language_for(self.request.language)
+
+
+def find_attempt(session: Session, attempt_id: int, call_sid: str) -> CallAttempt | None:
+    """The attempt a webhook is about, or None if the CallSid does not belong to it."""
+    if not call_sid:
+        return None
+    attempt = session.get(CallAttempt, attempt_id)
+    if attempt is None:
+        return None
+    if attempt.call_sid is None:
+        # Twilio can ask for TwiML before the dialer has stored the CallSid that the
+        # create-call response carried; the signed URL already names the attempt.
+        attempt.call_sid = call_sid
+    elif attempt.call_sid != call_sid:
+        return None
+    return attempt
+
+
+def live_call(session: Session, attempt: CallAttempt, catalog: SurveyCatalog) -> LiveCall | None:
+    """The attempt with its survey, pinning the survey version on first use.
+
+    Returns None when the survey no longer exists in the catalog and was never pinned.
+    """
+    request = attempt.request
+    if request.survey_version_id is None:
+        try:
+            definition = catalog.get(request.survey_name)
+        except UnknownSurvey:
+            log.error("request %s names unknown survey %r", request.id, request.survey_name)
+            return None
+        version = version_for(session, definition)
+        request.survey_version_id = version.id
+        return LiveCall(attempt, request, definition)
+    version = session.get(SurveyVersion, request.survey_version_id)
+    assert version is not None  # a foreign key guarantees it
+    return LiveCall(attempt, request, definition_of(version))
+
+
+def start_survey(call: LiveCall, answered_by: str | None) -> None:
+    """A person picked up and is hearing the survey."""
+    attempt, request = call.attempt, call.request
+    if answered_by:
+        attempt.answered_by = answered_by
+    if attempt.answered_at is None:
+        attempt.answered_at = utcnow()
+    if _rank(attempt.status) < _STATUS_ORDER["in-progress"]:
+        attempt.status = "in-progress"
+    if request.state in _NOT_YET_REACHED:
+        request.state = RequestState.IN_PROGRESS
+
+
+def answers_by_key(session: Session, request_id: int) -> dict[str, int | None]:
+    rows = session.execute(
+        select(Answer.question_key, Answer.value).where(Answer.request_id == request_id)
+    )
+    return {key: value for key, value in rows}
+
+
+def record_answer(
+    session: Session,
+    call: LiveCall,
+    question: Question,
+    *,
+    value: int | None,
+    keys: str = "",
+    recording_url: str | None = None,
+    recording_sid: str | None = None,
+    recording_seconds: int | None = None,
+) -> Answer:
+    """Store an answer unless this question already has one (a redelivery)."""
+    existing = _answer(session, call.request.id, question.key)
+    if existing is not None:
+        return existing
+    answer = Answer(
+        request_id=call.request.id,
+        attempt_id=call.attempt.id,
+        survey_version_id=call.request.survey_version_id,
+        question_key=question.key,
+        kind=question.kind.value,
+        value=value,
+        keys=keys,
+        recording_url=recording_url,
+        recording_sid=recording_sid,
+        recording_seconds=recording_seconds,
+    )
+    try:
+        with session.begin_nested():
+            session.add(answer)
+    except IntegrityError:
+        # The same webhook delivered twice at once: the other delivery stored it.
+        winner = _answer(session, call.request.id, question.key)
+        if winner is None:
+            raise
+        return winner
+    return answer
+
+
+def record_transcript(
+    session: Session,
+    call: LiveCall,
+    question: Question,
+    *,
+    text: str | None,
+    status: str,
+    recording_url: str | None,
+    recording_sid: str | None,
+) -> None:
+    answer = _answer(session, call.request.id, question.key)
+    if answer is None:
+        if not recording_url:
+            return
+        # The transcription overtook the Record action; the recording is the answer.
+        answer = record_answer(
+            session, call, question, value=None,
+            recording_url=recording_url, recording_sid=recording_sid,
+        )  # fmt: skip
+    answer.transcript = text or None
+    answer.transcript_status = status[:20] or None
+
+
+def opt_out(session: Session, call: LiveCall, source: str = "keypad") -> None:
+    """Put the caller's number on the do-not-call list and end the survey."""
+    phone = call.request.phone
+    if session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is None:
+        try:
+            with session.begin_nested():
+                session.add(OptOut(phone=phone, source=source, request_id=call.request.id))
+        except IntegrityError:
+            pass  # opted out at the same moment by another path: the number is listed
+    call.request.state = RequestState.OPTED_OUT
+
+
+def finish_survey(session: Session, call: LiveCall) -> None:
+    """The caller reached the end: completed, or abandoned if every question was skipped."""
+    request = call.request
+    if request.state in {RequestState.OPTED_OUT, RequestState.COMPLETED}:
+        return
+    answered = session.scalar(select(Answer.id).where(Answer.request_id == request.id).limit(1))
+    request.state = RequestState.COMPLETED if answered else RequestState.ABANDONED
+
+
+def record_machine(session: Session, call: LiveCall, answered_by: str) -> bool:
+    """An answering machine picked up. Returns True if the call should stop surveying.
+
+    A machine verdict that arrives after the caller has already answered a question
+    is a misdetection: the survey goes on.
+    """
+    call.attempt.answered_by = answered_by
+    if answers_by_key(session, call.request.id):
+        return False
+    if call.request.state in _NOT_YET_REACHED | {RequestState.IN_PROGRESS}:
+        call.request.state = RequestState.VOICEMAIL
+    return True
+
+
+def record_status(session: Session, attempt: CallAttempt, params: Mapping[str, str]) -> None:
+    """Apply a status callback; duplicates and late, out-of-order ones change nothing."""
+    status = params.get("CallStatus", "")
+    if status not in _STATUS_ORDER and status not in FINAL_STATUSES:
+        log.warning("attempt %s: ignoring unknown CallStatus %r", attempt.id, status[:40])
+        return
+    occurred_at = _timestamp(params.get("Timestamp")) or utcnow()
+    event = CallEvent(
+        attempt_id=attempt.id,
+        status=status,
+        sequence_number=parse_int(params.get("SequenceNumber")),
+        occurred_at=occurred_at,
+        params={k: v[:200] for k, v in params.items() if k in _KEPT_PARAMS},
+    )
+    try:
+        with session.begin_nested():
+            session.add(event)
+    except IntegrityError:
+        return  # this status was already recorded
+
+    if status == "initiated" and attempt.started_at is None:
+        attempt.started_at = occurred_at
+    if status == "in-progress" and attempt.answered_at is None:
+        attempt.answered_at = occurred_at
+    if params.get("AnsweredBy"):
+        attempt.answered_by = params["AnsweredBy"][:32]
+    if _rank(status) >= _rank(attempt.status):
+        attempt.status = status
+    if status in FINAL_STATUSES:
+        attempt.ended_at = occurred_at
+        attempt.duration_seconds = parse_int(params.get("CallDuration"))
+        attempt.sip_response_code = parse_int(params.get("SipResponseCode"))
+        attempt.error_code = (params.get("ErrorCode") or "")[:16] or None
+        _settle_request(session, attempt, status)
+
+
+def _settle_request(session: Session, attempt: CallAttempt, status: str) -> None:
+    request = attempt.request
+    latest = max(a.number for a in request.attempts)
+    if attempt.number != latest:
+        return  # a late callback for an earlier attempt says nothing about this one
+    if request.state is RequestState.IN_PROGRESS:
+        # Hung up before the end of the survey.
+        has_answers = bool(answers_by_key(session, request.id))
+        request.state = RequestState.PARTIAL if has_answers else RequestState.ABANDONED
+    elif request.state in _NOT_YET_REACHED - {RequestState.VOICEMAIL}:
+        if status == "completed":
+            machine = is_machine(attempt.answered_by)
+            request.state = RequestState.VOICEMAIL if machine else RequestState.ABANDONED
+        else:
+            request.state = _UNANSWERED_OUTCOMES[status]
+
+
+_KEPT_PARAMS = frozenset(
+    {
+        "CallStatus", "CallDuration", "Duration", "SipResponseCode", "AnsweredBy",
+        "Timestamp", "SequenceNumber", "CallbackSource", "ErrorCode", "ErrorMessage",
+    }
+)  # fmt: skip
+
+
+def _answer(session: Session, request_id: int, key: str) -> Answer | None:
+    return session.scalar(
+        select(Answer).where(Answer.request_id == request_id, Answer.question_key == key)
+    )
+
+
+def _rank(status: str) -> int:
+    return _FINAL_RANK if status in FINAL_STATUSES else _STATUS_ORDER.get(status, 0)
+
+
+def parse_int(value: str | None) -> int | None:
+    """An integer Twilio parameter, or None when absent or malformed."""
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else None

@@ -1,0 +1,81 @@
+"""Which step of the survey comes next: the call flow as pure decisions.
+
+Given the survey definition, the answers stored so far and what just happened, these
+functions say what the caller hears next. They read no request and write no row, so the
+same inputs always give the same step; that is what makes a redelivered webhook return
+the same TwiML. Conditions only look at earlier questions (the survey loader enforces
+it), so a later answer can never change what followed an earlier one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aftercall.survey import Question, SurveyDefinition
+from ivr.keypad import Rejection
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Ask `question` (try number `attempt`), after whatever must be said first."""
+
+    question: Question
+    attempt: int = 1
+    greet: bool = False
+    retry_reason: Rejection | None = None
+    moved_on: bool = False  # the previous question was given up on
+
+
+@dataclass(frozen=True)
+class ListenForZero:
+    """An NPS "1" was pressed: listen briefly for a "0" that makes it 10."""
+
+    question: Question
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    moved_on: bool = False
+
+
+Step = Ask | ListenForZero | Finish
+
+
+def opening(definition: SurveyDefinition) -> Ask | Finish:
+    step = _next_question(definition, None, {})
+    return Ask(step.question, greet=True) if isinstance(step, Ask) else step
+
+
+def after_answer(
+    definition: SurveyDefinition, question_key: str, answers: Mapping[str, int | None]
+) -> Ask | Finish:
+    return _next_question(definition, question_key, answers)
+
+
+def after_rejection(
+    definition: SurveyDefinition,
+    question: Question,
+    attempt: int,
+    reason: Rejection,
+    answers: Mapping[str, int | None],
+) -> Ask | Finish:
+    """Ask again, or after the last allowed try, give up on the question and move on."""
+    if attempt < definition.max_tries:
+        return Ask(question, attempt=attempt + 1, retry_reason=reason)
+    step = _next_question(definition, question.key, answers)
+    if isinstance(step, Ask):
+        return Ask(step.question, moved_on=True)
+    return Finish(moved_on=True)
+
+
+def _next_question(
+    definition: SurveyDefinition, after_key: str | None, answers: Mapping[str, int | None]
+) -> Ask | Finish:
+    keys = [q.key for q in definition.questions]
+    start = 0 if after_key is None else keys.index(after_key) + 1
+    for question in definition.questions[start:]:
+        if question.when is None or question.when.holds(answers):
+            return Ask(question)
+    return Finish()

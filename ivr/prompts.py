@@ -1,0 +1,161 @@
+"""The words aftercall itself says on a call, in English, Spanish and Polish.
+
+Question prompts come from the survey file; everything around them (greeting, "that is
+not a valid answer", thanks, the opt-out confirmation, the voicemail message) is here,
+and a survey can override any phrase per language in its `[phrases.<lang>]` table.
+
+The greeting follows 47 CFR 64.1200(b) for artificial-voice calls: it names the company
+first and, right after (well within two seconds), says how to opt out with a key that
+can never be an answer. The voicemail message names the company and a number to call
+to opt out, as 64.1200(b)(3) asks of a message left on a machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aftercall.survey import QuestionKind, SurveyDefinition
+
+
+@dataclass(frozen=True)
+class Voice:
+    language: str  # the <Say language=...> tag
+    voice: str  # the <Say voice=...> name (Amazon Polly through Twilio)
+
+
+VOICES = {
+    "en": Voice("en-US", "Polly.Joanna"),
+    "es": Voice("es-US", "Polly.Lupe"),
+    "pl": Voice("pl-PL", "Polly.Ewa"),
+}
+
+PHRASES: dict[str, dict[str, str]] = {
+    "en": {
+        "greeting": (
+            "Hello, this is {company}. To stop these calls, press star at any time. "
+            "This is a short automated survey about your recent call with us. "
+            "If you have any questions, call us at {callback}."
+        ),
+        "no_input": "Sorry, we did not get an answer.",
+        "invalid": "Sorry, that is not a valid answer.",
+        "expects_nps": "Please press a number from 0 to 10. For 10, press 1 then 0.",
+        "expects_csat": "Please press a number from 1 to 5.",
+        "expects_ces": "Please press a number from 1 to 7.",
+        "expects_yesno": "Press 1 for yes, or 2 for no.",
+        "moving_on": "Let's move on.",
+        "opted_out": (
+            "You will not receive survey calls from {company} again. Thank you, goodbye."
+        ),
+        "thanks": "Thank you for your feedback. Goodbye.",
+        "voicemail": (
+            "Hello, this is {company}, calling with a short survey about your recent "
+            "call with us. To stop these calls, call {callback}. Thank you, goodbye."
+        ),
+        "unavailable": "Sorry, this survey is not available right now. Goodbye.",
+    },
+    "es": {
+        "greeting": (
+            "Hola, le llama {company}. Para no recibir más llamadas, marque asterisco "
+            "en cualquier momento. Esta es una breve encuesta automática sobre su "
+            "llamada reciente. Si tiene preguntas, llámenos al {callback}."
+        ),
+        "no_input": "Lo sentimos, no recibimos su respuesta.",
+        "invalid": "Lo sentimos, esa respuesta no es válida.",
+        "expects_nps": "Marque un número del 0 al 10. Para 10, marque 1 y luego 0.",
+        "expects_csat": "Marque un número del 1 al 5.",
+        "expects_ces": "Marque un número del 1 al 7.",
+        "expects_yesno": "Marque 1 para sí o 2 para no.",
+        "moving_on": "Continuemos.",
+        "opted_out": "No recibirá más encuestas de {company}. Gracias, adiós.",
+        "thanks": "Gracias por su opinión. Adiós.",
+        "voicemail": (
+            "Hola, le llama {company} con una breve encuesta sobre su llamada reciente. "
+            "Para no recibir más llamadas, llame al {callback}. Gracias, adiós."
+        ),
+        "unavailable": "Lo sentimos, esta encuesta no está disponible ahora. Adiós.",
+    },
+    "pl": {
+        "greeting": (
+            "Dzień dobry, tu {company}. Aby nie otrzymywać więcej takich połączeń, "
+            "naciśnij gwiazdkę w dowolnym momencie. To krótka automatyczna ankieta o "
+            "Twojej niedawnej rozmowie z nami. W razie pytań zadzwoń pod numer {callback}."
+        ),
+        "no_input": "Niestety nie otrzymaliśmy odpowiedzi.",
+        "invalid": "Niestety to nie jest prawidłowa odpowiedź.",
+        "expects_nps": "Wybierz liczbę od 0 do 10. Aby wybrać 10, naciśnij 1, a potem 0.",
+        "expects_csat": "Wybierz liczbę od 1 do 5.",
+        "expects_ces": "Wybierz liczbę od 1 do 7.",
+        "expects_yesno": "Naciśnij 1, aby odpowiedzieć tak, lub 2, aby odpowiedzieć nie.",
+        "moving_on": "Przejdźmy dalej.",
+        "opted_out": "Nie otrzymasz już ankiet od {company}. Dziękujemy, do widzenia.",
+        "thanks": "Dziękujemy za opinię. Do widzenia.",
+        "voicemail": (
+            "Dzień dobry, tu {company} z krótką ankietą o Twojej niedawnej rozmowie. "
+            "Aby nie otrzymywać więcej połączeń, zadzwoń pod numer {callback}. "
+            "Dziękujemy, do widzenia."
+        ),
+        "unavailable": "Niestety ankieta nie jest teraz dostępna. Do widzenia.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Phrasebook:
+    """The phrases for one call: a language, the survey's overrides, the company."""
+
+    language: str
+    overrides: dict[str, str]
+    company: str
+    callback: str
+
+    @classmethod
+    def for_call(
+        cls, definition: SurveyDefinition, language: str, company: str, callback: str
+    ) -> Phrasebook:
+        return cls(
+            language=language,
+            overrides=dict(definition.phrases.get(language, {})),
+            company=definition.company_name or company,
+            callback=spoken_number(definition.callback_number or callback),
+        )
+
+    @property
+    def voice(self) -> Voice:
+        return VOICES.get(self.language, VOICES["en"])
+
+    def say(self, name: str) -> str:
+        template = self.overrides.get(name) or builtin_phrase(self.language, name)
+        return template.format(company=self.company, callback=self.callback)
+
+    def expects(self, kind: QuestionKind) -> str:
+        return self.say(f"expects_{kind.value}")
+
+
+def builtin_phrase(language: str, name: str) -> str:
+    return PHRASES.get(language, PHRASES["en"]).get(name) or PHRASES["en"][name]
+
+
+def spoken_number(e164: str) -> str:
+    """Digits grouped so text-to-speech reads a phone number, not a large quantity."""
+    digits = "".join(ch for ch in e164 if ch.isdigit())
+    if not digits:
+        return ""
+    return ", ".join(" ".join(digits[i : i + 3]) for i in range(0, len(digits), 3))
+
+
+def check_phrases(definition: SurveyDefinition, source: str) -> None:
+    """Fail at start, naming the field, if a survey overrides a phrase wrongly."""
+    from aftercall.survey import SurveyError
+
+    for language, table in definition.phrases.items():
+        for name, text in table.items():
+            field = f"phrases.{language}.{name}"
+            if name not in PHRASES["en"]:
+                known = ", ".join(sorted(PHRASES["en"]))
+                raise SurveyError(source, field, f"unknown phrase (known: {known})")
+            try:
+                text.format(company="", callback="")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise SurveyError(
+                    source, field, f"bad placeholder {exc}; use {{company}} or {{callback}}"
+                ) from None

@@ -1,0 +1,165 @@
+"""Turning flow steps into TwiML with twilio's `VoiceResponse` (never by hand).
+
+Twilio specifics this module is careful about (twilio.com/docs/voice/twiml/gather,
+/record):
+- Prompts are nested inside `<Gather>` so a key pressed during them is taken at once
+  (barge-in) and `*` can opt out even during the greeting.
+- `actionOnEmptyResult` makes a timeout post to the action URL; a `<Redirect>` to the
+  same URL follows every `<Gather>` anyway, because Twilio falls through to the next
+  verb when input ends without digits (e.g. "#" alone), and the server, not Twilio,
+  decides what to say then.
+- `<Record>` with no audio does not call its action and falls through as well; the
+  `<Redirect>` after it tells the server the comment was left empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from aftercall.survey import Question, QuestionKind
+from ivr.flow import Ask, Finish, ListenForZero, Step
+from ivr.keypad import FINISH_KEY, OPT_OUT_KEY, Rejection
+from ivr.prompts import Phrasebook
+
+# Seconds Twilio waits for the first key after the prompt ends (Twilio's own default).
+ANSWER_TIMEOUT = 5
+# Seconds to wait, after an NPS "1", for a "0" that would make it 10.
+SECOND_DIGIT_TIMEOUT = 2
+# Seconds of silence that end a recorded comment.
+RECORDING_SILENCE_TIMEOUT = 5
+
+
+@dataclass(frozen=True)
+class CallUrls:
+    """The absolute webhook URLs of one call attempt, under PUBLIC_BASE_URL."""
+
+    base: str  # e.g. https://surveys.example.com/voice/attempts/42
+
+    def question(self, key: str, attempt: int, *, after_one: bool = False) -> str:
+        query = {"try": attempt, **({"stage": "after-one"} if after_one else {})}
+        return f"{self.base}/questions/{key}?{urlencode(query)}"
+
+    def recording(self, key: str, attempt: int) -> str:
+        return f"{self.base}/questions/{key}/recording?{urlencode({'try': attempt})}"
+
+    def transcription(self, key: str) -> str:
+        return f"{self.base}/questions/{key}/transcription"
+
+
+def render_step(step: Step, phrases: Phrasebook, urls: CallUrls) -> VoiceResponse:
+    if isinstance(step, Finish):
+        return _finish(step, phrases)
+    if isinstance(step, ListenForZero):
+        return _listen_for_zero(step, urls)
+    if step.question.kind is QuestionKind.COMMENT:
+        return _record(step, phrases, urls)
+    return _gather(step, phrases, urls)
+
+
+def goodbye(phrases: Phrasebook, phrase: str) -> VoiceResponse:
+    """Say one phrase and hang up: opt-out confirmed, voicemail, unavailable."""
+    response = VoiceResponse()
+    _say(response, phrases, phrases.say(phrase))
+    response.hangup()
+    return response
+
+
+def hang_up() -> VoiceResponse:
+    response = VoiceResponse()
+    response.hangup()
+    return response
+
+
+def _preamble(step: Ask, phrases: Phrasebook) -> list[str]:
+    lines = []
+    if step.greet:
+        lines.append(phrases.say("greeting"))
+    if step.moved_on:
+        lines.append(phrases.say("moving_on"))
+    if step.retry_reason is Rejection.NO_INPUT:
+        lines.append(phrases.say("no_input"))
+    elif step.retry_reason is Rejection.INVALID:
+        lines.append(phrases.say("invalid"))
+    return lines
+
+
+def _question_text(step: Ask, phrases: Phrasebook) -> str:
+    # On a retry the caller already heard the question; say what is expected instead.
+    if step.retry_reason is not None:
+        return phrases.expects(step.question.kind)
+    return _prompt(step.question, phrases)
+
+
+def _gather(step: Ask, phrases: Phrasebook, urls: CallUrls) -> VoiceResponse:
+    action = urls.question(step.question.key, step.attempt)
+    response = VoiceResponse()
+    gather = Gather(
+        input="dtmf",
+        num_digits=1,
+        finish_on_key=FINISH_KEY,
+        timeout=ANSWER_TIMEOUT,
+        action=action,
+        method="POST",
+        action_on_empty_result=True,
+    )
+    for line in [*_preamble(step, phrases), _question_text(step, phrases)]:
+        _say(gather, phrases, line)
+    response.append(gather)
+    response.redirect(action, method="POST")
+    return response
+
+
+def _listen_for_zero(step: ListenForZero, urls: CallUrls) -> VoiceResponse:
+    action = urls.question(step.question.key, step.attempt, after_one=True)
+    response = VoiceResponse()
+    response.gather(
+        input="dtmf",
+        num_digits=1,
+        finish_on_key=FINISH_KEY,
+        timeout=SECOND_DIGIT_TIMEOUT,
+        action=action,
+        method="POST",
+        action_on_empty_result=True,
+    )
+    response.redirect(action, method="POST")
+    return response
+
+
+def _record(step: Ask, phrases: Phrasebook, urls: CallUrls) -> VoiceResponse:
+    action = urls.recording(step.question.key, step.attempt)
+    response = VoiceResponse()
+    for line in [*_preamble(step, phrases), _prompt(step.question, phrases)]:
+        _say(response, phrases, line)
+    response.record(
+        action=action,
+        method="POST",
+        max_length=step.question.max_seconds,
+        timeout=RECORDING_SILENCE_TIMEOUT,
+        finish_on_key=FINISH_KEY + OPT_OUT_KEY,
+        play_beep=True,
+        transcribe=True,
+        transcribe_callback=urls.transcription(step.question.key),
+    )
+    response.redirect(action, method="POST")
+    return response
+
+
+def _finish(step: Finish, phrases: Phrasebook) -> VoiceResponse:
+    response = VoiceResponse()
+    if step.moved_on:
+        _say(response, phrases, phrases.say("moving_on"))
+    _say(response, phrases, phrases.say("thanks"))
+    response.hangup()
+    return response
+
+
+def _prompt(question: Question, phrases: Phrasebook) -> str:
+    return question.prompts[phrases.language]
+
+
+def _say(parent: VoiceResponse | Gather, phrases: Phrasebook, text: str) -> None:
+    voice = phrases.voice
+    parent.say(text, voice=voice.voice, language=voice.language)

@@ -1,0 +1,247 @@
+"""Twilio's webhooks for a survey call: parse the form, call the domain, render TwiML.
+
+Every route here is signed by Twilio (see ivr.signature) or refused with 403 before
+anything is read or written. Whatever goes wrong after that, the caller hears a polite
+goodbye (never Twilio's application-error message) and the error is logged; a validly
+signed webhook for a call aftercall does not know gets the same goodbye.
+
+Routes, all POST, under /voice/attempts/<attempt id>:
+  /start                          the call's Url: greeting and the first question
+  /questions/<key>?try=N          a Gather's action (stage=after-one: NPS second key)
+  /questions/<key>/recording      a Record's action
+  /questions/<key>/transcription  Twilio's transcription callback
+  /status                         status callbacks (all events)
+  /amd                            asynchronous answering machine detection result
+  /voicemail                      the message left on a machine
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, current_app, request
+from sqlalchemy.orm import Session
+from twilio.base.exceptions import TwilioException
+from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
+
+from aftercall.runtime import Runtime
+from aftercall.survey import QuestionKind
+from ivr import calls, flow, keypad
+from ivr.prompts import Phrasebook, builtin_phrase
+from ivr.signature import is_from_twilio
+from ivr.twiml import CallUrls, goodbye, hang_up, render_step
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+MAX_TRIES_IN_URL = 10
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["aftercall"]
+
+
+@bp.before_request
+def _require_twilio_signature() -> None:
+    runtime = _runtime()
+    settings = runtime.settings
+    if not is_from_twilio(settings.twilio_auth_token, settings.public_base_url, request):
+        log.warning("refused unsigned or forged webhook %s %s", request.method, request.path)
+        abort(403)
+
+
+@bp.errorhandler(Exception)
+def _apologise(error: Exception) -> Response | HTTPException:
+    if isinstance(error, HTTPException):
+        return error
+    log.exception("webhook %s failed; ending the call politely", request.path)
+    return _unavailable()
+
+
+@bp.post("/attempts/<int:attempt_id>/start")
+def start(attempt_id: int) -> Response:
+    runtime = _runtime()
+    answered_by = request.form.get("AnsweredBy", "")[:32] or None
+    with runtime.db.session() as session:
+        call = _find_call(session, attempt_id)
+        if call is None:
+            return _unavailable()
+        phrases = _phrases(call)
+        if calls.is_machine(answered_by) and calls.record_machine(session, call, answered_by):
+            return _twiml(_voicemail(phrases, leave_message=call.definition.leave_voicemail))
+        calls.start_survey(call, answered_by)
+        step = flow.opening(call.definition)
+        if isinstance(step, flow.Finish):
+            calls.finish_survey(session, call)
+        return _twiml(render_step(step, phrases, _urls(attempt_id)))
+
+
+@bp.post("/attempts/<int:attempt_id>/questions/<key>")
+def question(attempt_id: int, key: str) -> Response:
+    runtime = _runtime()
+    attempt_number = _try_number()
+    after_one = request.args.get("stage") == "after-one"
+    with runtime.db.session() as session:
+        call = _find_call(session, attempt_id)
+        asked = call.definition.question(key) if call else None
+        if call is None or asked is None or asked.kind is QuestionKind.COMMENT:
+            return _unavailable()
+        phrases = _phrases(call)
+        result = keypad.interpret(asked.kind, request.form.get("Digits"), after_one=after_one)
+        if isinstance(result, keypad.OptedOut):
+            calls.opt_out(session, call)
+            return _twiml(goodbye(phrases, "opted_out"))
+        if isinstance(result, keypad.NeedsSecondDigit):
+            step: flow.Step = flow.ListenForZero(asked, attempt_number)
+        elif isinstance(result, keypad.Answered):
+            calls.record_answer(session, call, asked, value=result.value, keys=result.keys)
+            answers = calls.answers_by_key(session, call.request.id)
+            step = flow.after_answer(call.definition, key, answers)
+        else:
+            answers = calls.answers_by_key(session, call.request.id)
+            step = flow.after_rejection(
+                call.definition, asked, attempt_number, result.reason, answers
+            )
+        if isinstance(step, flow.Finish):
+            calls.finish_survey(session, call)
+        return _twiml(render_step(step, phrases, _urls(attempt_id)))
+
+
+@bp.post("/attempts/<int:attempt_id>/questions/<key>/recording")
+def recording(attempt_id: int, key: str) -> Response:
+    runtime = _runtime()
+    form = request.form
+    with runtime.db.session() as session:
+        call = _find_call(session, attempt_id)
+        asked = call.definition.question(key) if call else None
+        if call is None or asked is None or asked.kind is not QuestionKind.COMMENT:
+            return _unavailable()
+        phrases = _phrases(call)
+        if form.get("Digits") == keypad.OPT_OUT_KEY:
+            calls.opt_out(session, call)
+            return _twiml(goodbye(phrases, "opted_out"))
+        recording_url = form.get("RecordingUrl", "")[:500]
+        if recording_url:
+            calls.record_answer(
+                session, call, asked, value=None,
+                keys=form.get("Digits", "")[:keypad.MAX_KEYS_KEPT],
+                recording_url=recording_url,
+                recording_sid=form.get("RecordingSid", "")[:64] or None,
+                recording_seconds=calls.parse_int(form.get("RecordingDuration")),
+            )  # fmt: skip
+        # A comment is optional: an empty recording moves on rather than asking again.
+        answers = calls.answers_by_key(session, call.request.id)
+        step = flow.after_answer(call.definition, key, answers)
+        if isinstance(step, flow.Finish):
+            calls.finish_survey(session, call)
+        return _twiml(render_step(step, phrases, _urls(attempt_id)))
+
+
+@bp.post("/attempts/<int:attempt_id>/questions/<key>/transcription")
+def transcription(attempt_id: int, key: str) -> Response:
+    runtime = _runtime()
+    form = request.form
+    with runtime.db.session() as session:
+        call = _find_call(session, attempt_id)
+        asked = call.definition.question(key) if call else None
+        if call is not None and asked is not None and asked.kind is QuestionKind.COMMENT:
+            calls.record_transcript(
+                session, call, asked,
+                text=form.get("TranscriptionText", "")[:10_000],
+                status=form.get("TranscriptionStatus", ""),
+                recording_url=form.get("RecordingUrl", "")[:500] or None,
+                recording_sid=form.get("RecordingSid", "")[:64] or None,
+            )  # fmt: skip
+    return _twiml(VoiceResponse())
+
+
+@bp.post("/attempts/<int:attempt_id>/status")
+def status(attempt_id: int) -> Response:
+    runtime = _runtime()
+    with runtime.db.session() as session:
+        attempt = calls.find_attempt(session, attempt_id, request.form.get("CallSid", ""))
+        if attempt is not None:
+            calls.record_status(session, attempt, request.form.to_dict())
+    return _twiml(VoiceResponse())
+
+
+@bp.post("/attempts/<int:attempt_id>/amd")
+def answering_machine(attempt_id: int) -> Response:
+    runtime = _runtime()
+    answered_by = request.form.get("AnsweredBy", "")[:32]
+    call_sid = request.form.get("CallSid", "")
+    with runtime.db.session() as session:
+        call = _find_call(session, attempt_id)
+        if call is None:
+            return _twiml(VoiceResponse())
+        if not calls.is_machine(answered_by):
+            if answered_by:
+                call.attempt.answered_by = answered_by
+            return _twiml(VoiceResponse())
+        stop = calls.record_machine(session, call, answered_by)
+        leave_message = call.definition.leave_voicemail
+    if stop:
+        # The survey already started playing (asynchronous detection never keeps a
+        # person waiting); steer the live call to the message or end it.
+        try:
+            live = runtime.twilio.calls(call_sid)
+            if leave_message:
+                live.update(url=f"{_urls(attempt_id).base}/voicemail", method="POST")
+            else:
+                live.update(status="completed")
+        except TwilioException as exc:
+            # The call may already have ended; the status callback will settle it.
+            log.info("could not steer call %s after machine detection: %s", call_sid, exc)
+    return _twiml(VoiceResponse())
+
+
+@bp.post("/attempts/<int:attempt_id>/voicemail")
+def voicemail(attempt_id: int) -> Response:
+    runtime = _runtime()
+    with runtime.db.session() as session:
+        call = _find_call(session, attempt_id)
+        if call is None:
+            return _twiml(hang_up())
+        return _twiml(_voicemail(_phrases(call), leave_message=True))
+
+
+def _find_call(session: Session, attempt_id: int) -> calls.LiveCall | None:
+    attempt = calls.find_attempt(session, attempt_id, request.form.get("CallSid", ""))
+    if attempt is None:
+        log.warning("webhook for unknown call attempt %s", attempt_id)
+        return None
+    return calls.live_call(session, attempt, _runtime().catalog)
+
+
+def _voicemail(phrases: Phrasebook, *, leave_message: bool) -> VoiceResponse:
+    return goodbye(phrases, "voicemail") if leave_message else hang_up()
+
+
+def _phrases(call: calls.LiveCall) -> Phrasebook:
+    settings = _runtime().settings
+    return Phrasebook.for_call(
+        call.definition, call.language, settings.company_name, settings.callback_number
+    )
+
+
+def _urls(attempt_id: int) -> CallUrls:
+    return CallUrls(f"{_runtime().settings.public_base_url}/voice/attempts/{attempt_id}")
+
+
+def _try_number() -> int:
+    value = request.args.get("try", "1")
+    number = int(value) if value.isdigit() else 1
+    return min(max(number, 1), MAX_TRIES_IN_URL)
+
+
+def _unavailable() -> Response:
+    response = VoiceResponse()
+    response.say(builtin_phrase("en", "unavailable"), voice="Polly.Joanna", language="en-US")
+    response.hangup()
+    return _twiml(response)
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), status=200, mimetype="text/xml")

@@ -1,0 +1,147 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from aftercall.config import DEFAULT_SURVEYS_DIR
+from aftercall.survey import (
+    QuestionKind,
+    SurveyCatalog,
+    SurveyDefinition,
+    SurveyError,
+    UnknownSurvey,
+    load_survey_file,
+)
+
+GOOD = """
+name = "{name}"
+[[questions]]
+key = "nps"
+kind = "nps"
+prompt.en = "How likely?"
+prompt.es = "¿Qué probabilidad?"
+[[questions]]
+key = "why"
+kind = "comment"
+when = "nps <= 6"
+prompt.en = "Why?"
+prompt.es = "¿Por qué?"
+"""
+
+
+def write(tmp_path: Path, body: str, name: str = "s") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+def test_shipped_post_call_survey():
+    definition = SurveyCatalog.from_directory(DEFAULT_SURVEYS_DIR).get("post-call")
+    assert [q.kind for q in definition.questions] == [
+        QuestionKind.NPS,
+        QuestionKind.CSAT,
+        QuestionKind.COMMENT,
+    ]
+    comment = definition.questions[2]
+    assert comment.when is not None
+    assert comment.when.holds({"nps": 6}) and not comment.when.holds({"nps": 7})
+    assert not comment.when.holds({})  # NPS skipped: no comment question
+    assert definition.languages == {"en", "es", "pl"}
+
+
+def test_definition_round_trips_through_its_stored_form(tmp_path):
+    definition = load_survey_file(write(tmp_path, GOOD.format(name="s")))
+    again = SurveyDefinition.from_dict(definition.to_dict())
+    assert again == definition
+    assert again.content_sha256() == definition.content_sha256()
+
+
+def test_language_fallback(tmp_path):
+    definition = load_survey_file(write(tmp_path, GOOD.format(name="s")))
+    assert definition.language_for("es-MX") == "es"
+    assert definition.language_for("ES") == "es"
+    assert definition.language_for("de") == "en"
+    assert definition.language_for(None) == "en"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ("name = 'x'\nquestions = 3", "questions", "at least one question"),
+        ("name = 'Bad Name'\n" + GOOD.split("\n", 2)[2], "name", "lowercase"),
+        (
+            GOOD.format(name="s").replace('kind = "nps"', 'kind = "stars"'),
+            "questions[0].kind",
+            "unknown kind 'stars'",
+        ),
+        (
+            GOOD.format(name="s").replace('key = "why"', 'key = "nps"'),
+            "questions[1].key",
+            "duplicate",
+        ),
+        (
+            GOOD.format(name="s").replace("nps <= 6", "csat <= 2"),
+            "questions[1].when",
+            "not an earlier question",
+        ),
+        (
+            GOOD.format(name="s").replace("nps <= 6", "nps is low"),
+            "questions[1].when",
+            "expected '<question key>",
+        ),
+        (
+            GOOD.format(name="s").replace('prompt.es = "¿Por qué?"', ""),
+            "questions[1].prompt",
+            "languages",
+        ),
+        (
+            GOOD.format(name="s").replace('prompt.en = "Why?"', 'prompt.en = "  "'),
+            "questions[1].prompt.en",
+            "non-empty",
+        ),
+        (GOOD.format(name="s") + "\ncolour = 'red'", "questions[1].colour", "unknown field"),
+        ("colour = 'red'\n" + GOOD.format(name="s"), "colour", "unknown field"),
+        ('name = "s"\nmax_tries = 0\n' + GOOD.split("\n", 2)[2], "max_tries", "1 to 5"),
+        (
+            'name = "s"\ndefault_language = "de"\n' + GOOD.split("\n", 2)[2],
+            "default_language",
+            "no prompts",
+        ),
+        (
+            GOOD.format(name="s").replace('kind = "comment"', 'kind = "comment"\nmax_seconds = 1'),
+            "questions[1].max_seconds",
+            "5 to 300",
+        ),
+        (
+            GOOD.format(name="s").replace('kind = "nps"', 'kind = "nps"\nmax_seconds = 30'),
+            "questions[0].max_seconds",
+            "only comment",
+        ),
+    ],
+)
+def test_invalid_files_name_the_file_and_field(tmp_path, body, field, message):
+    path = write(tmp_path, body)
+    with pytest.raises(SurveyError) as error:
+        load_survey_file(path)
+    assert error.value.source == "s.toml"
+    assert error.value.field_path == field
+    assert message in error.value.message
+    assert str(error.value).startswith(f"s.toml: {field}: ")
+
+
+def test_broken_toml_names_the_file(tmp_path):
+    with pytest.raises(SurveyError, match=r"^s.toml: not valid TOML"):
+        load_survey_file(write(tmp_path, "name = "))
+
+
+def test_name_must_match_file(tmp_path):
+    with pytest.raises(SurveyError, match="does not match the file name"):
+        load_survey_file(write(tmp_path, GOOD.format(name="other")))
+
+
+def test_catalog_unknown_survey(tmp_path):
+    write(tmp_path, GOOD.format(name="s"))
+    catalog = SurveyCatalog.from_directory(tmp_path)
+    assert catalog.names() == ["s"]
+    with pytest.raises(UnknownSurvey):
+        catalog.get("nope")

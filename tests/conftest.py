@@ -1,0 +1,144 @@
+"""Shared fixtures: a migrated database on each backend, the app, signed Twilio posts.
+
+Every test that takes `runtime` (or anything built on it) runs twice: on SQLite and on
+PostgreSQL. The PostgreSQL server is the one `AFTERCALL_TEST_DATABASE_URL` names (CI
+starts one); without it those runs are skipped locally and fail in CI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from twilio.request_validator import RequestValidator
+
+from aftercall import migrate
+from aftercall.config import Settings
+from aftercall.db import Database
+from aftercall.models import Base, CallAttempt, RequestState, SurveyRequest
+from aftercall.runtime import Runtime
+from aftercall.survey import SurveyCatalog
+from aftercall.web import create_app
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "test-auth-token"
+PUBLIC_BASE_URL = "https://surveys.example.test"
+FROM_NUMBER = "+15005550006"
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("AFTERCALL_TEST_DATABASE_URL", "")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must set AFTERCALL_TEST_DATABASE_URL to a PostgreSQL server")
+        pytest.skip("set AFTERCALL_TEST_DATABASE_URL to run against PostgreSQL")
+    return url
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An empty database migrated with `alembic upgrade head`, once per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'aftercall.db'}"
+    else:
+        url = _postgres_url()
+        _reset_postgres(url)
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number=FROM_NUMBER,
+        public_base_url=PUBLIC_BASE_URL,
+        company_name="Acme Support",
+        callback_number="+18005550100",
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    db = Database(settings.database_url)
+    _empty_tables(db)
+    yield Runtime(
+        settings=settings, db=db, catalog=SurveyCatalog.from_directory(settings.surveys_dir)
+    )
+    db.dispose()
+
+
+def _empty_tables(db: Database) -> None:
+    with db.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Flask:
+    app = create_app(runtime=runtime)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def sign(url: str, params: dict[str, str]) -> str:
+    return RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+
+
+@pytest.fixture
+def make_attempt(runtime: Runtime):
+    """Create a survey request with one placed call attempt, as the dialer would."""
+
+    def make(
+        phone: str = "+14155550123",
+        language: str = "en",
+        survey: str = "post-call",
+        call_sid: str | None = None,
+        source_call_id: str | None = None,
+    ) -> CallAttempt:
+        with runtime.db.session() as session:
+            count = session.query(SurveyRequest).count()
+            request = SurveyRequest(
+                phone=phone,
+                source_call_id=source_call_id or f"support-call-{count + 1}",
+                agent="alice",
+                queue="billing",
+                team="north",
+                language=language,
+                call_ended_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+                survey_name=survey,
+                state=RequestState.CALLING,
+            )
+            session.add(request)
+            session.flush()
+            attempt = CallAttempt(
+                request_id=request.id,
+                number=1,
+                call_sid=call_sid or f"CA{request.id:032x}",
+                status="queued",
+            )
+            session.add(attempt)
+        return attempt
+
+    return make

@@ -1,0 +1,130 @@
+"""Forged, unsigned, tampered and unknown webhooks: 403 or a polite goodbye, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from aftercall.config import Settings
+from aftercall.models import Answer, CallEvent, OptOut
+from aftercall.runtime import Runtime
+from aftercall.web import create_app
+from tests.conftest import PUBLIC_BASE_URL, sign
+from tests.ivr.conftest import SignedCall
+
+
+def count_rows(runtime):
+    with runtime.db.session() as session:
+        return tuple(
+            session.scalar(select(func.count(model.id))) for model in (Answer, CallEvent, OptOut)
+        )
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["unsigned", "wrong-token", "changed-digits", "changed-url", "internal-url"],
+)
+def test_forged_webhooks_are_refused_and_write_nothing(call, runtime, tamper):
+    c = call()
+    url = f"{c.base}/questions/nps?try=1"
+    params = c.params(Digits="*")
+    signature = {
+        "unsigned": "",
+        "wrong-token": "bm90IHRoZSByaWdodCBzaWduYXR1cmU=",
+        # Signed for "9", replayed with "*": the signature covers the parameters.
+        "changed-digits": sign(url, c.params(Digits="9")),
+        "changed-url": sign(f"{c.base}/questions/nps?try=3", params),
+        # Signed for the address the app sees behind the proxy, not the public one.
+        "internal-url": sign(url.replace(PUBLIC_BASE_URL, "http://localhost"), params),
+    }[tamper]
+    reply = c.post(url, params, signature=signature)
+    assert reply.status == 403
+    assert count_rows(runtime) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("endpoint", ["start", "status", "amd", "voicemail", "questions/nps"])
+def test_every_voice_endpoint_requires_a_signature(client, make_attempt, endpoint):
+    attempt = make_attempt()
+    response = client.post(
+        f"/voice/attempts/{attempt.id}/{endpoint}", data={"CallSid": attempt.call_sid}
+    )
+    assert response.status_code == 403
+
+
+def unavailable(reply):
+    assert reply.status == 200
+    assert reply.verbs() == ["Say", "Hangup"]
+    assert "not available" in reply.says()[0]
+
+
+def test_signed_webhook_for_an_unknown_attempt_gets_a_goodbye(client, runtime):
+    ghost = SignedCall(client, 999_999, "CA" + "f" * 32, "+14155550123")
+    unavailable(ghost.start())
+    unavailable(ghost.post(f"{ghost.base}/questions/nps?try=1", ghost.params(Digits="9")))
+    assert ghost.status("completed", 3).status == 200
+    assert count_rows(runtime) == (0, 0, 0)
+
+
+def test_a_call_sid_that_does_not_belong_to_the_attempt_is_unknown(call, runtime):
+    c = call()
+    c.call_sid = "CA" + "e" * 32
+    unavailable(c.start())
+    unavailable(c.post(f"{c.base}/questions/nps", c.params(Digits="9")))
+    assert count_rows(runtime) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["questions/nope?try=1", "questions/improve?try=1", "questions/nps/recording?try=1"],
+)
+def test_signed_webhook_for_a_question_the_survey_lacks_gets_a_goodbye(call, runtime, path):
+    c = call()
+    c.start()
+    unavailable(c.post(f"{c.base}/{path}", c.params(Digits="9")))
+    assert count_rows(runtime)[0] == 0
+
+
+@pytest.mark.parametrize("try_value", ["abc", "-1", "99999999999999999999", ""])
+def test_malformed_try_numbers_are_harmless(call, try_value):
+    c = call()
+    c.start()
+    reply = c.post(f"{c.base}/questions/nps?try={try_value}", c.params(Digits="x"))
+    assert reply.status == 200
+    assert reply.root.find("./Gather") is not None or reply.verbs()[-1] == "Hangup"
+
+
+@pytest.mark.parametrize(
+    "digits", ["", "1" * 5000, "<Say>x</Say>", "'; DROP TABLE answers; --", "\u0000"]
+)
+def test_hostile_digits_never_break_the_call(call, digits):
+    c = call()
+    reply = c.press(c.start(), digits)
+    assert reply.status == 200
+    assert reply.root.find("./Gather") is not None
+
+
+def test_database_outage_ends_the_call_politely(settings, make_attempt, tmp_path):
+    broken = settings.with_overrides(
+        database_url="postgresql+psycopg://nobody:nothing@127.0.0.1:1/none"
+    )
+    runtime = Runtime.from_settings(broken)
+    app = create_app(runtime=runtime)
+    c = SignedCall(app.test_client(), 1, "CA" + "1" * 32, "+14155550123")
+    unavailable(c.start())
+    unavailable(c.post(f"{c.base}/questions/nps?try=1", c.params(Digits="9")))
+
+
+def test_signature_check_has_no_off_switch():
+    # Without an auth token nothing can be verified, so everything is refused.
+    runtime = Runtime.from_settings(Settings(database_url="sqlite://"))
+    client = create_app(runtime=runtime).test_client()
+    response = client.post(
+        "/voice/attempts/1/start",
+        data={"CallSid": "CA1"},
+        headers={
+            "X-Twilio-Signature": sign(
+                "http://localhost:5000/voice/attempts/1/start", {"CallSid": "CA1"}
+            )
+        },
+    )
+    assert response.status_code == 403
