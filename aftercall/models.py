@@ -133,7 +133,7 @@ class SurveyRequest(Base):
     call_ended_at: Mapped[datetime]
     extra: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     survey_name: Mapped[str] = mapped_column(String(100))
-    # Pinned when the customer first hears the survey; until then the latest version.
+    # Pinned at intake (or, failing that, when the call starts): the version asked.
     survey_version_id: Mapped[int | None] = mapped_column(ForeignKey("survey_versions.id"))
     state: Mapped[RequestState] = mapped_column(
         _enum(RequestState, "request_state"), default=RequestState.PENDING
