@@ -1,0 +1,96 @@
+"""phonesim: a Twilio-compatible phone network simulator, for tests and the demo.
+
+It plays Twilio's part well enough that the real `twilio.rest.Client` (pointed at
+`PhoneNetwork.api_base`) and a real TwiML webhook app cannot tell the difference, for
+the subset a post-call survey robocaller uses. The product never imports it; tests and
+the demo command do.
+
+Twilio documentation followed. Checked against stored copies of the pages: Gather
+(attributes, defaults, actionOnEmptyResult), Record (defaults; an empty recording skips
+the action), AMD (parameters, async flow), status callback events, 21215 (geo
+permissions), 20429. Taken from the twilio SDK's source: the error JSON it parses and
+the create/update parameter names. From memory, unverified: the exact error messages,
+MachineDetectionDuration in milliseconds, Duration (minutes) on completed callbacks.
+- REST Call resource, twilio.com/docs/voice/api/call-resource: create/fetch/update/list,
+  parameters To, From, Url, Method, Twiml, StatusCallback, StatusCallbackEvent,
+  StatusCallbackMethod, Timeout, MachineDetection, AsyncAmd, AsyncAmdStatusCallback(+Method);
+  updates with Url/Method, Twiml, Status=completed|canceled; JSON shape and RFC 2822 dates.
+- Errors, twilio.com/docs/errors and /docs/usage/twilios-response: 20003 (401), 20404,
+  21211 (invalid To), 21215 (geo permissions: account not authorized to call the
+  number), 20429 (429), 21220 (redirecting a call that is not in progress).
+- Status callbacks, twilio.com/docs/voice/api/call-resource#statuscallbackevent:
+  initiated, ringing, answered, completed (default: completed only), CallbackSource,
+  SequenceNumber, Timestamp, CallDuration, Duration (minutes), SipResponseCode.
+- Answering machine detection, twilio.com/docs/voice/answering-machine-detection:
+  Enable/DetectMessageEnd, sync (Url fetched after detection with AnsweredBy) and
+  AsyncAmd (Url fetched at once, AnsweredBy and MachineDetectionDuration in ms posted to
+  AsyncAmdStatusCallback).
+- TwiML voice, twilio.com/docs/voice/twiml: <Say>, <Play>, <Pause>, <Gather> (dtmf,
+  numDigits, finishOnKey, timeout, action, method, actionOnEmptyResult, nested prompts
+  with barge-in), <Record> (action, method, timeout, finishOnKey, maxLength, playBeep,
+  transcribe, transcribeCallback; an empty recording skips the action), <Redirect>,
+  <Hangup>, <Reject>. Details in `phonesim.twiml`.
+- Webhook security, twilio.com/docs/usage/security: X-Twilio-Signature over the exact
+  URL (and POST parameters), computed with the SDK's RequestValidator.
+
+Left out: inbound calls, <Dial>/<Conference>/<Enqueue>/<Stream>/<Connect>/<Sms>
+(recorded as unsupported-verb application errors), speech recognition (input="speech"
+hears silence), real audio (a <Play> lasts 5 s; recordings are silent WAVs),
+StatusCallback on TwiML verbs, recordingStatusCallback, fallback URLs, AMD tuning
+parameters, pricing, the Recordings/Transcriptions list APIs, paging beyond one page,
+queueing calls above the CPS limit (Twilio queues them; phonesim answers 429 when
+`calls_per_second` is exceeded, like Twilio's API concurrency limit), and API keys
+(only account SID + auth token auth). Callee behaviour is scripted (`phonesim.persona`)
+and time is simulated (`phonesim.clock`).
+
+Usage::
+
+    net = PhoneNetwork(account_sid, auth_token, clock=SimClock(), seed=1)
+    net.start()                      # REST API on 127.0.0.1:<free port>
+    net.set_persona("+15551230001", Persona.answering(["10", "2", Comment("Slow", 6)]))
+    client = Client(account_sid, auth_token, http_client=RedirectingHttpClient(net.api_base))
+    sid = client.calls.create(to="+15551230001", from_="+15550000000", url=app_url).sid
+    net.run_until_idle()
+    call = net.call(sid)             # call.heard, call.keys_sent, call.status ...
+    net.stop()
+"""
+
+from phonesim.call import SimCall
+from phonesim.clock import SimClock, WallClock, rfc2822
+from phonesim.errors import ApiError
+from phonesim.journal import (
+    AppError,
+    CallbackPost,
+    DocumentFetch,
+    Journal,
+    KeyPress,
+    Prompt,
+    RestExchange,
+)
+from phonesim.network import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, PhoneNetwork
+from phonesim.persona import Comment, Persona, PersonaMix
+from phonesim.server import serve
+from phonesim.wsgi import BackgroundServer
+
+__all__ = [
+    "DEFAULT_ACCOUNT_SID",
+    "DEFAULT_AUTH_TOKEN",
+    "ApiError",
+    "AppError",
+    "BackgroundServer",
+    "CallbackPost",
+    "Comment",
+    "DocumentFetch",
+    "Journal",
+    "KeyPress",
+    "Persona",
+    "PersonaMix",
+    "PhoneNetwork",
+    "Prompt",
+    "RestExchange",
+    "SimCall",
+    "SimClock",
+    "WallClock",
+    "rfc2822",
+    "serve",
+]

@@ -1,0 +1,633 @@
+"""The phone network: calls, callees, the REST server and the driver that runs calls.
+
+`PhoneNetwork` owns the calls and one event queue ordered by (simulated) time. Each
+live call is a generator (ringing, answer, AMD, then the TwiML interpreter) that yields
+how long its next step takes; the driver pops the earliest event, moves the clock there
+and resumes that call, so many calls interleave on one clock exactly as their timings
+say. Webhooks are real HTTP requests made from the driver's thread, without holding the
+network lock, so the app may call the REST API while handling one.
+
+REST updates arrive on server threads. They never touch a running generator: they set
+the call's `pending` interrupt and schedule the call "now"; the driver throws the
+interrupt into the generator at its current yield, which is the moment Twilio would
+abandon the TwiML it is executing.
+
+Two ways to drive: `run_until_idle()` in the caller's thread (tests, the demo), or
+`start_driver()` for a background thread that runs calls as they arrive (server mode).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Literal
+
+from phonesim.call import (
+    ENDED,
+    STATUS_EVENTS,
+    CallInterrupt,
+    Cancel,
+    Hangup,
+    Redirect,
+    SimCall,
+)
+from phonesim.clock import Clock, SimClock, rfc2822
+from phonesim.errors import ApiError, not_found, server_error, too_many_requests
+from phonesim.journal import (
+    AppError,
+    CallbackPost,
+    DocumentFetch,
+    Journal,
+    KeyPress,
+    Prompt,
+    RestExchange,
+)
+from phonesim.persona import Persona, PersonaMix
+from phonesim.twiml import CalleeHungUp, Fetch, Inline, TwimlSession
+from phonesim.webhook import Webhooks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ACCOUNT_SID = "AC" + "0" * 31 + "1"
+DEFAULT_AUTH_TOKEN = "phonesim-auth-token"
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# Twilio's transcriptions arrive a while after the recording; simulated seconds.
+TRANSCRIPTION_DELAY = 8.0
+DEFAULT_RING_TIMEOUT = 60  # Twilio's default `Timeout`
+
+_CALL_LISTS = {
+    DocumentFetch: "documents",
+    Prompt: "prompts",
+    KeyPress: "key_presses",
+    CallbackPost: "callbacks",
+    AppError: "app_errors",
+    RestExchange: "rest",
+}
+
+Steps = Generator[float, None, None]
+
+
+class PhoneNetwork:
+    """A Twilio account's worth of phone network, in process."""
+
+    def __init__(
+        self,
+        account_sid: str = DEFAULT_ACCOUNT_SID,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
+        *,
+        clock: Clock | None = None,
+        seed: int = 0,
+        persona_mix: PersonaMix | None = None,
+        calls_per_second: float | None = None,
+        rate_limit_clock: Literal["wall", "sim"] = "wall",
+        blocked: Iterable[str] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.clock: Clock = clock or SimClock()
+        self.seed = seed
+        self.persona_mix = persona_mix or PersonaMix.default()
+        self.calls_per_second = calls_per_second
+        self.rate_limit_clock = rate_limit_clock
+        self.blocked: list[str] = list(blocked)
+        self.host, self.port = host, port
+        self.journal = Journal()
+        self.webhooks = Webhooks(auth_token)
+        self._lock = threading.RLock()
+        self._wakeup = threading.Condition(self._lock)
+        self._drive_lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._personas: dict[str, Persona] = {}
+        self._calls: dict[str, SimCall] = {}
+        self._recordings: dict[str, dict[str, Any]] = {}
+        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._recent_creates: deque[float] = deque()
+        self._faults: list[list[Any]] = []
+        self._server: Any = None
+        self._driver: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- configuration ----------------------------------------------------------------
+    def set_persona(self, number: str, persona: Persona) -> None:
+        with self._lock:
+            self._personas[number] = persona
+
+    def persona_for(self, number: str) -> Persona:
+        with self._lock:
+            if number not in self._personas:
+                self._personas[number] = self.persona_mix.choose(self.seed, number)
+            return self._personas[number]
+
+    def block(self, prefix_or_number: str) -> None:
+        """Numbers the account may not call (geo permissions): error 21215."""
+        with self._lock:
+            self.blocked.append(prefix_or_number)
+
+    def inject_fault(self, status: int = 500, times: int = 1, path_contains: str = "") -> None:
+        """The next `times` REST requests whose path contains `path_contains` fail.
+
+        429 answers as Twilio's rate limiter (20429), anything else as a server error.
+        """
+        with self._lock:
+            self._faults.append([status, times, path_contains])
+
+    # -- server -----------------------------------------------------------------------
+    def start(self) -> str:
+        """Serves the REST API on `host:port` (0: a free port); returns `api_base`."""
+        from phonesim.rest import RestApi
+        from phonesim.wsgi import BackgroundServer
+
+        if self._server is None:
+            self._server = BackgroundServer(RestApi(self), self.host, self.port)
+            self._server.start()
+        return self.api_base
+
+    @property
+    def api_base(self) -> str:
+        if self._server is None:
+            return "http://phonesim.invalid"
+        return self._server.base_url
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._wakeup:
+            self._wakeup.notify_all()
+        if self._driver is not None:
+            self._driver.join(timeout=5)
+            self._driver = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> PhoneNetwork:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- reading ----------------------------------------------------------------------
+    @property
+    def calls(self) -> list[SimCall]:
+        with self._lock:
+            return list(self._calls.values())
+
+    def call(self, sid: str) -> SimCall:
+        with self._lock:
+            try:
+                return self._calls[sid]
+            except KeyError:
+                raise not_found(
+                    f"/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}.json"
+                ) from None
+
+    def calls_to(self, number: str) -> list[SimCall]:
+        return [call for call in self.calls if call.to == number]
+
+    def recording(self, sid: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._recordings.get(sid)
+
+    def record(self, call: SimCall | None, entry: Any) -> None:
+        self.journal.add(entry)
+        if call is not None:
+            with self._lock:
+                getattr(call, _CALL_LISTS[type(entry)]).append(entry)
+
+    # -- REST operations (called on server threads) -------------------------------------
+    def take_fault(self, path: str) -> ApiError | None:
+        with self._lock:
+            for fault in self._faults:
+                status, times, contains = fault
+                if times > 0 and contains in path:
+                    fault[1] -= 1
+                    return too_many_requests() if status == 429 else _fault(status)
+        return None
+
+    def create_call(self, form: dict[str, list[str]]) -> SimCall:
+        def get(name: str, default: str | None = None) -> str | None:
+            values = form.get(name)
+            return values[-1] if values else default
+
+        to, from_ = get("To"), get("From")
+        if not to:
+            raise ApiError(400, 21201, "No 'To' number is specified")
+        if not from_:
+            raise ApiError(400, 21213, "No 'From' number is specified")
+        if not E164.match(to):
+            raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if not E164.match(from_):
+            raise ApiError(
+                400,
+                21212,
+                f"The 'From' number {from_} is not a valid phone number, "
+                "shortcode, or alphanumeric sender ID.",
+            )
+        if any(to.startswith(prefix) for prefix in self.blocked):
+            raise ApiError(
+                400,
+                21215,
+                f"Account not authorized to call {to}. Perhaps you need to enable "
+                "some international permissions: "
+                "https://www.twilio.com/console/voice/calls/geo-permissions/low-risk",
+            )
+        url, twiml = get("Url"), get("Twiml")
+        if not url and not twiml:
+            raise ApiError(400, 21205, "Url parameter is required.")
+        if url and not re.match(r"^https?://", url):
+            raise ApiError(400, 21205, f"Url is not a valid URL: {url}")
+        events: list[str] = []
+        for value in form.get("StatusCallbackEvent", []):
+            events.extend(value.split())
+        if any(event not in STATUS_EVENTS for event in events):
+            raise ApiError(400, 21626, f"Invalid StatusCallbackEvent: {' '.join(events)}")
+        detection = get("MachineDetection")
+        if detection not in (None, "Enable", "DetectMessageEnd"):
+            raise ApiError(400, 21626, f"Invalid MachineDetection value: {detection}")
+        timeout = int(get("Timeout") or DEFAULT_RING_TIMEOUT)
+        self._check_rate()
+
+        with self._lock:
+            now = self.clock.now()
+            call = SimCall(
+                sid=self.new_sid("CA"),
+                account_sid=self.account_sid,
+                to=to,
+                from_=from_,
+                url=url,
+                method=(get("Method") or "POST").upper(),
+                twiml=twiml,
+                status_callback=get("StatusCallback"),
+                status_callback_method=(get("StatusCallbackMethod") or "POST").upper(),
+                status_callback_events=tuple(events) or ("completed",),
+                machine_detection=detection,
+                async_amd=(get("AsyncAmd") or "false").lower() == "true",
+                amd_callback=get("AsyncAmdStatusCallback"),
+                amd_callback_method=(get("AsyncAmdStatusCallbackMethod") or "POST").upper(),
+                timeout=max(1, min(timeout, 600)),
+                persona=self.persona_for(to),
+                date_created=now,
+            )
+            call.runner = self._lifecycle(call)
+            next(call.runner)  # primed: nothing happens until the driver dials
+            self._calls[call.sid] = call
+            self._schedule_call(call, self.clock.time())
+        return call
+
+    def update_call(self, sid: str, form: dict[str, list[str]]) -> SimCall:
+        def get(name: str) -> str | None:
+            values = form.get(name)
+            return values[-1] if values else None
+
+        call = self.call(sid)
+        status, url, twiml = get("Status"), get("Url"), get("Twiml")
+        method = (get("Method") or "POST").upper()
+        with self._lock:
+            now = self.clock.now()
+            if get("StatusCallback"):
+                call.status_callback = get("StatusCallback")
+            if status is not None:
+                if status not in ("completed", "canceled"):
+                    raise ApiError(400, 20001, f"Invalid Status value: {status}")
+                if call.status in ("queued", "ringing"):
+                    # Both end a call that has not been answered; it never connects.
+                    call.status, call.end_time = "canceled", now
+                    self._interrupt(call, Cancel())
+                elif call.status == "in-progress" and status == "completed":
+                    call.status, call.end_time = "completed", now
+                    self._interrupt(call, Hangup())
+                # canceled on a live call, or anything on an ended call: no change.
+            elif url or twiml:
+                if call.ended:
+                    raise ApiError(400, 21220, "Call is not in-progress. Cannot redirect.")
+                if call.status == "in-progress":
+                    self._interrupt(call, Redirect(url, method, twiml))
+                else:
+                    call.url, call.method, call.twiml = url or call.url, method, twiml
+            call.date_updated = now
+        return call
+
+    def _check_rate(self) -> None:
+        if self.calls_per_second is None:
+            return
+        now = time.monotonic() if self.rate_limit_clock == "wall" else self.clock.time()
+        with self._lock:
+            while self._recent_creates and self._recent_creates[0] <= now - 1.0:
+                self._recent_creates.popleft()
+            if len(self._recent_creates) >= self.calls_per_second:
+                raise too_many_requests()
+            self._recent_creates.append(now)
+
+    def new_sid(self, prefix: str) -> str:
+        with self._lock:
+            return f"{prefix}{self._rng.getrandbits(128):032x}"
+
+    # -- the driver -------------------------------------------------------------------
+    def run_until_idle(self, timeout: float = 30.0) -> None:
+        """Drives every queued and live call to its end (and pending callbacks).
+
+        `timeout` is in real seconds; a call stuck in an endless TwiML loop raises
+        TimeoutError instead of hanging the test.
+        """
+        deadline = time.monotonic() + timeout
+        if self._driver is not None:
+            while self._busy():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("phonesim: calls still live")
+                time.sleep(0.01)
+            return
+        with self._drive_lock:
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("phonesim: calls still live after run_until_idle timeout")
+                event = self._next_event(wait_when_empty=False)
+                if event is None:
+                    return
+                event()
+
+    def start_driver(self) -> None:
+        """Runs calls in a background thread as they arrive (server mode)."""
+        if self._driver is not None:
+            return
+        self._stopping.clear()
+        self._driver = threading.Thread(
+            target=self._drive_forever, name="phonesim-driver", daemon=True
+        )
+        self._driver.start()
+
+    def _drive_forever(self) -> None:
+        with self._drive_lock:
+            while not self._stopping.is_set():
+                event = self._next_event(wait_when_empty=True)
+                if event is None:
+                    continue
+                try:
+                    event()
+                except Exception:
+                    log.exception("phonesim: a call step failed")
+
+    def _busy(self) -> bool:
+        with self._lock:
+            return bool(self._events) or any(not call.ended for call in self._calls.values())
+
+    def _next_event(self, wait_when_empty: bool) -> Callable[[], None] | None:
+        with self._wakeup:
+            while not self._stopping.is_set() or not wait_when_empty:
+                if self._events:
+                    at = self._events[0][0]
+                    if self.clock.simulated:
+                        action = heapq.heappop(self._events)[2]
+                        self.clock.advance_to(at)
+                        return action
+                    delay = at - self.clock.time()
+                    if delay <= 0:
+                        return heapq.heappop(self._events)[2]
+                    self._wakeup.wait(min(delay, 0.2))
+                elif wait_when_empty:
+                    self._wakeup.wait(0.2)
+                else:
+                    return None
+            return None
+
+    def _schedule(self, at: float, action: Callable[[], None]) -> None:
+        with self._wakeup:
+            heapq.heappush(self._events, (at, next(self._order), action))
+            self._wakeup.notify_all()
+
+    def _schedule_call(self, call: SimCall, at: float) -> None:
+        with self._lock:
+            call.token += 1
+            token = call.token
+        self._schedule(at, lambda: self._step(call, token))
+
+    def _interrupt(self, call: SimCall, interrupt: CallInterrupt) -> None:
+        with self._lock:
+            call.pending = interrupt
+            if not call.running and call.runner is not None:
+                self._schedule_call(call, self.clock.time())
+
+    def _step(self, call: SimCall, token: int) -> None:
+        with self._lock:
+            if token != call.token or call.runner is None:
+                return  # superseded by an interrupt
+            interrupt, call.pending = call.pending, None
+            call.running = True
+            runner = call.runner
+        wait: float | None = None
+        try:
+            wait = runner.throw(interrupt) if interrupt is not None else next(runner)
+        except StopIteration:
+            wait = None
+        finally:
+            with self._lock:
+                call.running = False
+                if wait is None:
+                    call.runner = None
+                else:
+                    now = self.clock.time()
+                    self._schedule_call(call, now if call.pending is not None else now + wait)
+
+    # -- a call's life ----------------------------------------------------------------
+    def _lifecycle(self, call: SimCall) -> Steps:
+        try:
+            yield 0.0
+            status, sip = yield from self._connect(call)
+        except Cancel:
+            status, sip = "canceled", 487
+        except (Hangup, CalleeHungUp, Redirect):
+            status, sip = "completed", 200
+        self._finish(call, status, sip)
+
+    def _connect(self, call: SimCall) -> Generator[float, None, tuple[str, int]]:
+        persona = call.persona
+        with self._lock:
+            call.start_time = call.date_updated = self.clock.now()
+        self._status_event(call, "initiated", "initiated")
+        if persona.pickup == "failed":
+            yield 1.0
+            return "failed", persona.sip_response_code
+        if persona.pickup == "busy":
+            yield 2.0  # a busy line answers 486 before it ever rings
+            return "busy", 486
+        self._set_status(call, "ringing")
+        self._status_event(call, "ringing", "ringing")
+        if persona.pickup == "no-answer" or persona.ring_seconds >= call.timeout:
+            yield float(call.timeout)
+            return "no-answer", 487
+        yield persona.ring_seconds
+        with self._lock:
+            # A cancel may have landed on a server thread while this step was starting.
+            answered = call.status == "ringing" and call.pending is None
+            if answered:
+                call.status, call.sip_response_code = "in-progress", 200
+                call.answered_at = call.date_updated = self.clock.now()
+        if not answered:
+            yield 0.0  # the driver throws the pending Cancel here
+            return "canceled", 487
+        self._status_event(call, "answered", "in-progress")
+        if call.machine_detection:
+            verdict = persona.verdict(call.machine_detection)
+            if call.async_amd:
+                # The TwiML starts at once so a person never hears silence; the verdict
+                # goes to AsyncAmdStatusCallback when AMD reaches it.
+                self._schedule(
+                    self.clock.time() + persona.amd_seconds,
+                    lambda: self._amd_result(call, verdict),
+                )
+            else:
+                yield persona.amd_seconds
+                with self._lock:
+                    call.answered_by = verdict
+        first: Fetch | Inline
+        if call.twiml is not None:
+            first = Inline(call.twiml, call.url or "")
+        else:
+            first = Fetch(call.url or "", call.method, "answer")
+        yield from TwimlSession(self, call).run(first)
+        return "completed", 200
+
+    def _set_status(self, call: SimCall, status: str) -> None:
+        with self._lock:
+            if not call.ended:
+                call.status = status
+                call.date_updated = self.clock.now()
+
+    def _finish(self, call: SimCall, status: str, sip: int) -> None:
+        with self._lock:
+            now = self.clock.now()
+            if call.status not in ENDED:
+                call.status = status
+            if call.end_time is None:
+                call.end_time = now
+            if call.sip_response_code is None or call.status != "completed":
+                call.sip_response_code = sip
+            call.date_updated = now
+        duration = call.duration or 0
+        self._status_event(
+            call,
+            "completed",
+            call.status,
+            {"CallDuration": str(duration), "Duration": str(math.ceil(duration / 60))},
+        )
+
+    def _status_event(
+        self, call: SimCall, event: str, call_status: str, extra: dict[str, str] | None = None
+    ) -> None:
+        if not call.status_callback or event not in call.status_callback_events:
+            return
+        with self._lock:
+            params = call.webhook_params()
+            params.update(
+                CallStatus=call_status,
+                Timestamp=rfc2822(self.clock.now()) or "",
+                SequenceNumber=str(call.sequence),
+                CallbackSource="call-progress-events",
+            )
+            if call.sip_response_code is not None and event in ("answered", "completed"):
+                params["SipResponseCode"] = str(call.sip_response_code)
+            params.update(extra or {})
+            call.sequence += 1
+        self._post(call, "status", call.status_callback, call.status_callback_method, params)
+
+    def _amd_result(self, call: SimCall, verdict: str) -> None:
+        with self._lock:
+            if call.status != "in-progress":
+                return  # the call ended before AMD made up its mind
+            call.answered_by = verdict
+        if call.amd_callback:
+            params = {
+                "AccountSid": call.account_sid,
+                "CallSid": call.sid,
+                "AnsweredBy": verdict,
+                "MachineDetectionDuration": str(int(call.persona.amd_seconds * 1000)),
+            }
+            self._post(call, "amd", call.amd_callback, call.amd_callback_method, params)
+
+    def _post(
+        self, call: SimCall, kind: str, url: str, method: str, params: dict[str, str]
+    ) -> None:
+        response = self.webhooks.signed_request(url, method, params)
+        now = self.clock.now()
+        self.record(
+            call,
+            CallbackPost(
+                now, call.sid, kind, response.url, response.method, params, response.status
+            ),
+        )
+        if response.status is None:
+            self.record(
+                call,
+                AppError(now, call.sid, 11205, f"HTTP connection failure: {response.error}", url),
+            )
+        elif not response.ok:
+            self.record(
+                call,
+                AppError(
+                    now, call.sid, 11200, f"HTTP retrieval failure: status {response.status}", url
+                ),
+            )
+
+    # -- recordings -------------------------------------------------------------------
+    def add_recording(self, call: SimCall, seconds: float, text: str) -> tuple[str, str]:
+        sid = self.new_sid("RE")
+        url = f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
+        entry = {
+            "sid": sid,
+            "call_sid": call.sid,
+            "seconds": seconds,
+            "text": text,
+            "url": url,
+            "date_created": self.clock.now(),
+        }
+        with self._lock:
+            self._recordings[sid] = entry
+            call.recordings.append(entry)
+        return sid, url
+
+    def schedule_transcription(
+        self,
+        call: SimCall,
+        recording_sid: str,
+        recording_url: str,
+        text: str,
+        callback: str | None,
+    ) -> None:
+        transcription_sid = self.new_sid("TR")
+        with self._lock:
+            self._recordings[recording_sid]["transcription"] = text
+            self._recordings[recording_sid]["transcription_sid"] = transcription_sid
+
+        def deliver() -> None:
+            if not callback:
+                return
+            with self._lock:
+                params = call.webhook_params()
+            params.update(
+                TranscriptionSid=transcription_sid,
+                TranscriptionText=text,
+                TranscriptionStatus="completed" if text else "failed",
+                TranscriptionUrl=f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}"
+                f"/Transcriptions/{transcription_sid}",
+                RecordingSid=recording_sid,
+                RecordingUrl=recording_url,
+            )
+            self._post(call, "transcription", callback, "POST", params)
+
+        self._schedule(self.clock.time() + TRANSCRIPTION_DELAY, deliver)
+
+
+def _fault(status: int) -> ApiError:
+    if status == 500:
+        return server_error()
+    return ApiError(status, 20000 + status, f"Injected fault {status}")

@@ -1,0 +1,240 @@
+"""Simulated callees: who picks up, what they press, when they hang up.
+
+A `Persona` is an immutable script; each call gets its own `Callee` that plays it.
+
+How a persona meets input verbs (`<Gather>`, `<Record>`)
+--------------------------------------------------------
+- The scripted answers are used in order, one per *question*. A question is an input
+  verb that asks something: one with a nested `<Say>`/`<Play>`, or one preceded by a
+  `<Say>`/`<Play>` since the previous input verb. An input verb with no prompt of its own
+  (an app's short follow-up `<Gather>` listening for the "0" of "10") gets no new
+  answer: only keys typed ahead, else silence.
+- Answers are key strings ("7", "10", "1#", "*"), "" for silence, or a `Comment` (speech
+  for a `<Record>`; at a `<Gather>` speech is silence on the keypad).
+- Typeahead: keys go into a buffer the keypad shares across verbs, as on a real phone.
+  An input verb takes keys from the buffer until it is satisfied (`numDigits` reached or
+  a `finishOnKey` pressed); keys beyond that stay buffered and are taken, at once, by
+  the next input verb. So "10" at a `numDigits=1` `<Gather>` yields "1" there and "0"
+  at the next one. The next scripted answer is only used when the buffer is empty.
+- Keys typed ahead stop (barge in on) the next verb's nested prompts before they play;
+  `barge_in_after` makes the persona press during a prompt instead of after it.
+- `hangs_up_after(k)`: after answering k questions the callee hangs up one second into
+  the next question.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+Pickup = Literal["human", "machine", "fax", "busy", "no-answer", "failed"]
+
+# AMD verdicts Twilio sends as AnsweredBy.
+AMD_VERDICTS = (
+    "human",
+    "machine_start",
+    "machine_end_beep",
+    "machine_end_silence",
+    "machine_end_other",
+    "fax",
+    "unknown",
+)
+
+
+@dataclass(frozen=True)
+class Comment:
+    """Speech left at a `<Record>`: what is said, for how long, and how it ends."""
+
+    text: str
+    seconds: float = 5.0
+    # A key pressed after speaking (e.g. "#"); None: the speaker just goes quiet.
+    finish_key: str | None = None
+
+
+Answer = str | Comment
+
+
+@dataclass(frozen=True)
+class Persona:
+    """How one callee behaves; build with the constructors below."""
+
+    name: str = "answering"
+    pickup: Pickup = "human"
+    answers: tuple[Answer, ...] = ()
+    ring_seconds: float = 6.0
+    # Seconds after the prompts end before the first key; past the Gather timeout the
+    # keys come too late and stay buffered for the next verb.
+    think_seconds: float = 1.0
+    key_gap: float = 0.3
+    # Seconds into a question's first prompt at which the persona starts typing.
+    barge_in_after: float | None = None
+    hang_up_after: int | None = None
+    # The verdict AMD reaches; None derives it from `pickup`.
+    amd_verdict: str | None = None
+    amd_seconds: float = 3.5
+    # For `failed`: the SIP response the carrier gave (404 unallocated, 500 ...).
+    sip_response_code: int = 404
+
+    # -- constructors -------------------------------------------------------------
+    @classmethod
+    def answering(cls, answers: Iterable[Answer], **options: Any) -> Persona:
+        return cls(name="answering", answers=tuple(answers), **options)
+
+    @classmethod
+    def invalid_first(
+        cls, answers: Iterable[Answer], invalid: str = "15", **options: Any
+    ) -> Persona:
+        """Gives an out-of-range answer to the first question, then `answers`.
+
+        "15" is out of range for an NPS 0-10 question asked one key at a time (the "1"
+        then a "5" at the follow-up Gather); pass `invalid` for other questions.
+        """
+        return cls(name="invalid_first", answers=(invalid, *answers), **options)
+
+    @classmethod
+    def silent(cls, **options: Any) -> Persona:
+        """Picks up and never presses a key."""
+        return cls(name="silent", answers=(), **options)
+
+    @classmethod
+    def hangs_up_after(cls, k: int, answers: Iterable[Answer] = (), **options: Any) -> Persona:
+        answers = tuple(answers)
+        padded = (*answers, *([""] * max(0, k - len(answers))))
+        return cls(name="hangs_up", answers=padded[:k], hang_up_after=k, **options)
+
+    @classmethod
+    def opts_out(
+        cls, at_question: int = 1, answers: Sequence[Answer] = (), **options: Any
+    ) -> Persona:
+        """Answers `answers` then presses "*" at question `at_question` (1-based)."""
+        before = tuple(answers[: at_question - 1])
+        before = (*before, *([""] * (at_question - 1 - len(before))))
+        return cls(name="opts_out", answers=(*before, "*"), **options)
+
+    @classmethod
+    def no_answer(cls, **options: Any) -> Persona:
+        return cls(name="no_answer", pickup="no-answer", **options)
+
+    @classmethod
+    def busy(cls, **options: Any) -> Persona:
+        return cls(name="busy", pickup="busy", **options)
+
+    @classmethod
+    def failing(cls, sip_response_code: int = 404, **options: Any) -> Persona:
+        return cls(name="failing", pickup="failed", sip_response_code=sip_response_code, **options)
+
+    @classmethod
+    def machine(cls, verdict: str = "machine_end_beep", **options: Any) -> Persona:
+        """A voicemail: listens, never presses; AMD says `verdict`."""
+        return cls(name="machine", pickup="machine", amd_verdict=verdict, **options)
+
+    @classmethod
+    def fax(cls, **options: Any) -> Persona:
+        return cls(name="fax", pickup="fax", amd_verdict="fax", **options)
+
+    def with_(self, **changes: Any) -> Persona:
+        return replace(self, **changes)
+
+    # -- behaviour ----------------------------------------------------------------
+    def verdict(self, mode: str) -> str:
+        """The AnsweredBy AMD reports, for MachineDetection `mode`.
+
+        `Enable` reports a machine as soon as it hears one (`machine_start`); only
+        `DetectMessageEnd` waits for the greeting to end (`machine_end_*`).
+        """
+        verdict = self.amd_verdict or {"human": "human", "fax": "fax"}.get(
+            self.pickup, "machine_end_beep"
+        )
+        if mode != "DetectMessageEnd" and verdict.startswith("machine_end"):
+            return "machine_start"
+        return verdict
+
+    def callee(self) -> Callee:
+        return Callee(self)
+
+
+HANG_UP = object()
+
+
+@dataclass
+class Callee:
+    """One call's run of a persona: the keypad buffer and how far the script got."""
+
+    persona: Persona
+    buffer: str = ""
+    answered: int = 0
+    _next: int = field(default=0, repr=False)
+
+    @property
+    def listens_only(self) -> bool:
+        return self.persona.pickup != "human"
+
+    def next_answer(self) -> Answer | object:
+        """The answer to a new question: keys, a Comment, "" (silence) or HANG_UP."""
+        if self.listens_only:
+            return ""
+        limit = self.persona.hang_up_after
+        if limit is not None and self.answered >= limit:
+            return HANG_UP
+        self.answered += 1
+        if self._next < len(self.persona.answers):
+            answer = self.persona.answers[self._next]
+            self._next += 1
+            return answer
+        return ""
+
+    def take_key(self) -> str | None:
+        if not self.buffer:
+            return None
+        key, self.buffer = self.buffer[0], self.buffer[1:]
+        return key
+
+
+@dataclass(frozen=True)
+class PersonaMix:
+    """A weighted choice of personas for numbers that were given none.
+
+    The choice is seeded per number, so a number gets the same persona whatever order
+    the calls are placed in.
+    """
+
+    weighted: tuple[tuple[float, Persona], ...]
+
+    def choose(self, seed: int, number: str) -> Persona:
+        rng = random.Random(f"{seed}:{number}")
+        total = sum(weight for weight, _ in self.weighted)
+        pick = rng.uniform(0, total)
+        for weight, persona in self.weighted:
+            pick -= weight
+            if pick <= 0:
+                return _randomise(persona, rng)
+        return _randomise(self.weighted[-1][1], rng)
+
+    @classmethod
+    def default(cls) -> PersonaMix:
+        """Roughly what an outbound survey campaign meets."""
+        return cls(
+            (
+                (55.0, Persona(name="random")),
+                (8.0, Persona.silent()),
+                (4.0, Persona(name="random_hangs_up", hang_up_after=2)),
+                (3.0, Persona(name="random_opts_out")),
+                (12.0, Persona.no_answer()),
+                (5.0, Persona.busy()),
+                (10.0, Persona.machine()),
+                (3.0, Persona.failing()),
+            )
+        )
+
+
+def _randomise(persona: Persona, rng: random.Random) -> Persona:
+    """Fills the `random*` personas with answers drawn from `rng`."""
+    if not persona.name.startswith("random"):
+        return persona
+    answers: list[Answer] = [str(rng.choice([*range(11), 9, 10, 10])) for _ in range(6)]
+    answers.insert(rng.randrange(3, 6), Comment("Everything was fine, thanks.", seconds=4))
+    if persona.name == "random_opts_out":
+        answers[rng.randrange(0, 3)] = "*"
+    return replace(persona, answers=tuple(answers), barge_in_after=rng.choice([None, 2.0]))

@@ -1,0 +1,386 @@
+"""The TwiML interpreter: what Twilio does with the documents an app returns.
+
+Follows twilio.com/docs/voice/twiml and the verb pages for <Say>, <Play>, <Pause>,
+<Gather>, <Record>, <Redirect>, <Hangup>, <Reject>:
+
+- Verbs run in order; a document that runs out of verbs ends the call.
+- `action` URLs (Gather, Record) and Redirect targets may be relative: they are resolved
+  against the URL of the document they came from; without `action` the current
+  document URL is requested again. `method` defaults to POST.
+- <Gather>: nested <Say>/<Play>/<Pause> play while it listens; a key stops them
+  (barge-in). It ends on `numDigits`, a `finishOnKey` key (default "#", not included in
+  Digits) or `timeout` seconds (default 5) without a key. With input it requests the
+  action with Digits and FinishedOnKey. Without input it falls through to the next verb,
+  unless `actionOnEmptyResult="true"`, which requests the action with empty Digits.
+- <Record>: `finishOnKey` default "1234567890*#", `timeout` seconds of silence (default
+  5), `maxLength` (default 3600), `playBeep` default true. Requests the action with
+  RecordingUrl, RecordingDuration, RecordingSid, Digits; if the recording is empty (the
+  callee said nothing, or pressed a finish key first) Twilio does not request the
+  action and continues with the next verb. `transcribe` posts TranscriptionText etc. to
+  `transcribeCallback` later, asynchronously.
+- A webhook that fails (no response, non-2xx, not a <Response> document) is an
+  application error: Twilio says so to the caller and hangs up.
+
+The interpreter is a generator that yields the seconds each step takes; the network's
+driver turns them into simulated (or real) time and throws REST updates (redirect,
+hangup) into it at the moment they arrive, as Twilio abandons the current TwiML.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin
+
+from phonesim.call import Redirect, SimCall
+from phonesim.journal import AppError, DocumentFetch, KeyPress, Prompt
+from phonesim.persona import HANG_UP, Comment
+
+if TYPE_CHECKING:
+    from phonesim.network import PhoneNetwork
+
+# A Redirect loop would otherwise run forever in simulated time.
+MAX_DOCUMENTS = 200
+WORDS_PER_SECOND = 2.5  # ~150 words a minute, Twilio's default voices
+PLAY_SECONDS = 5.0
+ERROR_MESSAGE = "We are sorry, an application error has occurred. Goodbye."
+SAY_DEFAULTS = {"voice": "man", "language": "en-US"}
+
+Steps = Generator[float, None, None]
+
+
+class CalleeHungUp(Exception):
+    """The persona put the phone down."""
+
+
+class AppFailure(Exception):
+    """A webhook failed in a way Twilio treats as an application error."""
+
+
+@dataclass(frozen=True)
+class Fetch:
+    url: str
+    method: str
+    reason: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inline:
+    twiml: str
+    base_url: str
+
+
+Instruction = Fetch | Inline | None
+CONTINUE = object()
+
+
+def prompt_seconds(element: ET.Element) -> float:
+    loop = _int(element.get("loop"), 1)
+    loop = 10 if loop == 0 else loop  # "0" loops until interrupted; cap it
+    if element.tag == "Say":
+        words = len("".join(element.itertext()).split())
+        return max(0.5, words / WORDS_PER_SECOND) * loop
+    if element.tag == "Play":
+        return PLAY_SECONDS * loop
+    if element.tag == "Pause":
+        return float(_int(element.get("length"), 1))
+    return 0.0
+
+
+class TwimlSession:
+    """Runs one call's TwiML from its first document until the call should end."""
+
+    def __init__(self, network: PhoneNetwork, call: SimCall) -> None:
+        self.net = network
+        self.call = call
+        # A <Say>/<Play> has played since the last input verb: the next input verb is a
+        # question the persona answers (see phonesim.persona).
+        self.prompted = False
+
+    # -- documents ------------------------------------------------------------------
+    def run(self, first: Instruction) -> Steps:
+        instruction = first
+        documents = 0
+        while instruction is not None:
+            try:
+                documents += 1
+                if documents > MAX_DOCUMENTS:
+                    raise AppFailure(f"more than {MAX_DOCUMENTS} documents in one call")
+                root, url = self._load(instruction)
+                instruction = yield from self._execute(root, url)
+            except Redirect as update:
+                if update.twiml is not None:
+                    instruction = Inline(update.twiml, update.url or self.call.url or "")
+                else:
+                    instruction = Fetch(update.url or "", update.method, "update")
+            except AppFailure:
+                self._prompt("error", ERROR_MESSAGE, {})
+                yield prompt_seconds(_say(ERROR_MESSAGE))
+                return
+
+    def _load(self, instruction: Fetch | Inline) -> tuple[ET.Element, str]:
+        call = self.call
+        if isinstance(instruction, Inline):
+            self.net.record(
+                call,
+                DocumentFetch(
+                    self.net.clock.now(), call.sid, "", "", {}, None, instruction.twiml, "twiml"
+                ),
+            )
+            return self._parse(instruction.twiml, None), instruction.base_url
+        params = {**call.webhook_params(), **instruction.extra}
+        response = self.net.webhooks.signed_request(instruction.url, instruction.method, params)
+        self.net.record(
+            call,
+            DocumentFetch(
+                self.net.clock.now(),
+                call.sid,
+                response.url,
+                response.method,
+                params,
+                response.status,
+                response.text,
+                instruction.reason,
+            ),
+        )
+        if response.status is None:
+            self._fail(11205, f"HTTP connection failure: {response.error}", instruction.url)
+        if not response.ok:
+            self._fail(11200, f"HTTP retrieval failure: status {response.status}", instruction.url)
+        return self._parse(response.text, instruction.url), instruction.url
+
+    def _parse(self, text: str, url: str | None) -> ET.Element:
+        try:
+            root = ET.fromstring(text.strip())
+        except ET.ParseError as exc:
+            self._fail(12100, f"Document parse failure: {exc}", url)
+        if root.tag != "Response":
+            self._fail(12100, f"Document parse failure: root element <{root.tag}>", url)
+        return root
+
+    def _fail(self, code: int, message: str, url: str | None) -> None:
+        self.net.record(
+            self.call, AppError(self.net.clock.now(), self.call.sid, code, message, url)
+        )
+        raise AppFailure(message)
+
+    # -- verbs ------------------------------------------------------------------------
+    def _execute(self, root: ET.Element, url: str) -> Generator[float, None, Instruction]:
+        for verb in root:
+            if self.call.pending is not None:
+                yield 0.0  # let the driver deliver a REST update before the next verb
+            tag = verb.tag
+            if tag in ("Say", "Play"):
+                self.prompted = True
+                yield from self._play(verb, None)
+            elif tag == "Pause":
+                yield prompt_seconds(verb)
+            elif tag == "Gather":
+                outcome = yield from self._gather(verb, url)
+                if outcome is not CONTINUE:
+                    return outcome  # type: ignore[return-value]
+            elif tag == "Record":
+                outcome = yield from self._record(verb, url)
+                if outcome is not CONTINUE:
+                    return outcome  # type: ignore[return-value]
+            elif tag == "Redirect":
+                target = (verb.text or "").strip()
+                if not target:
+                    self._fail(12100, "<Redirect> without a URL", url)
+                return Fetch(urljoin(url, target), verb.get("method", "POST"), "redirect")
+            elif tag in ("Hangup", "Reject"):
+                return None
+            else:
+                # Twilio would run these (Dial, Enqueue, Sms ...); this simulator does not.
+                self.net.record(
+                    self.call,
+                    AppError(
+                        self.net.clock.now(),
+                        self.call.sid,
+                        12100,
+                        f"<{tag}> is not supported by phonesim",
+                        url,
+                    ),
+                )
+        return None
+
+    def _play(self, element: ET.Element, cut_after: float | None) -> Generator[float, None, bool]:
+        """Plays a Say/Play/Pause; True if a key cut it short after `cut_after` s."""
+        seconds = prompt_seconds(element)
+        prompt = None
+        if element.tag == "Say":
+            text = " ".join("".join(element.itertext()).split())
+            prompt = self._prompt("say", text, element.attrib)
+        elif element.tag == "Play":
+            prompt = self._prompt("play", (element.text or "").strip(), element.attrib)
+        interrupted = cut_after is not None and cut_after < seconds
+        try:
+            yield cut_after if interrupted else seconds  # type: ignore[misc]
+        except BaseException:
+            if prompt is not None:
+                prompt.interrupted = True
+            raise
+        if interrupted and prompt is not None:
+            prompt.interrupted = True
+        return interrupted
+
+    def _prompt(self, kind: str, text: str, attrs: dict[str, str]) -> Prompt:
+        prompt = Prompt(
+            self.net.clock.now(),
+            self.call.sid,
+            kind,
+            text,
+            language=attrs.get("language", SAY_DEFAULTS["language"]) if kind == "say" else None,
+            voice=attrs.get("voice", SAY_DEFAULTS["voice"]) if kind == "say" else None,
+        )
+        self.net.record(self.call, prompt)
+        return prompt
+
+    def _type(self, keys: str) -> None:
+        for key in keys:
+            self.net.record(self.call, KeyPress(self.net.clock.now(), self.call.sid, key))
+            self.call.callee.buffer += key
+
+    def _hang_up(self, prompts: list[ET.Element]) -> Steps:
+        if prompts:
+            yield from self._play(prompts[0], 1.0)
+        else:
+            yield 1.0
+        raise CalleeHungUp
+
+    def _gather(self, verb: ET.Element, url: str) -> Generator[float, None, object]:
+        num_digits = _int(verb.get("numDigits"), 0) or None
+        finish = verb.get("finishOnKey", "#")
+        timeout = float(_int(verb.get("timeout"), 5))
+        action = urljoin(url, verb.get("action")) if verb.get("action") else url
+        method = verb.get("method", "POST")
+        on_empty = verb.get("actionOnEmptyResult", "false").lower() == "true"
+        dtmf = "dtmf" in verb.get("input", "dtmf")
+        prompts = [child for child in verb if child.tag in ("Say", "Play", "Pause")]
+        asked = self.prompted or any(p.tag in ("Say", "Play") for p in prompts)
+        self.prompted = False
+        callee, persona = self.call.callee, self.call.persona
+
+        keys = ""
+        if asked and not callee.buffer:
+            answer = callee.next_answer()
+            if answer is HANG_UP:
+                yield from self._hang_up(prompts)
+            if dtmf and isinstance(answer, str):
+                keys = answer
+
+        late = False
+        if not callee.buffer:  # typed-ahead keys stop the prompts before they start
+            total = sum(prompt_seconds(p) for p in prompts)
+            type_at = None
+            if keys:
+                barge = persona.barge_in_after
+                type_at = barge if barge is not None and prompts else total + persona.think_seconds
+            elapsed = 0.0
+            for prompt in prompts:
+                seconds = prompt_seconds(prompt)
+                cut = type_at - elapsed if type_at is not None else None
+                if (yield from self._play(prompt, cut)):
+                    elapsed = type_at  # type: ignore[assignment]
+                    break
+                elapsed += seconds
+            if keys:
+                wait = max(0.0, type_at - elapsed)  # type: ignore[operator]
+                if wait >= timeout:
+                    late = True  # too slow: the Gather gives up, the keys land afterwards
+                    yield timeout
+                else:
+                    yield wait
+                self._type(keys)
+
+        digits, finished_on = "", ""
+        if dtmf and not late:
+            while True:
+                key = callee.take_key()
+                if key is None:
+                    yield timeout  # waits for another key, then submits what it has
+                    break
+                if key in finish:
+                    finished_on = key
+                    break
+                digits += key
+                if num_digits and len(digits) >= num_digits:
+                    break
+                yield persona.key_gap
+        elif not late:
+            yield timeout
+        if digits or on_empty:
+            return Fetch(action, method, "gather", {"Digits": digits, "FinishedOnKey": finished_on})
+        return CONTINUE
+
+    def _record(self, verb: ET.Element, url: str) -> Generator[float, None, object]:
+        action = urljoin(url, verb.get("action")) if verb.get("action") else url
+        method = verb.get("method", "POST")
+        timeout = float(_int(verb.get("timeout"), 5))
+        finish = verb.get("finishOnKey", "1234567890*#")
+        max_length = float(_int(verb.get("maxLength"), 3600)) or 3600.0
+        asked = self.prompted
+        self.prompted = False
+        callee = self.call.callee
+
+        answer: object = None
+        if asked and not callee.buffer:
+            answer = callee.next_answer()
+            if answer is HANG_UP:
+                yield from self._hang_up([])
+        if verb.get("playBeep", "true").lower() != "false":
+            self._prompt("beep", "beep", {})
+            yield 0.5
+        if isinstance(answer, str) and answer:
+            self._type(answer)
+        if callee.buffer:
+            while (key := callee.take_key()) is not None:
+                if key in finish:
+                    return CONTINUE  # nothing recorded: no action request, next verb
+        if not isinstance(answer, Comment):
+            yield timeout  # silence until the silence timeout: an empty recording
+            return CONTINUE
+
+        seconds = min(answer.seconds, max_length)
+        yield seconds
+        digits = ""
+        if seconds < max_length:
+            if answer.finish_key:
+                self._type(answer.finish_key)
+                key = callee.take_key() or ""
+                digits = key if key in finish else ""
+            else:
+                yield timeout  # the trailing silence that ends it; trimmed from the file
+        recording_sid, recording_url = self.net.add_recording(self.call, seconds, answer.text)
+        if verb.get("transcribe", "false").lower() == "true":
+            callback = verb.get("transcribeCallback")
+            self.net.schedule_transcription(
+                self.call,
+                recording_sid,
+                recording_url,
+                answer.text,
+                urljoin(url, callback) if callback else None,
+            )
+        extra = {
+            "RecordingUrl": recording_url,
+            "RecordingDuration": str(round(seconds)),
+            "RecordingSid": recording_sid,
+            "Digits": digits,
+        }
+        return Fetch(action, method, "record", extra)
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default  # e.g. timeout="auto"
+
+
+def _say(text: str) -> ET.Element:
+    element = ET.Element("Say")
+    element.text = text
+    return element
