@@ -82,3 +82,57 @@ def surveys_check(ctx: _Context, directory: str | None) -> None:
         definition = catalog.get(name)
         languages = ", ".join(sorted(definition.languages))
         click.echo(f"ok  {name}: {len(definition.questions)} questions ({languages})")
+
+
+@main.command()
+@click.option("--calls", default=40, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--seed", default=1, show_default=True, type=int)
+def demo(calls: int, seed: int) -> None:
+    """Run a simulated survey campaign end to end (no Twilio account, no servers)."""
+    from aftercall.demo import demo_settings, run_demo
+
+    settings = demo_settings()
+    click.echo(f"aftercall demo: {calls} finished support calls, seed {seed}")
+    click.echo(f"database: {settings.database_url}")
+    with click.progressbar(length=calls, label="placing survey calls") as bar:
+        result = run_demo(calls, seed, settings, progress=bar.update)
+
+    click.echo("\nA call as the customer heard it:")
+    for line in result.sample_transcript:
+        click.echo(line)
+
+    click.echo("\nOutcomes:")
+    for state, count in sorted(result.outcomes.items(), key=lambda item: -item[1]):
+        click.echo(f"  {state.value:<12} {count:>5}")
+    if result.rejected:
+        click.echo(f"  {'rejected':<12} {result.rejected:>5}  (at intake)")
+
+    click.echo("\nScores by agent:")
+    click.echo(f"  {'agent':<8} {'NPS':>6} {'(n)':>5} {'CSAT %':>7} {'(n)':>5}")
+    for row in result.agents:
+        nps = "-" if row.nps is None else f"{row.nps:+.0f}"
+        csat = "-" if row.csat is None else f"{row.csat:.0f}"
+        click.echo(
+            f"  {row.agent:<8} {nps:>6} {row.nps_responses:>5} {csat:>7} {row.csat_responses:>5}"
+        )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8099, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--realtime", is_flag=True, help="Wait out rings and prompts on the wall clock.")
+@pass_context
+def phonesim(ctx: _Context, host: str, port: int, seed: int, realtime: bool) -> None:
+    """Run the phone network simulator as a local Twilio stand-in (TWILIO_API_BASE)."""
+    from phonesim.server import serve
+
+    settings = ctx.settings
+    serve(
+        host,
+        port,
+        account_sid=settings.twilio_account_sid or "AC" + "0" * 32,
+        auth_token=settings.twilio_auth_token or "phonesim-auth-token",
+        seed=seed,
+        realtime=realtime,
+    )

@@ -3,8 +3,6 @@ the intake API and the supervisors' dashboard), each area its own blueprint."""
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, jsonify
 from sqlalchemy import text
 
@@ -36,6 +34,4 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             connection.execute(text("SELECT 1"))
         return jsonify(status="ok")
 
-    if not app.debug:
-        logging.basicConfig(level=logging.INFO)
     return app

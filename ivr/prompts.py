@@ -12,7 +12,10 @@ to opt out, as 64.1200(b)(3) asks of a message left on a machine.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+import phonenumbers
 
 from aftercall.survey import QuestionKind, SurveyDefinition
 
@@ -136,11 +139,16 @@ def builtin_phrase(language: str, name: str) -> str:
 
 
 def spoken_number(e164: str) -> str:
-    """Digits grouped so text-to-speech reads a phone number, not a large quantity."""
-    digits = "".join(ch for ch in e164 if ch.isdigit())
-    if not digits:
-        return ""
-    return ", ".join(" ".join(digits[i : i + 3]) for i in range(0, len(digits), 3))
+    """A phone number as text-to-speech should read it: digit by digit, in the groups
+    people write it in ("(800) 555-0100" -> "8 0 0, 5 5 5, 0 1 0 0"), not as a quantity."""
+    try:
+        written = phonenumbers.format_number(
+            phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL
+        )
+    except phonenumbers.NumberParseException:
+        written = e164
+    groups = re.findall(r"\d+", written)
+    return ", ".join(" ".join(group) for group in groups)
 
 
 def check_phrases(definition: SurveyDefinition, source: str) -> None:

@@ -17,7 +17,8 @@ How a persona meets input verbs (`<Gather>`, `<Record>`)
   the next input verb. So "10" at a `numDigits=1` `<Gather>` yields "1" there and "0"
   at the next one. The next scripted answer is only used when the buffer is empty.
 - Keys typed ahead stop (barge in on) the next verb's nested prompts before they play;
-  `barge_in_after` makes the persona press during a prompt instead of after it.
+  `barge_in_after` makes the persona press during the question's last prompt instead
+  of after it.
 - `hangs_up_after(k)`: after answering k questions the callee hangs up one second into
   the next question.
 """
@@ -68,7 +69,8 @@ class Persona:
     # keys come too late and stay buffered for the next verb.
     think_seconds: float = 1.0
     key_gap: float = 0.3
-    # Seconds into a question's first prompt at which the persona starts typing.
+    # Seconds into a question's last prompt (the question itself, after any greeting
+    # or apology before it) at which the persona starts typing.
     barge_in_after: float | None = None
     hang_up_after: int | None = None
     # The verdict AMD reaches; None derives it from `pickup`.

@@ -278,7 +278,12 @@ class TwimlSession:
             type_at = None
             if keys:
                 barge = persona.barge_in_after
-                type_at = barge if barge is not None and prompts else total + persona.think_seconds
+                if barge is not None and prompts:
+                    # People barge in on the question itself, not on a greeting or an
+                    # apology said before it in the same Gather.
+                    type_at = total - prompt_seconds(prompts[-1]) + barge
+                else:
+                    type_at = total + persona.think_seconds
             elapsed = 0.0
             for prompt in prompts:
                 seconds = prompt_seconds(prompt)

@@ -31,7 +31,7 @@ def test_greeting_names_company_then_opt_out_then_first_question(call):
     greeting, question = [say.text for say in gather.findall("./Say")]
     # The company comes first, and the opt-out key right after it.
     assert greeting.startswith("Hello, this is Acme Support. To stop these calls, press star")
-    assert "1 8 0, 0 5 5, 5 0 1, 0 0" in greeting  # the callback number, spoken
+    assert "8 0 0, 5 5 5, 0 1 0 0" in greeting  # the callback number, spoken
     assert "recommend" in question
     assert gather.find("./Say").get("language") == "en-US"
 
@@ -270,7 +270,7 @@ def test_voicemail_message_names_company_and_opt_out_number(call, runtime, clien
     assert reply.verbs() == ["Say", "Hangup"]
     message = reply.says()[0]
     assert "Acme Support" in message
-    assert "To stop these calls, call 1 8 0, 0 5 5, 5 0 1, 0 0" in message
+    assert "To stop these calls, call 8 0 0, 5 5 5, 0 1 0 0" in message
 
 
 @pytest.mark.parametrize("answered_by", ["human", "unknown"])
