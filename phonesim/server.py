@@ -8,14 +8,11 @@ created, then blocks until Ctrl-C. Point the product at it with
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from phonesim.clock import Clock, SimClock, WallClock
 from phonesim.network import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, PhoneNetwork
 from phonesim.persona import PersonaMix
-
-log = logging.getLogger(__name__)
 
 
 def serve(
@@ -49,7 +46,6 @@ def serve(
     )
     network.start()
     network.start_driver()
-    log.warning("phonesim: Twilio API at %s (account %s)", network.api_base, account_sid)
     print(f"phonesim listening on {network.api_base} (account {account_sid})", flush=True)
     stop = stop or threading.Event()
     try:

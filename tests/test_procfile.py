@@ -93,3 +93,30 @@ def test_worker_starts_and_listens_on_the_call_queue(tmp_path):
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=10)
+
+
+def test_phonesim_command_serves_the_twilio_api(tmp_path):
+    from twilio.rest import Client
+
+    from aftercall.telephony import RedirectingHttpClient
+
+    port = free_port()
+    env = {**os.environ, "TWILIO_ACCOUNT_SID": "AC" + "5" * 32, "TWILIO_AUTH_TOKEN": "secret"}
+    sim = subprocess.Popen(
+        ["aftercall", "phonesim", "--port", str(port)], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert "phonesim listening on" in sim.stdout.readline().decode()
+        client = Client(
+            env["TWILIO_ACCOUNT_SID"], "secret",
+            http_client=RedirectingHttpClient(f"http://127.0.0.1:{port}"),
+        )  # fmt: skip
+        call = client.calls.create(
+            to="+14155550123", from_="+14155550100", url="http://127.0.0.1:9/x"
+        )
+        assert call.sid.startswith("CA")
+        assert client.calls(call.sid).fetch().to == "+14155550123"
+    finally:
+        os.killpg(sim.pid, signal.SIGINT)
+        sim.wait(timeout=10)

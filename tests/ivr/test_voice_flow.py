@@ -371,3 +371,79 @@ def test_public_url_not_the_internal_one_is_what_is_signed(call):
     c = call()
     assert c.base.startswith(PUBLIC_BASE_URL)
     assert c.start().status == 200
+
+
+CES_YESNO_SURVEY = """
+name = "effort"
+default_language = "en"
+max_tries = 2
+
+[[questions]]
+key = "effort"
+kind = "ces"
+prompt.en = "How easy was it to get your issue solved? Press 1 for very difficult, up to 7 for very easy."
+
+[[questions]]
+key = "resolved"
+kind = "yesno"
+prompt.en = "Was your issue resolved? Press 1 for yes, 2 for no."
+
+[[questions]]
+key = "callback"
+kind = "yesno"
+when = "resolved == 2"
+prompt.en = "Would you like us to call you back? Press 1 for yes, 2 for no."
+
+[phrases.en]
+greeting = "Hi from {company}! Press star to stop these calls. A two-question survey follows."
+thanks = "Thanks, bye."
+"""
+
+
+@pytest.fixture
+def effort_survey(runtime, tmp_path):
+    from aftercall.survey import SurveyCatalog
+
+    (tmp_path / "effort.toml").write_text(CES_YESNO_SURVEY)
+    runtime.catalog = SurveyCatalog.from_directory(tmp_path)
+
+
+@pytest.mark.usefixtures("effort_survey")
+def test_ces_and_yes_no_questions_with_a_condition_and_phrase_overrides(call, runtime):
+    c = call(survey="effort")
+    reply = c.start()
+    greeting = reply.root.find("./Gather/Say").text
+    assert (
+        greeting
+        == "Hi from Acme Support! Press star to stop these calls. A two-question survey follows."
+    )
+    reply = c.press(reply, "8")  # CES is 1-7
+    assert reply.root.find("./Gather").get("action").endswith("/questions/effort?try=2")
+    assert reply.root.findall("./Gather/Say")[-1].text == "Please press a number from 1 to 7."
+    reply = c.press(reply, "7")
+    reply = c.press(reply, "3")  # yes/no is 1 or 2
+    assert reply.root.findall("./Gather/Say")[-1].text == "Press 1 for yes, or 2 for no."
+    reply = c.press(reply, "2")
+    assert reply.root.find("./Gather").get("action").endswith("/questions/callback?try=1")
+    reply = c.press(reply, "1")
+    assert reply.says() == ["Thanks, bye."]
+    request, _, answers = stored(runtime, c.attempt_id)
+    assert {k: a.value for k, a in answers.items()} == {"effort": 7, "resolved": 2, "callback": 1}
+    assert request.state is RequestState.COMPLETED
+
+
+@pytest.mark.usefixtures("effort_survey")
+def test_condition_false_skips_the_question(call, runtime):
+    c = call(survey="effort")
+    reply = c.press(c.press(c.start(), "5"), "1")
+    assert reply.says() == ["Thanks, bye."]
+
+
+def test_request_for_a_survey_removed_from_the_catalog_gets_a_goodbye(call, runtime):
+    from aftercall.survey import SurveyCatalog
+
+    c = call(survey="retired")
+    runtime.catalog = SurveyCatalog({})
+    reply = c.start()
+    assert reply.verbs() == ["Say", "Hangup"]
+    assert "not available" in reply.says()[0]
