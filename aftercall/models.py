@@ -64,6 +64,7 @@ class RequestState(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELED = "canceled"
+    SUPPRESSED = "suppressed"  # a dialing rule said no; the reason is kept
 
     @property
     def is_final_for_survey(self) -> bool:
@@ -75,6 +76,7 @@ class RequestState(StrEnum):
             RequestState.OPTED_OUT,
             RequestState.EXPIRED,
             RequestState.CANCELED,
+            RequestState.SUPPRESSED,
         }
 
 
@@ -139,6 +141,8 @@ class SurveyRequest(Base):
         _enum(RequestState, "request_state"), default=RequestState.PENDING
     )
     due_at: Mapped[datetime | None]
+    # Why a dialing rule kept this call from being surveyed (not sampled, opted out, ...).
+    suppression_reason: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -239,3 +243,19 @@ class OptOut(Base):
     # How it arrived: "keypad" during a survey, "api", "cli", "import".
     source: Mapped[str] = mapped_column(String(16))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("survey_requests.id"))
+
+
+class ApiKey(Base):
+    """A contact-center system allowed to use the API. Only a hash of the key is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # sha256 of the full key: keys are long random strings, so a fast hash is enough
+    # and lookups stay a single indexed equality.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings and logs
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
