@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 DEFAULT_SURVEYS_DIR = Path(__file__).parent / "surveys"
 
@@ -49,6 +50,13 @@ class Settings:
     callback_number: str = ""
     surveys_dir: Path = field(default=DEFAULT_SURVEYS_DIR)
     default_survey: str = "post-call"
+    # Region for numbers given without a country code ("415 555 0123"), e.g. "US".
+    default_region: str = ""
+    # Zone for numbers whose time zone the numbering plan does not tell.
+    fallback_time_zone: str = "UTC"
+    # Pacing across all workers: Twilio accounts start at 1 call per second.
+    calls_per_second: float = 1.0
+    max_concurrent_calls: int = 50
 
     @property
     def is_production(self) -> bool:
@@ -77,6 +85,12 @@ class Settings:
             callback_number=get("CALLBACK_NUMBER", get("TWILIO_FROM_NUMBER", "")),
             surveys_dir=Path(get("SURVEYS_DIR", str(defaults.surveys_dir))),
             default_survey=get("DEFAULT_SURVEY", defaults.default_survey),
+            default_region=get("DEFAULT_REGION", "").upper(),
+            fallback_time_zone=get("FALLBACK_TIME_ZONE", defaults.fallback_time_zone),
+            calls_per_second=_number(env, "CALLS_PER_SECOND", defaults.calls_per_second, float),
+            max_concurrent_calls=_number(
+                env, "MAX_CONCURRENT_CALLS", defaults.max_concurrent_calls, int
+            ),
         )
         if settings.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]
@@ -95,3 +109,16 @@ class Settings:
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields replaced; used by tests and the demo."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
+    return value

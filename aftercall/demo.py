@@ -8,7 +8,9 @@ through the dialer's intake and placement, exactly as in production, and the sum
 at the end is read back from the database by scoring/.
 
 The same seed gives the same campaign. With DATABASE_URL set the demo uses that
-database; otherwise a fresh SQLite file, `aftercall-demo.db`, in the current folder.
+database, otherwise a fresh SQLite file, `aftercall-demo.db`, in the current folder;
+with REDIS_URL set it queues on that Redis, otherwise on an in-process stand-in
+(fakeredis). Either way an in-process rq worker runs the jobs.
 """
 
 from __future__ import annotations
@@ -19,17 +21,24 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import select
+
 from aftercall import migrate
 from aftercall.config import Settings
-from aftercall.models import RequestState
+from aftercall.db import Database
+from aftercall.models import CallAttempt, RequestState, SurveyRequest
 from aftercall.runtime import Runtime
+from aftercall.survey import SurveyCatalog
 from aftercall.web import create_app
-from dialer.intake import CallEnded, IntakeRejected, register_call
-from dialer.placement import place_call
+from dialer import jobs
+from dialer.intake import CallEnded, accept_calls
 from scoring.summary import AgentScores, outcome_counts, scores_by_agent
 
 DEMO_ACCOUNT_SID = "AC" + "d" * 32
@@ -64,6 +73,8 @@ def demo_settings(environ: dict[str, str] | None = None) -> Settings:
         TWILIO_FROM_NUMBER="+14155550100",
         CALLBACK_NUMBER=env.get("CALLBACK_NUMBER") or "+18005550100",
         AFTERCALL_ENV="development",
+        # The network is simulated: pace like a large account so the demo is quick.
+        CALLS_PER_SECOND=env.get("CALLS_PER_SECOND") or "200",
     )
     return Settings.from_env(env)
 
@@ -99,62 +110,131 @@ class _LateBoundApp:
 
 
 @contextmanager
-def simulated_deployment(settings: Settings, seed: int) -> Iterator[tuple[Runtime, Any]]:
-    """The app on a local port, talking to an in-process phone network."""
+def simulated_deployment(
+    settings: Settings, seed: int, start: datetime
+) -> Iterator[tuple[Runtime, Any]]:
+    """The app on a local port, talking to an in-process phone network, with the
+    dialer's clock and the network's clock one and the same simulated clock."""
+    from fakeredis import FakeRedis
+
     from phonesim import BackgroundServer, PhoneNetwork, SimClock
 
     # One access-log line per webhook would bury the demo's own output.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-
+    logging.getLogger("rq.worker").setLevel(logging.WARNING)
+    clock = SimClock(start)
     network = PhoneNetwork(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token,
-        clock=SimClock(datetime.now(UTC).replace(microsecond=0)),
-        seed=seed,
+        settings.twilio_account_sid, settings.twilio_auth_token, clock=clock, seed=seed
     )
     network.start()
     late_app = _LateBoundApp()
     server = BackgroundServer(late_app).start()
-    runtime = Runtime.from_settings(
-        settings.with_overrides(public_base_url=server.base_url, twilio_api_base=network.api_base)
+    redis = None if os.environ.get("REDIS_URL") else FakeRedis()
+    runtime = Runtime(
+        settings=settings.with_overrides(
+            public_base_url=server.base_url, twilio_api_base=network.api_base
+        ),
+        db=Database(settings.database_url),
+        catalog=SurveyCatalog.from_directory(settings.surveys_dir),
+        _redis=redis,
+        now=clock.now,
     )
     late_app.app = create_app(runtime=runtime)
+    jobs.use_runtime(runtime)
     try:
         yield runtime, network
     finally:
+        jobs.use_runtime(None)
         server.stop()
         network.stop()
         runtime.db.dispose()
 
 
+def demo_start_time(today: date) -> datetime:
+    """18:00 UTC on the next weekday: inside calling hours from California to Poland."""
+    day = today
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(18, 0), tzinfo=UTC)
+
+
 def run_demo(
     calls: int, seed: int, settings: Settings, progress: Callable[[int], None] = lambda n: None
 ) -> DemoResult:
+    """Import `calls` finished support calls and run the campaign to its end.
+
+    The dialer really runs: requests go through intake and its rules, rq jobs are
+    scheduled for their due times, an in-process rq worker places the calls through
+    the Twilio SDK, status webhooks hand attempts back for retries. Only time is
+    simulated: the loop moves the shared clock to the next scheduled job and releases
+    the jobs that are due, which is what rq's scheduler does in real time.
+    """
     migrate.upgrade(settings.database_url)
-    rejected = 0
-    first_sid = None
-    with simulated_deployment(settings, seed) as (runtime, network):
-        for ended in finished_support_calls(calls, seed, datetime.now(UTC)):
-            try:
-                with runtime.db.session() as session:
-                    request = register_call(
-                        session, runtime.catalog, ended, default_survey=settings.default_survey
-                    )
-                    session.flush()
-                    request_id = request.id
-            except IntakeRejected:
-                rejected += 1
-                progress(1)
-                continue
-            placed = place_call(runtime, request_id)
-            first_sid = first_sid or (placed.call_sid if placed else None)
-            progress(1)
-        network.run_until_idle(timeout=max(60.0, calls * 2.0))
-        transcript = _transcript(network.call(first_sid)) if first_sid else []
+    start = demo_start_time(datetime.now(UTC).date())
+    with simulated_deployment(settings, seed, start) as (runtime, network):
+        results = accept_calls(runtime, finished_support_calls(calls, seed, start))
+        rejected = sum(1 for r in results if r.request_id is None)
+        accepted = [r.request_id for r in results if r.accepted]
+        progress(calls - len(accepted))
+        queue = runtime.call_queue
+        worker = SimpleWorker([queue], connection=runtime.redis)
+        scheduled = ScheduledJobRegistry(queue=queue)
+        settled: set[int] = set()
+        while True:
+            _release_due_jobs(queue, scheduled, network.clock.now())
+            worker.work(burst=True, logging_level="WARNING")
+            network.run_until_idle(timeout=max(60.0, calls * 2.0))
+            worker.work(burst=True, logging_level="WARNING")
+            newly = _settled(runtime, accepted) - settled
+            progress(len(newly))
+            settled |= newly
+            next_due = _next_scheduled(scheduled)
+            if next_due is None:
+                break
+            if next_due > network.clock.now():
+                network.clock.set(next_due)
+        transcript = _first_completed_transcript(runtime, network)
         with runtime.db.session() as session:
             return DemoResult(
                 outcome_counts(session), scores_by_agent(session), rejected, transcript
             )
+
+
+def _release_due_jobs(queue: Queue, scheduled: ScheduledJobRegistry, now: datetime) -> None:
+    for job_id in scheduled.get_jobs_to_schedule(int(now.timestamp())):
+        job = Job.fetch(job_id, connection=queue.connection)
+        scheduled.remove(job)
+        queue.enqueue_job(job)
+
+
+def _next_scheduled(scheduled: ScheduledJobRegistry) -> datetime | None:
+    first = scheduled.connection.zrange(scheduled.key, 0, 0, withscores=True)
+    if not first:
+        return None
+    return datetime.fromtimestamp(first[0][1], UTC)
+
+
+def _settled(runtime: Runtime, request_ids: list[int]) -> set[int]:
+    waiting = (RequestState.SCHEDULED, RequestState.CALLING, RequestState.IN_PROGRESS)
+    with runtime.db.session() as session:
+        rows = session.scalars(
+            select(SurveyRequest.id).where(
+                SurveyRequest.id.in_(request_ids), SurveyRequest.state.not_in(waiting)
+            )
+        )
+        return set(rows)
+
+
+def _first_completed_transcript(runtime: Runtime, network: Any) -> list[str]:
+    with runtime.db.session() as session:
+        call_sid = session.scalar(
+            select(CallAttempt.call_sid)
+            .join(CallAttempt.request)
+            .where(SurveyRequest.state == RequestState.COMPLETED)
+            .order_by(CallAttempt.id)
+            .limit(1)
+        )
+    return _transcript(network.call(call_sid)) if call_sid else []
 
 
 def _transcript(call: Any) -> list[str]:

@@ -7,15 +7,21 @@ demo can run several differently configured instances side by side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 
+from redis import Redis
+from rq import Queue
 from twilio.rest import Client
 
 from aftercall.config import Settings
-from aftercall.db import Database
+from aftercall.db import Database, utcnow
 from aftercall.survey import SurveyCatalog
 from aftercall.telephony import rest_client
+
+CALL_QUEUE = "calls"
 
 
 @dataclass
@@ -24,6 +30,9 @@ class Runtime:
     db: Database
     catalog: SurveyCatalog
     _twilio: Client | None = field(default=None, repr=False)
+    _redis: Redis | None = field(default=None, repr=False)
+    # The dialer's clock; the demo runs it in simulated time.
+    now: Callable[[], datetime] = utcnow
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -36,3 +45,14 @@ class Runtime:
     @cached_property
     def twilio(self) -> Client:
         return self._twilio or rest_client(self.settings)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return self._redis or Redis.from_url(
+            self.settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+        )
+
+    @property
+    def call_queue(self) -> Queue:
+        """The rq queue of survey calls, kept apart from any other work."""
+        return Queue(CALL_QUEUE, connection=self.redis)

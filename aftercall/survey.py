@@ -19,6 +19,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,41 @@ class Question:
 
 
 @dataclass(frozen=True)
+class DialingSettings:
+    """When and how often the dialer may call for this survey (`[dialing]` table).
+
+    Compliance floors that no setting can lower (calling hours never wider than
+    08:00-21:00 local, at most 3 calls per number in 30 days) are enforced by dialer/,
+    whatever is written here.
+    """
+
+    sample_percent: float = 100.0
+    fatigue_days: int = 30
+    delay_minutes: int = 5
+    valid_hours: int = 24
+    calling_hours: tuple[time, time] = (time(9, 0), time(20, 0))
+    allow_sundays: bool = False
+    max_attempts: int = 3
+    # Minutes to wait before attempt 2, 3, ...; the last value repeats.
+    retry_minutes: tuple[int, ...] = (30, 120)
+    retry_voicemail: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        opens, closes = self.calling_hours
+        return {
+            "sample_percent": self.sample_percent,
+            "fatigue_days": self.fatigue_days,
+            "delay_minutes": self.delay_minutes,
+            "valid_hours": self.valid_hours,
+            "calling_hours": f"{opens:%H:%M}-{closes:%H:%M}",
+            "allow_sundays": self.allow_sundays,
+            "max_attempts": self.max_attempts,
+            "retry_minutes": list(self.retry_minutes),
+            "retry_voicemail": self.retry_voicemail,
+        }
+
+
+@dataclass(frozen=True)
 class SurveyDefinition:
     name: str
     questions: tuple[Question, ...]
@@ -112,6 +148,7 @@ class SurveyDefinition:
     callback_number: str | None = None
     # Per-language overrides of the built-in phrases (greeting, thanks, ...).
     phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    dialing: DialingSettings = field(default_factory=DialingSettings)
 
     def question(self, key: str) -> Question | None:
         return next((q for q in self.questions if q.key == key), None)
@@ -139,6 +176,7 @@ class SurveyDefinition:
             "company_name": self.company_name,
             "callback_number": self.callback_number,
             "phrases": {lang: dict(p) for lang, p in self.phrases.items()},
+            "dialing": self.dialing.to_dict(),
             "questions": [
                 {
                     "key": q.key,
@@ -217,7 +255,7 @@ class _Parser:
     def survey(self, data: Mapping[str, Any]) -> SurveyDefinition:
         known = {
             "name", "title", "default_language", "max_tries", "leave_voicemail",
-            "company_name", "callback_number", "phrases", "questions",
+            "company_name", "callback_number", "phrases", "questions", "dialing",
         }  # fmt: skip
         for unknown in sorted(set(data) - known):
             raise self.fail(unknown, "unknown field")
@@ -265,6 +303,7 @@ class _Parser:
             company_name=self.optional_string(data, "company_name"),
             callback_number=self.optional_string(data, "callback_number"),
             phrases=self.phrases(data.get("phrases", {})),
+            dialing=self.dialing(data.get("dialing", {})),
         )
 
     def question(self, raw: Any, path: str, earlier: list[Question]) -> Question:
@@ -350,6 +389,70 @@ class _Parser:
                     raise self.fail(f"phrases.{language}.{name}", "expected non-empty text")
                 result[language][name] = text
         return result
+
+    def dialing(self, raw: Any) -> DialingSettings:
+        if not isinstance(raw, Mapping):
+            raise self.fail("dialing", "expected a table, e.g. [dialing]")
+        defaults = DialingSettings()
+        known = set(defaults.to_dict())
+        for unknown in sorted(set(raw) - known):
+            raise self.fail(
+                f"dialing.{unknown}", f"unknown field (known: {', '.join(sorted(known))})"
+            )
+
+        def number(key: str, low: float, high: float, whole: bool = True) -> Any:
+            value = raw.get(key, getattr(defaults, key))
+            kinds = (int,) if whole else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+                kind = "a whole number" if whole else "a number"
+                raise self.fail(f"dialing.{key}", f"expected {kind} from {low:g} to {high:g}")
+            return value
+
+        def flag(key: str) -> bool:
+            value = raw.get(key, getattr(defaults, key))
+            if not isinstance(value, bool):
+                raise self.fail(f"dialing.{key}", "expected true or false")
+            return value
+
+        retry = raw.get("retry_minutes", list(defaults.retry_minutes))
+        if (
+            not isinstance(retry, list)
+            or not retry
+            or not all(
+                isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 1440 for m in retry
+            )
+        ):
+            raise self.fail("dialing.retry_minutes", "expected a list of minutes, each 1 to 1440")
+
+        return DialingSettings(
+            sample_percent=float(number("sample_percent", 0, 100, whole=False)),
+            fatigue_days=number("fatigue_days", 0, 365),
+            delay_minutes=number("delay_minutes", 0, 1440),
+            valid_hours=number("valid_hours", 1, 168),
+            calling_hours=self.calling_hours(raw.get("calling_hours", "09:00-20:00")),
+            allow_sundays=flag("allow_sundays"),
+            max_attempts=number("max_attempts", 1, 3),
+            retry_minutes=tuple(retry),
+            retry_voicemail=flag("retry_voicemail"),
+        )
+
+    def calling_hours(self, raw: Any) -> tuple[time, time]:
+        field_path = "dialing.calling_hours"
+        match = (
+            re.fullmatch(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})", raw) if isinstance(raw, str) else None
+        )
+        if not match:
+            raise self.fail(field_path, "expected local hours like '09:00-20:00'")
+        h1, m1, h2, m2 = map(int, match.groups())
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            raise self.fail(field_path, "not a time of day")
+        opens, closes = time(h1, m1), time(h2, m2)
+        if not opens < closes:
+            raise self.fail(field_path, "the window must open before it closes")
+        if opens < time(8, 0) or closes > time(21, 0):
+            # 47 CFR 64.1200(c)(1): no calls before 8 a.m. or after 9 p.m. local time.
+            raise self.fail(field_path, "may not be wider than 08:00-21:00 local time")
+        return opens, closes
 
     def string(
         self, data: Mapping[str, Any], key: str, path: str, default: str | None = None

@@ -1,15 +1,16 @@
 """Intake: a support call ended; record it as a survey request, or say why not.
 
-Checks that hold for every source (API, CLI, CSV): the phone number is a real, callable
-number (parsed and normalised to E.164 with phonenumbers), the survey exists, the
-number is not on the do-not-call list, and the same source call is never surveyed
-twice. A rejected call writes nothing. Scheduling rules (sampling, fatigue, calling
-hours, delay) are the dialer's next step, not intake's.
+The same path for every source (API, CLI, CSV): the phone number must be a real,
+callable number (parsed and normalised to E.164 with phonenumbers), the survey must
+exist, and the same source call is never surveyed twice; invalid input writes nothing.
+Then the dialing rules (dialer.rules) either plan the first call or suppress the
+request, which is stored with its reason so that every suppressed call is counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -20,9 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aftercall.models import OptOut, RequestState, SurveyRequest
+from aftercall.models import RequestState, SurveyRequest
+from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog, UnknownSurvey
 from aftercall.survey_versions import version_for
+from dialer import rules, scheduling
+from dialer.calling_hours import zones_for_number
+from dialer.rules import Suppression
 
 # Number types a survey can reach by voice; premium-rate, shared-cost, pagers and the
 # like are rejected at intake.
@@ -41,7 +46,6 @@ class Rejection(StrEnum):
     INVALID_PHONE = "invalid_phone"
     UNCALLABLE_PHONE = "uncallable_phone"
     UNKNOWN_SURVEY = "unknown_survey"
-    OPTED_OUT = "opted_out"
     DUPLICATE = "duplicate_source_call_id"
     INVALID_FIELD = "invalid_field"
 
@@ -85,49 +89,149 @@ def normalise_phone(raw: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@dataclass(frozen=True)
+class IntakeResult:
+    """One call's fate at intake: accepted with its planned call time, or why not."""
+
+    source_call_id: str
+    request_id: int | None = None
+    due_at: datetime | None = None
+    reason: str | None = None  # machine-readable: a Rejection or a Suppression value
+    detail: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+
 def register_call(
     session: Session,
     catalog: SurveyCatalog,
     ended: CallEnded,
     *,
+    now: datetime,
     default_survey: str,
     default_region: str | None = None,
+) -> IntakeResult:
+    """Validate, apply the dialing rules, and store the request in one savepoint.
+
+    Invalid input raises nothing and writes nothing (the result says why). A call the
+    rules suppress is stored as a `suppressed` request with its reason, so reports can
+    count it; an accepted one is `scheduled` with its first call time.
+    """
+    try:
+        request = _new_request(session, catalog, ended, default_survey, default_region)
+    except IntakeRejected as exc:
+        return IntakeResult(ended.source_call_id, reason=exc.reason.value, detail=exc.detail)
+
+    definition = catalog.get(request.survey_name)
+    settings = definition.dialing
+    outcome: datetime | Suppression | None = rules.intake_suppression(
+        session, request.phone, request.source_call_id, settings, now
+    )
+    if outcome is None:
+        outcome = rules.first_call_time(
+            now, request.call_ended_at, settings, zones_for_number(request.phone)
+        )
+    if isinstance(outcome, Suppression):
+        request.state = RequestState.SUPPRESSED
+        request.suppression_reason = outcome.value
+    else:
+        request.state = RequestState.SCHEDULED
+        request.due_at = outcome
+    try:
+        with session.begin_nested():
+            session.add(request)
+    except IntegrityError:
+        detail = f"call {ended.source_call_id!r} was already sent"
+        return IntakeResult(ended.source_call_id, reason=Rejection.DUPLICATE.value, detail=detail)
+    if request.state is RequestState.SUPPRESSED:
+        return IntakeResult(
+            ended.source_call_id,
+            request_id=request.id,
+            reason=request.suppression_reason,
+            detail=_SUPPRESSION_DETAILS[outcome],
+        )
+    return IntakeResult(ended.source_call_id, request_id=request.id, due_at=request.due_at)
+
+
+_SUPPRESSION_DETAILS = {
+    Suppression.NOT_SAMPLED: "not selected by the survey's sampling rate",
+    Suppression.OPTED_OUT: "the number is on the do-not-call list",
+    Suppression.SURVEYED_RECENTLY: "the number was called for a survey recently",
+    Suppression.SURVEY_UNDER_WAY: "a survey for this number is already scheduled",
+    Suppression.CALL_CAP: "the number reached the limit of calls in 30 days",
+    Suppression.NO_CALLING_WINDOW: "no time inside the customer's calling hours",
+    Suppression.EXPIRED: "calling hours open only after the survey's validity window",
+}
+
+
+def accept_calls(runtime: Runtime, calls: Iterable[CallEnded]) -> list[IntakeResult]:
+    """Intake for a batch: every call decided on its own, all stored in one commit,
+    then the accepted ones queued for their call time.
+
+    A failure to reach Redis after the commit loses nothing: the requests are stored
+    as scheduled, and reconciliation queues them (dialer.scheduling.reconcile).
+    """
+    settings = runtime.settings
+    now = runtime.now()
+    with runtime.db.session() as session:
+        results = [
+            register_call(
+                session,
+                runtime.catalog,
+                ended,
+                now=now,
+                default_survey=settings.default_survey,
+                default_region=settings.default_region or None,
+            )
+            for ended in calls
+        ]
+    scheduling.enqueue_first_calls(
+        runtime, [(r.request_id, r.due_at) for r in results if r.accepted]
+    )
+    return results
+
+
+def _new_request(
+    session: Session,
+    catalog: SurveyCatalog,
+    ended: CallEnded,
+    default_survey: str,
+    default_region: str | None,
 ) -> SurveyRequest:
     if not ended.source_call_id or len(ended.source_call_id) > 200:
         raise IntakeRejected(Rejection.INVALID_FIELD, "source_call_id must be 1-200 characters")
     if ended.ended_at.tzinfo is None:
         raise IntakeRejected(Rejection.INVALID_FIELD, "ended_at needs a UTC offset")
+    if ended.language and not _LANGUAGE.match(ended.language):
+        raise IntakeRejected(Rejection.INVALID_FIELD, "language must look like 'en' or 'es-MX'")
+    for name in ("agent", "queue", "team"):
+        value = getattr(ended, name)
+        if value is not None and len(value) > 200:
+            raise IntakeRejected(Rejection.INVALID_FIELD, f"{name} is longer than 200 characters")
     phone = normalise_phone(ended.phone, default_region)
     survey_name = ended.survey or default_survey
     try:
         definition = catalog.get(survey_name)
     except UnknownSurvey:
         raise IntakeRejected(Rejection.UNKNOWN_SURVEY, f"no survey named {survey_name!r}") from None
-    if session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is not None:
-        raise IntakeRejected(Rejection.OPTED_OUT, "the number is on the do-not-call list")
     if session.scalar(
         select(SurveyRequest.id).where(SurveyRequest.source_call_id == ended.source_call_id)
     ):
         raise IntakeRejected(Rejection.DUPLICATE, f"call {ended.source_call_id!r} was already sent")
-
-    request = SurveyRequest(
+    return SurveyRequest(
         phone=phone,
         source_call_id=ended.source_call_id,
         agent=ended.agent,
         queue=ended.queue,
         team=ended.team,
-        language=(ended.language or "en")[:16],
+        language=(ended.language or "en").lower(),
         call_ended_at=ended.ended_at,
         extra=dict(ended.metadata),
         survey_name=survey_name,
         survey_version_id=version_for(session, definition).id,
-        state=RequestState.PENDING,
     )
-    try:
-        with session.begin_nested():
-            session.add(request)
-    except IntegrityError:
-        raise IntakeRejected(
-            Rejection.DUPLICATE, f"call {ended.source_call_id!r} was already sent"
-        ) from None
-    return request
+
+
+_LANGUAGE = re.compile(r"^[A-Za-z]{2}([-_][A-Za-z]{2})?$")

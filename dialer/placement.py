@@ -1,21 +1,25 @@
 """Placing one survey call through Twilio for a request that is due.
 
-The attempt row is committed before Twilio is asked to call, so every webhook of the
-call finds it (the URLs carry the attempt id and are signed by Twilio); the CallSid
-from Twilio's response is stored after. Each call asks for every status event and for
-asynchronous answering machine detection, so a person hears the greeting at once while
-Twilio decides, and a machine is steered away by the `amd` webhook.
+A request moves `scheduled -> calling` with a conditional UPDATE, so of two workers
+(or one job delivered twice) only one gets to dial. The attempt row is committed before
+Twilio is asked, so every webhook of the call finds it (the URLs carry the attempt id
+and are signed by Twilio), and a worker that dies mid-call leaves a visible `calling`
+request with an attempt lacking its CallSid rather than a silent redial. The CallSid
+is stored right after Twilio answers.
 
-Scheduling, pacing and retry rules live beside this module; this one only places.
+Each call asks for every status event and for asynchronous answering machine
+detection, so a person hears the greeting at once while Twilio decides.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 
-from sqlalchemy import func, select
-from twilio.base.exceptions import TwilioRestException
+from requests.exceptions import RequestException
+from sqlalchemy import func, select, update
+from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from aftercall.db import utcnow
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
@@ -23,47 +27,76 @@ from aftercall.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# Seconds to let the phone ring before Twilio gives up with no-answer (Twilio's
-# default is 60; voicemail usually picks up after 20-30).
+# Seconds to let the phone ring before Twilio gives up with no-answer (Twilio's default
+# is 60; voicemail usually picks up after 20-30).
 RING_TIMEOUT = 30
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
-_PLACEABLE = frozenset(
+# Twilio error codes that mean this number can never be called from this account.
+PERMANENT_ERRORS = frozenset(
     {
-        RequestState.PENDING,
-        RequestState.SCHEDULED,
-        RequestState.NO_ANSWER,
-        RequestState.BUSY,
-        RequestState.FAILED,
-        RequestState.VOICEMAIL,
+        21211,  # invalid 'To' number
+        21214,  # 'To' number cannot be reached
+        21215,  # geo permissions: account not authorized to call the number
+        21216,  # call blocked by Twilio
+        21217,  # phone number does not appear to be valid
+        21610,  # the number has unsubscribed (STOP)
+        13224,  # invalid phone number for the country
     }
 )
+AUTH_ERRORS = frozenset({20003, 20005, 20006})
+
+
+class PlacementFailure(StrEnum):
+    PERMANENT = "permanent"  # the number can't be called: fail the request
+    TRANSIENT = "transient"  # rate limit, Twilio 5xx, timeout: try again later
+    AUTH = "auth"  # credentials rejected: stop dialing until someone fixes it
 
 
 @dataclass(frozen=True)
 class Placed:
     attempt_id: int
     call_sid: str | None
+    failure: PlacementFailure | None = None
     error_code: int | None = None
 
 
+def classify(exc: Exception) -> tuple[PlacementFailure, int | None]:
+    if isinstance(exc, TwilioRestException):
+        code = exc.code if isinstance(exc.code, int) else None
+        if exc.status == 401 or code in AUTH_ERRORS:
+            return PlacementFailure.AUTH, code
+        if exc.status == 429 or exc.status >= 500:
+            return PlacementFailure.TRANSIENT, code
+        if code in PERMANENT_ERRORS or exc.status in (400, 404):
+            return PlacementFailure.PERMANENT, code
+        return PlacementFailure.TRANSIENT, code
+    return PlacementFailure.TRANSIENT, None
+
+
 def place_call(runtime: Runtime, request_id: int) -> Placed | None:
-    """Call the customer of `request_id` now. None if the request may not be called."""
+    """Dial the customer of a `scheduled` request now; None if another worker has it."""
     settings = runtime.settings
     with runtime.db.session() as session:
-        request = session.get(SurveyRequest, request_id, with_for_update=True)
-        if request is None or request.state not in _PLACEABLE:
+        claimed = session.execute(
+            update(SurveyRequest)
+            .where(SurveyRequest.id == request_id, SurveyRequest.state == RequestState.SCHEDULED)
+            .values(state=RequestState.CALLING, updated_at=utcnow())
+        ).rowcount
+        if claimed != 1:
             return None
-        number = (
+        number = 1 + (
             session.scalar(
                 select(func.max(CallAttempt.number)).where(CallAttempt.request_id == request_id)
             )
             or 0
-        ) + 1
-        attempt = CallAttempt(request_id=request_id, number=number, status="queued")
+        )
+        attempt = CallAttempt(
+            request_id=request_id, number=number, status="queued", created_at=runtime.now()
+        )
         session.add(attempt)
-        request.state = RequestState.CALLING
         session.flush()
-        attempt_id, phone = attempt.id, request.phone
+        attempt_id = attempt.id
+        phone = session.get(SurveyRequest, request_id).phone
 
     base = f"{settings.public_base_url}/voice/attempts/{attempt_id}"
     try:
@@ -81,18 +114,31 @@ def place_call(runtime: Runtime, request_id: int) -> Placed | None:
             async_amd_status_callback_method="POST",
             timeout=RING_TIMEOUT,
         )
-    except TwilioRestException as exc:
-        log.warning("attempt %s: Twilio refused the call: %s %s", attempt_id, exc.status, exc.code)
-        with runtime.db.session() as session:
-            attempt = session.get(CallAttempt, attempt_id)
-            attempt.status = "failed"
-            attempt.error_code = str(exc.code)[:16]
-            attempt.ended_at = utcnow()
-            attempt.request.state = RequestState.FAILED
-        return Placed(attempt_id, None, error_code=exc.code)
+    except (TwilioException, RequestException) as exc:
+        failure, code = classify(exc)
+        log.warning("attempt %s: Twilio did not place the call (%s, %s)", attempt_id, failure, code)
+        _record_refusal(runtime, attempt_id, failure, code)
+        return Placed(attempt_id, None, failure, code)
 
     with runtime.db.session() as session:
         attempt = session.get(CallAttempt, attempt_id)
         if attempt.call_sid is None:
             attempt.call_sid = call.sid
     return Placed(attempt_id, call.sid)
+
+
+def _record_refusal(
+    runtime: Runtime, attempt_id: int, failure: PlacementFailure, code: int | None
+) -> None:
+    """Twilio refused the request: no call happened. The attempt is marked `rejected`
+    (it counts toward no limit); a permanent refusal fails the request, anything else
+    hands it back to the dialer to schedule again."""
+    with runtime.db.session() as session:
+        attempt = session.get(CallAttempt, attempt_id)
+        attempt.status = "rejected"
+        attempt.error_code = str(code)[:16] if code is not None else None
+        attempt.ended_at = utcnow()
+        request = attempt.request
+        if request.state is RequestState.CALLING:
+            permanent = failure is PlacementFailure.PERMANENT
+            request.state = RequestState.FAILED if permanent else RequestState.SCHEDULED

@@ -230,12 +230,15 @@ def record_machine(session: Session, call: LiveCall, answered_by: str) -> bool:
     return True
 
 
-def record_status(session: Session, attempt: CallAttempt, params: Mapping[str, str]) -> None:
-    """Apply a status callback; duplicates and late, out-of-order ones change nothing."""
+def record_status(session: Session, attempt: CallAttempt, params: Mapping[str, str]) -> bool:
+    """Apply a status callback; duplicates and late, out-of-order ones change nothing.
+
+    Returns True when this callback ended the attempt (the first final status).
+    """
     status = params.get("CallStatus", "")
     if status not in _STATUS_ORDER and status not in FINAL_STATUSES:
         log.warning("attempt %s: ignoring unknown CallStatus %r", attempt.id, status[:40])
-        return
+        return False
     occurred_at = _timestamp(params.get("Timestamp")) or utcnow()
     event = CallEvent(
         attempt_id=attempt.id,
@@ -248,7 +251,7 @@ def record_status(session: Session, attempt: CallAttempt, params: Mapping[str, s
         with session.begin_nested():
             session.add(event)
     except IntegrityError:
-        return  # this status was already recorded
+        return False  # this status was already recorded
 
     if status == "initiated" and attempt.started_at is None:
         attempt.started_at = occurred_at
@@ -264,6 +267,8 @@ def record_status(session: Session, attempt: CallAttempt, params: Mapping[str, s
         attempt.sip_response_code = parse_int(params.get("SipResponseCode"))
         attempt.error_code = (params.get("ErrorCode") or "")[:16] or None
         _settle_request(session, attempt, status)
+        return True
+    return False
 
 
 def _settle_request(session: Session, attempt: CallAttempt, status: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, current_app, request
+from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException
 from twilio.twiml.voice_response import VoiceResponse
@@ -35,6 +36,10 @@ from ivr.twiml import CallUrls, goodbye, hang_up, render_step
 log = logging.getLogger(__name__)
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+# The dialer's job that schedules a retry or closes the request (by name: ivr does not
+# import the dialer, it only hands it work through the queue).
+AFTER_ATTEMPT_JOB = "dialer.jobs.after_attempt"
 
 MAX_TRIES_IN_URL = 10
 
@@ -160,11 +165,25 @@ def transcription(attempt_id: int, key: str) -> Response:
 @bp.post("/attempts/<int:attempt_id>/status")
 def status(attempt_id: int) -> Response:
     runtime = _runtime()
+    ended_request = None
     with runtime.db.session() as session:
         attempt = calls.find_attempt(session, attempt_id, request.form.get("CallSid", ""))
-        if attempt is not None:
-            calls.record_status(session, attempt, request.form.to_dict())
+        if attempt is not None and calls.record_status(session, attempt, request.form.to_dict()):
+            ended_request = attempt.request_id
+    if ended_request is not None:
+        _hand_back_to_dialer(runtime, ended_request, attempt_id)
     return _twiml(VoiceResponse())
+
+
+def _hand_back_to_dialer(runtime: Runtime, request_id: int, attempt_id: int) -> None:
+    """The dialer decides about retries; Redis carries the work to it. If Redis is
+    down, the dialer's reconciliation finds the ended attempt later."""
+    try:
+        runtime.call_queue.enqueue(
+            AFTER_ATTEMPT_JOB, request_id, job_id=f"after-attempt-{attempt_id}"
+        )
+    except RedisError as exc:
+        log.warning("attempt %s ended; could not queue the follow-up: %s", attempt_id, exc)
 
 
 @bp.post("/attempts/<int:attempt_id>/amd")

@@ -51,17 +51,18 @@ class Campaign:
         ended = CallEnded(
             phone=phone,
             source_call_id=fields.pop("source_call_id", f"crm-{self._counter}"),
-            ended_at=datetime(2026, 11, 23, 15, 0, tzinfo=UTC),
+            ended_at=datetime(2026, 11, 23, 18, 0, tzinfo=UTC),
             agent=fields.pop("agent", "alice"),
             queue="billing",
             **fields,
         )
         with self.runtime.db.session() as session:
-            request = register_call(
-                session, self.runtime.catalog, ended, default_survey="post-call"
-            )
-            session.flush()
-            request_id = request.id
+            result = register_call(
+                session, self.runtime.catalog, ended,
+                now=self.runtime.now(), default_survey="post-call",
+            )  # fmt: skip
+        assert result.accepted, result
+        request_id = result.request_id
         placed = place_call(self.runtime, request_id)
         assert placed is not None
         return request_id, placed
@@ -77,7 +78,8 @@ class Campaign:
 
 @pytest.fixture
 def campaign(runtime: Runtime) -> Iterator[Campaign]:
-    clock = SimClock(datetime(2026, 11, 23, 15, 5, tzinfo=UTC))
+    # Monday 18:05 UTC: 10:05 in California, inside every test number's calling hours.
+    clock = SimClock(datetime(2026, 11, 23, 18, 5, tzinfo=UTC))
     network = PhoneNetwork(ACCOUNT_SID, AUTH_TOKEN, clock=clock, seed=7)
     network.start()
     late_app = _LateBoundApp()
@@ -85,7 +87,7 @@ def campaign(runtime: Runtime) -> Iterator[Campaign]:
     settings: Settings = runtime.settings.with_overrides(
         public_base_url=server.base_url, twilio_api_base=network.api_base
     )
-    live = Runtime(settings=settings, db=runtime.db, catalog=runtime.catalog)
+    live = Runtime(settings=settings, db=runtime.db, catalog=runtime.catalog, now=clock.now)
     late_app.app = create_app(runtime=live)
     try:
         yield Campaign(live, network)

@@ -1,0 +1,217 @@
+"""What a call job does when it runs, and what happens after each attempt.
+
+`dial()` is run by the rq job at the request's due time. It re-checks everything that
+may have changed since intake (an opt-out, the 30-day cap, the calling window, the
+validity window, a paused dialer), waits for a pacing slot and for room under the
+concurrency limit, then places the call. It is safe to run twice: a duplicate delivery
+finds the request no longer `scheduled` (or the attempt already made) and does nothing.
+
+`after_attempt()` runs when an attempt ends (the status webhook queues it): it
+schedules the retry that the survey's rules allow, or leaves the outcome as final.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aftercall.models import CallAttempt, RequestState, SurveyRequest
+from aftercall.runtime import Runtime
+from aftercall.survey import DialingSettings, UnknownSurvey
+from aftercall.survey_versions import definition_of
+from dialer import rules, scheduling
+from dialer.calling_hours import zones_for_number
+from dialer.pacing import reserve_call_slot
+from dialer.placement import PlacementFailure, place_call
+from dialer.rules import Suppression
+
+log = logging.getLogger(__name__)
+
+PAUSE_KEY = "aftercall:dialer:paused"
+# How long a worker may sleep for a pacing slot before handing the job back.
+MAX_PACING_WAIT = 2.0
+CONCURRENCY_RETRY = timedelta(seconds=10)
+PAUSED_RETRY = timedelta(minutes=1)
+# Backoff after Twilio refused a request for a transient reason (429, 5xx, timeout).
+TRANSIENT_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
+# Statuses of attempts that are still using a line.
+IN_FLIGHT = ("queued", "initiated", "ringing", "in-progress")
+IN_FLIGHT_HORIZON = timedelta(hours=2)
+
+
+def pause(runtime: Runtime, reason: str) -> None:
+    runtime.redis.set(PAUSE_KEY, reason)
+
+
+def resume(runtime: Runtime) -> None:
+    runtime.redis.delete(PAUSE_KEY)
+
+
+def paused_reason(runtime: Runtime) -> str | None:
+    value = runtime.redis.get(PAUSE_KEY)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
+    """Place attempt `attempt_number` of a request if it is still due. Returns what happened."""
+    now = runtime.now()
+    with runtime.db.session() as session:
+        request = session.get(SurveyRequest, request_id)
+        if request is None:
+            return "unknown request"
+        if request.state is not RequestState.SCHEDULED:
+            return f"skipped: request is {request.state.value}"
+        if _placed_attempts(session, request_id) >= attempt_number:
+            return "skipped: attempt already made"
+        settings = _dialing_settings(runtime, session, request)
+        suppression = rules.call_time_suppression(session, request.phone, now)
+        if suppression is not None:
+            request.state = RequestState.SUPPRESSED
+            request.suppression_reason = suppression.value
+            return f"suppressed: {suppression.value}"
+        zones = zones_for_number(request.phone, runtime.settings.fallback_time_zone)
+        if now >= rules.valid_until(request.call_ended_at, settings):
+            return _expire(request, Suppression.EXPIRED)
+        if not rules.window_for(settings).allows(now, zones):
+            opening = rules.next_call_time(now, request.call_ended_at, settings, zones)
+            if isinstance(opening, Suppression):
+                return _expire(request, opening)
+            request.due_at = opening
+            reschedule_at = opening
+        elif (reason := paused_reason(runtime)) is not None:
+            reschedule_at = now + PAUSED_RETRY
+            request.due_at = reschedule_at
+            log.error("dialer paused (%s): request %s held back", reason, request_id)
+        elif _in_flight(session, now) >= runtime.settings.max_concurrent_calls:
+            reschedule_at = now + CONCURRENCY_RETRY
+            request.due_at = reschedule_at
+        else:
+            reschedule_at = None
+    if reschedule_at is not None:
+        scheduling.enqueue_call(runtime, request_id, attempt_number, reschedule_at)
+        return f"rescheduled to {reschedule_at.isoformat()}"
+
+    slot = reserve_call_slot(runtime.redis, runtime.settings.calls_per_second, MAX_PACING_WAIT)
+    if not slot.granted:
+        later = now + timedelta(seconds=slot.wait_seconds)
+        _set_due(runtime, request_id, later)
+        scheduling.enqueue_call(runtime, request_id, attempt_number, later)
+        return "rescheduled: pacing"
+    if slot.wait_seconds > 0:
+        time.sleep(slot.wait_seconds)
+
+    placed = place_call(runtime, request_id)
+    if placed is None:
+        return "skipped: another worker placed it"
+    if placed.failure is None:
+        return f"placed {placed.call_sid}"
+    return _after_refusal(runtime, request_id, attempt_number, placed.failure, placed.error_code)
+
+
+def after_attempt(runtime: Runtime, request_id: int) -> str:
+    """An attempt ended: schedule the retry the rules allow, or let the outcome stand."""
+    now = runtime.now()
+    with runtime.db.session() as session:
+        request = session.get(SurveyRequest, request_id)
+        if request is None:
+            return "unknown request"
+        if request.state not in (
+            RequestState.NO_ANSWER,
+            RequestState.BUSY,
+            RequestState.FAILED,
+            RequestState.VOICEMAIL,
+        ):
+            return f"final: {request.state.value}"
+        settings = _dialing_settings(runtime, session, request)
+        last = session.scalar(
+            select(CallAttempt)
+            .where(CallAttempt.request_id == request_id, CallAttempt.status != "rejected")
+            .order_by(CallAttempt.number.desc())
+            .limit(1)
+        )
+        placed = _placed_attempts(session, request_id)
+        if last is None or not rules.is_retryable(request.state, last.sip_response_code, settings):
+            return f"final: {request.state.value}"
+        if placed >= settings.max_attempts:
+            return f"final: {request.state.value} after {placed} attempts"
+        earliest = max(now, last.ended_at or now) + rules.retry_delay(settings, placed)
+        zones = zones_for_number(request.phone, runtime.settings.fallback_time_zone)
+        due = rules.next_call_time(earliest, request.call_ended_at, settings, zones)
+        if isinstance(due, Suppression):
+            return f"final: {request.state.value} (no time left to retry)"
+        request.state = RequestState.SCHEDULED
+        request.due_at = due
+    scheduling.enqueue_call(runtime, request_id, placed + 1, due)
+    return f"retry {placed + 1} at {due.isoformat()}"
+
+
+def _after_refusal(
+    runtime: Runtime,
+    request_id: int,
+    attempt_number: int,
+    failure: PlacementFailure,
+    code: int | None,
+) -> str:
+    if failure is PlacementFailure.PERMANENT:
+        return f"failed: Twilio error {code}"
+    now = runtime.now()
+    with runtime.db.session() as session:
+        refusals = session.scalar(
+            select(func.count(CallAttempt.id)).where(
+                CallAttempt.request_id == request_id, CallAttempt.status == "rejected"
+            )
+        )
+        request = session.get(SurveyRequest, request_id)
+        delay = TRANSIENT_BACKOFF[min(refusals - 1, len(TRANSIENT_BACKOFF) - 1)]
+        if failure is PlacementFailure.AUTH:
+            delay = PAUSED_RETRY
+        due = now + delay
+        request.due_at = due
+    if failure is PlacementFailure.AUTH:
+        pause(runtime, f"Twilio rejected the account credentials (error {code})")
+        log.critical("Twilio rejected the credentials (error %s): dialing paused", code)
+    scheduling.enqueue_call(runtime, request_id, attempt_number, due)
+    return f"rescheduled after Twilio error {code}"
+
+
+def _expire(request: SurveyRequest, reason: Suppression) -> str:
+    request.state = RequestState.EXPIRED
+    request.suppression_reason = reason.value
+    return f"expired: {reason.value}"
+
+
+def _set_due(runtime: Runtime, request_id: int, due: datetime) -> None:
+    with runtime.db.session() as session:
+        session.get(SurveyRequest, request_id).due_at = due
+
+
+def _placed_attempts(session: Session, request_id: int) -> int:
+    return session.scalar(
+        select(func.count(CallAttempt.id)).where(
+            CallAttempt.request_id == request_id, CallAttempt.status.not_in(rules.NOT_PLACED)
+        )
+    )
+
+
+def _in_flight(session: Session, now: datetime) -> int:
+    return session.scalar(
+        select(func.count(CallAttempt.id)).where(
+            CallAttempt.status.in_(IN_FLIGHT), CallAttempt.created_at >= now - IN_FLIGHT_HORIZON
+        )
+    )
+
+
+def _dialing_settings(
+    runtime: Runtime, session: Session, request: SurveyRequest
+) -> DialingSettings:
+    """The rules of the survey version the request was accepted under."""
+    if request.survey_version is not None:
+        return definition_of(request.survey_version).dialing
+    try:
+        return runtime.catalog.get(request.survey_name).dialing
+    except UnknownSurvey:
+        return DialingSettings()

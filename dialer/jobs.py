@@ -1,0 +1,39 @@
+"""The rq jobs of the call queue: module-level functions with plain arguments (ids).
+
+They only build the worker's Runtime and call the domain (dialer.dispatch); what they
+return is kept by rq as the job's result, a short note of what happened. Every job is
+safe to run twice, because the database, not Redis, decides.
+"""
+
+from __future__ import annotations
+
+from aftercall.config import Settings
+from aftercall.runtime import Runtime
+from dialer import dispatch, scheduling
+
+_runtime: Runtime | None = None
+
+
+def use_runtime(runtime: Runtime | None) -> None:
+    """Let an in-process worker (the demo, tests) run jobs against its own Runtime."""
+    global _runtime
+    _runtime = runtime
+
+
+def worker_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime.from_settings(Settings.from_env())
+    return _runtime
+
+
+def place_due_call(request_id: int, attempt_number: int) -> str:
+    return dispatch.dial(worker_runtime(), request_id, attempt_number)
+
+
+def after_attempt(request_id: int) -> str:
+    return dispatch.after_attempt(worker_runtime(), request_id)
+
+
+def reconcile() -> int:
+    return scheduling.reconcile(worker_runtime())

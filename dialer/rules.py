@@ -1,0 +1,165 @@
+"""The dialing rules: whether a finished support call may be surveyed, and when.
+
+Checked at intake (to accept or suppress the request and plan its first call) and
+again just before every call (an opt-out may have arrived, a window may have closed).
+Each rule is configurable per survey (`[dialing]`), except the floors that protect the
+customer whatever the configuration says:
+
+- calling hours never wider than 08:00-21:00 local (dialer.calling_hours);
+- at most `HARD_CAP_CALLS` calls to one number in any `HARD_CAP_DAYS` days, across all
+  surveys (the US exemption for non-marketing survey calls assumes a low volume);
+- a number on the do-not-call list is never called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aftercall.models import CallAttempt, OptOut, RequestState, SurveyRequest
+from aftercall.survey import DialingSettings
+from dialer.calling_hours import CallingWindow
+
+HARD_CAP_CALLS = 3
+HARD_CAP_DAYS = 30
+# Attempt statuses that mean no call reached the network: Twilio refused the request
+# (status "rejected" is aftercall's own marker for that). They count for nothing.
+NOT_PLACED = frozenset({"rejected"})
+# Requests that already have a survey on its way to the same number.
+_UNDER_WAY = (
+    RequestState.PENDING,
+    RequestState.SCHEDULED,
+    RequestState.CALLING,
+    RequestState.IN_PROGRESS,
+)
+
+
+class Suppression(StrEnum):
+    NOT_SAMPLED = "not_sampled"
+    OPTED_OUT = "opted_out"
+    SURVEYED_RECENTLY = "surveyed_recently"
+    SURVEY_UNDER_WAY = "survey_under_way"
+    CALL_CAP = "call_cap_reached"
+    NO_CALLING_WINDOW = "no_calling_window"
+    EXPIRED = "validity_expired"
+
+
+def is_sampled(source_call_id: str, percent: float) -> bool:
+    """Deterministic per source call: a re-sent call gets the same decision."""
+    if percent >= 100:
+        return True
+    if percent <= 0:
+        return False
+    digest = hashlib.sha256(source_call_id.encode()).digest()
+    bucket = int.from_bytes(digest[:8], "big") % 10_000
+    return bucket < percent * 100
+
+
+def window_for(settings: DialingSettings) -> CallingWindow:
+    opens, closes = settings.calling_hours
+    return CallingWindow(opens=opens, closes=closes, allow_sundays=settings.allow_sundays)
+
+
+def valid_until(call_ended_at: datetime, settings: DialingSettings) -> datetime:
+    return call_ended_at + timedelta(hours=settings.valid_hours)
+
+
+def is_opted_out(session: Session, phone: str) -> bool:
+    return session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is not None
+
+
+def calls_placed_since(session: Session, phone: str, since: datetime) -> int:
+    """Calls actually placed to `phone` since `since`, for any survey, whatever their outcome."""
+    return session.scalar(
+        select(func.count(CallAttempt.id))
+        .join(CallAttempt.request)
+        .where(
+            SurveyRequest.phone == phone,
+            CallAttempt.created_at >= since,
+            CallAttempt.status.not_in(NOT_PLACED),
+        )
+    )
+
+
+def intake_suppression(
+    session: Session,
+    phone: str,
+    source_call_id: str,
+    settings: DialingSettings,
+    now: datetime,
+) -> Suppression | None:
+    """Why a new request for `phone` must not be surveyed, or None if it may be."""
+    if is_opted_out(session, phone):
+        return Suppression.OPTED_OUT
+    if not is_sampled(source_call_id, settings.sample_percent):
+        return Suppression.NOT_SAMPLED
+    under_way = session.scalar(
+        select(SurveyRequest.id)
+        .where(SurveyRequest.phone == phone, SurveyRequest.state.in_(_UNDER_WAY))
+        .limit(1)
+    )
+    if under_way is not None:
+        return Suppression.SURVEY_UNDER_WAY
+    if settings.fatigue_days and calls_placed_since(
+        session, phone, now - timedelta(days=settings.fatigue_days)
+    ):
+        return Suppression.SURVEYED_RECENTLY
+    if calls_placed_since(session, phone, now - timedelta(days=HARD_CAP_DAYS)) >= HARD_CAP_CALLS:
+        return Suppression.CALL_CAP
+    return None
+
+
+def call_time_suppression(session: Session, phone: str, now: datetime) -> Suppression | None:
+    """The floors re-checked right before dialing (the request was accepted earlier)."""
+    if is_opted_out(session, phone):
+        return Suppression.OPTED_OUT
+    if calls_placed_since(session, phone, now - timedelta(days=HARD_CAP_DAYS)) >= HARD_CAP_CALLS:
+        return Suppression.CALL_CAP
+    return None
+
+
+def next_call_time(
+    earliest: datetime,
+    call_ended_at: datetime,
+    settings: DialingSettings,
+    zones: list[ZoneInfo],
+) -> datetime | Suppression:
+    """The first moment at or after `earliest` the customer may be called, or why never."""
+    opening = window_for(settings).opens_at(earliest, zones)
+    if opening is None:
+        return Suppression.NO_CALLING_WINDOW
+    if opening >= valid_until(call_ended_at, settings):
+        return Suppression.EXPIRED
+    return opening
+
+
+def first_call_time(
+    now: datetime, call_ended_at: datetime, settings: DialingSettings, zones: list[ZoneInfo]
+) -> datetime | Suppression:
+    earliest = max(now, call_ended_at + timedelta(minutes=settings.delay_minutes))
+    return next_call_time(earliest, call_ended_at, settings, zones)
+
+
+def retry_delay(settings: DialingSettings, attempts_made: int) -> timedelta:
+    """Backoff before attempt `attempts_made + 1`."""
+    minutes = settings.retry_minutes
+    return timedelta(minutes=minutes[min(attempts_made - 1, len(minutes) - 1)])
+
+
+# SIP responses that say the number itself is wrong: retrying cannot help.
+PERMANENT_SIP_FAILURES = frozenset({404, 410, 484, 604})
+
+
+def is_retryable(state: RequestState, sip_code: int | None, settings: DialingSettings) -> bool:
+    if state in (RequestState.NO_ANSWER, RequestState.BUSY):
+        return True
+    if state is RequestState.VOICEMAIL:
+        return settings.retry_voicemail
+    if state is RequestState.FAILED:
+        return sip_code not in PERMANENT_SIP_FAILURES
+    return False

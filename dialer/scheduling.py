@@ -1,0 +1,81 @@
+"""Putting survey calls on the rq call queue for their due time, and keeping it honest.
+
+Jobs are scheduled with rq's own scheduler (`Queue.enqueue_at` with aware UTC times;
+workers run `--with-scheduler`). The database is the source of truth: a request is
+`scheduled` with its `due_at` before any job exists, so if Redis loses the job (a
+restart without persistence, an enqueue that failed), `reconcile()` rebuilds it.
+Job ids are derived from (request, attempt, due time): the same job is never queued
+twice, and a rescheduled call gets a new id instead of clobbering a running job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from redis.exceptions import RedisError
+from rq.job import Job
+from sqlalchemy import func, select
+
+from aftercall.models import CallAttempt, RequestState, SurveyRequest
+from aftercall.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PLACE_CALL = "dialer.jobs.place_due_call"
+AFTER_ATTEMPT = "dialer.jobs.after_attempt"
+# A call job that has not run 6 hours after its time is not worth running.
+JOB_TTL_SECONDS = 6 * 3600
+
+
+def call_job_id(request_id: int, attempt_number: int, due_at: datetime) -> str:
+    return f"survey-call-{request_id}-{attempt_number}-{int(due_at.timestamp())}"
+
+
+def enqueue_call(runtime: Runtime, request_id: int, attempt_number: int, due_at: datetime) -> str:
+    job_id = call_job_id(request_id, attempt_number, due_at)
+    runtime.call_queue.enqueue_at(
+        due_at,
+        PLACE_CALL,
+        request_id,
+        attempt_number,
+        job_id=job_id,
+        ttl=JOB_TTL_SECONDS,
+        failure_ttl=7 * 24 * 3600,
+        description=f"survey call {attempt_number} for request {request_id}",
+    )
+    return job_id
+
+
+def enqueue_first_calls(runtime: Runtime, due: Iterable[tuple[int, datetime]]) -> None:
+    """Queue accepted requests; a Redis failure is logged and left to reconcile()."""
+    try:
+        for request_id, due_at in due:
+            enqueue_call(runtime, request_id, 1, due_at)
+    except RedisError as exc:
+        log.error("could not queue survey calls (reconciliation will): %s", exc)
+
+
+def reconcile(runtime: Runtime) -> int:
+    """Re-queue every scheduled request whose job Redis no longer has. Returns how many."""
+    with runtime.db.session() as session:
+        placed = (
+            select(func.count(CallAttempt.id))
+            .where(CallAttempt.request_id == SurveyRequest.id, CallAttempt.status != "rejected")
+            .scalar_subquery()
+        )
+        rows = session.execute(
+            select(SurveyRequest.id, SurveyRequest.due_at, placed).where(
+                SurveyRequest.state == RequestState.SCHEDULED, SurveyRequest.due_at.is_not(None)
+            )
+        ).all()
+    restored = 0
+    for request_id, due_at, attempts in rows:
+        job_id = call_job_id(request_id, attempts + 1, due_at)
+        if not Job.exists(job_id, connection=runtime.redis):
+            enqueue_call(runtime, request_id, attempts + 1, due_at)
+            restored += 1
+    if restored:
+        log.warning("reconcile: re-queued %d scheduled survey calls", restored)
+    return restored
