@@ -25,9 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from rq import Queue, SimpleWorker
-from rq.job import Job
-from rq.registry import ScheduledJobRegistry
+from rq import SimpleWorker
 from sqlalchemy import select
 
 from aftercall import migrate
@@ -37,7 +35,7 @@ from aftercall.models import CallAttempt, RequestState, SurveyRequest
 from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog
 from aftercall.web import create_app
-from dialer import jobs
+from dialer import jobs, scheduling
 from dialer.intake import CallEnded, accept_calls
 from scoring.summary import AgentScores, outcome_counts, scores_by_agent
 
@@ -178,17 +176,16 @@ def run_demo(
         progress(calls - len(accepted))
         queue = runtime.call_queue
         worker = SimpleWorker([queue], connection=runtime.redis)
-        scheduled = ScheduledJobRegistry(queue=queue)
         settled: set[int] = set()
         while True:
-            _release_due_jobs(queue, scheduled, network.clock.now())
+            scheduling.release_due_jobs(queue, network.clock.now())
             worker.work(burst=True, logging_level="WARNING")
             network.run_until_idle(timeout=max(60.0, calls * 2.0))
             worker.work(burst=True, logging_level="WARNING")
             newly = _settled(runtime, accepted) - settled
             progress(len(newly))
             settled |= newly
-            next_due = _next_scheduled(scheduled)
+            next_due = scheduling.next_scheduled_time(queue)
             if next_due is None:
                 break
             if next_due > network.clock.now():
@@ -198,20 +195,6 @@ def run_demo(
             return DemoResult(
                 outcome_counts(session), scores_by_agent(session), rejected, transcript
             )
-
-
-def _release_due_jobs(queue: Queue, scheduled: ScheduledJobRegistry, now: datetime) -> None:
-    for job_id in scheduled.get_jobs_to_schedule(int(now.timestamp())):
-        job = Job.fetch(job_id, connection=queue.connection)
-        scheduled.remove(job)
-        queue.enqueue_job(job)
-
-
-def _next_scheduled(scheduled: ScheduledJobRegistry) -> datetime | None:
-    first = scheduled.connection.zrange(scheduled.key, 0, 0, withscores=True)
-    if not first:
-        return None
-    return datetime.fromtimestamp(first[0][1], UTC)
 
 
 def _settled(runtime: Runtime, request_ids: list[int]) -> set[int]:

@@ -24,6 +24,7 @@ PACING_KEY = "aftercall:pacing:next-call-at"
 class Reservation:
     granted: bool
     wait_seconds: float  # until the reserved slot (granted), or until one frees up
+    starts_at: float  # the slot, on Redis's clock (seconds since the epoch)
 
 
 def reserve_call_slot(redis: Redis, calls_per_second: float, max_wait: float) -> Reservation:
@@ -40,12 +41,12 @@ def reserve_call_slot(redis: Redis, calls_per_second: float, max_wait: float) ->
                 wait = slot - now
                 if wait > max_wait:
                     pipe.unwatch()
-                    return Reservation(False, wait)
+                    return Reservation(False, wait, slot)
                 pipe.multi()
                 pipe.set(
                     PACING_KEY, repr(slot + interval), px=int((wait + interval) * 1000) + 60_000
                 )
                 pipe.execute()
-                return Reservation(True, wait)
+                return Reservation(True, wait, slot)
             except WatchError:
                 continue

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
+from rq import Queue
 from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
@@ -79,3 +81,25 @@ def reconcile(runtime: Runtime) -> int:
     if restored:
         log.warning("reconcile: re-queued %d scheduled survey calls", restored)
     return restored
+
+
+def release_due_jobs(queue: Queue, now: datetime) -> int:
+    """Move the jobs due at `now` from the scheduled registry onto the queue.
+
+    This is what rq's scheduler does on the wall clock; the demo and the tests call it
+    to run the same jobs on a simulated clock.
+    """
+    registry = ScheduledJobRegistry(queue=queue)
+    released = 0
+    for job_id in registry.get_jobs_to_schedule(int(now.timestamp())):
+        job = Job.fetch(job_id, connection=queue.connection)
+        registry.remove(job)
+        queue.enqueue_job(job)
+        released += 1
+    return released
+
+
+def next_scheduled_time(queue: Queue) -> datetime | None:
+    registry = ScheduledJobRegistry(queue=queue)
+    first = queue.connection.zrange(registry.key, 0, 0, withscores=True)
+    return datetime.fromtimestamp(first[0][1], UTC) if first else None

@@ -33,11 +33,27 @@ FROM_NUMBER = "+15005550006"
 
 
 def _postgres_url() -> str:
-    url = os.environ.get("AFTERCALL_TEST_DATABASE_URL", "")
+    return _required_server("AFTERCALL_TEST_DATABASE_URL", "PostgreSQL")
+
+
+def _required_server(variable: str, what: str) -> str:
+    url = os.environ.get(variable, "")
     if not url:
         if os.environ.get("CI"):
-            pytest.fail("CI must set AFTERCALL_TEST_DATABASE_URL to a PostgreSQL server")
-        pytest.skip("set AFTERCALL_TEST_DATABASE_URL to run against PostgreSQL")
+            pytest.fail(f"CI must set {variable} to a {what} server")
+        pytest.skip(f"set {variable} to run against {what}")
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A real Redis server (CI starts one), emptied for each test."""
+    from redis import Redis
+
+    url = _required_server("AFTERCALL_TEST_REDIS_URL", "Redis")
+    connection = Redis.from_url(url)
+    connection.flushdb()
+    connection.close()
     return url
 
 

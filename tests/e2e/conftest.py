@@ -77,7 +77,7 @@ class Campaign:
 
 
 @pytest.fixture
-def campaign(runtime: Runtime) -> Iterator[Campaign]:
+def campaign(runtime: Runtime, redis_url: str) -> Iterator[Campaign]:
     # Monday 18:05 UTC: 10:05 in California, inside every test number's calling hours.
     clock = SimClock(datetime(2026, 11, 23, 18, 5, tzinfo=UTC))
     network = PhoneNetwork(ACCOUNT_SID, AUTH_TOKEN, clock=clock, seed=7)
@@ -87,7 +87,12 @@ def campaign(runtime: Runtime) -> Iterator[Campaign]:
     settings: Settings = runtime.settings.with_overrides(
         public_base_url=server.base_url, twilio_api_base=network.api_base
     )
-    live = Runtime(settings=settings, db=runtime.db, catalog=runtime.catalog, now=clock.now)
+    live = Runtime(
+        settings=settings.with_overrides(redis_url=redis_url, calls_per_second=100.0),
+        db=runtime.db,
+        catalog=runtime.catalog,
+        now=clock.now,
+    )
     late_app.app = create_app(runtime=live)
     try:
         yield Campaign(live, network)
