@@ -145,3 +145,36 @@ def test_catalog_unknown_survey(tmp_path):
     assert catalog.names() == ["s"]
     with pytest.raises(UnknownSurvey):
         catalog.get("nope")
+
+
+@pytest.mark.parametrize(
+    ("dialing", "field", "message"),
+    [
+        ('calling_hours = "07:00-20:00"', "dialing.calling_hours", "08:00-21:00"),
+        ('calling_hours = "09:00-21:30"', "dialing.calling_hours", "08:00-21:00"),
+        ('calling_hours = "20:00-09:00"', "dialing.calling_hours", "open before"),
+        ('calling_hours = "9-5"', "dialing.calling_hours", "like '09:00-20:00'"),
+        ("max_attempts = 5", "dialing.max_attempts", "1 to 3"),
+        ("sample_percent = 120", "dialing.sample_percent", "0 to 100"),
+        ("retry_minutes = []", "dialing.retry_minutes", "list of minutes"),
+        ("retry_minutes = [0]", "dialing.retry_minutes", "list of minutes"),
+        ("allow_sundays = 1", "dialing.allow_sundays", "true or false"),
+        ("redial = true", "dialing.redial", "unknown field"),
+    ],
+)
+def test_dialing_rules_are_validated(tmp_path, dialing, field, message):
+    path = write(tmp_path, GOOD.format(name="s") + f"\n[dialing]\n{dialing}\n")
+    with pytest.raises(SurveyError) as error:
+        load_survey_file(path)
+    assert error.value.field_path == field
+    assert message in error.value.message
+
+
+def test_dialing_rules_are_part_of_the_version(tmp_path):
+    plain = load_survey_file(write(tmp_path, GOOD.format(name="s")))
+    narrower = load_survey_file(
+        write(tmp_path, GOOD.format(name="s") + '\n[dialing]\ncalling_hours = "10:00-18:00"\n')
+    )
+    assert narrower.dialing.calling_hours[0].hour == 10
+    assert plain.content_sha256() != narrower.content_sha256()
+    assert SurveyDefinition.from_dict(narrower.to_dict()) == narrower
