@@ -13,7 +13,6 @@ schedules the retry that the survey's rules allow, or leaves the outcome as fina
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -25,7 +24,7 @@ from aftercall.survey import DialingSettings, UnknownSurvey
 from aftercall.survey_versions import definition_of
 from dialer import rules, scheduling
 from dialer.calling_hours import zones_for_number
-from dialer.pacing import reserve_call_slot
+from dialer.pacing import acquire_call_slot
 from dialer.placement import PlacementFailure, place_call
 from dialer.rules import Suppression
 
@@ -95,14 +94,12 @@ def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
         scheduling.enqueue_call(runtime, request_id, attempt_number, reschedule_at)
         return f"rescheduled to {reschedule_at.isoformat()}"
 
-    slot = reserve_call_slot(runtime.redis, runtime.settings.calls_per_second, MAX_PACING_WAIT)
+    slot = acquire_call_slot(runtime.redis, runtime.settings.calls_per_second, MAX_PACING_WAIT)
     if not slot.granted:
-        later = now + timedelta(seconds=slot.wait_seconds)
+        later = now + timedelta(seconds=slot.retry_after)
         _set_due(runtime, request_id, later)
         scheduling.enqueue_call(runtime, request_id, attempt_number, later)
         return "rescheduled: pacing"
-    if slot.wait_seconds > 0:
-        time.sleep(slot.wait_seconds)
 
     placed = place_call(runtime, request_id)
     if placed is None:

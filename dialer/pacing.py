@@ -1,10 +1,12 @@
 """Pacing shared by every worker on every machine: calls per second, through Redis.
 
-A GCRA-style reservation: a Redis key holds the earliest time the next call may start.
-Each placement reserves the slot at that time and pushes it one interval (1 / CPS) on,
-so calls start at least an interval apart however many workers compete. The time is
-Redis's own clock (TIME), not each machine's. The update is an optimistic WATCH/MULTI
-transaction, which real Redis and the demo's in-process stand-in both support.
+A sliding-window log: a Redis sorted set holds the start times of the calls admitted in
+the last window, and a call is admitted only while fewer than the limit started in the
+window ending now. The check and the admission are one optimistic WATCH/MULTI
+transaction (real Redis and the demo's in-process stand-in both support it), and the
+time is Redis's own clock (TIME), so any number of workers on any number of machines
+share one limit and no 1-second window ever holds more calls than the configured CPS.
+Below 1 CPS the window stretches instead (0.5 CPS: one call per 2 seconds).
 
 Twilio queues calls beyond an account's CPS rather than refusing them, so a call handed
 over late could ring outside calling hours; pacing on our side keeps that from happening.
@@ -12,41 +14,64 @@ over late could ring outside calling hours; pacing on our side keeps that from h
 
 from __future__ import annotations
 
+import math
+import time
+import uuid
 from dataclasses import dataclass
 
 from redis import Redis
 from redis.exceptions import WatchError
 
-PACING_KEY = "aftercall:pacing:next-call-at"
+PACING_KEY = "aftercall:pacing:call-starts"
 
 
 @dataclass(frozen=True)
-class Reservation:
+class Admission:
     granted: bool
-    wait_seconds: float  # until the reserved slot (granted), or until one frees up
-    starts_at: float  # the slot, on Redis's clock (seconds since the epoch)
+    started_at: float  # Redis clock, seconds since the epoch (granted), else when asked
+    retry_after: float = 0.0  # seconds until a slot frees up (not granted)
 
 
-def reserve_call_slot(redis: Redis, calls_per_second: float, max_wait: float) -> Reservation:
-    """Reserve the next slot if it is at most `max_wait` seconds away."""
-    interval = 1.0 / calls_per_second
+def window_and_limit(calls_per_second: float) -> tuple[float, int]:
+    if calls_per_second >= 1:
+        return 1.0, math.floor(calls_per_second)
+    return 1.0 / calls_per_second, 1
+
+
+def try_admit(redis: Redis, calls_per_second: float) -> Admission:
+    """Admit one call now if the limit allows, in one atomic step."""
+    window, limit = window_and_limit(calls_per_second)
     with redis.pipeline() as pipe:
         while True:
             try:
+                # Between WATCH and MULTI commands run at once; EXEC fails if another
+                # worker changed the log meanwhile, and the loop reads it again.
                 pipe.watch(PACING_KEY)
                 seconds, micros = pipe.time()
                 now = seconds + micros / 1_000_000
-                stored = pipe.get(PACING_KEY)
-                slot = max(float(stored) if stored else now, now)
-                wait = slot - now
-                if wait > max_wait:
+                recent = pipe.zrangebyscore(PACING_KEY, now - window, "+inf", withscores=True)
+                if len(recent) >= limit:
                     pipe.unwatch()
-                    return Reservation(False, wait, slot)
+                    oldest = recent[-limit][1]
+                    return Admission(False, now, max(oldest + window - now, 0.001))
                 pipe.multi()
-                pipe.set(
-                    PACING_KEY, repr(slot + interval), px=int((wait + interval) * 1000) + 60_000
-                )
+                pipe.zremrangebyscore(PACING_KEY, "-inf", now - window)
+                pipe.zadd(PACING_KEY, {f"{now:.6f}:{uuid.uuid4().hex[:8]}": now})
+                pipe.pexpire(PACING_KEY, int(window * 1000) + 1000)
                 pipe.execute()
-                return Reservation(True, wait, slot)
+                return Admission(True, now)
             except WatchError:
                 continue
+
+
+def acquire_call_slot(redis: Redis, calls_per_second: float, max_wait: float) -> Admission:
+    """Wait up to `max_wait` seconds for a slot; if none by then, say how long to wait."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        admission = try_admit(redis, calls_per_second)
+        if admission.granted:
+            return admission
+        remaining = deadline - time.monotonic()
+        if admission.retry_after > remaining:
+            return admission
+        time.sleep(admission.retry_after)
