@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 def test_procfile_has_the_product_processes():
-    assert {"web", "worker", "release"} <= set(procfile())
+    assert {"web", "worker", "release", "cron"} <= set(procfile())
     assert "$PORT" in procfile()["web"] or "${PORT" in procfile()["web"]
 
 
@@ -120,3 +120,26 @@ def test_phonesim_command_serves_the_twilio_api(tmp_path):
     finally:
         os.killpg(sim.pid, signal.SIGINT)
         sim.wait(timeout=10)
+
+
+def test_cron_process_queues_reconciliation(tmp_path):
+    from redis import Redis
+    from rq import Queue
+
+    url = redis_url()
+    Redis.from_url(url).flushdb()
+    env = {**os.environ, "REDIS_URL": url}
+    cron = subprocess.Popen(
+        ["bash", "-c", f"exec {procfile()['cron']}"], env=env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    queue = Queue("calls", connection=Redis.from_url(url))
+    try:
+        deadline = time.monotonic() + 20
+        while not any(job.func_name == "dialer.jobs.reconcile" for job in queue.jobs):
+            if cron.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"cron queued nothing: {cron.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+    finally:
+        os.killpg(cron.pid, signal.SIGTERM)
+        cron.wait(timeout=10)
