@@ -136,3 +136,9 @@ def phonesim(ctx: _Context, host: str, port: int, seed: int, realtime: bool) -> 
         seed=seed,
         realtime=realtime,
     )
+
+
+# Intake commands (apikey, enqueue, import) live in their own module.
+from aftercall.cli_intake import register_commands  # noqa: E402
+
+register_commands(main)

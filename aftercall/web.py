@@ -24,9 +24,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.extensions["aftercall"] = runtime
 
+    from dialer.api import bp as api
     from ivr.views import bp as voice
 
     app.register_blueprint(voice)
+    app.register_blueprint(api)
 
     @app.get("/healthz")
     def health():

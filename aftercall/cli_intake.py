@@ -1,0 +1,198 @@
+"""The intake commands of the `aftercall` CLI: API keys, one call, a CSV file of calls.
+
+    aftercall apikey create NAME | revoke NAME | list
+    aftercall enqueue --phone ... --source-call-id ... [--ended-at ...] [--metadata K=V]
+    aftercall import calls.csv
+
+Each command parses its options, calls dialer (apikeys, csv_import, intake) and prints
+the outcome; no intake rule lives here. Registered on the `main` group by
+aftercall.cli through `register_commands`; this module does not import aftercall.cli at
+import time, so either may be imported first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from aftercall.config import Settings
+from aftercall.db import Database
+from aftercall.runtime import Runtime
+from dialer import apikeys
+from dialer.api import iso_utc
+from dialer.csv_import import CsvFileError, call_from_text, import_calls, read_calls_file
+from dialer.intake import IntakeRejected, IntakeResult, accept_calls
+
+
+def register_commands(group: click.Group) -> None:
+    group.add_command(apikey)
+    group.add_command(enqueue)
+    group.add_command(import_command)
+
+
+def _settings() -> Settings:
+    # The same per-invocation settings object the other commands get from pass_context.
+    from aftercall.cli import _Context
+
+    return click.get_current_context().ensure_object(_Context).settings
+
+
+@contextmanager
+def _database() -> Iterator[Database]:
+    database = Database(_settings().database_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    runtime = Runtime.from_settings(_settings())
+    try:
+        yield runtime
+    finally:
+        runtime.db.dispose()
+
+
+@click.group()
+def apikey() -> None:
+    """API keys for the intake API (only a hash is stored; a key is shown once)."""
+
+
+@apikey.command("create")
+@click.argument("name")
+def apikey_create(name: str) -> None:
+    """Create a key for the system NAME and print it (the last line, alone)."""
+    with _database() as database:
+        try:
+            with database.session() as session:
+                key = apikeys.create_key(session, name)
+        except apikeys.ApiKeyError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"API key for {name.strip()} (shown only now; store it as a secret):")
+    click.echo(key)
+
+
+@apikey.command("revoke")
+@click.argument("name")
+def apikey_revoke(name: str) -> None:
+    """Revoke the key NAME: requests with it are refused (401) from now on."""
+    with _database() as database:
+        try:
+            with database.session() as session:
+                apikeys.revoke_key(session, name)
+        except apikeys.ApiKeyError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked API key {name}")
+
+
+@apikey.command("list")
+def apikey_list() -> None:
+    """List keys: name, prefix, created, last used, and whether revoked."""
+    with _database() as database, database.session() as session:
+        keys = apikeys.list_keys(session)
+    if not keys:
+        click.echo("no API keys (create one: aftercall apikey create NAME)")
+        return
+    click.echo(f"{'name':<24} {'prefix':<12} {'created':<20} {'last used':<20} status")
+    for key in keys:
+        status = f"revoked {_minute(key.revoked_at)}" if key.revoked_at else "active"
+        click.echo(
+            f"{key.name:<24} {key.prefix:<12} {_minute(key.created_at):<20} "
+            f"{_minute(key.last_used_at) or 'never':<20} {status}"
+        )
+
+
+@click.command()
+@click.option("--phone", required=True, help="The customer's number (E.164 best).")
+@click.option("--source-call-id", required=True, help="Your phone system's id for the call.")
+@click.option("--agent")
+@click.option("--queue")
+@click.option("--team")
+@click.option("--language", default="en", show_default=True)
+@click.option("--ended-at", help="ISO 8601 with a UTC offset; default now.")
+@click.option("--survey", help="Survey name; default DEFAULT_SURVEY.")
+@click.option("--metadata", "metadata", multiple=True, metavar="KEY=VALUE")
+def enqueue(
+    phone: str,
+    source_call_id: str,
+    agent: str | None,
+    queue: str | None,
+    team: str | None,
+    language: str,
+    ended_at: str | None,
+    survey: str | None,
+    metadata: tuple[str, ...],
+) -> None:
+    """Report one finished support call; exit 1 if it will not be surveyed."""
+    extra = _metadata_options(metadata)
+    with _runtime() as runtime:
+        fields = {
+            "phone": phone,
+            "source_call_id": source_call_id,
+            "agent": agent or "",
+            "queue": queue or "",
+            "team": team or "",
+            "language": language,
+            "ended_at": ended_at or runtime.now().isoformat(),
+            "survey": survey or "",
+        }
+        try:
+            (result,) = accept_calls(runtime, [call_from_text(fields, extra)])
+        except IntakeRejected as exc:
+            result = IntakeResult(source_call_id, reason=exc.reason.value, detail=exc.detail)
+    if result.accepted:
+        click.echo(
+            f"accepted: request {result.request_id}, "
+            f"first call planned for {iso_utc(result.due_at)}"
+        )
+        return
+    stored = f" (stored as request {result.request_id})" if result.request_id else ""
+    click.echo(f"rejected: {result.reason}: {result.detail}{stored}")
+    raise SystemExit(1)
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def import_command(path: Path) -> None:
+    """Report the finished calls in a CSV file (header row required).
+
+    Columns: phone, source_call_id, ended_at (required), agent, queue, team, language,
+    survey; other columns become metadata. Bad rows are listed by line number and never
+    stop the rest. Exit 0 once the file is processed, 2 if it cannot be read.
+    """
+    try:
+        rows = read_calls_file(path)
+    except CsvFileError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    with _runtime() as runtime, click.progressbar(length=len(rows), label="importing") as bar:
+        report = import_calls(runtime, rows, progress=bar.update)
+    for row in report.rejected_rows:
+        click.echo(f"line {row.line}: {row.result.reason}: {row.result.detail}")
+    rejected = len(report.rows) - report.accepted
+    click.echo(
+        f"{path.name}: {len(report.rows)} rows, {report.accepted} accepted, {rejected} rejected"
+    )
+    for reason, count in sorted(report.rejections.items(), key=lambda item: (-item[1], item[0])):
+        click.echo(f"  {reason:<26} {count:>6}")
+
+
+def _metadata_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--metadata")
+        metadata[key.strip()] = value
+    return metadata
+
+
+def _minute(moment: datetime | None) -> str:
+    text = iso_utc(moment)
+    return text[:16].replace("T", " ") if text else ""

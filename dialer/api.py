@@ -1,0 +1,353 @@
+"""The intake REST API: contact-center systems report finished calls and look them up.
+
+    POST /api/v1/survey-requests       one call, or {"requests": [...]} (up to 1,000)
+    GET  /api/v1/survey-requests/<id>  a request with its call attempts and answers
+
+Every route needs `Authorization: Bearer <key>` (keys: dialer.apikeys, `aftercall apikey
+create`). Views only parse JSON, call dialer.intake (which makes every decision about a
+call, exactly as for the CLI and CSV import) and render JSON. A problem with one item of
+a batch is that item's rejection; a problem with the request as a whole is an HTTP
+error. Every error under /api/ is JSON, never an HTML page or a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import HTTPException
+
+from aftercall.models import Answer, CallAttempt, SurveyRequest
+from aftercall.runtime import Runtime
+from dialer import apikeys
+from dialer.csv_import import check_text, parse_ended_at
+from dialer.intake import CallEnded, IntakeRejected, IntakeResult, Rejection, accept_calls
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_BATCH = 1000
+TEXT_FIELDS = ("phone", "source_call_id", "agent", "queue", "team", "language", "survey")
+REQUIRED_FIELDS = ("phone", "source_call_id", "ended_at")
+FIELDS = frozenset({*TEXT_FIELDS, "ended_at", "metadata"})
+# Request ids are 32-bit on PostgreSQL; a larger id in a URL is simply not found.
+MAX_ID = 2**31 - 1
+
+_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    500: "internal_error",
+}
+
+
+class ApiError(Exception):
+    """A problem with the request as a whole, answered with `status` and a JSON error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+# -- parsing and rendering (plain functions, tested without Flask) ----------------------
+
+
+def parse_call(item: object) -> CallEnded:
+    """One JSON survey request as a `CallEnded`; IntakeRejected(invalid_field) naming the
+    field if it is malformed. Whether the call may be surveyed is intake's decision."""
+    if not isinstance(item, dict):
+        raise _invalid("each survey request must be a JSON object")
+    unknown = sorted(set(item) - FIELDS)
+    if unknown:
+        raise _invalid(f"unknown field(s): {', '.join(unknown)}")
+    for name in REQUIRED_FIELDS:
+        if item.get(name) is None:
+            raise _invalid(f"{name} is required")
+    text: dict[str, str | None] = {}
+    for name in TEXT_FIELDS:
+        value = item.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _invalid(f"{name} must be a string")
+        text[name] = None if value is None else check_text(value, name)
+    ended_at = item["ended_at"]
+    if not isinstance(ended_at, str):
+        raise _invalid("ended_at must be a string (ISO 8601 with a UTC offset)")
+    return CallEnded(
+        phone=text["phone"] or "",
+        source_call_id=text["source_call_id"] or "",
+        ended_at=parse_ended_at(ended_at),
+        agent=text["agent"],
+        queue=text["queue"],
+        team=text["team"],
+        language=text["language"] or "en",
+        survey=text["survey"],
+        metadata=_metadata(item.get("metadata")),
+    )
+
+
+def submit(runtime: Runtime, items: list[Any]) -> list[IntakeResult]:
+    """Intake for parsed JSON items, one result per item in order.
+
+    Malformed items are rejected here without touching the database; the rest go to
+    dialer.intake in a single call (one transaction for the batch).
+    """
+    parsed: list[CallEnded | IntakeResult] = []
+    for item in items:
+        try:
+            parsed.append(parse_call(item))
+        except IntakeRejected as exc:
+            parsed.append(
+                IntakeResult(_claimed_id(item), reason=exc.reason.value, detail=exc.detail)
+            )
+    calls = [entry for entry in parsed if isinstance(entry, CallEnded)]
+    decided = iter(accept_calls(runtime, calls) if calls else [])
+    return [entry if isinstance(entry, IntakeResult) else next(decided) for entry in parsed]
+
+
+def result_json(result: IntakeResult) -> dict[str, Any]:
+    """Every key always present: clients read one shape whatever the outcome.
+
+    A call the dialing rules suppressed (not sampled, opted out, ...) is `rejected` but
+    stored, so it keeps its request_id.
+    """
+    return {
+        "source_call_id": result.source_call_id,
+        "status": "accepted" if result.accepted else "rejected",
+        "request_id": result.request_id,
+        "planned_call_at": iso_utc(result.due_at) if result.accepted else None,
+        "reason": result.reason,
+        "detail": result.detail,
+    }
+
+
+def request_json(survey_request: SurveyRequest) -> dict[str, Any]:
+    version = survey_request.survey_version
+    return {
+        "id": survey_request.id,
+        "phone": survey_request.phone,
+        "source_call_id": survey_request.source_call_id,
+        "agent": survey_request.agent,
+        "queue": survey_request.queue,
+        "team": survey_request.team,
+        "language": survey_request.language,
+        "ended_at": iso_utc(survey_request.call_ended_at),
+        "survey": survey_request.survey_name,
+        "survey_version": version.version if version else None,
+        "state": survey_request.state.value,
+        "suppression_reason": survey_request.suppression_reason,
+        "planned_call_at": iso_utc(survey_request.due_at),
+        "metadata": survey_request.extra,
+        "attempts": [_attempt_json(attempt) for attempt in survey_request.attempts],
+        "answers": [_answer_json(answer) for answer in survey_request.answers],
+    }
+
+
+def _attempt_json(attempt: CallAttempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "call_sid": attempt.call_sid,
+        "status": attempt.status,
+        "answered_by": attempt.answered_by,
+        "started_at": iso_utc(attempt.started_at),
+        "answered_at": iso_utc(attempt.answered_at),
+        "ended_at": iso_utc(attempt.ended_at),
+        "duration_seconds": attempt.duration_seconds,
+        "error_code": attempt.error_code,
+    }
+
+
+def _answer_json(answer: Answer) -> dict[str, Any]:
+    return {
+        "question_key": answer.question_key,
+        "kind": answer.kind,
+        "value": answer.value,
+        "keys": answer.keys,
+        "recording_url": answer.recording_url,
+        "transcript": answer.transcript,
+        "received_at": iso_utc(answer.received_at),
+    }
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, the one time format the API writes."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = status
+    return response
+
+
+# -- routes -----------------------------------------------------------------------------
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["aftercall"]
+
+
+@bp.before_request
+def _require_api_key() -> Response | None:
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return _unauthorized("send the API key as 'Authorization: Bearer <key>'")
+    with _runtime().db.session() as session:
+        key = apikeys.verify_key(session, presented.strip())
+        name = key.name if key else None
+    if name is None:
+        log.warning("refused an unknown or revoked API key on %s %s", request.method, request.path)
+        return _unauthorized("the API key is unknown or revoked", error="invalid_token")
+    g.api_key_name = name
+    return None
+
+
+@bp.post("/survey-requests")
+def create_survey_requests() -> tuple[Response, int]:
+    items, single = _read_submission()
+    results = submit(_runtime(), items)
+    log.info(
+        "intake via API key %s: %d accepted of %d",
+        g.api_key_name,
+        sum(result.accepted for result in results),
+        len(results),
+    )
+    if single:
+        (result,) = results
+        return jsonify(result_json(result)), 201 if result.accepted else 200
+    accepted = sum(result.accepted for result in results)
+    body = {
+        "results": [result_json(result) for result in results],
+        "accepted": accepted,
+        "rejected": len(results) - accepted,
+    }
+    return jsonify(body), 200
+
+
+@bp.get("/survey-requests/<int:request_id>")
+def get_survey_request(request_id: int) -> Response:
+    if request_id > MAX_ID:
+        raise ApiError(404, "not_found", f"no survey request {request_id}")
+    with _runtime().db.session() as session:
+        survey_request = session.get(
+            SurveyRequest,
+            request_id,
+            options=[
+                selectinload(SurveyRequest.attempts),
+                selectinload(SurveyRequest.answers),
+                selectinload(SurveyRequest.survey_version),
+            ],
+        )
+        if survey_request is None:
+            raise ApiError(404, "not_found", f"no survey request {request_id}")
+        return jsonify(request_json(survey_request))
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError) -> Response:
+    return error_response(error.status, error.code, error.message)
+
+
+@bp.app_errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response | HTTPException:
+    # App-wide because routing errors (an unknown path or method under /api/) happen
+    # before Flask knows the blueprint; other paths keep Flask's own responses.
+    if not request.path.startswith(bp.url_prefix or "/api/"):
+        return error
+    status = error.code or 500
+    if status >= 500:
+        # An unhandled exception arrives here as a 500; say nothing about its insides.
+        log.error("API %s %s failed", request.method, request.path, exc_info=_cause(error))
+        return error_response(500, "internal_error", "something went wrong on our side")
+    code = _ERROR_CODES.get(status, "http_error")
+    return error_response(status, code, error.description or error.name)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _read_submission() -> tuple[list[Any], bool]:
+    """The items of the POST body and whether it was a single object (not a batch)."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+    data = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413
+    try:
+        body = json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers malformed JSON and undecodable bytes; RecursionError a body
+        # nested deeper than the parser goes.
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({_short(exc)})") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    if "requests" not in body:
+        return [body], True
+    if set(body) != {"requests"}:
+        raise ApiError(400, "invalid_body", "a batch body has only the key 'requests'")
+    items = body["requests"]
+    if not isinstance(items, list):
+        raise ApiError(400, "invalid_body", "'requests' must be a list")
+    if not items:
+        raise ApiError(400, "invalid_body", "'requests' is empty")
+    if len(items) > MAX_BATCH:
+        raise ApiError(413, "too_many_requests_in_batch", f"at most {MAX_BATCH} requests per batch")
+    return items, False
+
+
+def _metadata(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _invalid("metadata must be a JSON object")
+    for key, entry in value.items():
+        check_text(key, "a metadata key")
+        if isinstance(entry, str):
+            check_text(entry, f"metadata {key!r}")
+        elif isinstance(entry, float) and not math.isfinite(entry):
+            raise _invalid(f"metadata {key!r} must be a finite number")
+        elif entry is not None and not isinstance(entry, bool | int | float):
+            raise _invalid(f"metadata {key!r} must be a string, number, boolean or null")
+    return value
+
+
+def _claimed_id(item: object) -> str:
+    claimed = item.get("source_call_id") if isinstance(item, Mapping) else None
+    return claimed if isinstance(claimed, str) else ""
+
+
+def _invalid(detail: str) -> IntakeRejected:
+    return IntakeRejected(Rejection.INVALID_FIELD, detail)
+
+
+def _unauthorized(message: str, error: str | None = None) -> Response:
+    response = error_response(401, "unauthorized", message)
+    challenge = 'Bearer realm="aftercall"'
+    if error:
+        challenge += f', error="{error}"'
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc)[:200] or type(exc).__name__
+
+
+def _cause(error: HTTPException) -> BaseException:
+    return getattr(error, "original_exception", None) or error

@@ -1,0 +1,255 @@
+"""Finished calls as text: a CSV export of the contact center's call log, or CLI options.
+
+Turns text into `CallEnded` values (with the CSV line each came from) and hands them to
+dialer.intake in chunks. Every decision about a call (is the number callable, is it a
+duplicate, may it be surveyed) is intake's; this module only decides whether a row is
+readable at all, so that one bad row is reported with its line number and never stops
+the rest of the file.
+
+What the file must look like: UTF-8 (with or without a byte order mark), a header row,
+the columns `phone`, `source_call_id` and `ended_at` (ISO 8601 with a UTC offset),
+optionally `agent`, `queue`, `team`, `language`, `survey`; any other column is kept as
+the request's metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aftercall.runtime import Runtime
+from dialer.intake import CallEnded, IntakeRejected, IntakeResult, Rejection, accept_calls
+
+REQUIRED_COLUMNS = ("phone", "source_call_id", "ended_at")
+OPTIONAL_COLUMNS = ("agent", "queue", "team", "language", "survey")
+# Rows per accept_calls call: one transaction each, so a huge file neither holds one
+# transaction open for minutes nor commits row by row.
+CHUNK_ROWS = 500
+# A support call that "ended" outside these years is a typo or a unit mix-up; the
+# bounds also keep date arithmetic downstream (first call time, validity) in range.
+EARLIEST_ENDED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_ENDED_AT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class CsvFileError(Exception):
+    """The file as a whole cannot be imported (unreadable, not UTF-8, no usable header)."""
+
+
+def check_text(value: str, name: str) -> str:
+    """`value`, if the database can store it as text; IntakeRejected naming `name` if not.
+
+    PostgreSQL refuses NUL characters in text, and nothing can encode a lone surrogate
+    (which JSON escapes and undecodable command-line bytes can produce): either would
+    fail the whole transaction, so it is refused here as one invalid field.
+    """
+    if "\x00" in value:
+        raise IntakeRejected(Rejection.INVALID_FIELD, f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IntakeRejected(Rejection.INVALID_FIELD, f"{name} is not valid Unicode text") from None
+    return value
+
+
+def parse_ended_at(text: str) -> datetime:
+    """An ISO 8601 time with a UTC offset ("2026-11-23T14:05:00+01:00", "...Z")."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise IntakeRejected(
+            Rejection.INVALID_FIELD, f"ended_at {text!r} is not an ISO 8601 time"
+        ) from None
+    if value.tzinfo is None:
+        raise IntakeRejected(
+            Rejection.INVALID_FIELD,
+            f"ended_at {text!r} needs a UTC offset (e.g. +01:00 or Z): "
+            "a time without one could be any of 24 hours",
+        )
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST_ENDED_AT <= in_utc < LATEST_ENDED_AT:
+        raise IntakeRejected(
+            Rejection.INVALID_FIELD, f"ended_at {text!r} is not between 2000 and 2100"
+        )
+    return value
+
+
+def call_from_text(fields: Mapping[str, str], metadata: Mapping[str, str]) -> CallEnded:
+    """A `CallEnded` from text fields (CSV cells, CLI options); empty means not given."""
+
+    def optional(name: str) -> str | None:
+        value = check_text(fields.get(name, "") or "", name).strip()
+        return value or None
+
+    for name in REQUIRED_COLUMNS:
+        if not optional(name):
+            raise IntakeRejected(Rejection.INVALID_FIELD, f"{name} is missing")
+    for key, value in metadata.items():
+        check_text(key, "a metadata key")
+        check_text(value, f"metadata {key!r}")
+    return CallEnded(
+        phone=fields["phone"].strip(),
+        source_call_id=fields["source_call_id"].strip(),
+        ended_at=parse_ended_at(fields["ended_at"]),
+        agent=optional("agent"),
+        queue=optional("queue"),
+        team=optional("team"),
+        language=optional("language") or "en",
+        survey=optional("survey"),
+        metadata=dict(metadata),
+    )
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    """One data row: the call it describes, or why it could not be read."""
+
+    line: int  # the physical line the row starts on (the header is line 1)
+    call: CallEnded | None = None
+    unreadable: IntakeResult | None = None
+
+
+@dataclass(frozen=True)
+class RowResult:
+    line: int
+    result: IntakeResult
+
+
+@dataclass
+class ImportReport:
+    rows: list[RowResult] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for row in self.rows if row.result.accepted)
+
+    @property
+    def rejections(self) -> Counter[str]:
+        """Rejected rows by reason (intake rejections and dialing-rule suppressions)."""
+        return Counter(row.result.reason for row in self.rows if row.result.reason)
+
+    @property
+    def rejected_rows(self) -> list[RowResult]:
+        return [row for row in self.rows if not row.result.accepted]
+
+
+def read_calls_file(path: Path) -> list[CsvRow]:
+    """Every data row of the CSV file at `path`; CsvFileError if the file is unusable."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CsvFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        # utf-8-sig drops the byte order mark Excel writes, and reads plain UTF-8 as is.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CsvFileError(
+            f"{path} is not UTF-8 text (invalid byte at offset {exc.start})"
+        ) from None
+    return list(parse_calls(text))
+
+
+def parse_calls(text: str) -> Iterator[CsvRow]:
+    """The data rows of CSV `text`. Raises CsvFileError (before any row) for a bad header."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = _header(reader)
+    metadata_columns = [
+        (index, name)
+        for index, name in enumerate(header)
+        if name and name not in REQUIRED_COLUMNS and name not in OPTIONAL_COLUMNS
+    ]
+    while True:
+        line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield _unreadable(line, None, f"not a valid CSV row ({exc})")
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue  # blank lines and rows of empty cells
+        named = dict(zip(header, cells, strict=False))
+        source_call_id = (named.get("source_call_id") or "").strip() or None
+        if len(cells) != len(header):
+            detail = f"expected {len(header)} columns, found {len(cells)}"
+            yield _unreadable(line, source_call_id, detail)
+            continue
+        metadata = {name: cells[index] for index, name in metadata_columns if cells[index]}
+        try:
+            yield CsvRow(line, call=call_from_text(named, metadata))
+        except IntakeRejected as exc:
+            yield _unreadable(line, source_call_id, exc.detail, exc.reason.value)
+
+
+def import_calls(
+    runtime: Runtime,
+    rows: Iterable[CsvRow],
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[int], object] | None = None,
+) -> ImportReport:
+    """Hand readable rows to intake `chunk_rows` at a time; report every row's fate.
+
+    Each chunk is committed on its own, so an interrupted import keeps what it stored;
+    importing the file again is safe, because stored calls come back as duplicates.
+    """
+    report = ImportReport()
+    for chunk in _chunks(rows, chunk_rows):
+        calls = [row.call for row in chunk if row.call is not None]
+        decided = iter(accept_calls(runtime, calls) if calls else [])
+        for row in chunk:
+            result = row.unreadable if row.call is None else next(decided)
+            report.rows.append(RowResult(row.line, result))
+        if progress is not None:
+            progress(len(chunk))
+    return report
+
+
+def _header(reader: Iterator[list[str]]) -> list[str]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CsvFileError("the file is empty; a header row is required") from None
+    except csv.Error as exc:
+        raise CsvFileError(f"the header row is not valid CSV ({exc})") from None
+    # Known columns match whatever their case; other names are metadata keys, kept as written.
+    known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS}
+    names = [name.strip() for name in header]
+    names = [name.lower() if name.lower() in known else name for name in names]
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        raise CsvFileError(
+            "missing required column(s): "
+            + ", ".join(missing)
+            + f" (the header row is line 1; it has: {', '.join(names) or 'nothing'})"
+        )
+    repeated = sorted(name for name, count in Counter(names).items() if name and count > 1)
+    if repeated:
+        raise CsvFileError(f"column(s) named more than once: {', '.join(repeated)}")
+    return names
+
+
+def _unreadable(
+    line: int, source_call_id: str | None, detail: str, reason: str = Rejection.INVALID_FIELD.value
+) -> CsvRow:
+    result = IntakeResult(source_call_id or "", reason=reason, detail=detail)
+    return CsvRow(line, unreadable=result)
+
+
+def _chunks(rows: Iterable[CsvRow], size: int) -> Iterator[list[CsvRow]]:
+    chunk: list[CsvRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

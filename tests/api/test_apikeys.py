@@ -1,0 +1,145 @@
+"""API keys: only a hash is stored, revoked keys stop working, the CLI shows a key once."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from aftercall.models import ApiKey
+from dialer import apikeys
+from tests.api.conftest import NOW
+
+
+def create(runtime, name="crm"):
+    with runtime.db.session() as session:
+        return apikeys.create_key(session, name)
+
+
+def verify(runtime, presented, now=NOW):
+    with runtime.db.session() as session:
+        key = apikeys.verify_key(session, presented, now=now)
+        return key.name if key else None
+
+
+def key_rows(runtime):
+    with runtime.db.session() as session:
+        return session.scalars(select(ApiKey).order_by(ApiKey.name)).all()
+
+
+def test_only_the_hash_and_a_short_prefix_are_stored(runtime):
+    key = create(runtime)
+    assert key.startswith("ac_")
+    assert len(key) > 40
+    (row,) = key_rows(runtime)
+    assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    assert key.startswith(row.prefix)
+    assert len(row.prefix) < 16
+    assert key not in (row.name, row.key_hash, row.prefix)
+
+
+def test_every_key_is_different(runtime):
+    assert create(runtime, "crm") != create(runtime, "pbx")
+
+
+def test_a_duplicate_name_is_refused_clearly(runtime):
+    create(runtime, "crm")
+    with pytest.raises(apikeys.ApiKeyError, match="already exists"):
+        create(runtime, "crm")
+    assert len(key_rows(runtime)) == 1
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 101])
+def test_bad_names_are_refused(runtime, name):
+    with pytest.raises(apikeys.ApiKeyError, match="1-100 characters"):
+        create(runtime, name)
+    assert key_rows(runtime) == []
+
+
+def test_a_live_key_verifies_and_a_revoked_one_does_not(runtime):
+    key = create(runtime)
+    assert verify(runtime, key) == "crm"
+    with runtime.db.session() as session:
+        apikeys.revoke_key(session, "crm", now=NOW)
+    assert verify(runtime, key) is None
+    (row,) = key_rows(runtime)
+    assert row.revoked_at == NOW
+
+
+def test_revoking_an_unknown_key_is_an_error(runtime):
+    with (
+        pytest.raises(apikeys.ApiKeyError, match="no API key named 'nobody'"),
+        runtime.db.session() as session,
+    ):
+        apikeys.revoke_key(session, "nobody")
+
+
+@pytest.mark.parametrize(
+    "presented",
+    ["", "ac_", "ac_not-a-key", "Bearer ac_x", "x" * 5000, "ac_\ud800", "ac_\x00"],
+)
+def test_unknown_and_malformed_keys_do_not_verify(runtime, presented):
+    create(runtime)
+    assert verify(runtime, presented) is None
+
+
+def test_last_used_is_written_at_most_once_a_minute(runtime):
+    key = create(runtime)
+    assert key_rows(runtime)[0].last_used_at is None
+    verify(runtime, key, now=NOW)
+    assert key_rows(runtime)[0].last_used_at == NOW
+    verify(runtime, key, now=NOW + timedelta(seconds=59))
+    assert key_rows(runtime)[0].last_used_at == NOW
+    verify(runtime, key, now=NOW + timedelta(seconds=61))
+    assert key_rows(runtime)[0].last_used_at == NOW + timedelta(seconds=61)
+
+
+# -- the CLI ----------------------------------------------------------------------------
+
+
+def test_cli_create_prints_the_key_alone_on_the_last_line(runtime, cli):
+    result = cli("apikey", "create", "crm")
+    assert result.exit_code == 0, result.output
+    key = result.stdout.splitlines()[-1]
+    assert key == key.strip()
+    assert key.startswith("ac_")
+    assert verify(runtime, key) == "crm"
+
+
+def test_cli_create_refuses_a_duplicate_name(runtime, cli):
+    assert cli("apikey", "create", "crm").exit_code == 0
+    result = cli("apikey", "create", "crm")
+    assert result.exit_code == 1
+    assert "already exists" in result.output
+    assert len(key_rows(runtime)) == 1
+
+
+def test_cli_list_shows_names_and_prefixes_never_keys(runtime, cli):
+    assert "no API keys" in cli("apikey", "list").stdout
+    crm = cli("apikey", "create", "crm").stdout.splitlines()[-1]
+    cli("apikey", "create", "pbx")
+    cli("apikey", "revoke", "pbx")
+    result = cli("apikey", "list")
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert set(lines) == {"crm", "pbx"}
+    assert crm not in result.stdout
+    assert crm[:11] in lines["crm"]
+    assert lines["crm"].endswith("active")
+    assert "revoked" in lines["pbx"]
+
+
+def test_cli_revoke(runtime, cli):
+    key = cli("apikey", "create", "crm").stdout.splitlines()[-1]
+    result = cli("apikey", "revoke", "crm")
+    assert result.exit_code == 0
+    assert verify(runtime, key) is None
+    assert key_rows(runtime)[0].revoked_at is not None
+
+
+def test_cli_revoke_of_an_unknown_name_exits_1(cli):
+    result = cli("apikey", "revoke", "nobody")
+    assert result.exit_code == 1
+    assert "no API key named 'nobody'" in result.output
