@@ -190,8 +190,14 @@ class SurveyDefinition:
         }
 
     def content_sha256(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        # Computed once per definition object (the dataclass is frozen, so the content
+        # cannot change under the cached digest).
+        digest = self.__dict__.get("_content_sha256")
+        if digest is None:
+            canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+            digest = hashlib.sha256(canonical.encode()).hexdigest()
+            self.__dict__["_content_sha256"] = digest
+        return digest
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<definition>") -> SurveyDefinition:

@@ -20,8 +20,13 @@ def version_for(
     session: Session, definition: SurveyDefinition, source_path: str = ""
 ) -> SurveyVersion:
     digest = definition.content_sha256()
+    # Within one unit of work (a batch of intake, say) the answer cannot change.
+    cache = session.info.setdefault("survey_versions", {})
+    if (definition.name, digest) in cache:
+        return cache[definition.name, digest]
     existing = _find(session, definition.name, digest)
     if existing is not None:
+        cache[definition.name, digest] = existing
         return existing
     latest = session.scalar(
         select(func.max(SurveyVersion.version)).where(SurveyVersion.survey_name == definition.name)
@@ -37,10 +42,10 @@ def version_for(
         with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        winner = _find(session, definition.name, digest)
-        if winner is None:
+        row = _find(session, definition.name, digest)
+        if row is None:
             raise
-        return winner
+    cache[definition.name, digest] = row
     return row
 
 

@@ -17,7 +17,6 @@ from enum import StrEnum
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -112,6 +111,8 @@ def register_call(
     now: datetime,
     default_survey: str,
     default_region: str | None = None,
+    history: rules.NumberHistory | None = None,
+    fallback_time_zone: str = "UTC",
 ) -> IntakeResult:
     """Validate, apply the dialing rules, and store the request in one savepoint.
 
@@ -126,12 +127,17 @@ def register_call(
 
     definition = catalog.get(request.survey_name)
     settings = definition.dialing
+    if history is None:
+        history = rules.load_history(session, [request.phone], now)
     outcome: datetime | Suppression | None = rules.intake_suppression(
-        session, request.phone, request.source_call_id, settings, now
+        history, request.phone, request.source_call_id, settings, now
     )
     if outcome is None:
         outcome = rules.first_call_time(
-            now, request.call_ended_at, settings, zones_for_number(request.phone)
+            now,
+            request.call_ended_at,
+            settings,
+            zones_for_number(request.phone, fallback_time_zone),
         )
     if isinstance(outcome, Suppression):
         request.state = RequestState.SUPPRESSED
@@ -152,6 +158,7 @@ def register_call(
             reason=request.suppression_reason,
             detail=_SUPPRESSION_DETAILS[outcome],
         )
+    history.accepted(request.phone)
     return IntakeResult(ended.source_call_id, request_id=request.id, due_at=request.due_at)
 
 
@@ -174,8 +181,12 @@ def accept_calls(runtime: Runtime, calls: Iterable[CallEnded]) -> list[IntakeRes
     as scheduled, and reconciliation queues them (dialer.scheduling.reconcile).
     """
     settings = runtime.settings
+    default_region = settings.default_region or None
     now = runtime.now()
+    calls = list(calls)
     with runtime.db.session() as session:
+        # One snapshot of the numbers' history for the whole batch, not queries per call.
+        history = rules.load_history(session, _phones_of(calls, default_region), now)
         results = [
             register_call(
                 session,
@@ -183,7 +194,9 @@ def accept_calls(runtime: Runtime, calls: Iterable[CallEnded]) -> list[IntakeRes
                 ended,
                 now=now,
                 default_survey=settings.default_survey,
-                default_region=settings.default_region or None,
+                default_region=default_region,
+                history=history,
+                fallback_time_zone=settings.fallback_time_zone,
             )
             for ended in calls
         ]
@@ -191,6 +204,16 @@ def accept_calls(runtime: Runtime, calls: Iterable[CallEnded]) -> list[IntakeRes
         runtime, [(r.request_id, r.due_at) for r in results if r.accepted]
     )
     return results
+
+
+def _phones_of(calls: list[CallEnded], default_region: str | None) -> list[str]:
+    phones = []
+    for ended in calls:
+        try:
+            phones.append(normalise_phone(ended.phone, default_region))
+        except IntakeRejected:
+            continue
+    return phones
 
 
 def _new_request(
@@ -216,10 +239,8 @@ def _new_request(
         definition = catalog.get(survey_name)
     except UnknownSurvey:
         raise IntakeRejected(Rejection.UNKNOWN_SURVEY, f"no survey named {survey_name!r}") from None
-    if session.scalar(
-        select(SurveyRequest.id).where(SurveyRequest.source_call_id == ended.source_call_id)
-    ):
-        raise IntakeRejected(Rejection.DUPLICATE, f"call {ended.source_call_id!r} was already sent")
+    # A source call sent before is caught by the unique constraint when the request is
+    # inserted (register_call), which also covers two intakes racing with the same call.
     return SurveyRequest(
         phone=phone,
         source_call_id=ended.source_call_id,

@@ -14,6 +14,8 @@ customer whatever the configuration says:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -27,6 +29,8 @@ from dialer.calling_hours import CallingWindow
 
 HARD_CAP_CALLS = 3
 HARD_CAP_DAYS = 30
+# The longest fatigue period a survey may set (aftercall.survey validates it).
+MAX_FATIGUE_DAYS = 365
 # Attempt statuses that mean no call reached the network: Twilio refused the request
 # (status "rejected" is aftercall's own marker for that). They count for nothing.
 NOT_PLACED = frozenset({"rejected"})
@@ -86,30 +90,73 @@ def calls_placed_since(session: Session, phone: str, since: datetime) -> int:
     )
 
 
+@dataclass
+class NumberHistory:
+    """What intake needs to know about a set of numbers, loaded in three queries.
+
+    Intake decides a whole batch against one snapshot and updates it as it accepts
+    calls, so two calls in the same batch for the same number see each other.
+    """
+
+    opted_out: set[str] = field(default_factory=set)
+    under_way: set[str] = field(default_factory=set)
+    # When calls were placed to each number within the last HARD_CAP_DAYS days.
+    placed: dict[str, list[datetime]] = field(default_factory=dict)
+
+    def accepted(self, phone: str) -> None:
+        self.under_way.add(phone)
+
+
+def load_history(session: Session, phones: Iterable[str], now: datetime) -> NumberHistory:
+    history = NumberHistory()
+    wanted = sorted(set(phones))
+    since = now - timedelta(days=max(HARD_CAP_DAYS, MAX_FATIGUE_DAYS))
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        history.opted_out.update(
+            session.scalars(select(OptOut.phone).where(OptOut.phone.in_(chunk)))
+        )
+        history.under_way.update(
+            session.scalars(
+                select(SurveyRequest.phone).where(
+                    SurveyRequest.phone.in_(chunk), SurveyRequest.state.in_(_UNDER_WAY)
+                )
+            )
+        )
+        rows = session.execute(
+            select(SurveyRequest.phone, CallAttempt.created_at)
+            .join(CallAttempt.request)
+            .where(
+                SurveyRequest.phone.in_(chunk),
+                CallAttempt.created_at >= since,
+                CallAttempt.status.not_in(NOT_PLACED),
+            )
+        )
+        for phone, created_at in rows:
+            history.placed.setdefault(phone, []).append(created_at)
+    return history
+
+
 def intake_suppression(
-    session: Session,
+    history: NumberHistory,
     phone: str,
     source_call_id: str,
     settings: DialingSettings,
     now: datetime,
 ) -> Suppression | None:
     """Why a new request for `phone` must not be surveyed, or None if it may be."""
-    if is_opted_out(session, phone):
+    if phone in history.opted_out:
         return Suppression.OPTED_OUT
     if not is_sampled(source_call_id, settings.sample_percent):
         return Suppression.NOT_SAMPLED
-    under_way = session.scalar(
-        select(SurveyRequest.id)
-        .where(SurveyRequest.phone == phone, SurveyRequest.state.in_(_UNDER_WAY))
-        .limit(1)
-    )
-    if under_way is not None:
+    if phone in history.under_way:
         return Suppression.SURVEY_UNDER_WAY
-    if settings.fatigue_days and calls_placed_since(
-        session, phone, now - timedelta(days=settings.fatigue_days)
-    ):
+    placed = history.placed.get(phone, [])
+    fatigue_since = now - timedelta(days=settings.fatigue_days)
+    if settings.fatigue_days and any(at >= fatigue_since for at in placed):
         return Suppression.SURVEYED_RECENTLY
-    if calls_placed_since(session, phone, now - timedelta(days=HARD_CAP_DAYS)) >= HARD_CAP_CALLS:
+    cap_since = now - timedelta(days=HARD_CAP_DAYS)
+    if sum(1 for at in placed if at >= cap_since) >= HARD_CAP_CALLS:
         return Suppression.CALL_CAP
     return None
 

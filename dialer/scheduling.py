@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
@@ -35,7 +36,13 @@ def call_job_id(request_id: int, attempt_number: int, due_at: datetime) -> str:
     return f"survey-call-{request_id}-{attempt_number}-{int(due_at.timestamp())}"
 
 
-def enqueue_call(runtime: Runtime, request_id: int, attempt_number: int, due_at: datetime) -> str:
+def enqueue_call(
+    runtime: Runtime,
+    request_id: int,
+    attempt_number: int,
+    due_at: datetime,
+    pipeline: Pipeline | None = None,
+) -> str:
     job_id = call_job_id(request_id, attempt_number, due_at)
     runtime.call_queue.enqueue_at(
         due_at,
@@ -46,15 +53,19 @@ def enqueue_call(runtime: Runtime, request_id: int, attempt_number: int, due_at:
         ttl=JOB_TTL_SECONDS,
         failure_ttl=7 * 24 * 3600,
         description=f"survey call {attempt_number} for request {request_id}",
+        pipeline=pipeline,
     )
     return job_id
 
 
 def enqueue_first_calls(runtime: Runtime, due: Iterable[tuple[int, datetime]]) -> None:
-    """Queue accepted requests; a Redis failure is logged and left to reconcile()."""
+    """Queue accepted requests in one round trip; a Redis failure is logged and left to
+    reconcile()."""
     try:
-        for request_id, due_at in due:
-            enqueue_call(runtime, request_id, 1, due_at)
+        with runtime.redis.pipeline() as pipeline:
+            for request_id, due_at in due:
+                enqueue_call(runtime, request_id, 1, due_at, pipeline=pipeline)
+            pipeline.execute()
     except RedisError as exc:
         log.error("could not queue survey calls (reconciliation will): %s", exc)
 

@@ -84,7 +84,8 @@ DEFAULTS = DialingSettings()
 
 def suppression(runtime, settings=DEFAULTS, source="new-call"):
     with runtime.db.session() as session:
-        return rules.intake_suppression(session, PHONE, source, settings, NOW)
+        history = rules.load_history(session, [PHONE], NOW)
+        return rules.intake_suppression(history, PHONE, source, settings, NOW)
 
 
 def test_a_fresh_number_may_be_surveyed(runtime):
