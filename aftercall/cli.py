@@ -8,6 +8,7 @@ import click
 
 from aftercall import migrate
 from aftercall.config import ConfigError, Settings
+from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog, SurveyError
 
 
@@ -136,6 +137,62 @@ def phonesim(ctx: _Context, host: str, port: int, seed: int, realtime: bool) -> 
         seed=seed,
         realtime=realtime,
     )
+
+
+@main.group()
+def dialer() -> None:
+    """The dialer: queue health, pausing and resuming calls."""
+
+
+def _runtime(ctx: _Context) -> Runtime:
+
+    return Runtime.from_settings(ctx.settings)
+
+
+@dialer.command("status")
+@pass_context
+def dialer_status(ctx: _Context) -> None:
+    """Print queued and scheduled call jobs and whether dialing is paused."""
+    from rq.registry import ScheduledJobRegistry
+
+    from dialer.dispatch import paused_reason
+
+    runtime = _runtime(ctx)
+    queue = runtime.call_queue
+    click.echo(f"queued now:      {queue.count}")
+    click.echo(f"scheduled later: {ScheduledJobRegistry(queue=queue).count}")
+    reason = paused_reason(runtime)
+    click.echo(f"dialing:         {'PAUSED: ' + reason if reason else 'running'}")
+
+
+@dialer.command("pause")
+@click.option("--reason", default="paused by an operator", show_default=True)
+@pass_context
+def dialer_pause(ctx: _Context, reason: str) -> None:
+    """Stop placing calls (due calls are held back and retried, not lost)."""
+    from dialer.dispatch import pause
+
+    pause(_runtime(ctx), reason)
+    click.echo(f"dialing paused: {reason}")
+
+
+@dialer.command("resume")
+@pass_context
+def dialer_resume(ctx: _Context) -> None:
+    """Resume placing calls, e.g. after fixing Twilio credentials."""
+    from dialer.dispatch import resume
+
+    resume(_runtime(ctx))
+    click.echo("dialing resumed")
+
+
+@dialer.command("reconcile")
+@pass_context
+def dialer_reconcile(ctx: _Context) -> None:
+    """Re-queue scheduled calls that Redis lost (the database is the source of truth)."""
+    from dialer.scheduling import reconcile
+
+    click.echo(f"re-queued {reconcile(_runtime(ctx))} scheduled calls")
 
 
 # Intake commands (apikey, enqueue, import) live in their own module.
