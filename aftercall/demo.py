@@ -98,7 +98,7 @@ def finished_support_calls(count: int, seed: int, now: datetime) -> Iterator[Cal
         )
 
 
-class _LateBoundApp:
+class LateBoundApp:
     """A WSGI app set after its server is up: the app needs the server's address."""
 
     app: Any = None
@@ -125,7 +125,7 @@ def simulated_deployment(
         settings.twilio_account_sid, settings.twilio_auth_token, clock=clock, seed=seed
     )
     network.start()
-    late_app = _LateBoundApp()
+    late_app = LateBoundApp()
     server = BackgroundServer(late_app).start()
     redis = None if os.environ.get("REDIS_URL") else FakeRedis()
     runtime = Runtime(

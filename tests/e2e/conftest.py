@@ -7,13 +7,14 @@ app's own server, exactly as the demo and a manual run do; signature checks stay
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 
 from aftercall.config import Settings
+from aftercall.demo import LateBoundApp
 from aftercall.models import SurveyRequest
 from aftercall.runtime import Runtime
 from aftercall.web import create_app
@@ -23,15 +24,6 @@ from phonesim import BackgroundServer, PhoneNetwork, SimCall, SimClock
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 
 pytestmark = pytest.mark.e2e
-
-
-class _LateBoundApp:
-    """The server must exist (for its port) before the app that needs its URL."""
-
-    app: Callable | None = None
-
-    def __call__(self, environ, start_response):
-        return self.app(environ, start_response)
 
 
 @dataclass
@@ -82,7 +74,7 @@ def campaign(runtime: Runtime, redis_url: str) -> Iterator[Campaign]:
     clock = SimClock(datetime(2026, 11, 23, 18, 5, tzinfo=UTC))
     network = PhoneNetwork(ACCOUNT_SID, AUTH_TOKEN, clock=clock, seed=7)
     network.start()
-    late_app = _LateBoundApp()
+    late_app = LateBoundApp()
     server = BackgroundServer(late_app).start()
     settings: Settings = runtime.settings.with_overrides(
         public_base_url=server.base_url, twilio_api_base=network.api_base
