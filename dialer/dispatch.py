@@ -2,8 +2,8 @@
 
 `dial()` is run by the rq job at the request's due time. It re-checks everything that
 may have changed since intake (an opt-out, the 30-day cap, the calling window, the
-validity window, a paused dialer), waits for a pacing slot and for room under the
-concurrency limit, then places the call. It is safe to run twice: a duplicate delivery
+validity window, a paused dialer), waits for a pacing slot, then places the call if
+the concurrency limit leaves room. It is safe to run twice: a duplicate delivery
 finds the request no longer `scheduled` (or the attempt already made) and does nothing.
 
 `after_attempt()` runs when an attempt ends (the status webhook queues it): it
@@ -25,7 +25,7 @@ from aftercall.survey_versions import definition_of
 from dialer import rules, scheduling
 from dialer.calling_hours import zones_for_number
 from dialer.pacing import acquire_call_slot
-from dialer.placement import PlacementFailure, place_call
+from dialer.placement import AtCapacity, PlacementFailure, place_call
 from dialer.rules import Suppression
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,6 @@ CONCURRENCY_RETRY = timedelta(seconds=10)
 PAUSED_RETRY = timedelta(minutes=1)
 # Backoff after Twilio refused a request for a transient reason (429, 5xx, timeout).
 TRANSIENT_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
-# Statuses of attempts that are still using a line.
-IN_FLIGHT = ("queued", "initiated", "ringing", "in-progress")
-IN_FLIGHT_HORIZON = timedelta(hours=2)
 
 
 def pause(runtime: Runtime, reason: str) -> None:
@@ -85,9 +82,6 @@ def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
             reschedule_at = now + PAUSED_RETRY
             request.due_at = reschedule_at
             log.error("dialer paused (%s): request %s held back", reason, request_id)
-        elif _in_flight(session, now) >= runtime.settings.max_concurrent_calls:
-            reschedule_at = now + CONCURRENCY_RETRY
-            request.due_at = reschedule_at
         else:
             reschedule_at = None
     if reschedule_at is not None:
@@ -104,6 +98,11 @@ def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
     placed = place_call(runtime, request_id)
     if placed is None:
         return "skipped: another worker placed it"
+    if isinstance(placed, AtCapacity):
+        later = now + CONCURRENCY_RETRY
+        _set_due(runtime, request_id, later)
+        scheduling.enqueue_call(runtime, request_id, attempt_number, later)
+        return f"rescheduled: {placed.in_flight} calls in progress"
     if placed.failure is None:
         return f"placed {placed.call_sid}"
     return _after_refusal(runtime, request_id, attempt_number, placed.failure, placed.error_code)
@@ -190,14 +189,6 @@ def _placed_attempts(session: Session, request_id: int) -> int:
     return session.scalar(
         select(func.count(CallAttempt.id)).where(
             CallAttempt.request_id == request_id, CallAttempt.status.not_in(rules.NOT_PLACED)
-        )
-    )
-
-
-def _in_flight(session: Session, now: datetime) -> int:
-    return session.scalar(
-        select(func.count(CallAttempt.id)).where(
-            CallAttempt.status.in_(IN_FLIGHT), CallAttempt.created_at >= now - IN_FLIGHT_HORIZON
         )
     )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from requests.exceptions import RequestException
@@ -44,12 +45,28 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 AUTH_ERRORS = frozenset({20003, 20005, 20006})
+# Statuses of attempts still using a line; older ones are taken as lost, not in flight.
+IN_FLIGHT = ("queued", "initiated", "ringing", "in-progress")
+IN_FLIGHT_HORIZON = timedelta(hours=2)
+PLACEMENT_LOCK_KEY = 0x61667465  # "afte": one advisory lock for all placements
 
 
 class PlacementFailure(StrEnum):
     PERMANENT = "permanent"  # the number can't be called: fail the request
     TRANSIENT = "transient"  # rate limit, Twilio 5xx, timeout: try again later
     AUTH = "auth"  # credentials rejected: stop dialing until someone fixes it
+
+
+@dataclass(frozen=True)
+class AtCapacity:
+    """MAX_CONCURRENT_CALLS calls are still ringing or in progress: try again shortly."""
+
+    in_flight: int
+
+
+class _Full(Exception):
+    def __init__(self, in_flight: int) -> None:
+        self.in_flight = in_flight
 
 
 @dataclass(frozen=True)
@@ -73,30 +90,50 @@ def classify(exc: Exception) -> tuple[PlacementFailure, int | None]:
     return PlacementFailure.TRANSIENT, None
 
 
-def place_call(runtime: Runtime, request_id: int) -> Placed | None:
+def place_call(runtime: Runtime, request_id: int) -> Placed | AtCapacity | None:
     """Dial the customer of a `scheduled` request now; None if another worker has it."""
     settings = runtime.settings
-    with runtime.db.session() as session:
-        claimed = session.execute(
-            update(SurveyRequest)
-            .where(SurveyRequest.id == request_id, SurveyRequest.state == RequestState.SCHEDULED)
-            .values(state=RequestState.CALLING, updated_at=utcnow())
-        ).rowcount
-        if claimed != 1:
-            return None
-        number = 1 + (
-            session.scalar(
-                select(func.max(CallAttempt.number)).where(CallAttempt.request_id == request_id)
+    try:
+        with runtime.db.session() as session:
+            # The concurrency check and the claim must be one step, or two workers
+            # could each see room for one more call. PostgreSQL: a transaction-scoped
+            # advisory lock serialises placements (a few milliseconds each). SQLite:
+            # the UPDATE below takes the database's single write lock before counting.
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(select(func.pg_advisory_xact_lock(PLACEMENT_LOCK_KEY)))
+            claimed = session.execute(
+                update(SurveyRequest)
+                .where(
+                    SurveyRequest.id == request_id,
+                    SurveyRequest.state == RequestState.SCHEDULED,
+                )
+                .values(state=RequestState.CALLING, updated_at=utcnow())
+            ).rowcount
+            if claimed != 1:
+                return None
+            in_flight = session.scalar(
+                select(func.count(CallAttempt.id)).where(
+                    CallAttempt.status.in_(IN_FLIGHT),
+                    CallAttempt.created_at >= runtime.now() - IN_FLIGHT_HORIZON,
+                )
             )
-            or 0
-        )
-        attempt = CallAttempt(
-            request_id=request_id, number=number, status="queued", created_at=runtime.now()
-        )
-        session.add(attempt)
-        session.flush()
-        attempt_id = attempt.id
-        phone = session.get(SurveyRequest, request_id).phone
+            if in_flight >= settings.max_concurrent_calls:
+                raise _Full(in_flight)  # rolls the claim back
+            number = 1 + (
+                session.scalar(
+                    select(func.max(CallAttempt.number)).where(CallAttempt.request_id == request_id)
+                )
+                or 0
+            )
+            attempt = CallAttempt(
+                request_id=request_id, number=number, status="queued", created_at=runtime.now()
+            )
+            session.add(attempt)
+            session.flush()
+            attempt_id = attempt.id
+            phone = session.get(SurveyRequest, request_id).phone
+    except _Full as full:
+        return AtCapacity(full.in_flight)
 
     base = f"{settings.public_base_url}/voice/attempts/{attempt_id}"
     try:

@@ -294,3 +294,24 @@ def test_below_one_call_per_second_the_window_stretches():
     assert window_and_limit(0.5) == (2.0, 1)
     assert window_and_limit(1) == (1.0, 1)
     assert window_and_limit(7.9) == (1.0, 7)
+
+
+def test_the_concurrent_call_limit_holds_calls_back_until_lines_free_up(dialer):
+    from dataclasses import replace
+
+    dialer.runtime.settings = replace(dialer.runtime.settings, max_concurrent_calls=1)
+    for phone in ("+14155550320", "+14155550321"):
+        dialer.network.set_persona(phone, Persona.answering(["9", "5"]))
+    first, second = dialer.intake("+14155550320"), dialer.intake("+14155550321")
+    scheduling.release_due_jobs(dialer.queue, dialer.now())
+    dialer.worker.work(burst=True)  # both jobs run; the calls have not ended yet
+    assert len(dialer.attempts(first.request_id)) == 1
+    assert dialer.attempts(second.request_id) == []
+    held = dialer.campaign.request(second.request_id)
+    assert (held.state, held.due_at) == (
+        RequestState.SCHEDULED,
+        dialer.now() + timedelta(seconds=10),
+    )
+    dialer.run_to_completion()
+    for result in (first, second):
+        assert dialer.campaign.request(result.request_id).state is RequestState.COMPLETED
