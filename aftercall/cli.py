@@ -114,7 +114,8 @@ def demo(calls: int, seed: int) -> None:
         nps = "-" if row.nps is None else f"{row.nps:+.0f}"
         csat = "-" if row.csat is None else f"{row.csat:.0f}"
         click.echo(
-            f"  {row.agent:<8} {nps:>6} {row.nps_responses:>5} {csat:>7} {row.csat_responses:>5}"
+            f"  {row.group['agent']:<8} {nps:>6} {row.nps_responses:>5} {csat:>7}"
+            f" {row.csat_responses:>5}"
         )
 
 

@@ -37,7 +37,7 @@ from aftercall.survey import SurveyCatalog
 from aftercall.web import create_app
 from dialer import jobs, scheduling
 from dialer.intake import CallEnded, accept_calls
-from scoring.summary import AgentScores, outcome_counts, scores_by_agent
+from scoring.report import ReportQuery, ReportRow, outcomes, report
 
 DEMO_ACCOUNT_SID = "AC" + "d" * 32
 DEMO_AUTH_TOKEN = "demo-auth-token"
@@ -53,7 +53,7 @@ NUMBER_PLANS = (("+1415555", 4, "en"), ("+1212555", 4, "en"), ("+1312555", 4, "e
 @dataclass(frozen=True)
 class DemoResult:
     outcomes: dict[RequestState, int]
-    agents: list[AgentScores]
+    agents: list[ReportRow]
     rejected: int
     sample_transcript: list[str]
 
@@ -193,7 +193,7 @@ def run_demo(
         transcript = _first_completed_transcript(runtime, network)
         with runtime.db.session() as session:
             return DemoResult(
-                outcome_counts(session), scores_by_agent(session), rejected, transcript
+                outcomes(session), report(session, ReportQuery(by=("agent",))), rejected, transcript
             )
 
 

@@ -1,0 +1,437 @@
+"""Score reports: NPS, CSAT, CES and the call funnel, grouped any way a supervisor asks.
+
+Everything is aggregated by the database: one GROUP BY over answers (score
+distributions) and one over survey requests (the funnel), each a single pass; Python
+only merges the two by group and does the arithmetic on counts (scoring.nps). Requests
+are selected and bucketed by the time their support call ended, since that is the
+period a report is about.
+
+Groups: agent, queue, team, survey, language, `meta:<key>` (a metadata field), and one
+of day / week / month in the contact center's time zone (scoring.buckets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import String, and_, case, column, func, select, values
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement, Select
+
+from aftercall.db import UTCDateTime
+from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
+from dialer.rules import Suppression
+from scoring import nps as score
+from scoring.buckets import UNITS, buckets
+
+DIMENSIONS = {
+    "agent": SurveyRequest.agent,
+    "queue": SurveyRequest.queue,
+    "team": SurveyRequest.team,
+    "survey": SurveyRequest.survey_name,
+    "language": SurveyRequest.language,
+}
+META_PREFIX = "meta:"
+NPS_SCALE, CSAT_SCALE, CES_SCALE = range(0, 11), range(1, 6), range(1, 8)
+# CES is asked "1 very difficult ... 7 very easy": 5-7 is a low-effort experience.
+CES_LOW_EFFORT_MIN = 5
+# Below this many answers a score says more about chance than about service.
+MIN_RELIABLE_SAMPLE = 30
+
+REACHED = (
+    RequestState.COMPLETED,
+    RequestState.PARTIAL,
+    RequestState.ABANDONED,
+    RequestState.OPTED_OUT,
+    RequestState.IN_PROGRESS,
+)
+SUPPRESSION_REASONS = tuple(reason.value for reason in Suppression)
+
+
+class ReportError(ValueError):
+    """A report was asked for in a way that cannot be answered; the message says why."""
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    by: tuple[str, ...] = ()
+    since: datetime | None = None  # on the support call's end time, inclusive
+    until: datetime | None = None  # exclusive
+    survey: str | None = None
+    queue: str | None = None
+    team: str | None = None
+    agent: str | None = None
+    language: str | None = None
+    time_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+
+    @property
+    def time_unit(self) -> str | None:
+        return next((d for d in self.by if d in UNITS), None)
+
+    def previous_period(self) -> ReportQuery:
+        """The period of the same length just before this one."""
+        if self.since is None or self.until is None:
+            raise ReportError("comparing with the previous period needs --since and --until")
+        length = self.until - self.since
+        return _replace(self, since=self.since - length, until=self.since)
+
+
+def _replace(query: ReportQuery, **changes: Any) -> ReportQuery:
+    from dataclasses import replace
+
+    return replace(query, **changes)
+
+
+@dataclass
+class ReportRow:
+    """One group's figures. Counts are exact; derived figures are None without data."""
+
+    group: dict[str, str | None]
+    nps_distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(NPS_SCALE, 0))
+    csat_distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(CSAT_SCALE, 0))
+    ces_distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(CES_SCALE, 0))
+    received: int = 0
+    suppressed: dict[str, int] = field(default_factory=dict)
+    placed: int = 0  # requests with at least one call placed
+    calls_placed: int = 0
+    answered: int = 0  # a person or a machine picked up
+    reached: int = 0  # a person picked up
+    completed: int = 0
+    partial: int = 0
+    opted_out: int = 0
+    attempts_for_completed: int = 0
+
+    # -- NPS ---------------------------------------------------------------------------
+    @property
+    def nps_responses(self) -> int:
+        return sum(self.nps_distribution.values())
+
+    @property
+    def promoters(self) -> int:
+        return sum(n for k, n in self.nps_distribution.items() if k >= score.PROMOTER_MIN)
+
+    @property
+    def detractors(self) -> int:
+        return sum(n for k, n in self.nps_distribution.items() if k <= score.DETRACTOR_MAX)
+
+    @property
+    def passives(self) -> int:
+        return self.nps_responses - self.promoters - self.detractors
+
+    @property
+    def nps(self) -> float | None:
+        return score.nps(self.promoters, self.detractors, self.nps_responses)
+
+    @property
+    def nps_margin(self) -> float | None:
+        return score.nps_margin(self.promoters, self.detractors, self.nps_responses)
+
+    @property
+    def nps_reliable(self) -> bool:
+        return self.nps_responses >= MIN_RELIABLE_SAMPLE
+
+    # -- CSAT and CES ----------------------------------------------------------------
+    @property
+    def csat_responses(self) -> int:
+        return sum(self.csat_distribution.values())
+
+    @property
+    def csat_satisfied(self) -> int:
+        return sum(n for k, n in self.csat_distribution.items() if k >= score.CSAT_SATISFIED_MIN)
+
+    @property
+    def csat(self) -> float | None:
+        return score.csat(self.csat_satisfied, self.csat_responses)
+
+    @property
+    def csat_margin(self) -> float | None:
+        return score.csat_margin(self.csat_satisfied, self.csat_responses)
+
+    @property
+    def csat_mean(self) -> float | None:
+        return _mean(self.csat_distribution)
+
+    @property
+    def ces_responses(self) -> int:
+        return sum(self.ces_distribution.values())
+
+    @property
+    def ces(self) -> float | None:
+        return _mean(self.ces_distribution)
+
+    @property
+    def ces_low_effort(self) -> float | None:
+        n = self.ces_responses
+        low = sum(c for k, c in self.ces_distribution.items() if k >= CES_LOW_EFFORT_MIN)
+        return 100.0 * low / n if n else None
+
+    # -- funnel ----------------------------------------------------------------------
+    @property
+    def response_rate(self) -> float | None:
+        """Completed surveys per person reached, in percent."""
+        return 100.0 * self.completed / self.reached if self.reached else None
+
+    @property
+    def response_rate_placed(self) -> float | None:
+        """Completed surveys per request called, in percent."""
+        return 100.0 * self.completed / self.placed if self.placed else None
+
+    @property
+    def attempts_per_completed(self) -> float | None:
+        return self.attempts_for_completed / self.completed if self.completed else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.group,
+            "nps": _round(self.nps),
+            "nps_margin": _round(self.nps_margin),
+            "nps_reliable": self.nps_reliable,
+            "nps_responses": self.nps_responses,
+            "promoters": self.promoters,
+            "passives": self.passives,
+            "detractors": self.detractors,
+            "nps_distribution": _distribution(self.nps_distribution, NPS_SCALE),
+            "csat": _round(self.csat),
+            "csat_margin": _round(self.csat_margin),
+            "csat_mean": _round(self.csat_mean, 2),
+            "csat_responses": self.csat_responses,
+            "csat_distribution": _distribution(self.csat_distribution, CSAT_SCALE),
+            "ces": _round(self.ces, 2),
+            "ces_low_effort": _round(self.ces_low_effort),
+            "ces_responses": self.ces_responses,
+            "ces_distribution": _distribution(self.ces_distribution, CES_SCALE),
+            "received": self.received,
+            "suppressed": self.suppressed_total,
+            "suppressed_by_reason": {k: v for k, v in self.suppressed.items() if v},
+            "placed": self.placed,
+            "calls_placed": self.calls_placed,
+            "answered": self.answered,
+            "reached": self.reached,
+            "completed": self.completed,
+            "partial": self.partial,
+            "opted_out": self.opted_out,
+            "response_rate": _round(self.response_rate),
+            "response_rate_placed": _round(self.response_rate_placed),
+            "attempts_per_completed": _round(self.attempts_per_completed, 2),
+        }
+
+    @property
+    def suppressed_total(self) -> int:
+        return sum(self.suppressed.values())
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _mean(distribution: dict[int, int]) -> float | None:
+    n = sum(distribution.values())
+    return sum(k * c for k, c in distribution.items()) / n if n else None
+
+
+def _distribution(distribution: dict[int, int], scale: range) -> dict[str, int]:
+    return {str(k): distribution.get(k, 0) for k in scale}
+
+
+# -- the queries --------------------------------------------------------------------
+
+
+def report(session: Session, query: ReportQuery) -> list[ReportRow]:
+    """Figures per group, sorted by group; groups with requests but no answers included."""
+    dims = _dimensions(session, query)
+    rows: dict[tuple, ReportRow] = {}
+
+    def row_for(key: tuple) -> ReportRow:
+        if key not in rows:
+            rows[key] = ReportRow(group=dict(zip([d.name for d in dims], key, strict=True)))
+        return rows[key]
+
+    for record in session.execute(_answers_statement(dims, query)):
+        key, counts = tuple(record[: len(dims)]), record[len(dims) :]
+        row = row_for(key)
+        it = iter(counts)
+        row.nps_distribution = {k: int(next(it) or 0) for k in NPS_SCALE}
+        row.csat_distribution = {k: int(next(it) or 0) for k in CSAT_SCALE}
+        row.ces_distribution = {k: int(next(it) or 0) for k in CES_SCALE}
+
+    for record in session.execute(_funnel_statement(dims, query)):
+        key, counts = tuple(record[: len(dims)]), [int(v or 0) for v in record[len(dims) :]]
+        row = row_for(key)
+        (row.received, row.placed, row.calls_placed, row.answered, row.reached,
+         row.completed, row.partial, row.opted_out, row.attempts_for_completed,
+         *suppressed) = counts  # fmt: skip
+        row.suppressed = dict(zip(SUPPRESSION_REASONS, suppressed, strict=True))
+
+    return [rows[key] for key in sorted(rows, key=_sort_key)]
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple((value is None, value or "") for value in key)
+
+
+@dataclass(frozen=True)
+class _Dimension:
+    name: str
+    expression: ColumnElement
+
+
+def _dimensions(session: Session, query: ReportQuery) -> list[_Dimension]:
+    dims: list[_Dimension] = []
+    seen: set[str] = set()
+    for name in query.by:
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in DIMENSIONS:
+            dims.append(_Dimension(name, DIMENSIONS[name]))
+        elif name.startswith(META_PREFIX) and len(name) > len(META_PREFIX):
+            key = name[len(META_PREFIX) :]
+            dims.append(_Dimension(name, SurveyRequest.extra[key].as_string()))
+        elif name in UNITS:
+            if sum(1 for d in query.by if d in UNITS) > 1:
+                raise ReportError("group by one of day, week or month, not several")
+            dims.append(_Dimension(name, _bucket_table(session, query, name).c.label))
+        else:
+            allowed = ", ".join([*DIMENSIONS, *UNITS, "meta:<key>"])
+            raise ReportError(f"cannot group by {name!r} (expected one of {allowed})")
+    return dims
+
+
+def _bucket_table(session: Session, query: ReportQuery, unit: str):
+    since, until = query.since, query.until
+    if since is None or until is None:
+        # Without a range, cover the data there is.
+        first, last = session.execute(
+            _filtered(
+                select(
+                    func.min(SurveyRequest.call_ended_at), func.max(SurveyRequest.call_ended_at)
+                ),
+                query,
+            )
+        ).one()
+        since = since or first
+        until = until or (last + timedelta(microseconds=1) if last else None)
+    periods = buckets(since, until, unit, query.time_zone) if since and until else []
+    table = values(
+        column("label", String),
+        column("starts", UTCDateTime()),
+        column("ends", UTCDateTime()),
+        name="buckets",
+    ).data([(b.label, b.starts, b.ends) for b in periods] or [("", _EPOCH, _EPOCH)])
+    # A CTE, not an inline VALUES: SQLite cannot name the columns of (VALUES ...) AS t.
+    return table.cte("buckets")
+
+
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def _with_dimensions(statement: Select, dims: list[_Dimension], query: ReportQuery) -> Select:
+    unit = query.time_unit
+    if unit is not None:
+        table = next(d.expression.table for d in dims if d.name == unit)
+        statement = statement.join(
+            table,
+            and_(
+                SurveyRequest.call_ended_at >= table.c.starts,
+                SurveyRequest.call_ended_at < table.c.ends,
+            ),
+        )
+    labelled = [d.expression.label(f"g{i}") for i, d in enumerate(dims)]
+    return statement.add_columns(*labelled).group_by(*[d.expression for d in dims]).order_by(None)
+
+
+def _filtered(statement: Select, query: ReportQuery) -> Select:
+    conditions = []
+    if query.since is not None:
+        conditions.append(SurveyRequest.call_ended_at >= query.since)
+    if query.until is not None:
+        conditions.append(SurveyRequest.call_ended_at < query.until)
+    for name in ("survey", "queue", "team", "agent", "language"):
+        value = getattr(query, name)
+        if value is not None:
+            conditions.append(DIMENSIONS[name] == value)
+    return statement.where(*conditions) if conditions else statement
+
+
+def _count_where(condition: ColumnElement) -> ColumnElement:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _answers_statement(dims: list[_Dimension], query: ReportQuery) -> Select:
+    counts: list[ColumnElement] = []
+    for kind, scale in (("nps", NPS_SCALE), ("csat", CSAT_SCALE), ("ces", CES_SCALE)):
+        counts += [_count_where(and_(Answer.kind == kind, Answer.value == k)) for k in scale]
+    base = select().select_from(SurveyRequest).join(Answer, Answer.request_id == SurveyRequest.id)
+    statement = _with_dimensions(base, dims, query)
+    # Dimensions first, counts after: the reader splits each row at len(dims).
+    statement = statement.with_only_columns(
+        *statement.selected_columns, *counts, maintain_column_froms=True
+    )
+    return _filtered(statement.where(Answer.kind.in_(("nps", "csat", "ces"))), query)
+
+
+def _funnel_statement(dims: list[_Dimension], query: ReportQuery) -> Select:
+    placed_calls = (
+        select(CallAttempt.request_id, func.count(CallAttempt.id).label("calls"))
+        .where(CallAttempt.status != "rejected")
+        .group_by(CallAttempt.request_id)
+        .subquery("placed_calls")
+    )
+    calls = func.coalesce(placed_calls.c.calls, 0)
+    state = SurveyRequest.state
+    counts = [
+        func.count(SurveyRequest.id),
+        _count_where(calls > 0),
+        func.sum(calls),
+        _count_where(state.in_((*REACHED, RequestState.VOICEMAIL))),
+        _count_where(state.in_(REACHED)),
+        _count_where(state == RequestState.COMPLETED),
+        _count_where(state == RequestState.PARTIAL),
+        _count_where(state == RequestState.OPTED_OUT),
+        func.sum(case((state == RequestState.COMPLETED, calls), else_=0)),
+        *[
+            _count_where(
+                and_(
+                    state.in_((RequestState.SUPPRESSED, RequestState.EXPIRED)),
+                    SurveyRequest.suppression_reason == reason,
+                )
+            )
+            for reason in SUPPRESSION_REASONS
+        ],
+    ]
+    base = (
+        select()
+        .select_from(SurveyRequest)
+        .outerjoin(placed_calls, placed_calls.c.request_id == SurveyRequest.id)
+    )
+    statement = _with_dimensions(base, dims, query)
+    statement = statement.with_only_columns(
+        *statement.selected_columns, *counts, maintain_column_froms=True
+    )
+    return _filtered(statement, query)
+
+
+def totals(rows: Iterable[ReportRow]) -> ReportRow:
+    """All groups added together (counts add; scores are recomputed from the counts)."""
+    total = ReportRow(group={})
+    for row in rows:
+        for name in ("nps_distribution", "csat_distribution", "ces_distribution", "suppressed"):
+            merged = getattr(total, name)
+            for k, v in getattr(row, name).items():
+                merged[k] = merged.get(k, 0) + v
+        for name in ("received", "placed", "calls_placed", "answered", "reached", "completed",
+                     "partial", "opted_out", "attempts_for_completed"):  # fmt: skip
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    return total
+
+
+def outcomes(session: Session) -> dict[RequestState, int]:
+    """How many requests are in each state."""
+    rows = session.execute(
+        select(SurveyRequest.state, func.count(SurveyRequest.id)).group_by(SurveyRequest.state)
+    )
+    return {state: count for state, count in rows}

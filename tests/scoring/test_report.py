@@ -1,0 +1,236 @@
+"""Report figures: SQL aggregation against a straightforward reference computation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aftercall.models import Answer, Base, CallAttempt, RequestState, SurveyRequest
+from scoring.report import ReportError, ReportQuery, report, totals
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+AGENTS = ("alice", "bob", "carol")
+
+
+def empty(runtime) -> None:
+    with runtime.db.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+def add(session, index, *, agent="alice", team="north", ended=START, state=RequestState.COMPLETED,
+        answers=(), attempts=1, reason=None, metadata=None):  # fmt: skip
+    request = SurveyRequest(
+        phone=f"+1415555{index:04d}", source_call_id=f"s-{index}", agent=agent, queue="billing",
+        team=team, language="en", call_ended_at=ended, survey_name="post-call", state=state,
+        suppression_reason=reason, extra=metadata or {},
+    )  # fmt: skip
+    session.add(request)
+    session.flush()
+    version_id = _version_id(session)
+    attempt_ids = []
+    for number in range(1, attempts + 1):
+        attempt = CallAttempt(request_id=request.id, number=number, status="completed")
+        session.add(attempt)
+        session.flush()
+        attempt_ids.append(attempt.id)
+    for key, kind, value in answers:
+        session.add(
+            Answer(request_id=request.id, attempt_id=attempt_ids[-1], survey_version_id=version_id,
+                   question_key=key, kind=kind, value=value)
+        )  # fmt: skip
+    return request
+
+
+def _version_id(session) -> int:
+    from aftercall.config import DEFAULT_SURVEYS_DIR
+    from aftercall.survey import SurveyCatalog
+    from aftercall.survey_versions import version_for
+
+    definition = SurveyCatalog.from_directory(DEFAULT_SURVEYS_DIR).get("post-call")
+    return version_for(session, definition).id
+
+
+def nps_reference(scores):
+    if not scores:
+        return None
+    return 100.0 * (sum(s >= 9 for s in scores) - sum(s <= 6 for s in scores)) / len(scores)
+
+
+RESPONSES = st.lists(
+    st.tuples(
+        st.sampled_from(AGENTS),
+        st.one_of(st.none(), st.integers(0, 10)),
+        st.one_of(st.none(), st.integers(1, 5)),
+        st.sampled_from([RequestState.COMPLETED, RequestState.PARTIAL, RequestState.NO_ANSWER]),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(responses=RESPONSES)
+def test_sql_figures_equal_the_reference_computation(runtime, responses):
+    empty(runtime)
+    with runtime.db.session() as session:
+        for i, (agent, nps, csat, state) in enumerate(responses):
+            answers = [("nps", "nps", nps)] if nps is not None else []
+            answers += [("csat", "csat", csat)] if csat is not None else []
+            add(session, i, agent=agent, state=state, answers=answers)
+    with runtime.db.session() as session:
+        rows = {row.group["agent"]: row for row in report(session, ReportQuery(by=("agent",)))}
+    assert set(rows) == {agent for agent, *_ in responses}
+    for agent in rows:
+        mine = [r for r in responses if r[0] == agent]
+        scores = [nps for _, nps, _, _ in mine if nps is not None]
+        csats = [c for _, _, c, _ in mine if c is not None]
+        row = rows[agent]
+        assert row.nps == pytest.approx(nps_reference(scores))
+        assert row.promoters == sum(s >= 9 for s in scores)
+        assert row.detractors == sum(s <= 6 for s in scores)
+        assert row.passives == sum(7 <= s <= 8 for s in scores)
+        assert row.nps_distribution == {k: Counter(scores)[k] for k in range(11)}
+        assert row.csat_responses == len(csats)
+        expected_csat = 100.0 * sum(c >= 4 for c in csats) / len(csats) if csats else None
+        assert row.csat == pytest.approx(expected_csat)
+        assert row.csat_mean == pytest.approx(sum(csats) / len(csats) if csats else None)
+        assert row.received == len(mine)
+        assert row.completed == sum(s is RequestState.COMPLETED for *_, s in mine)
+    total = totals(rows.values())
+    all_scores = [n for _, n, _, _ in responses if n is not None]
+    assert total.nps == pytest.approx(nps_reference(all_scores))
+
+
+def test_golden_nps_csat_ces(runtime):
+    # 10 NPS answers: 5 promoters, 2 passives, 3 detractors -> NPS 20.
+    nps = [10, 10, 9, 9, 9, 8, 7, 6, 3, 0]
+    csat = [5, 4, 4, 2]  # 3 of 4 satisfied -> 75
+    ces = [7, 6, 2]  # mean 5; 2 of 3 low effort
+    with runtime.db.session() as session:
+        for i, value in enumerate(nps):
+            answers = [("nps", "nps", value)]
+            if i < len(csat):
+                answers.append(("csat", "csat", csat[i]))
+            if i < len(ces):
+                answers.append(("ces", "ces", ces[i]))
+            add(session, i, answers=answers)
+    with runtime.db.session() as session:
+        (row,) = report(session, ReportQuery())
+    assert (row.promoters, row.passives, row.detractors) == (5, 2, 3)
+    assert row.nps == pytest.approx(20.0)
+    # p = 0.5, d = 0.3: 1.96 * 100 * sqrt((0.8 - 0.04) / 10) = 54.03
+    assert row.nps_margin == pytest.approx(54.034, abs=0.01)
+    assert not row.nps_reliable  # 10 answers are too few to mean much
+    assert row.csat == pytest.approx(75.0)
+    # 1.96 * 100 * sqrt(0.75 * 0.25 / 4) = 42.43
+    assert row.csat_margin == pytest.approx(42.435, abs=0.01)
+    assert row.csat_mean == pytest.approx(3.75)
+    assert row.ces == pytest.approx(5.0)
+    assert row.ces_low_effort == pytest.approx(200 / 3)
+
+
+def test_empty_report_and_single_answer(runtime):
+    with runtime.db.session() as session:
+        assert report(session, ReportQuery(by=("agent",))) == []
+        add(session, 1, answers=[("nps", "nps", 10)])
+    with runtime.db.session() as session:
+        (row,) = report(session, ReportQuery(by=("agent",)))
+    assert row.nps == 100.0
+    assert row.nps_margin == 0.0
+    assert row.csat is None and row.ces is None
+    assert row.to_json()["csat"] is None
+
+
+def test_funnel(runtime):
+    with runtime.db.session() as session:
+        add(session, 1, state=RequestState.COMPLETED, attempts=2, answers=[("nps", "nps", 9)])
+        add(session, 2, state=RequestState.COMPLETED, attempts=1, answers=[("nps", "nps", 3)])
+        add(session, 3, state=RequestState.PARTIAL, answers=[("nps", "nps", 5)])
+        add(session, 4, state=RequestState.OPTED_OUT)
+        add(session, 5, state=RequestState.VOICEMAIL)
+        add(session, 6, state=RequestState.NO_ANSWER, attempts=3)
+        add(session, 7, state=RequestState.SUPPRESSED, attempts=0, reason="not_sampled")
+        add(session, 8, state=RequestState.SUPPRESSED, attempts=0, reason="opted_out")
+        add(session, 9, state=RequestState.EXPIRED, attempts=0, reason="validity_expired")
+    with runtime.db.session() as session:
+        (row,) = report(session, ReportQuery())
+    assert row.received == 9
+    assert row.suppressed == {
+        **row.suppressed,
+        "not_sampled": 1,
+        "opted_out": 1,
+        "validity_expired": 1,
+    }
+    assert row.suppressed_total == 3
+    assert (row.placed, row.calls_placed) == (6, 9)
+    assert (row.answered, row.reached) == (5, 4)
+    assert (row.completed, row.partial, row.opted_out) == (2, 1, 1)
+    assert row.response_rate == pytest.approx(50.0)  # 2 completed of 4 reached
+    assert row.response_rate_placed == pytest.approx(100 * 2 / 6)
+    assert row.attempts_per_completed == pytest.approx(1.5)
+
+
+def test_days_in_the_contact_centers_time_zone_across_dst(runtime):
+    new_york = ZoneInfo("America/New_York")
+    # 1 Nov 2026, US clocks go back: the local day is 25 hours long.
+    ended = [
+        datetime(2026, 11, 1, 3, 30, tzinfo=UTC),  # 31 Oct, 23:30 EDT
+        datetime(2026, 11, 1, 4, 30, tzinfo=UTC),  # 1 Nov, 00:30 EDT
+        datetime(2026, 11, 2, 4, 30, tzinfo=UTC),  # 1 Nov, 23:30 EST
+        datetime(2026, 11, 2, 5, 30, tzinfo=UTC),  # 2 Nov, 00:30 EST
+    ]
+    with runtime.db.session() as session:
+        for i, when in enumerate(ended):
+            add(session, i, ended=when, answers=[("nps", "nps", 10)])
+    query = ReportQuery(
+        by=("day",), since=datetime(2026, 10, 31, 4, tzinfo=UTC),
+        until=datetime(2026, 11, 3, 5, tzinfo=UTC), time_zone=new_york,
+    )  # fmt: skip
+    with runtime.db.session() as session:
+        rows = report(session, query)
+    assert {r.group["day"]: r.nps_responses for r in rows} == {
+        "2026-10-31": 1,
+        "2026-11-01": 2,
+        "2026-11-02": 1,
+    }
+
+
+def test_weeks_months_and_a_metadata_key(runtime):
+    with runtime.db.session() as session:
+        for i, days in enumerate([0, 1, 7, 31]):
+            add(session, i, ended=START + timedelta(days=days), answers=[("nps", "nps", 8)],
+                metadata={"product": "fiber" if i % 2 else "mobile"})  # fmt: skip
+    with runtime.db.session() as session:
+        weeks = report(session, ReportQuery(by=("week",)))
+        months = report(session, ReportQuery(by=("month", "meta:product")))
+    assert [(r.group["week"], r.received) for r in weeks] == [
+        ("2026-W09", 1), ("2026-W10", 2), ("2026-W14", 1),
+    ]  # fmt: skip
+    assert [(r.group["month"], r.group["meta:product"], r.received) for r in months] == [
+        ("2026-03", "fiber", 1), ("2026-03", "mobile", 2), ("2026-04", "fiber", 1),
+    ]  # fmt: skip
+
+
+def test_filters_and_previous_period(runtime):
+    with runtime.db.session() as session:
+        add(session, 1, agent="alice", ended=START, answers=[("nps", "nps", 10)])
+        add(session, 2, agent="bob", ended=START, answers=[("nps", "nps", 0)])
+        add(session, 3, agent="alice", ended=START - timedelta(days=7), answers=[("nps", "nps", 0)])
+    query = ReportQuery(since=START, until=START + timedelta(days=7), agent="alice")
+    with runtime.db.session() as session:
+        (now,) = report(session, query)
+        (before,) = report(session, query.previous_period())
+    assert (now.nps, before.nps) == (100.0, -100.0)
+
+
+@pytest.mark.parametrize("by", [("colour",), ("day", "week"), ("meta:",)])
+def test_bad_groupings_are_explained(runtime, by):
+    with runtime.db.session() as session, pytest.raises(ReportError):
+        report(session, ReportQuery(by=by))
