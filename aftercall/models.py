@@ -123,6 +123,9 @@ class SurveyRequest(Base):
     __table_args__ = (
         Index("ix_survey_requests_phone_created", "phone", "created_at"),
         Index("ix_survey_requests_state_due", "state", "due_at"),
+        # Reports select by the support call's end time, often per agent.
+        Index("ix_survey_requests_ended", "call_ended_at"),
+        Index("ix_survey_requests_agent_ended", "agent", "call_ended_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -212,6 +215,8 @@ class Answer(Base):
             "value IS NOT NULL OR recording_url IS NOT NULL", name="value_or_recording"
         ),
         Index("ix_answers_kind_value", "kind", "value"),
+        # Lets report queries read scores straight from the index, request by request.
+        Index("ix_answers_request_kind_value", "request_id", "kind", "value"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -259,3 +264,19 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class User(Base):
+    """A person who signs in to the dashboard (supervisors, admins)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # "supervisor" sees reports; "admin" also manages surveys and users.
+    role: Mapped[str] = mapped_column(String(20), default="supervisor")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]

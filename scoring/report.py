@@ -306,7 +306,7 @@ def _bucket_table(session: Session, query: ReportQuery, unit: str):
     if since is None or until is None:
         # Without a range, cover the data there is.
         first, last = session.execute(
-            _filtered(
+            filtered(
                 select(
                     func.min(SurveyRequest.call_ended_at), func.max(SurveyRequest.call_ended_at)
                 ),
@@ -344,7 +344,7 @@ def _with_dimensions(statement: Select, dims: list[_Dimension], query: ReportQue
     return statement.add_columns(*labelled).group_by(*[d.expression for d in dims]).order_by(None)
 
 
-def _filtered(statement: Select, query: ReportQuery) -> Select:
+def filtered(statement: Select, query: ReportQuery) -> Select:
     conditions = []
     if query.since is not None:
         conditions.append(SurveyRequest.call_ended_at >= query.since)
@@ -371,7 +371,7 @@ def _answers_statement(dims: list[_Dimension], query: ReportQuery) -> Select:
     statement = statement.with_only_columns(
         *statement.selected_columns, *counts, maintain_column_froms=True
     )
-    return _filtered(statement.where(Answer.kind.in_(("nps", "csat", "ces"))), query)
+    return filtered(statement.where(Answer.kind.in_(("nps", "csat", "ces"))), query)
 
 
 def _funnel_statement(dims: list[_Dimension], query: ReportQuery) -> Select:
@@ -412,7 +412,7 @@ def _funnel_statement(dims: list[_Dimension], query: ReportQuery) -> Select:
     statement = statement.with_only_columns(
         *statement.selected_columns, *counts, maintain_column_froms=True
     )
-    return _filtered(statement, query)
+    return filtered(statement, query)
 
 
 def totals(rows: Iterable[ReportRow]) -> ReportRow:

@@ -234,3 +234,38 @@ def test_filters_and_previous_period(runtime):
 def test_bad_groupings_are_explained(runtime, by):
     with runtime.db.session() as session, pytest.raises(ReportError):
         report(session, ReportQuery(by=by))
+
+
+def test_detractor_list_newest_first_with_comment(runtime):
+    from scoring.detractors import detractors
+
+    with runtime.db.session() as session:
+        add(session, 1, ended=START, answers=[("nps", "nps", 9), ("csat", "csat", 5)])
+        add(session, 2, ended=START + timedelta(hours=1), answers=[("nps", "nps", 6)])
+        add(
+            session,
+            3,
+            ended=START + timedelta(hours=2),
+            answers=[("nps", "nps", 8), ("csat", "csat", 2)],
+        )
+        unhappy = add(session, 4, ended=START + timedelta(hours=3), agent="bob",
+                      answers=[("nps", "nps", 0)])  # fmt: skip
+        session.add(
+            Answer(request_id=unhappy.id, attempt_id=unhappy.attempts[0].id,
+                   survey_version_id=_version_id(session), question_key="improve",
+                   kind="comment", recording_url="https://example.test/RE1",
+                   transcript="Nobody called me back")
+        )  # fmt: skip
+    with runtime.db.session() as session:
+        entries = detractors(session, ReportQuery())
+        only_bob = detractors(session, ReportQuery(agent="bob"))
+        second_page = detractors(session, ReportQuery(), limit=2, offset=2)
+    assert [e.phone[-4:] for e in entries] == ["0004", "0003", "0002"]
+    assert entries[0].answers == {"nps": 0}
+    assert (entries[0].comment, entries[0].recording_url) == (
+        "Nobody called me back",
+        "https://example.test/RE1",
+    )
+    assert entries[1].answers == {"nps": 8, "csat": 2}
+    assert [e.request_id for e in only_bob] == [unhappy.id]
+    assert [e.phone[-4:] for e in second_page] == ["0002"]
