@@ -28,6 +28,7 @@ REQUIRED_IN_PRODUCTION = (
     "PUBLIC_BASE_URL",
     "COMPANY_NAME",
     "CALLBACK_NUMBER",
+    "SECRET_KEY",
 )
 
 
@@ -57,6 +58,13 @@ class Settings:
     # Pacing across all workers: Twilio accounts start at 1 call per second.
     calls_per_second: float = 1.0
     max_concurrent_calls: int = 50
+    # The contact center's own time zone: report days, weeks and months are local to it.
+    report_time_zone: str = "UTC"
+    # Signs dashboard session cookies; a fixed development value is used locally.
+    secret_key: str = "development-only-secret-key"
+    # Where detractor alerts are posted (a CRM, a chat tool); unset: no alerts.
+    alert_webhook_url: str = ""
+    alert_webhook_secret: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -91,6 +99,10 @@ class Settings:
             max_concurrent_calls=_number(
                 env, "MAX_CONCURRENT_CALLS", defaults.max_concurrent_calls, int
             ),
+            report_time_zone=_time_zone(get("REPORT_TIME_ZONE", defaults.report_time_zone)),
+            secret_key=get("SECRET_KEY", defaults.secret_key),
+            alert_webhook_url=get("ALERT_WEBHOOK_URL", ""),
+            alert_webhook_secret=get("ALERT_WEBHOOK_SECRET", ""),
         )
         if settings.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]
@@ -122,3 +134,13 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> An
     if value <= 0:
         raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
     return value
+
+
+def _time_zone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"REPORT_TIME_ZONE {name!r} is not a known time zone") from None
+    return name
