@@ -19,11 +19,11 @@ from pathlib import Path
 
 import click
 
+from aftercall.api_access import iso_utc
 from aftercall.config import Settings
 from aftercall.db import Database
 from aftercall.runtime import Runtime
 from dialer import apikeys
-from dialer.api import iso_utc
 from dialer.csv_import import CsvFileError, call_from_text, import_calls, read_calls_file
 from dialer.intake import IntakeRejected, IntakeResult, accept_calls
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from sqlalchemy import text
 
+from aftercall.api_access import install_json_errors
 from aftercall.config import Settings
 from aftercall.runtime import Runtime
 from ivr.prompts import check_phrases
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     app.register_blueprint(voice)
     app.register_blueprint(api)
+    install_json_errors(app)
 
     @app.get("/healthz")
     def health():

@@ -16,22 +16,22 @@ import json
 import logging
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy.orm import selectinload
-from werkzeug.exceptions import HTTPException
 
+from aftercall.api_access import ApiError, api_error, iso_utc, require_api_key
 from aftercall.models import Answer, CallAttempt, SurveyRequest
 from aftercall.runtime import Runtime
-from dialer import apikeys
 from dialer.csv_import import check_text, parse_ended_at
 from dialer.intake import CallEnded, IntakeRejected, IntakeResult, Rejection, accept_calls
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.before_request(require_api_key)
+bp.register_error_handler(ApiError, api_error)
 
 MAX_BATCH = 1000
 TEXT_FIELDS = ("phone", "source_call_id", "agent", "queue", "team", "language", "survey")
@@ -39,30 +39,6 @@ REQUIRED_FIELDS = ("phone", "source_call_id", "ended_at")
 FIELDS = frozenset({*TEXT_FIELDS, "ended_at", "metadata"})
 # Request ids are 32-bit on PostgreSQL; a larger id in a URL is simply not found.
 MAX_ID = 2**31 - 1
-
-_ERROR_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    500: "internal_error",
-}
-
-
-class ApiError(Exception):
-    """A problem with the request as a whole, answered with `status` and a JSON error."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-# -- parsing and rendering (plain functions, tested without Flask) ----------------------
 
 
 def parse_call(item: object) -> CallEnded:
@@ -181,39 +157,11 @@ def _answer_json(answer: Answer) -> dict[str, Any]:
     }
 
 
-def iso_utc(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, the one time format the API writes."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def error_response(status: int, code: str, message: str) -> Response:
-    response = jsonify(error={"code": code, "message": message})
-    response.status_code = status
-    return response
-
-
 # -- routes -----------------------------------------------------------------------------
 
 
 def _runtime() -> Runtime:
     return current_app.extensions["aftercall"]
-
-
-@bp.before_request
-def _require_api_key() -> Response | None:
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
-        return _unauthorized("send the API key as 'Authorization: Bearer <key>'")
-    with _runtime().db.session() as session:
-        key = apikeys.verify_key(session, presented.strip())
-        name = key.name if key else None
-    if name is None:
-        log.warning("refused an unknown or revoked API key on %s %s", request.method, request.path)
-        return _unauthorized("the API key is unknown or revoked", error="invalid_token")
-    g.api_key_name = name
-    return None
 
 
 @bp.post("/survey-requests")
@@ -255,26 +203,6 @@ def get_survey_request(request_id: int) -> Response:
         if survey_request is None:
             raise ApiError(404, "not_found", f"no survey request {request_id}")
         return jsonify(request_json(survey_request))
-
-
-@bp.errorhandler(ApiError)
-def _api_error(error: ApiError) -> Response:
-    return error_response(error.status, error.code, error.message)
-
-
-@bp.app_errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response | HTTPException:
-    # App-wide because routing errors (an unknown path or method under /api/) happen
-    # before Flask knows the blueprint; other paths keep Flask's own responses.
-    if not request.path.startswith(bp.url_prefix or "/api/"):
-        return error
-    status = error.code or 500
-    if status >= 500:
-        # An unhandled exception arrives here as a 500; say nothing about its insides.
-        log.error("API %s %s failed", request.method, request.path, exc_info=_cause(error))
-        return error_response(500, "internal_error", "something went wrong on our side")
-    code = _ERROR_CODES.get(status, "http_error")
-    return error_response(status, code, error.description or error.name)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -332,22 +260,9 @@ def _invalid(detail: str) -> IntakeRejected:
     return IntakeRejected(Rejection.INVALID_FIELD, detail)
 
 
-def _unauthorized(message: str, error: str | None = None) -> Response:
-    response = error_response(401, "unauthorized", message)
-    challenge = 'Bearer realm="aftercall"'
-    if error:
-        challenge += f', error="{error}"'
-    response.headers["WWW-Authenticate"] = challenge
-    return response
-
-
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
 def _short(exc: BaseException) -> str:
     return str(exc)[:200] or type(exc).__name__
-
-
-def _cause(error: HTTPException) -> BaseException:
-    return getattr(error, "original_exception", None) or error

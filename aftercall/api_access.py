@@ -1,0 +1,105 @@
+"""What every JSON API of aftercall shares: API-key authentication and the error shape.
+
+The intake API (dialer.api) and the report API (scoring.api) are separate blueprints
+that both register `require_api_key` and `api_error`. Keys themselves (creation,
+hashing, revocation) are dialer.apikeys. Every error under /api/ is
+`{"error": {"code": ..., "message": ...}}`, never an HTML page or a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from aftercall.runtime import Runtime
+from dialer import apikeys
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    500: "internal_error",
+}
+
+
+class ApiError(Exception):
+    """A problem with the request as a whole, answered with `status` and a JSON error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = status
+    return response
+
+
+def api_error(error: ApiError) -> Response:
+    return error_response(error.status, error.code, error.message)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, the one time format the APIs write."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def require_api_key() -> Response | None:
+    """A blueprint's before_request: a valid, unrevoked bearer key or 401."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return _unauthorized("send the API key as 'Authorization: Bearer <key>'")
+    runtime: Runtime = current_app.extensions["aftercall"]
+    with runtime.db.session() as session:
+        key = apikeys.verify_key(session, presented.strip())
+        name = key.name if key else None
+    if name is None:
+        log.warning("refused an unknown or revoked API key on %s %s", request.method, request.path)
+        return _unauthorized("the API key is unknown or revoked", error="invalid_token")
+    g.api_key_name = name
+    return None
+
+
+def install_json_errors(app: Flask) -> None:
+    """JSON errors for every path under /api/, including routing errors (an unknown path
+    or method), which happen before Flask knows which blueprint was meant."""
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response | HTTPException:
+        if not request.path.startswith(API_PREFIX):
+            return error
+        status = error.code or 500
+        if status >= 500:
+            # An unhandled exception arrives here as a 500; say nothing about its insides.
+            log.error("API %s %s failed", request.method, request.path, exc_info=_cause(error))
+            return error_response(500, "internal_error", "something went wrong on our side")
+        code = _ERROR_CODES.get(status, "http_error")
+        return error_response(status, code, error.description or error.name)
+
+
+def _unauthorized(message: str, error: str | None = None) -> Response:
+    response = error_response(401, "unauthorized", message)
+    challenge = 'Bearer realm="aftercall"'
+    if error:
+        challenge += f', error="{error}"'
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def _cause(error: HTTPException) -> BaseException:
+    return getattr(error, "original_exception", None) or error
