@@ -200,3 +200,8 @@ def dialer_reconcile(ctx: _Context) -> None:
 from aftercall.cli_intake import register_commands  # noqa: E402
 
 register_commands(main)
+
+# Reports (aftercall report) live in their own module too.
+from aftercall.cli_report import register_commands as register_report_commands  # noqa: E402
+
+register_report_commands(main)

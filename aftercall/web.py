@@ -27,9 +27,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     from dialer.api import bp as api
     from ivr.views import bp as voice
+    from scoring.api import bp as reports
 
     app.register_blueprint(voice)
     app.register_blueprint(api)
+    app.register_blueprint(reports)
     install_json_errors(app)
 
     @app.get("/healthz")

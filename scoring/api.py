@@ -1,0 +1,133 @@
+"""The report API: the supervisors' figures as JSON, for BI tools and scripts.
+
+    GET /api/v1/reports/scores       NPS, CSAT, CES and the funnel, grouped (?by=agent,day)
+    GET /api/v1/reports/detractors   NPS <= 6 or CSAT <= 2, newest first, with comments
+
+Same filters as `aftercall report` (scoring.filters), same API keys as the intake API.
+Documented in docs/openapi.yaml, which the tests validate every response against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from aftercall.api_access import ApiError, api_error, iso_utc, require_api_key
+from aftercall.runtime import Runtime
+from scoring.detractors import MAX_PAGE, detractors
+from scoring.filters import parse_report_query
+from scoring.report import ReportError, ReportQuery, ReportRow, report, totals
+
+bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
+bp.before_request(require_api_key)
+bp.register_error_handler(ApiError, api_error)
+
+COMPARISONS = ("previous", "team")
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["aftercall"]
+
+
+def _query() -> ReportQuery:
+    zone = ZoneInfo(_runtime().settings.report_time_zone)
+    try:
+        return parse_report_query(request.args, zone)
+    except ReportError as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from None
+
+
+def _report(query: ReportQuery) -> list[ReportRow]:
+    with _runtime().db.session() as session:
+        try:
+            return report(session, query)
+        except ReportError as exc:
+            raise ApiError(400, "invalid_query", str(exc)) from None
+
+
+def _query_json(query: ReportQuery) -> dict[str, Any]:
+    return {
+        "by": list(query.by),
+        "since": iso_utc(query.since),
+        "until": iso_utc(query.until),
+        "time_zone": query.time_zone.key,
+        **{name: getattr(query, name) for name in ("survey", "queue", "team", "agent", "language")},
+    }
+
+
+@bp.get("/scores")
+def scores() -> Response:
+    query = _query()
+    compare = request.args.get("compare")
+    if compare is not None and compare not in COMPARISONS:
+        raise ApiError(400, "invalid_query", f"compare: expected one of {', '.join(COMPARISONS)}")
+    rows = _report(query)
+    body: dict[str, Any] = {
+        "query": _query_json(query),
+        "rows": [row.to_json() for row in rows],
+        "total": totals(rows).to_json(),
+    }
+    if compare == "previous":
+        try:
+            previous = query.previous_period()
+        except ReportError as exc:
+            raise ApiError(400, "invalid_query", str(exc)) from None
+        previous_rows = _report(previous)
+        body["previous"] = {
+            "query": _query_json(previous),
+            "rows": [row.to_json() for row in previous_rows],
+            "total": totals(previous_rows).to_json(),
+        }
+    elif compare == "team":
+        if "agent" not in query.by:
+            raise ApiError(400, "invalid_query", "compare=team needs by=agent")
+        agent_by = query.by if "team" in query.by else (*query.by, "team")
+        team_by = tuple(name for name in agent_by if name != "agent")
+        teams = {_key(row, team_by): row for row in _report(replace(query, by=team_by))}
+        body["rows"] = [
+            {**row.to_json(), "team_figures": _team_figures(teams.get(_key(row, team_by)))}
+            for row in _report(replace(query, by=agent_by))
+        ]
+    return jsonify(body)
+
+
+def _key(row: ReportRow, names: tuple[str, ...]) -> tuple:
+    return tuple(row.group.get(name) for name in names)
+
+
+def _team_figures(row: ReportRow | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    figures = row.to_json()
+    keep = ("nps", "nps_margin", "nps_responses", "csat", "csat_responses", "ces",
+            "response_rate")  # fmt: skip
+    return {name: figures[name] for name in keep}
+
+
+@bp.get("/detractors")
+def detractor_list() -> Response:
+    query = _query()
+    limit = _int_arg("limit", 50, 1, MAX_PAGE)
+    offset = _int_arg("offset", 0, 0, 10_000_000)
+    with _runtime().db.session() as session:
+        entries = detractors(session, query, limit=limit, offset=offset)
+    return jsonify(
+        query=_query_json(query),
+        limit=limit,
+        offset=offset,
+        detractors=[entry.to_json() for entry in entries],
+    )
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(
+            400, "invalid_query", f"{name}: expected a whole number from {low} to {high}"
+        )
+    return int(raw)

@@ -1,0 +1,84 @@
+"""Report rows as a terminal table or CSV (JSON is ReportRow.to_json).
+
+The table is for reading: scores with their margin of error, and "n<30" instead of an
+NPS that too few answers cannot support. CSV carries the numbers unrounded by
+presentation, one column per figure, for spreadsheets.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from scoring.report import ReportRow
+
+CSV_FIGURES = (
+    "nps", "nps_margin", "nps_responses", "promoters", "passives", "detractors",
+    "csat", "csat_margin", "csat_mean", "csat_responses", "ces", "ces_low_effort",
+    "ces_responses", "received", "suppressed", "placed", "calls_placed", "answered",
+    "reached", "completed", "partial", "opted_out", "response_rate",
+    "response_rate_placed", "attempts_per_completed",
+)  # fmt: skip
+
+
+def to_csv(rows: Sequence[ReportRow], by: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*by, *CSV_FIGURES])
+    for row in rows:
+        figures = row.to_json()
+        writer.writerow(
+            [row.group.get(name) or "" for name in by]
+            + ["" if figures[name] is None else figures[name] for name in CSV_FIGURES]
+        )
+    return buffer.getvalue()
+
+
+def _score(value: float | None, margin: float | None, reliable: bool, n: int) -> str:
+    if value is None:
+        return "-"
+    if not reliable:
+        return f"n<30 ({n})"
+    return f"{value:+.0f} ±{margin:.0f}" if margin is not None else f"{value:+.0f}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def to_table(rows: Sequence[ReportRow], by: Sequence[str], total: ReportRow | None = None) -> str:
+    header = [*by, "NPS", "n", "CSAT", "n", "CES", "placed", "completed", "response"]
+    lines = []
+    for row in [*rows, *([total] if total is not None else [])]:
+        group = [str(row.group.get(name) or "(none)") for name in by]
+        if row is total:
+            group = ["total"] + [""] * (len(by) - 1) if by else []
+        csat = "-" if row.csat is None else f"{row.csat:.0f}% ±{row.csat_margin:.0f}"
+        lines.append(
+            [
+                *group,
+                _score(row.nps, row.nps_margin, row.nps_reliable, row.nps_responses),
+                str(row.nps_responses),
+                csat,
+                str(row.csat_responses),
+                "-" if row.ces is None else f"{row.ces:.1f}",
+                str(row.placed),
+                str(row.completed),
+                _percent(row.response_rate),
+            ]
+        )
+    widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
+    numeric_from = len(by)
+
+    def render(cells: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i < numeric_from else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    body = [render(line) for line in lines]
+    if total is not None and rows:
+        body.insert(len(rows), rule)
+    return "\n".join([render(header), rule, *body])

@@ -1,0 +1,186 @@
+"""The report API and `aftercall report`, with every response checked against the OpenAPI file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from aftercall.cli import main
+from aftercall.models import RequestState
+from dialer import apikeys
+from tests.openapi import check_response, documented_paths
+from tests.scoring.test_report import START, add
+
+
+@pytest.fixture
+def auth(runtime):
+    with runtime.db.session() as session:
+        return {"Authorization": f"Bearer {apikeys.create_key(session, 'bi')}"}
+
+
+@pytest.fixture
+def sample(runtime):
+    """Two teams, three agents, two weeks of answers."""
+    with runtime.db.session() as session:
+        rows = [
+            ("alice", "north", 0, [10, 5]), ("alice", "north", 1, [9, 4]),
+            ("bob", "north", 2, [3, 2]), ("carol", "south", 3, [8, 3]),
+            ("carol", "south", 8, [0, 1]), ("alice", "north", 9, [6, 2]),
+        ]  # fmt: skip
+        for i, (agent, team, days, (nps, csat)) in enumerate(rows):
+            add(session, i, agent=agent, team=team, ended=START + timedelta(days=days),
+                answers=[("nps", "nps", nps), ("csat", "csat", csat)])  # fmt: skip
+        add(session, 99, agent="bob", team="north", ended=START, state=RequestState.NO_ANSWER)
+
+
+def get(client, auth, path):
+    response = client.get(path, headers=auth)
+    body = response.get_json()
+    check_response(path, "GET", response.status_code, body)
+    return response.status_code, body
+
+
+@pytest.mark.usefixtures("sample")
+def test_scores_by_agent(client, auth):
+    status, body = get(client, auth, "/api/v1/reports/scores?by=agent")
+    assert status == 200
+    rows = {row["agent"]: row for row in body["rows"]}
+    assert set(rows) == {"alice", "bob", "carol"}
+    assert (rows["alice"]["promoters"], rows["alice"]["detractors"]) == (2, 1)
+    assert rows["alice"]["nps"] == pytest.approx(33.3)
+    assert rows["bob"]["received"] == 2 and rows["bob"]["completed"] == 1
+    assert body["total"]["nps_responses"] == 6
+    assert body["total"]["nps_reliable"] is False
+
+
+@pytest.mark.usefixtures("sample")
+def test_scores_by_week_in_a_date_range(client, auth):
+    # 2026-03-01 is a Sunday: weeks W09 (1 Mar) and W10 (2-8 Mar).
+    status, body = get(
+        client, auth, "/api/v1/reports/scores?by=week&since=2026-03-01&until=2026-03-08"
+    )
+    assert status == 200
+    assert [(r["week"], r["nps_responses"]) for r in body["rows"]] == [
+        ("2026-W09", 1),
+        ("2026-W10", 3),
+    ]
+    assert body["query"]["since"] == "2026-03-01T00:00:00Z"
+    assert body["query"]["until"] == "2026-03-09T00:00:00Z"  # the last day is included
+
+
+@pytest.mark.usefixtures("sample")
+def test_compare_with_the_previous_period(client, auth):
+    status, body = get(
+        client, auth, "/api/v1/reports/scores?since=2026-03-06&until=2026-03-12&compare=previous"
+    )
+    assert status == 200
+    assert body["total"]["nps_responses"] == 2  # days 8 and 9
+    assert body["previous"]["query"]["since"] == "2026-02-27T00:00:00Z"  # 7 days before
+    assert body["previous"]["total"]["nps_responses"] == 4
+
+
+@pytest.mark.usefixtures("sample")
+def test_compare_each_agent_with_the_team(client, auth):
+    status, body = get(client, auth, "/api/v1/reports/scores?by=agent&compare=team")
+    assert status == 200
+    bob = next(row for row in body["rows"] if row["agent"] == "bob")
+    assert bob["team"] == "north"
+    assert bob["nps"] == -100.0
+    assert bob["team_figures"]["nps_responses"] == 4  # alice x3 and bob
+    assert bob["team_figures"]["nps"] == pytest.approx(0.0)
+
+
+@pytest.mark.usefixtures("sample")
+def test_detractors_page(client, auth):
+    status, body = get(client, auth, "/api/v1/reports/detractors?limit=2")
+    assert status == 200
+    assert [d["answers"]["nps"] for d in body["detractors"]] == [6, 0]
+    status, body = get(client, auth, "/api/v1/reports/detractors?limit=2&offset=1&team=north")
+    assert [d["agent"] for d in body["detractors"]] == ["bob"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "by=colour", "by=day,week", "since=yesterday", "since=2026-03-01T10:00",
+        "since=2026-03-05&until=2026-03-01", "compare=team", "compare=sideways",
+        "compare=previous", "limit=0", "agent=%00",
+    ],
+)  # fmt: skip
+def test_bad_report_queries_are_400_with_a_reason(client, auth, query):
+    path = "/api/v1/reports/detractors" if query.startswith("limit") else "/api/v1/reports/scores"
+    status, body = get(client, auth, f"{path}?{query}")
+    assert status == 400
+    assert body["error"]["code"] == "invalid_query"
+
+
+def test_reports_need_an_api_key(client):
+    response = client.get("/api/v1/reports/scores")
+    assert response.status_code == 401
+    check_response("/api/v1/reports/scores", "GET", 401, response.get_json())
+
+
+def test_every_api_route_is_documented(app):
+    routes = {
+        rule.rule.replace("<int:", "{").replace(">", "}")
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/")
+    }
+    documented = {path.replace("{id}", "{request_id}") for path in documented_paths()}
+    assert routes <= documented, routes - documented
+
+
+def test_intake_responses_match_the_spec(client, auth, runtime):
+    runtime.settings = runtime.settings.with_overrides(redis_url="redis://127.0.0.1:1/0")
+    call = {
+        "phone": "+14155550123",
+        "source_call_id": "crm-1",
+        "ended_at": "2026-11-23T10:00:00-08:00",
+    }
+    response = client.post("/api/v1/survey-requests", json=call, headers=auth)
+    check_response("/api/v1/survey-requests", "POST", response.status_code, response.get_json())
+    batch = {"requests": [call, {**call, "phone": "not a phone", "source_call_id": "crm-2"}]}
+    response = client.post("/api/v1/survey-requests", json=batch, headers=auth)
+    check_response("/api/v1/survey-requests", "POST", response.status_code, response.get_json())
+    request_id = response.get_json()["results"][0]["request_id"] or 1
+    response = client.get(f"/api/v1/survey-requests/{request_id}", headers=auth)
+    check_response(
+        f"/api/v1/survey-requests/{request_id}", "GET", response.status_code, response.get_json()
+    )
+    response = client.get("/api/v1/survey-requests/999999", headers=auth)
+    check_response(
+        "/api/v1/survey-requests/999999", "GET", response.status_code, response.get_json()
+    )
+
+
+@pytest.mark.usefixtures("sample")
+def test_report_command_formats(runtime, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+    runner = CliRunner()
+    table = runner.invoke(main, ["report", "--by", "agent"])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0].split()[:3] == ["agent", "NPS", "n"]
+    assert any(line.startswith("alice") and "n<30 (3)" in line for line in lines)
+    assert lines[-1].startswith("total")
+
+    as_json = runner.invoke(main, ["report", "--by", "team", "--format", "json"])
+    rows = json.loads(as_json.output)["rows"]
+    assert [(r["team"], r["nps_responses"]) for r in rows] == [("north", 4), ("south", 2)]
+
+    as_csv = runner.invoke(main, ["report", "--by", "agent,week", "--format", "csv"])
+    parsed = list(csv.DictReader(io.StringIO(as_csv.output)))
+    assert {(r["agent"], r["week"]) for r in parsed} >= {
+        ("alice", "2026-W09"),
+        ("carol", "2026-W11"),
+    }
+    assert all(r["nps_responses"] for r in parsed)
+
+    bad = runner.invoke(main, ["report", "--by", "colour"])
+    assert bad.exit_code == 2
+    assert "cannot group by 'colour'" in bad.output
