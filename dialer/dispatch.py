@@ -34,6 +34,8 @@ PAUSE_KEY = "aftercall:dialer:paused"
 # How long a worker may sleep for a pacing slot before handing the job back.
 MAX_PACING_WAIT = 2.0
 CONCURRENCY_RETRY = timedelta(seconds=10)
+# rq's scheduler releases jobs up to a few seconds early or late.
+EARLY_TOLERANCE = timedelta(seconds=5)
 PAUSED_RETRY = timedelta(minutes=1)
 # Backoff after Twilio refused a request for a transient reason (429, 5xx, timeout).
 TRANSIENT_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
@@ -63,6 +65,10 @@ def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
             return f"skipped: request is {request.state.value}"
         if _placed_attempts(session, request_id) >= attempt_number:
             return "skipped: attempt already made"
+        if request.due_at is not None and request.due_at > now + EARLY_TOLERANCE:
+            # A job left over from before the call was rescheduled; the job for the new
+            # time exists (or reconcile will make it).
+            return f"skipped: not due until {request.due_at.isoformat()}"
         settings = _dialing_settings(runtime, session, request)
         suppression = rules.call_time_suppression(session, request.phone, now)
         if suppression is not None:

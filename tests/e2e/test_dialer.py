@@ -14,7 +14,7 @@ from rq import SimpleWorker
 from sqlalchemy import select
 from twilio.rest import Client
 
-from aftercall.models import CallAttempt, OptOut, RequestState
+from aftercall.models import CallAttempt, OptOut, RequestState, SurveyRequest
 from aftercall.telephony import RedirectingHttpClient
 from dialer import dispatch, jobs, scheduling
 from dialer.intake import CallEnded, accept_calls
@@ -315,3 +315,13 @@ def test_the_concurrent_call_limit_holds_calls_back_until_lines_free_up(dialer):
     dialer.run_to_completion()
     for result in (first, second):
         assert dialer.campaign.request(result.request_id).state is RequestState.COMPLETED
+
+
+def test_a_job_left_over_from_before_a_reschedule_does_not_call_early(dialer):
+    result = dialer.intake("+14155550330")
+    later = result.due_at + timedelta(hours=2)
+    with dialer.runtime.db.session() as session:
+        session.get(SurveyRequest, result.request_id).due_at = later
+    outcome = dispatch.dial(dialer.runtime, result.request_id, 1)
+    assert outcome.startswith("skipped: not due until")
+    assert dialer.network.calls == []
