@@ -25,18 +25,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from aftercall import migrate
 from aftercall.config import Settings
 from aftercall.db import Database
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
-from aftercall.runtime import Runtime
+from aftercall.runtime import Runtime, use_worker_runtime
 from aftercall.survey import SurveyCatalog
 from aftercall.web import create_app
-from dialer import jobs, scheduling
+from dialer import scheduling
 from dialer.intake import CallEnded, accept_calls
+from scoring.alerts import ALERT_QUEUE
 from scoring.report import ReportQuery, ReportRow, outcomes, report
 
 DEMO_ACCOUNT_SID = "AC" + "d" * 32
@@ -138,11 +139,11 @@ def simulated_deployment(
         now=clock.now,
     )
     late_app.app = create_app(runtime=runtime)
-    jobs.use_runtime(runtime)
+    use_worker_runtime(runtime)
     try:
         yield runtime, network
     finally:
-        jobs.use_runtime(None)
+        use_worker_runtime(None)
         server.stop()
         network.stop()
         runtime.db.dispose()
@@ -175,7 +176,8 @@ def run_demo(
         accepted = [r.request_id for r in results if r.accepted]
         progress(calls - len(accepted))
         queue = runtime.call_queue
-        worker = SimpleWorker([queue], connection=runtime.redis)
+        alerts = Queue(ALERT_QUEUE, connection=runtime.redis)
+        worker = SimpleWorker([queue, alerts], connection=runtime.redis)
         settled: set[int] = set()
         while True:
             scheduling.release_due_jobs(queue, network.clock.now())

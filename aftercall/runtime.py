@@ -56,3 +56,23 @@ class Runtime:
     def call_queue(self) -> Queue:
         """The rq queue of survey calls, kept apart from any other work."""
         return Queue(CALL_QUEUE, connection=self.redis)
+
+
+# -- the Runtime of a worker process ------------------------------------------------
+# rq jobs take plain ids; the Runtime they work with is built once per worker process,
+# shared by every queue the worker serves (calls, alerts).
+
+_worker_runtime: Runtime | None = None
+
+
+def use_worker_runtime(runtime: Runtime | None) -> None:
+    """Let an in-process worker (the demo, tests) run jobs against its own Runtime."""
+    global _worker_runtime
+    _worker_runtime = runtime
+
+
+def worker_runtime() -> Runtime:
+    global _worker_runtime
+    if _worker_runtime is None:
+        _worker_runtime = Runtime.from_settings(Settings.from_env())
+    return _worker_runtime

@@ -7,24 +7,8 @@ safe to run twice, because the database, not Redis, decides.
 
 from __future__ import annotations
 
-from aftercall.config import Settings
-from aftercall.runtime import Runtime
+from aftercall.runtime import worker_runtime
 from dialer import dispatch, scheduling
-
-_runtime: Runtime | None = None
-
-
-def use_runtime(runtime: Runtime | None) -> None:
-    """Let an in-process worker (the demo, tests) run jobs against its own Runtime."""
-    global _runtime
-    _runtime = runtime
-
-
-def worker_runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        _runtime = Runtime.from_settings(Settings.from_env())
-    return _runtime
 
 
 def place_due_call(request_id: int, attempt_number: int) -> str:

@@ -32,6 +32,7 @@ from ivr import calls, flow, keypad
 from ivr.prompts import Phrasebook, builtin_phrase
 from ivr.signature import is_from_twilio
 from ivr.twiml import CallUrls, goodbye, hang_up, render_step
+from scoring import alerts
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def question(attempt_id: int, key: str) -> Response:
     runtime = _runtime()
     attempt_number = _try_number()
     after_one = request.args.get("stage") == "after-one"
+    answered = None
     with runtime.db.session() as session:
         call = _find_call(session, attempt_id)
         asked = call.definition.question(key) if call else None
@@ -102,6 +104,7 @@ def question(attempt_id: int, key: str) -> Response:
             step: flow.Step = flow.ListenForZero(asked, attempt_number)
         elif isinstance(result, keypad.Answered):
             calls.record_answer(session, call, asked, value=result.value, keys=result.keys)
+            answered = (call.request.id, asked.kind.value, result.value)
             answers = calls.answers_by_key(session, call.request.id)
             step = flow.after_answer(call.definition, key, answers)
         else:
@@ -111,7 +114,11 @@ def question(attempt_id: int, key: str) -> Response:
             )
         if isinstance(step, flow.Finish):
             calls.finish_survey(session, call)
-        return _twiml(render_step(step, phrases, _urls(attempt_id)))
+        reply = _twiml(render_step(step, phrases, _urls(attempt_id)))
+    if answered is not None:
+        # After the commit: the alert job reads the answer back from the database.
+        alerts.queue_detractor_alert(runtime, *answered)
+    return reply
 
 
 @bp.post("/attempts/<int:attempt_id>/questions/<key>/recording")

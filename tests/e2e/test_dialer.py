@@ -15,8 +15,9 @@ from sqlalchemy import select
 from twilio.rest import Client
 
 from aftercall.models import CallAttempt, OptOut, RequestState, SurveyRequest
+from aftercall.runtime import use_worker_runtime
 from aftercall.telephony import RedirectingHttpClient
-from dialer import dispatch, jobs, scheduling
+from dialer import dispatch, scheduling
 from dialer.intake import CallEnded, accept_calls
 from dialer.pacing import acquire_call_slot, window_and_limit
 from phonesim import Persona
@@ -26,9 +27,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def dialer(campaign):
-    jobs.use_runtime(campaign.runtime)
+    use_worker_runtime(campaign.runtime)
     yield Dialer(campaign)
-    jobs.use_runtime(None)
+    use_worker_runtime(None)
 
 
 class Dialer:

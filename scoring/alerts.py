@@ -1,0 +1,250 @@
+"""Detractor alerts: a signed JSON webhook posted when a customer answers as a detractor.
+
+The web process calls `queue_detractor_alert()` after a webhook has committed an answer;
+if the answer is a detractor's (NPS <= 6 or CSAT <= 2, scoring.detractors) and alerts
+are configured, it puts `deliver_detractor_alert(request_id)` on the `alerts` queue,
+once per request (a fixed job id, enqueued with rq's atomic `unique=True`). Redis being
+down costs the call nothing: the error is logged and the survey goes on.
+
+The job reads the request and its answers so far from the database, posts them to
+`ALERT_WEBHOOK_URL` signed with `ALERT_WEBHOOK_SECRET` (HMAC-SHA256 over
+"<timestamp>.<body>", see `signature()` and `verify_signature()`), and raises on a
+network error or a non-2xx answer so that rq retries it with backoff. A 4xx other than
+408/429 means the receiver refuses this alert and will keep refusing it: the job logs it
+and gives up. Delivery is at least once; every post of one alert carries the same
+`alert_id` for the receiver to drop repeats. docs/alerts.md is the receiver's manual.
+
+This module only reads survey data; it writes nothing to the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aftercall.config import Settings
+from aftercall.models import Answer, SurveyRequest
+from aftercall.runtime import Runtime, worker_runtime
+from scoring.detractors import is_detractor_answer
+
+log = logging.getLogger(__name__)
+
+ALERT_QUEUE = "alerts"
+DELIVER_JOB = "scoring.alerts.deliver_detractor_alert"
+# 10 s, 30 s, 1 min, 5 min, 15 min: a receiver restarting or briefly overloaded gets
+# about 20 minutes to come back before the alert lands in rq's failed job registry.
+RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
+# The finished job stays in Redis this long, and while it does, its id keeps a later
+# detractor answer on the same request (CSAT after NPS, a second attempt) from alerting
+# again. A survey call lasts minutes; a day is ample.
+DONE_JOB_TTL_SECONDS = 24 * 3600
+FAILED_JOB_TTL_SECONDS = 7 * 24 * 3600
+POST_TIMEOUT_SECONDS = 5
+# Receivers should refuse signatures older than this (docs/alerts.md).
+SIGNATURE_TOLERANCE_SECONDS = 300
+SIGNATURE_PREFIX = "sha256="
+# Timeouts and rate limiting are the receiver's "later, please"; every other 4xx is a
+# refusal that repeating the same request will not change.
+TRANSIENT_CLIENT_ERRORS = frozenset({408, 429})
+
+
+class AlertDeliveryError(Exception):
+    """The receiver did not take the alert this time; rq retries the job."""
+
+
+# -- the web side: hand a detractor answer to the queue ---------------------------------
+
+
+def alert_job_id(request_id: int) -> str:
+    return f"detractor-alert-{request_id}"
+
+
+def alerts_enabled(settings: Settings) -> bool:
+    return bool(settings.alert_webhook_url and settings.alert_webhook_secret)
+
+
+def queue_detractor_alert(runtime: Runtime, request_id: int, kind: str, value: int | None) -> bool:
+    """Queue the alert for a just-committed answer if it is a detractor's.
+
+    Call it after the commit (the job reads the answer back from the database). Returns
+    True if this call queued the job; never raises for Redis trouble.
+    """
+    if not is_detractor_answer(kind, value):
+        return False
+    settings = runtime.settings
+    if not alerts_enabled(settings):
+        if settings.alert_webhook_url:
+            log.error("ALERT_WEBHOOK_URL is set but ALERT_WEBHOOK_SECRET is not: alerts are off")
+        return False
+    try:
+        Queue(ALERT_QUEUE, connection=runtime.redis).enqueue(
+            DELIVER_JOB,
+            request_id,
+            job_id=alert_job_id(request_id),
+            unique=True,
+            retry=RETRY,
+            result_ttl=DONE_JOB_TTL_SECONDS,
+            failure_ttl=FAILED_JOB_TTL_SECONDS,
+            description=f"detractor alert for survey request {request_id}",
+        )
+    except DuplicateJobError:
+        return False  # this request already alerted (or is alerting)
+    except RedisError as exc:
+        log.warning("request %s: could not queue the detractor alert: %s", request_id, exc)
+        return False
+    return True
+
+
+# -- the worker side: the rq job ---------------------------------------------------------
+
+
+def deliver_detractor_alert(request_id: int) -> str:
+    """The rq job: post the alert for one survey request. Returns a note for rq's result."""
+    return deliver(worker_runtime(), request_id)
+
+
+def deliver(runtime: Runtime, request_id: int, now: float | None = None) -> str:
+    settings = runtime.settings
+    if not alerts_enabled(settings):
+        log.warning("request %s: detractor alert dropped, alerts are not configured", request_id)
+        return "alerts are off"
+    timestamp = int(time.time() if now is None else now)
+    with runtime.db.session() as session:
+        payload = detractor_alert(
+            session, request_id, public_base_url=settings.public_base_url, sent_at=timestamp
+        )
+    if payload is None:
+        return f"request {request_id} is not a detractor (or no longer exists): nothing sent"
+    body = encode(payload)
+    return post_alert(
+        settings.alert_webhook_url, settings.alert_webhook_secret, body, timestamp, request_id
+    )
+
+
+def detractor_alert(
+    session: Session, request_id: int, *, public_base_url: str, sent_at: int
+) -> dict[str, Any] | None:
+    """The alert's JSON for a request with at least one detractor answer, else None."""
+    request = session.get(SurveyRequest, request_id)
+    if request is None:
+        return None
+    rows = session.scalars(
+        select(Answer).where(Answer.request_id == request_id).order_by(Answer.id)
+    ).all()
+    if not any(is_detractor_answer(row.kind, row.value) for row in rows):
+        return None
+    answers: dict[str, int | None] = {}
+    comment: dict[str, Any] | None = None
+    for row in rows:
+        if row.kind == "comment":
+            comment = {
+                "question": row.question_key,
+                "transcript": row.transcript,
+                "recording_url": row.recording_url,
+            }
+        else:
+            answers[row.question_key] = row.value
+    return {
+        "event": "detractor",
+        "alert_id": alert_job_id(request.id),
+        "request_id": request.id,
+        "source_call_id": request.source_call_id,
+        "agent": request.agent,
+        "queue": request.queue,
+        "team": request.team,
+        "language": request.language,
+        "survey": request.survey_name,
+        "call_ended_at": _iso(request.call_ended_at),
+        "answers": answers,
+        "comment": comment,
+        # Needs an API key (Authorization: Bearer ...); see docs/api.md.
+        "link": f"{public_base_url}/api/v1/survey-requests/{request.id}",
+        "sent_at": _iso(datetime.fromtimestamp(sent_at, UTC)),
+    }
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def post_alert(url: str, secret: str, body: bytes, timestamp: int, request_id: int) -> str:
+    """Post one signed alert. Raises AlertDeliveryError (or requests' own errors) when a
+    retry may succeed; returns a note when it was delivered or refused for good."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "aftercall-alerts",
+        "X-Aftercall-Timestamp": str(timestamp),
+        "X-Aftercall-Signature": signature(secret, timestamp, body),
+    }
+    # No redirects: requests would follow a 301/302 with a GET and drop the body.
+    response = requests.post(
+        url, data=body, headers=headers, timeout=POST_TIMEOUT_SECONDS, allow_redirects=False
+    )
+    status = response.status_code
+    if 200 <= status < 300:
+        log.info("request %s: detractor alert delivered (HTTP %s)", request_id, status)
+        return f"delivered: HTTP {status}"
+    if is_permanent_refusal(status):
+        log.error(
+            "request %s: the alert receiver refused the detractor alert with HTTP %s, "
+            "not retrying: %s",
+            request_id,
+            status,
+            response.text[:200],
+        )
+        return f"refused: HTTP {status}"
+    raise AlertDeliveryError(f"request {request_id}: alert receiver answered HTTP {status}")
+
+
+def is_permanent_refusal(status: int) -> bool:
+    return 400 <= status < 500 and status not in TRANSIENT_CLIENT_ERRORS
+
+
+# -- signatures: shared by the sender, receivers written in Python, and the tests --------
+
+
+def signature(secret: str, timestamp: int | str, body: bytes) -> str:
+    """The X-Aftercall-Signature value: "sha256=" + hex HMAC-SHA256 of "<timestamp>.<body>"."""
+    message = str(timestamp).encode() + b"." + body
+    return SIGNATURE_PREFIX + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature_header: str,
+    *,
+    now: float | None = None,
+    tolerance: int = SIGNATURE_TOLERANCE_SECONDS,
+) -> bool:
+    """Whether a received alert is authentic and fresh.
+
+    `timestamp` and `signature_header` are the X-Aftercall-Timestamp and
+    X-Aftercall-Signature headers, `body` the raw request body (before any JSON
+    parsing). A timestamp more than `tolerance` seconds away from `now` is refused, so a
+    captured request cannot be replayed later; drop repeats of an `alert_id` as well.
+    """
+    if not timestamp.isdigit():
+        return False
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > tolerance:
+        return False
+    expected = signature(secret, timestamp, body)
+    return hmac.compare_digest(expected.encode(), signature_header.strip().encode())
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
