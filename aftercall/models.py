@@ -23,6 +23,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -144,6 +146,9 @@ class SurveyRequest(Base):
         _enum(RequestState, "request_state"), default=RequestState.PENDING
     )
     due_at: Mapped[datetime | None]
+    # Calls Twilio accepted for this request; kept by the dialer so that reports need
+    # not count attempts.
+    calls_placed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Why a dialing rule kept this call from being surveyed (not sampled, opted out, ...).
     suppression_reason: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -217,11 +222,21 @@ class Answer(Base):
         Index("ix_answers_kind_value", "kind", "value"),
         # Lets report queries read scores straight from the index, request by request.
         Index("ix_answers_request_kind_value", "request_id", "kind", "value"),
+        # Reports over a period, overall and per agent, as index-only scans.
+        Index("ix_answers_report", "call_ended_at", "agent", "kind", "value"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("survey_requests.id"))
     attempt_id: Mapped[int] = mapped_column(ForeignKey("call_attempts.id"), index=True)
+    # Copied from the request when the answer is stored (they never change), so that
+    # reports read one table: see the `before_insert` hook below.
+    call_ended_at: Mapped[datetime | None]
+    agent: Mapped[str | None] = mapped_column(String(200))
+    queue: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    survey_name: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str | None] = mapped_column(String(16))
     survey_version_id: Mapped[int] = mapped_column(ForeignKey("survey_versions.id"))
     question_key: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
@@ -280,3 +295,20 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
+
+
+REPORT_FIELDS = ("call_ended_at", "agent", "queue", "team", "survey_name", "language")
+
+
+@event.listens_for(Answer, "before_insert")
+def _copy_report_fields(_mapper: Any, connection: Any, answer: Answer) -> None:
+    """Every answer carries its request's report fields, whatever code path stores it."""
+    if answer.call_ended_at is not None:
+        return
+    row = connection.execute(
+        select(*(getattr(SurveyRequest, name) for name in REPORT_FIELDS)).where(
+            SurveyRequest.id == answer.request_id
+        )
+    ).one()
+    for name, value in zip(REPORT_FIELDS, row, strict=True):
+        setattr(answer, name, value)

@@ -79,23 +79,38 @@ def generate(url: str, answers: int, seed: int = 7) -> tuple[int, int]:
             (request_id, f"+1415{request_id:07d}", f"b-{request_id}", f"agent-{agent:04d}",
              f"queue-{agent % QUEUES:02d}", f"team-{agent % TEAMS:03d}", "en", ended,
              json.dumps({"product": rng.choice(["fiber", "mobile", "tv"])}), "post-call",
-             version_id, "completed", ended + timedelta(minutes=5), ended, ended)
+             version_id, "completed", ended + timedelta(minutes=5), ended, ended, 1)
         )  # fmt: skip
         attempt_rows.append((request_id, request_id, 1, "completed", ended))
+        # The request's report fields, copied onto each answer as the product does.
+        copied = (ended, f"agent-{agent:04d}", f"queue-{agent % QUEUES:02d}",
+                  f"team-{agent % TEAMS:03d}", "post-call", "en")  # fmt: skip
         nps = min(10, max(0, int(rng.gauss(7.5, 2.5))))
         answer_rows.append(
-            (request_id, request_id, version_id, "nps", "nps", nps, str(nps), None, ended)
+            (request_id, request_id, version_id, "nps", "nps", nps, str(nps), None, ended, *copied)
         )
         made += 1
         if rng.random() < 0.9:
             csat = min(5, max(1, int(rng.gauss(3.9, 1.1))))
             answer_rows.append(
-                (request_id, request_id, version_id, "csat", "csat", csat, str(csat), None, ended)
+                (
+                    request_id,
+                    request_id,
+                    version_id,
+                    "csat",
+                    "csat",
+                    csat,
+                    str(csat),
+                    None,
+                    ended,
+                    *copied,
+                )
             )
             made += 1
         if nps <= 6 and rng.random() < 0.6:
             answer_rows.append((request_id, request_id, version_id, "improve", "comment", None, "#",
-                                f"https://api.twilio.com/Recordings/RE{request_id}", ended))  # fmt: skip
+                                f"https://api.twilio.com/Recordings/RE{request_id}", ended,
+                                *copied))  # fmt: skip
             made += 1
         if len(request_rows) >= 50_000:
             _flush(engine, request_rows, attempt_rows, answer_rows)
@@ -116,10 +131,12 @@ def generate(url: str, answers: int, seed: int = 7) -> tuple[int, int]:
 
 
 REQUEST_COLUMNS = ("id, phone, source_call_id, agent, queue, team, language, call_ended_at, "
-                   "metadata, survey_name, survey_version_id, state, due_at, created_at, updated_at")  # fmt: skip
+                   "metadata, survey_name, survey_version_id, state, due_at, created_at, updated_at, "
+                   "calls_placed")  # fmt: skip
 ATTEMPT_COLUMNS = "id, request_id, number, status, created_at"
 ANSWER_COLUMNS = ("request_id, attempt_id, survey_version_id, question_key, kind, value, keys, "
-                  "recording_url, received_at")  # fmt: skip
+                  "recording_url, received_at, call_ended_at, agent, queue, team, survey_name, "
+                  "language")  # fmt: skip
 
 
 def _flush(engine, requests: list, attempts: list, answers: list) -> None:
@@ -140,12 +157,12 @@ def _flush(engine, requests: list, attempts: list, answers: list) -> None:
         else:
             naive = [_sqlite_row(row) for row in requests]
             cursor.executemany(
-                f"INSERT INTO survey_requests ({REQUEST_COLUMNS}) VALUES ({','.join('?' * 15)})",
+                f"INSERT INTO survey_requests ({REQUEST_COLUMNS}) VALUES ({','.join('?' * 16)})",
                 naive,
             )
             cursor.executemany(f"INSERT INTO call_attempts ({ATTEMPT_COLUMNS}) VALUES (?,?,?,?,?)",
                                [_sqlite_row(row) for row in attempts])  # fmt: skip
-            cursor.executemany(f"INSERT INTO answers ({ANSWER_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            cursor.executemany(f"INSERT INTO answers ({ANSWER_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                [_sqlite_row(row) for row in answers])  # fmt: skip
         raw.commit()
     finally:

@@ -107,7 +107,11 @@ def place_call(runtime: Runtime, request_id: int) -> Placed | AtCapacity | None:
                     SurveyRequest.id == request_id,
                     SurveyRequest.state == RequestState.SCHEDULED,
                 )
-                .values(state=RequestState.CALLING, updated_at=utcnow())
+                .values(
+                    state=RequestState.CALLING,
+                    calls_placed=SurveyRequest.calls_placed + 1,
+                    updated_at=utcnow(),
+                )
             ).rowcount
             if claimed != 1:
                 return None
@@ -176,6 +180,7 @@ def _record_refusal(
         attempt.error_code = str(code)[:16] if code is not None else None
         attempt.ended_at = utcnow()
         request = attempt.request
+        request.calls_placed = max(request.calls_placed - 1, 0)  # no call happened
         if request.state is RequestState.CALLING:
             permanent = failure is PlacementFailure.PERMANENT
             request.state = RequestState.FAILED if permanent else RequestState.SCHEDULED

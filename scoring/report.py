@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 
 from aftercall.db import UTCDateTime
-from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
+from aftercall.models import Answer, RequestState, SurveyRequest
 from dialer.rules import Suppression
 from scoring import nps as score
 from scoring.buckets import UNITS, buckets
@@ -242,12 +242,13 @@ def _distribution(distribution: dict[int, int], scale: range) -> dict[str, int]:
 
 def report(session: Session, query: ReportQuery) -> list[ReportRow]:
     """Figures per group, sorted by group; groups with requests but no answers included."""
-    dims = _dimensions(session, query)
+    plan = _Plan(session, query)
     rows: dict[tuple, ReportRow] = {}
+    names = [d.name for d in plan.dims]
 
     def row_for(key: tuple) -> ReportRow:
         if key not in rows:
-            rows[key] = ReportRow(group=dict(zip([d.name for d in dims], key, strict=True)))
+            rows[key] = ReportRow(group=dict(zip(names, key, strict=True)))
         return rows[key]
 
     distributions = {
@@ -255,15 +256,15 @@ def report(session: Session, query: ReportQuery) -> list[ReportRow]:
         "csat": "csat_distribution",
         "ces": "ces_distribution",
     }
-    for record in session.execute(_answers_statement(dims, query)):
-        key = tuple(record[: len(dims)])
-        kind, value, count = record[len(dims) :]
+    for record in session.execute(plan.answers_statement()):
+        key = tuple(record[: len(names)])
+        kind, value, count = record[len(names) :]
         distribution = getattr(row_for(key), distributions[kind])
         if value in distribution:  # the scales' own values; the database enforces none
             distribution[value] += int(count)
 
-    for record in session.execute(_funnel_statement(dims, query)):
-        key, counts = tuple(record[: len(dims)]), [int(v or 0) for v in record[len(dims) :]]
+    for record in session.execute(plan.funnel_statement()):
+        key, counts = tuple(record[: len(names)]), [int(v or 0) for v in record[len(names) :]]
         row = row_for(key)
         (row.received, row.placed, row.calls_placed, row.answered, row.reached,
          row.completed, row.partial, row.opted_out, row.attempts_for_completed,
@@ -278,31 +279,126 @@ def _sort_key(key: tuple) -> tuple:
 
 
 @dataclass(frozen=True)
+class _Source:
+    """Where a query reads the report fields: the requests, or their copies on answers."""
+
+    ended: ColumnElement
+    fields: dict[str, ColumnElement]
+
+
+REQUESTS = _Source(SurveyRequest.call_ended_at, DIMENSIONS)
+ANSWERS = _Source(
+    Answer.call_ended_at,
+    {
+        "agent": Answer.agent,
+        "queue": Answer.queue,
+        "team": Answer.team,
+        "survey": Answer.survey_name,
+        "language": Answer.language,
+    },
+)
+# PostgreSQL labels for local periods (ISO weeks, Monday first, as scoring.buckets).
+_PERIOD_FORMATS = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM"}
+
+
+@dataclass(frozen=True)
 class _Dimension:
     name: str
-    expression: ColumnElement
+    meta_key: str | None = None
+    unit: str | None = None
 
 
-def _dimensions(session: Session, query: ReportQuery) -> list[_Dimension]:
+def _dimensions(query: ReportQuery) -> list[_Dimension]:
     dims: list[_Dimension] = []
-    seen: set[str] = set()
-    for name in query.by:
-        if name in seen:
-            continue
-        seen.add(name)
+    for name in dict.fromkeys(query.by):
         if name in DIMENSIONS:
-            dims.append(_Dimension(name, DIMENSIONS[name]))
+            dims.append(_Dimension(name))
         elif name.startswith(META_PREFIX) and len(name) > len(META_PREFIX):
-            key = name[len(META_PREFIX) :]
-            dims.append(_Dimension(name, SurveyRequest.extra[key].as_string()))
+            dims.append(_Dimension(name, meta_key=name[len(META_PREFIX) :]))
         elif name in UNITS:
             if sum(1 for d in query.by if d in UNITS) > 1:
                 raise ReportError("group by one of day, week or month, not several")
-            dims.append(_Dimension(name, _bucket_table(session, query, name).c.label))
+            dims.append(_Dimension(name, unit=name))
         else:
             allowed = ", ".join([*DIMENSIONS, *UNITS, "meta:<key>"])
             raise ReportError(f"cannot group by {name!r} (expected one of {allowed})")
     return dims
+
+
+class _Plan:
+    """The two statements of one report, for one database.
+
+    Local days, weeks and months: PostgreSQL converts time zones exactly itself
+    (`AT TIME ZONE` then `date_trunc`); SQLite cannot, so there the statements join a
+    small table of the periods' UTC ranges computed by scoring.buckets.
+    """
+
+    def __init__(self, session: Session, query: ReportQuery) -> None:
+        self.query = query
+        self.dims = _dimensions(query)
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+        unit = query.time_unit
+        self.bucket_table = (
+            _bucket_table(session, query, unit) if unit and not self.postgres else None
+        )
+
+    def _expression(self, dim: _Dimension, source: _Source) -> ColumnElement:
+        if dim.meta_key is not None:
+            return SurveyRequest.extra[dim.meta_key].as_string()
+        if dim.unit is not None:
+            if self.bucket_table is not None:
+                return self.bucket_table.c.label
+            local = func.timezone(self.query.time_zone.key, source.ended)
+            return func.to_char(func.date_trunc(dim.unit, local), _PERIOD_FORMATS[dim.unit])
+        return source.fields[dim.name]
+
+    def _grouped(self, statement: Select, source: _Source) -> Select:
+        if self.bucket_table is not None:
+            table = self.bucket_table
+            statement = statement.join(
+                table, and_(source.ended >= table.c.starts, source.ended < table.c.ends)
+            )
+        expressions = [self._expression(d, source) for d in self.dims]
+        labelled = [e.label(f"g{i}") for i, e in enumerate(expressions)]
+        return filtered(statement.add_columns(*labelled).group_by(*expressions), self.query, source)
+
+    def answers_statement(self) -> Select:
+        """Answer counts per group, kind and value, from the answers table alone (its
+        copies of the request's fields), pivoted into distributions by the reader."""
+        base = select().select_from(Answer)
+        if any(d.meta_key is not None for d in self.dims):
+            base = base.join(SurveyRequest, SurveyRequest.id == Answer.request_id)
+        statement = self._grouped(base, ANSWERS)
+        return (
+            statement.add_columns(Answer.kind, Answer.value, func.count())
+            .group_by(Answer.kind, Answer.value)
+            .where(Answer.kind.in_(("nps", "csat", "ces")))
+        )
+
+    def funnel_statement(self) -> Select:
+        state = SurveyRequest.state
+        calls = SurveyRequest.calls_placed
+        counts = [
+            func.count(SurveyRequest.id),
+            _count_where(calls > 0),
+            func.sum(calls),
+            _count_where(state.in_((*REACHED, RequestState.VOICEMAIL))),
+            _count_where(state.in_(REACHED)),
+            _count_where(state == RequestState.COMPLETED),
+            _count_where(state == RequestState.PARTIAL),
+            _count_where(state == RequestState.OPTED_OUT),
+            func.sum(case((state == RequestState.COMPLETED, calls), else_=0)),
+            *[
+                _count_where(
+                    and_(
+                        state.in_((RequestState.SUPPRESSED, RequestState.EXPIRED)),
+                        SurveyRequest.suppression_reason == reason,
+                    )
+                )
+                for reason in SUPPRESSION_REASONS
+            ],
+        ]
+        return self._grouped(select().select_from(SurveyRequest), REQUESTS).add_columns(*counts)
 
 
 def _bucket_table(session: Session, query: ReportQuery, unit: str):
@@ -333,93 +429,21 @@ def _bucket_table(session: Session, query: ReportQuery, unit: str):
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
-def _with_dimensions(statement: Select, dims: list[_Dimension], query: ReportQuery) -> Select:
-    unit = query.time_unit
-    if unit is not None:
-        table = next(d.expression.table for d in dims if d.name == unit)
-        statement = statement.join(
-            table,
-            and_(
-                SurveyRequest.call_ended_at >= table.c.starts,
-                SurveyRequest.call_ended_at < table.c.ends,
-            ),
-        )
-    labelled = [d.expression.label(f"g{i}") for i, d in enumerate(dims)]
-    return statement.add_columns(*labelled).group_by(*[d.expression for d in dims]).order_by(None)
-
-
-def filtered(statement: Select, query: ReportQuery) -> Select:
+def filtered(statement: Select, query: ReportQuery, source: _Source = REQUESTS) -> Select:
     conditions = []
     if query.since is not None:
-        conditions.append(SurveyRequest.call_ended_at >= query.since)
+        conditions.append(source.ended >= query.since)
     if query.until is not None:
-        conditions.append(SurveyRequest.call_ended_at < query.until)
+        conditions.append(source.ended < query.until)
     for name in ("survey", "queue", "team", "agent", "language"):
         value = getattr(query, name)
         if value is not None:
-            conditions.append(DIMENSIONS[name] == value)
+            conditions.append(source.fields[name] == value)
     return statement.where(*conditions) if conditions else statement
 
 
 def _count_where(condition: ColumnElement) -> ColumnElement:
     return func.sum(case((condition, 1), else_=0))
-
-
-def _answers_statement(dims: list[_Dimension], query: ReportQuery) -> Select:
-    """Answer counts per group, kind and value: one hash aggregate over the rows, which
-    the reader pivots into distributions (cheaper than a CASE per scale point)."""
-    base = select().select_from(SurveyRequest).join(Answer, Answer.request_id == SurveyRequest.id)
-    statement = _with_dimensions(base, dims, query)
-    # Dimensions first, then kind, value and count: the reader splits at len(dims).
-    statement = statement.with_only_columns(
-        *statement.selected_columns,
-        Answer.kind,
-        Answer.value,
-        func.count(),
-        maintain_column_froms=True,
-    ).group_by(Answer.kind, Answer.value)
-    return filtered(statement.where(Answer.kind.in_(("nps", "csat", "ces"))), query)
-
-
-def _funnel_statement(dims: list[_Dimension], query: ReportQuery) -> Select:
-    placed_calls = (
-        select(CallAttempt.request_id, func.count(CallAttempt.id).label("calls"))
-        .where(CallAttempt.status != "rejected")
-        .group_by(CallAttempt.request_id)
-        .subquery("placed_calls")
-    )
-    calls = func.coalesce(placed_calls.c.calls, 0)
-    state = SurveyRequest.state
-    counts = [
-        func.count(SurveyRequest.id),
-        _count_where(calls > 0),
-        func.sum(calls),
-        _count_where(state.in_((*REACHED, RequestState.VOICEMAIL))),
-        _count_where(state.in_(REACHED)),
-        _count_where(state == RequestState.COMPLETED),
-        _count_where(state == RequestState.PARTIAL),
-        _count_where(state == RequestState.OPTED_OUT),
-        func.sum(case((state == RequestState.COMPLETED, calls), else_=0)),
-        *[
-            _count_where(
-                and_(
-                    state.in_((RequestState.SUPPRESSED, RequestState.EXPIRED)),
-                    SurveyRequest.suppression_reason == reason,
-                )
-            )
-            for reason in SUPPRESSION_REASONS
-        ],
-    ]
-    base = (
-        select()
-        .select_from(SurveyRequest)
-        .outerjoin(placed_calls, placed_calls.c.request_id == SurveyRequest.id)
-    )
-    statement = _with_dimensions(base, dims, query)
-    statement = statement.with_only_columns(
-        *statement.selected_columns, *counts, maintain_column_froms=True
-    )
-    return filtered(statement, query)
 
 
 def totals(rows: Iterable[ReportRow]) -> ReportRow:

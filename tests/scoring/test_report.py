@@ -28,7 +28,7 @@ def add(session, index, *, agent="alice", team="north", ended=START, state=Reque
     request = SurveyRequest(
         phone=f"+1415555{index:04d}", source_call_id=f"s-{index}", agent=agent, queue="billing",
         team=team, language="en", call_ended_at=ended, survey_name="post-call", state=state,
-        suppression_reason=reason, extra=metadata or {},
+        suppression_reason=reason, extra=metadata or {}, calls_placed=attempts,
     )  # fmt: skip
     session.add(request)
     session.flush()
