@@ -159,6 +159,13 @@ def record_answer(
         recording_url=recording_url,
         recording_sid=recording_sid,
         recording_seconds=recording_seconds,
+        # The request's report fields, copied for reports (aftercall.models.REPORT_FIELDS).
+        call_ended_at=call.request.call_ended_at,
+        agent=call.request.agent,
+        queue=call.request.queue,
+        team=call.request.team,
+        survey_name=call.request.survey_name,
+        language=call.request.language,
     )
     try:
         with session.begin_nested():
