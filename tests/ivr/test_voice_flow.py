@@ -50,6 +50,12 @@ def test_promoter_completes_without_comment(call, runtime):
     assert answers["nps"].keys == "9"
     assert answers["nps"].survey_version_id == request.survey_version_id is not None
     assert answers["nps"].attempt_id == c.attempt_id
+    # Each answer carries the request's report fields, for one-table report queries.
+    nps = answers["nps"]
+    assert (nps.agent, nps.queue, nps.team, nps.survey_name, nps.language) == (
+        request.agent, request.queue, request.team, request.survey_name, request.language,
+    )  # fmt: skip
+    assert nps.call_ended_at == request.call_ended_at
 
 
 def test_detractor_is_asked_for_a_recorded_comment(call, runtime):
