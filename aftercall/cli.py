@@ -205,3 +205,8 @@ register_commands(main)
 from aftercall.cli_report import register_commands as register_report_commands  # noqa: E402
 
 register_report_commands(main)
+
+# Dashboard users (aftercall user ...) live in their own module.
+from aftercall.cli_users import register_commands as register_user_commands  # noqa: E402
+
+register_user_commands(main)

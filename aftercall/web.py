@@ -28,10 +28,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from dialer.api import bp as api
     from ivr.views import bp as voice
     from scoring.api import bp as reports
+    from scoring.views import bp as dashboard
 
     app.register_blueprint(voice)
     app.register_blueprint(api)
     app.register_blueprint(reports)
+    app.register_blueprint(dashboard)
     install_json_errors(app)
 
     @app.get("/healthz")

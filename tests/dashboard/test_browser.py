@@ -1,0 +1,116 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright.
+
+What the test client cannot show: the sign-in form and redirects as a browser follows
+them, the filter form submitted by a click, sort links, a CSV download, and no
+Content-Security-Policy violation anywhere on the way (Chromium reports each one on
+the console).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from scoring.report import report
+from tests.dashboard.conftest import PASSWORD, USERNAME, report_query
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    if not CHROMIUM.exists():
+        message = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live_url(app) -> Iterator[str]:
+    from phonesim import BackgroundServer
+
+    server = BackgroundServer(app).start()
+    yield server.base_url
+    server.stop()
+
+
+def headline_nps(page) -> str:
+    return page.get_attribute("#headline-nps", "data-value")
+
+
+def agents_column(page, key: str) -> list[str]:
+    return page.eval_on_selector_all(
+        f'#agents tbody td[data-key="{key}"]', "cells => cells.map(c => c.dataset.value)"
+    )
+
+
+def test_sign_in_filter_sort_and_download(browser, live_url, seeded, user, tmp_path):
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(5000)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    page.goto(f"{live_url}/dashboard?since=2026-11-01&until=2026-11-15")
+    assert page.url.startswith(f"{live_url}/dashboard/login")
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("#login-form button[type=submit]")
+    assert page.url == f"{live_url}/dashboard?since=2026-11-01&until=2026-11-15"
+
+    with seeded.db.session() as session:
+        (everything,) = report(session, report_query())
+        (billing,) = report(session, report_query(queue="billing"))
+        by_agent = report(session, replace(report_query(queue="billing"), by=("agent",)))
+    assert headline_nps(page) == f"{everything.nps:.1f}"
+    assert page.inner_text("#headline-nps .value") == f"{everything.nps:+.1f}"
+
+    # Sort by NPS, best first, by clicking the column header.
+    with page.expect_navigation():
+        page.click('#agents th a[data-sort="-nps"]')
+    scores = [float(v) for v in agents_column(page, "nps")]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 4
+
+    # Narrow to one queue with the filter form: the figures change, the sort stays.
+    page.select_option("select[name=queue]", "billing")
+    with page.expect_navigation():
+        page.click("#filters button[type=submit]")
+    assert "queue=billing" in page.url
+    assert headline_nps(page) == f"{billing.nps:.1f}" != f"{everything.nps:.1f}"
+    expected_order = sorted(by_agent, key=lambda r: r.nps, reverse=True)
+    assert agents_column(page, "agent") == [r.group["agent"] for r in expected_order]
+
+    with page.expect_download() as download_info:
+        page.click("#export-agents")
+    download = download_info.value
+    assert download.suggested_filename == "aftercall-agents-2026-11-01-to-2026-11-15.csv"
+    saved = tmp_path / "agents.csv"
+    download.save_as(saved)
+    with saved.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["Agent"] for r in rows] == agents_column(page, "agent")
+    assert [r["NPS"] for r in rows] == agents_column(page, "nps")
+    assert [int(r["NPS n"]) for r in rows] == [r.nps_responses for r in expected_order]
+
+    assert problems == []
+    context.close()

@@ -1,0 +1,94 @@
+"""scoring.users without Flask: creating users, passwords, the lockout rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from aftercall.models import User
+from scoring.users import (
+    LOCKOUT,
+    MAX_FAILED_LOGINS,
+    UserError,
+    authenticate,
+    create_user,
+    unlock_user,
+)
+
+PASSWORD = "a long enough passphrase"
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "role", "message"),
+    [
+        ("", PASSWORD, "supervisor", "username"),
+        ("   ", PASSWORD, "supervisor", "username"),
+        ("two words", PASSWORD, "supervisor", "username"),
+        ("x" * 101, PASSWORD, "supervisor", "username"),
+        ("sue", "short", "supervisor", "password"),
+        ("sue", "eleven char", "supervisor", "password"),
+        ("sue", PASSWORD, "root", "role"),
+    ],
+)
+def test_create_user_refuses(runtime, username, password, role, message):
+    with runtime.db.session() as session, pytest.raises(UserError, match=message):
+        create_user(session, username, password, role)
+
+
+def test_password_is_stored_as_a_scrypt_hash_only(runtime):
+    with runtime.db.session() as session:
+        create_user(session, "sue", PASSWORD, "admin")
+    with runtime.db.session() as session:
+        user = session.scalars(select(User)).one()
+        assert user.password_hash.startswith("scrypt:")
+        assert PASSWORD not in user.password_hash
+        assert user.role == "admin"
+        with pytest.raises(UserError, match="already exists"):
+            create_user(session, "sue", PASSWORD)
+
+
+def test_lockout_counts_consecutive_failures_and_expires(runtime):
+    with runtime.db.session() as session:
+        create_user(session, "sue", PASSWORD)
+    for attempt in range(MAX_FAILED_LOGINS):
+        with runtime.db.session() as session:
+            assert authenticate(session, "sue", f"wrong {attempt}", NOW) is None
+    during = NOW + LOCKOUT - timedelta(seconds=1)
+    with runtime.db.session() as session:
+        assert authenticate(session, "sue", PASSWORD, during) is None
+    with runtime.db.session() as session:
+        signed = authenticate(session, "sue", PASSWORD, NOW + LOCKOUT)
+    assert signed is not None and signed.username == "sue"
+
+
+def test_a_success_resets_the_count(runtime):
+    with runtime.db.session() as session:
+        create_user(session, "sue", PASSWORD)
+    for _ in range(2):
+        for _ in range(MAX_FAILED_LOGINS - 1):
+            with runtime.db.session() as session:
+                authenticate(session, "sue", "wrong", NOW)
+        with runtime.db.session() as session:
+            assert authenticate(session, "sue", PASSWORD, NOW) is not None
+
+
+def test_unlock(runtime):
+    with runtime.db.session() as session:
+        create_user(session, "sue", PASSWORD)
+    for _ in range(MAX_FAILED_LOGINS):
+        with runtime.db.session() as session:
+            authenticate(session, "sue", "wrong", NOW)
+    with runtime.db.session() as session:
+        assert unlock_user(session, "sue")
+        assert not unlock_user(session, "nobody")
+    with runtime.db.session() as session:
+        assert authenticate(session, "sue", PASSWORD, NOW) is not None
+
+
+@pytest.mark.parametrize("username", ["", "nobody", "x" * 5000, "sue\x00"])
+def test_unknown_or_odd_usernames_just_fail(runtime, username):
+    with runtime.db.session() as session:
+        assert authenticate(session, username, PASSWORD, NOW) is None
