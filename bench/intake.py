@@ -5,8 +5,8 @@ insert, and queueing the rq job) against a fresh database. The baseline, measure
 the same run on the same database, is a bare bulk INSERT of the same number of request
 rows: the storage ceiling that intake's rules and checks are measured against.
 
-    python bench/intake.py --count 100000                       # SQLite, fakeredis
-    python bench/intake.py --count 100000 \\
+    python -m bench.intake --count 100000                       # SQLite, fakeredis
+    python -m bench.intake --count 100000 \\
         --database-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/bench \\
         --redis-url redis://127.0.0.1:6390/0
 """
@@ -20,15 +20,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert
 
-from aftercall import migrate
 from aftercall.config import Settings
 from aftercall.db import Database
 from aftercall.models import SurveyRequest
 from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog
 from aftercall.web import create_app
+from bench.fresh_database import reset
 from dialer.apikeys import create_key
 from dialer.csv_import import import_calls, read_calls_file
 
@@ -52,18 +52,6 @@ def calls(prefix: str, count: int, offset: int) -> list[dict]:
          "queue": "billing", "team": "north", "language": "en", "ended_at": ended}
         for i, phone in enumerate(phones(count, offset))
     ]  # fmt: skip
-
-
-def reset(url: str) -> None:
-    """An empty, migrated database for each measurement."""
-    engine = create_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    else:
-        Path(engine.url.database).unlink(missing_ok=True)
-    engine.dispose()
-    migrate.upgrade(url)
 
 
 def runtime_for(url: str, redis_url: str | None) -> Runtime:

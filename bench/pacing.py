@@ -5,7 +5,7 @@ the time it was admitted) for the given number of real seconds. Prints the mean
 rate against the configured calls per second, and the most calls that started in any
 1-second window (which must never exceed the configured CPS).
 
-    python bench/pacing.py --redis-url redis://127.0.0.1:6390/0 --cps 5 --workers 4 --seconds 60
+    python -m bench.pacing --redis-url redis://127.0.0.1:6390/0 --cps 5 --workers 4 --seconds 60
 """
 
 from __future__ import annotations

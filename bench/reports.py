@@ -11,8 +11,8 @@ each as the median of a few runs. The baseline, measured in the same run, is a b
 `SELECT count(*)` over the answers of the same 90 days: the cost of touching the rows
 at all, which the report queries are compared against.
 
-    python bench/reports.py --answers 1000000                       # SQLite file
-    python bench/reports.py --answers 10000000 \\
+    python -m bench.reports --answers 1000000                       # SQLite file
+    python -m bench.reports --answers 10000000 \\
         --database-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/aftercall_bench
 """
 
@@ -31,9 +31,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, func, select, text
 
-from aftercall import migrate
 from aftercall.db import Database
 from aftercall.models import Answer, SurveyRequest
+from bench.fresh_database import reset
 from scoring.detractors import detractors
 from scoring.report import ReportQuery, report
 
@@ -42,17 +42,6 @@ DAYS = 365
 AGENTS, TEAMS, QUEUES = 2000, 100, 20
 ANSWERS_PER_REQUEST = 2.2  # NPS always, CSAT for 90%, a comment for some detractors
 ZONE = ZoneInfo("America/New_York")
-
-
-def reset(url: str) -> None:
-    engine = create_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    else:
-        Path(engine.url.database).unlink(missing_ok=True)
-    engine.dispose()
-    migrate.upgrade(url)
 
 
 def generate(url: str, answers: int, seed: int = 7) -> tuple[int, int]:
