@@ -136,15 +136,20 @@ def after_attempt(runtime: Runtime, request_id: int) -> str:
             .limit(1)
         )
         placed = _placed_attempts(session, request_id)
+        due: datetime | Suppression | None = None
         if last is None or not rules.is_retryable(request.state, last.sip_response_code, settings):
-            return f"final: {request.state.value}"
-        if placed >= settings.max_attempts:
-            return f"final: {request.state.value} after {placed} attempts"
-        earliest = max(now, last.ended_at or now) + rules.retry_delay(settings, placed)
-        zones = zones_for_number(request.phone, runtime.settings.fallback_time_zone)
-        due = rules.next_call_time(earliest, request.call_ended_at, settings, zones)
-        if isinstance(due, Suppression):
-            return f"final: {request.state.value} (no time left to retry)"
+            verdict = f"final: {request.state.value}"
+        elif placed >= settings.max_attempts:
+            verdict = f"final: {request.state.value} after {placed} attempts"
+        else:
+            earliest = max(now, last.ended_at or now) + rules.retry_delay(settings, placed)
+            zones = zones_for_number(request.phone, runtime.settings.fallback_time_zone)
+            due = rules.next_call_time(earliest, request.call_ended_at, settings, zones)
+            verdict = f"final: {request.state.value} (no time left to retry)"
+        if not isinstance(due, datetime):
+            # Decided: no due time left marks the outcome as settled for reconcile().
+            request.due_at = None
+            return verdict
         request.state = RequestState.SCHEDULED
         request.due_at = due
     scheduling.enqueue_call(runtime, request_id, placed + 1, due)

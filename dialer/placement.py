@@ -184,3 +184,5 @@ def _record_refusal(
         if request.state is RequestState.CALLING:
             permanent = failure is PlacementFailure.PERMANENT
             request.state = RequestState.FAILED if permanent else RequestState.SCHEDULED
+            if permanent:
+                request.due_at = None  # settled: nothing left to decide

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis.client import Pipeline
 from redis.exceptions import RedisError
@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 
 PLACE_CALL = "dialer.jobs.place_due_call"
 AFTER_ATTEMPT = "dialer.jobs.after_attempt"
+# Outcomes after which the dialer decides about a retry (dispatch.after_attempt).
+AWAITING_FOLLOW_UP = (
+    RequestState.NO_ANSWER,
+    RequestState.BUSY,
+    RequestState.FAILED,
+    RequestState.VOICEMAIL,
+)
+# The usual path (the status webhook queues the follow-up) gets this long first.
+FOLLOW_UP_GRACE = timedelta(minutes=2)
 # A call job that has not run 6 hours after its time is not worth running.
 JOB_TTL_SECONDS = 6 * 3600
 
@@ -71,26 +80,46 @@ def enqueue_first_calls(runtime: Runtime, due: Iterable[tuple[int, datetime]]) -
 
 
 def reconcile(runtime: Runtime) -> int:
-    """Re-queue every scheduled request whose job Redis no longer has. Returns how many."""
+    """Rebuild from the database what Redis lost. Returns how many jobs were queued.
+
+    - a `scheduled` request whose call job is gone gets it back;
+    - an attempt that ended (no answer, busy, failed, voicemail) whose follow-up never
+      ran (Redis was down when the status webhook came) gets its follow-up: such a
+      request still has the due time of the call just made, which the follow-up clears
+      or replaces.
+    """
+    now = runtime.now()
     with runtime.db.session() as session:
         placed = (
             select(func.count(CallAttempt.id))
             .where(CallAttempt.request_id == SurveyRequest.id, CallAttempt.status != "rejected")
             .scalar_subquery()
         )
-        rows = session.execute(
+        scheduled = session.execute(
             select(SurveyRequest.id, SurveyRequest.due_at, placed).where(
                 SurveyRequest.state == RequestState.SCHEDULED, SurveyRequest.due_at.is_not(None)
             )
         ).all()
+        unsettled = session.scalars(
+            select(SurveyRequest.id).where(
+                SurveyRequest.state.in_(AWAITING_FOLLOW_UP),
+                SurveyRequest.due_at.is_not(None),
+                SurveyRequest.updated_at < now - FOLLOW_UP_GRACE,
+            )
+        ).all()
     restored = 0
-    for request_id, due_at, attempts in rows:
+    for request_id, due_at, attempts in scheduled:
         job_id = call_job_id(request_id, attempts + 1, due_at)
         if not Job.exists(job_id, connection=runtime.redis):
             enqueue_call(runtime, request_id, attempts + 1, due_at)
             restored += 1
+    for request_id in unsettled:
+        job_id = f"follow-up-{request_id}"
+        if not Job.exists(job_id, connection=runtime.redis):
+            runtime.call_queue.enqueue(AFTER_ATTEMPT, request_id, job_id=job_id, result_ttl=60)
+            restored += 1
     if restored:
-        log.warning("reconcile: re-queued %d scheduled survey calls", restored)
+        log.warning("reconcile: queued %d survey call jobs that Redis had lost", restored)
     return restored
 
 

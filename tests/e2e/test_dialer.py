@@ -326,3 +326,31 @@ def test_a_job_left_over_from_before_a_reschedule_does_not_call_early(dialer):
     outcome = dispatch.dial(dialer.runtime, result.request_id, 1)
     assert outcome.startswith("skipped: not due until")
     assert dialer.network.calls == []
+
+
+def test_reconcile_runs_the_follow_up_that_redis_lost(dialer):
+    dialer.network.set_persona("+14155550340", Persona.busy())
+    result = dialer.intake("+14155550340")
+    scheduling.release_due_jobs(dialer.queue, dialer.now())
+    dialer.worker.work(burst=True)
+    dialer.network.run_until_idle(timeout=30)  # busy; the webhook queues the follow-up...
+    dialer.runtime.redis.flushdb()  # ...which Redis then loses
+    request = dialer.campaign.request(result.request_id)
+    assert request.state is RequestState.BUSY and request.due_at is not None
+    dialer.network.clock.set(dialer.now() + timedelta(minutes=3))
+    assert scheduling.reconcile(dialer.runtime) == 1
+    dialer.worker.work(burst=True)
+    retried = dialer.campaign.request(result.request_id)
+    assert retried.state is RequestState.SCHEDULED
+    assert retried.due_at >= dialer.now() + timedelta(minutes=27)  # the 30-minute backoff
+    assert scheduling.reconcile(dialer.runtime) == 0  # its call job exists
+
+
+def test_settled_outcomes_are_not_followed_up_again(dialer):
+    dialer.network.set_persona("+14155550341", Persona.machine())
+    result = dialer.intake("+14155550341")
+    dialer.run_to_completion()
+    request = dialer.campaign.request(result.request_id)
+    assert (request.state, request.due_at) == (RequestState.VOICEMAIL, None)
+    dialer.network.clock.set(dialer.now() + timedelta(minutes=10))
+    assert scheduling.reconcile(dialer.runtime) == 0
