@@ -169,6 +169,37 @@ def _sqlite_row(row: tuple) -> tuple:
     )
 
 
+def dashboard_page(url: str) -> Callable[[], object]:
+    """GET /dashboard for the last 30 days, signed in, through the real Flask app."""
+    import re
+
+    from aftercall.config import Settings
+    from aftercall.web import create_app
+    from scoring.users import create_user
+
+    settings = Settings(database_url=url, report_time_zone=ZONE.key)
+    app = create_app(settings)
+    runtime = app.extensions["aftercall"]
+    runtime.now = lambda: END
+    with runtime.db.session() as session:
+        create_user(session, "bench", "bench-password-1234")
+    client = app.test_client()
+    login = client.get("/dashboard/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+    client.post(
+        "/dashboard/login",
+        data={"csrf_token": token, "username": "bench", "password": "bench-password-1234"},
+    )
+    since = (END - timedelta(days=30)).date().isoformat()
+    until = (END - timedelta(days=1)).date().isoformat()
+
+    def get() -> None:
+        response = client.get(f"/dashboard?since={since}&until={until}&unit=day")
+        assert response.status_code == 200, response.status_code
+
+    return get
+
+
 def median_seconds(run: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -201,6 +232,7 @@ def measure(url: str, repeat: int) -> dict[str, float]:
         with db.session() as session:
             detractors(session, ReportQuery(since=since90, until=END, time_zone=ZONE))
 
+    page = dashboard_page(url)
     figures = {
         "baseline count(*) of 90 days of answers": median_seconds(baseline, repeat),
         "headline report, 90 days": median_seconds(
@@ -213,6 +245,7 @@ def measure(url: str, repeat: int) -> dict[str, float]:
             run(ReportQuery(by=("agent", "day"), since=since30, until=END, time_zone=ZONE)), repeat
         ),
         "detractor list, first page": median_seconds(detractor_page, repeat),
+        "dashboard page, 30 days by day (HTTP)": median_seconds(page, repeat),
     }
     db.dispose()
     return figures
