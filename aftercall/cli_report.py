@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import click
@@ -28,29 +29,50 @@ def register_commands(group: click.Group) -> None:
 @click.option("--team")
 @click.option("--agent")
 @click.option("--language")
+@click.option("--compare", type=click.Choice(["previous"]),
+              help="Also the period of the same length just before (needs --since/--until).")  # fmt: skip
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)  # fmt: skip
-def report_command(output: str, by: tuple[str, ...], **filters: str | None) -> None:
+def report_command(
+    output: str, by: tuple[str, ...], compare: str | None, **filters: str | None
+) -> None:
     """NPS, CSAT, CES and the call funnel, grouped and filtered."""
     from aftercall.cli import _Context
 
     settings = click.get_current_context().ensure_object(_Context).settings
     params = {**filters, "by": ",".join(by)}
+    if compare and output == "csv":
+        raise click.UsageError("--compare works with --format table or json, not csv")
     runtime = Runtime.from_settings(settings)
     try:
         query = parse_report_query(params, ZoneInfo(settings.report_time_zone))
+        previous = query.previous_period() if compare == "previous" else None
         with runtime.db.session() as session:
             rows = report(session, query)
+            previous_rows = report(session, previous) if previous else None
     except ReportError as exc:
         raise click.UsageError(str(exc)) from None
     finally:
         runtime.db.dispose()
     if output == "json":
-        json.dump({"rows": [row.to_json() for row in rows]}, sys.stdout, indent=2)
+        body = {"rows": [row.to_json() for row in rows]}
+        if previous_rows is not None:
+            body["previous"] = {"rows": [row.to_json() for row in previous_rows]}
+        json.dump(body, sys.stdout, indent=2)
         click.echo()
-    elif output == "csv":
+        return
+    if output == "csv":
         click.echo(to_csv(rows, query.by), nl=False)
-    elif rows:
-        click.echo(to_table(rows, query.by, totals(rows) if query.by else None))
+        return
+    _echo_table(rows, query.by, "no survey requests match")
+    if previous is not None and previous_rows is not None:
+        last_day = previous.until - timedelta(microseconds=1)
+        click.echo(f"\nPrevious period ({previous.since:%Y-%m-%d} to {last_day:%Y-%m-%d}):")
+        _echo_table(previous_rows, query.by, "no survey requests in the previous period")
+
+
+def _echo_table(rows: list, by: tuple[str, ...], empty: str) -> None:
+    if rows:
+        click.echo(to_table(rows, by, totals(rows) if by else None))
     else:
-        click.echo("no survey requests match")
+        click.echo(empty)

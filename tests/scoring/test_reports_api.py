@@ -184,3 +184,17 @@ def test_report_command_formats(runtime, monkeypatch):
     bad = runner.invoke(main, ["report", "--by", "colour"])
     assert bad.exit_code == 2
     assert "cannot group by 'colour'" in bad.output
+
+
+@pytest.mark.usefixtures("sample")
+def test_report_command_compares_with_the_previous_period(runtime, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+    args = ["report", "--since", "2026-03-06", "--until", "2026-03-12", "--compare", "previous"]
+    result = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["rows"][0]["nps_responses"] == 2
+    assert body["previous"]["rows"][0]["nps_responses"] == 4
+    table = CliRunner().invoke(main, args)
+    assert "Previous period (2026-02-27 to 2026-03-05):" in table.output
+    assert CliRunner().invoke(main, [*args, "--format", "csv"]).exit_code == 2
