@@ -186,3 +186,45 @@ def _record_refusal(
             request.state = RequestState.FAILED if permanent else RequestState.SCHEDULED
             if permanent:
                 request.due_at = None  # settled: nothing left to decide
+
+
+# A claimed attempt that after this long has no CallSid and no word from Twilio was
+# never placed (Twilio posts the initiated event, and the first webhook stores the
+# CallSid, within seconds of accepting a call): its worker died before asking.
+STALE_CLAIM = timedelta(minutes=15)
+
+
+def release_stale_claims(runtime: Runtime) -> list[int]:
+    """Give back requests stuck in `calling` by a worker that died mid-placement.
+
+    The stuck attempt is marked `lost` and still counts toward the request's attempt
+    limits (if Twilio did place it after all, the customer was called); the request
+    becomes `failed` with its due time kept, so the dialer's follow-up decides about a
+    retry like after any failed call. Returns the request ids released.
+    """
+    cutoff = runtime.now() - STALE_CLAIM
+    released = []
+    with runtime.db.session() as session:
+        stale = session.scalars(
+            select(CallAttempt)
+            .join(CallAttempt.request)
+            .where(
+                SurveyRequest.state == RequestState.CALLING,
+                CallAttempt.call_sid.is_(None),
+                CallAttempt.status == "queued",
+                CallAttempt.created_at < cutoff,
+            )
+        ).all()
+        for attempt in stale:
+            latest = max(a.number for a in attempt.request.attempts)
+            if attempt.number != latest:
+                continue
+            log.warning("attempt %s: no word from Twilio since %s; released", attempt.id,
+                        attempt.created_at.isoformat())  # fmt: skip
+            attempt.status = "lost"
+            attempt.ended_at = runtime.now()
+            attempt.request.state = RequestState.FAILED
+            if attempt.request.due_at is None:
+                attempt.request.due_at = attempt.created_at
+            released.append(attempt.request_id)
+    return released

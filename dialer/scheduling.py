@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
 from aftercall.runtime import Runtime
+from dialer.placement import release_stale_claims
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,12 @@ def reconcile(runtime: Runtime) -> int:
     - an attempt that ended (no answer, busy, failed, voicemail) whose follow-up never
       ran (Redis was down when the status webhook came) gets its follow-up: such a
       request still has the due time of the call just made, which the follow-up clears
-      or replaces.
+      or replaces;
+    - a request left in `calling` by a worker that died before Twilio placed the call is
+      released (dialer.placement.release_stale_claims) and followed up at once.
     """
     now = runtime.now()
+    released = release_stale_claims(runtime)
     with runtime.db.session() as session:
         placed = (
             select(func.count(CallAttempt.id))
@@ -107,6 +111,7 @@ def reconcile(runtime: Runtime) -> int:
                 SurveyRequest.updated_at < now - FOLLOW_UP_GRACE,
             )
         ).all()
+    unsettled = list(dict.fromkeys([*released, *unsettled]))
     restored = 0
     for request_id, due_at, attempts in scheduled:
         job_id = call_job_id(request_id, attempts + 1, due_at)

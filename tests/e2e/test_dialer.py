@@ -354,3 +354,25 @@ def test_settled_outcomes_are_not_followed_up_again(dialer):
     assert (request.state, request.due_at) == (RequestState.VOICEMAIL, None)
     dialer.network.clock.set(dialer.now() + timedelta(minutes=10))
     assert scheduling.reconcile(dialer.runtime) == 0
+
+
+def test_a_claim_left_by_a_dead_worker_is_released_and_retried(dialer):
+    phone = "+14155550350"
+    dialer.network.set_persona(phone, Persona.answering(["9", "5"]))
+    result = dialer.intake(phone)
+    # A worker claimed the request and wrote its attempt, then died before Twilio.
+    with dialer.runtime.db.session() as session:
+        request = session.get(SurveyRequest, result.request_id)
+        request.state = RequestState.CALLING
+        request.calls_placed = 1
+        session.add(CallAttempt(request_id=request.id, number=1, status="queued",
+                                created_at=dialer.now()))  # fmt: skip
+    dialer.runtime.redis.flushdb()
+    assert scheduling.reconcile(dialer.runtime) == 0  # too early to call it lost
+    dialer.network.clock.set(dialer.now() + timedelta(minutes=16))
+    assert scheduling.reconcile(dialer.runtime) == 1
+    dialer.run_to_completion()
+    attempts = dialer.attempts(result.request_id)
+    assert [a.status for a in attempts] == ["lost", "completed"]
+    assert dialer.campaign.request(result.request_id).state is RequestState.COMPLETED
+    assert len(dialer.network.calls) == 1
