@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from aftercall import migrate
+from aftercall import cli_intake, cli_report, cli_users, migrate
 from aftercall.config import ConfigError, Settings
 from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog, SurveyError
@@ -196,17 +196,7 @@ def dialer_reconcile(ctx: _Context) -> None:
     click.echo(f"re-queued {reconcile(_runtime(ctx))} scheduled calls")
 
 
-# Intake commands (apikey, enqueue, import) live in their own module.
-from aftercall.cli_intake import register_commands  # noqa: E402
-
-register_commands(main)
-
-# Reports (aftercall report) live in their own module too.
-from aftercall.cli_report import register_commands as register_report_commands  # noqa: E402
-
-register_report_commands(main)
-
-# Dashboard users (aftercall user ...) live in their own module.
-from aftercall.cli_users import register_commands as register_user_commands  # noqa: E402
-
-register_user_commands(main)
+# The intake (apikey, enqueue, import), report and dashboard-user commands live in
+# their own modules; they read settings through _Context when they run.
+for module in (cli_intake, cli_report, cli_users):
+    module.register_commands(main)
