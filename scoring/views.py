@@ -54,7 +54,9 @@ from scoring.report import (
     ReportError,
     ReportQuery,
     ReportRow,
+    filtered,
     report,
+    totals,
 )
 from scoring.users import LOCKOUT, MAX_FAILED_LOGINS, SignedIn, authenticate, signed_in_user
 
@@ -290,17 +292,26 @@ def _sort(text: str | None) -> str:
     return f"-{key}" if descending else key
 
 
-def filter_choices(db: Session) -> dict[str, list[str]]:
-    """The values each dropdown offers: one UNION of small DISTINCT scans."""
-    parts = [
-        select(literal(name, String).label("dimension"), DIMENSIONS[name].label("value")).where(
-            DIMENSIONS[name].is_not(None)
-        )
-        for name in CHOICE_DIMENSIONS
-    ]
+def filter_choices(db: Session, query: ReportQuery | None = None) -> dict[str, list[str]]:
+    """The values each dropdown offers: one UNION of small DISTINCT scans, over the
+    requests of the period on screen (an index range) rather than all there ever were;
+    a value chosen in the filters is always offered, even if the period lacks it."""
+    parts = []
+    for name in CHOICE_DIMENSIONS:
+        part = select(
+            literal(name, String).label("dimension"), DIMENSIONS[name].label("value")
+        ).where(DIMENSIONS[name].is_not(None))
+        if query is not None:
+            part = filtered(part, ReportQuery(since=query.since, until=query.until))
+        parts.append(part)
     choices: dict[str, list[str]] = {name: [] for name in CHOICE_DIMENSIONS}
     for dimension, value in db.execute(union(*parts).order_by("dimension", "value")):
         choices[dimension].append(value)
+    if query is not None:
+        for name in CHOICE_DIMENSIONS:
+            chosen = getattr(query, name)
+            if chosen is not None and chosen not in choices[name]:
+                choices[name] = sorted([*choices[name], chosen])
     return choices
 
 
@@ -384,10 +395,12 @@ def _funnel(row: ReportRow) -> list[dict[str, Any]]:
 
 
 def dashboard_page(db: Session, filters: Filters, zone: ZoneInfo) -> dict[str, Any]:
-    """Everything the page shows: nine small queries, whatever the size of the data."""
+    """Everything the page shows: seven small queries, whatever the size of the data."""
     query = filters.query(zone)
-    headline = _one(report(db, query))
     trend_rows = report(db, replace(query, by=(filters.unit,)))
+    # The periods partition the range, so their counts add up to the headline exactly:
+    # no third report over the same rows.
+    headline = totals(trend_rows)
     agent_rows = report(db, replace(query, by=("agent",)))
     offset = (filters.page - 1) * DETRACTORS_PER_PAGE
     unhappy = detractors(db, query, limit=DETRACTORS_PER_PAGE + 1, offset=offset)
@@ -426,7 +439,7 @@ def dashboard_page(db: Session, filters: Filters, zone: ZoneInfo) -> dict[str, A
         "trend": csv_export.trend_table(trend_rows, filters.unit),
         "detractors": csv_export.detractor_table(unhappy[:DETRACTORS_PER_PAGE], zone),
         "has_next_page": len(unhappy) > DETRACTORS_PER_PAGE,
-        "choices": filter_choices(db),
+        "choices": filter_choices(db, query),
     }
 
 
@@ -442,7 +455,7 @@ def index() -> tuple[str, int] | str:
     except ReportError as exc:
         filters = default_filters()
         with _runtime().db.session() as db:
-            choices = filter_choices(db)
+            choices = filter_choices(db, filters.query(_zone()))
         return render_template(
             "dashboard/index.html", filters=filters, error=str(exc), choices=choices
         ), 400
