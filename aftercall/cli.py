@@ -10,6 +10,8 @@ from aftercall import cli_intake, cli_report, cli_users, migrate
 from aftercall.config import ConfigError, Settings
 from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog, SurveyError
+from scoring.formats import to_table
+from scoring.report import totals
 
 
 class _Context:
@@ -109,14 +111,8 @@ def demo(calls: int, seed: int) -> None:
         click.echo(f"  {'rejected':<12} {result.rejected:>5}  (at intake)")
 
     click.echo("\nScores by agent:")
-    click.echo(f"  {'agent':<8} {'NPS':>6} {'(n)':>5} {'CSAT %':>7} {'(n)':>5}")
-    for row in result.agents:
-        nps = "-" if row.nps is None else f"{row.nps:+.0f}"
-        csat = "-" if row.csat is None else f"{row.csat:.0f}"
-        click.echo(
-            f"  {row.group['agent']:<8} {nps:>6} {row.nps_responses:>5} {csat:>7}"
-            f" {row.csat_responses:>5}"
-        )
+    click.echo(to_table(result.agents, ("agent",), totals(result.agents)))
+    click.echo("(n<30: too few answers for the score to mean much; try --calls 1000)")
 
 
 @main.command()
