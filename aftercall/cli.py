@@ -192,6 +192,33 @@ def dialer_reconcile(ctx: _Context) -> None:
     click.echo(f"re-queued {reconcile(_runtime(ctx))} scheduled calls")
 
 
+@main.command()
+@click.option("--older-than", "age", required=True, help="e.g. 180d or 26w (support call end).")
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
+@pass_context
+def purge(ctx: _Context, age: str, dry_run: bool) -> None:
+    """Anonymise customers' personal data in old survey requests; figures stay the same."""
+    from aftercall.db import Database, utcnow
+    from aftercall.retention import parse_age
+    from aftercall.retention import purge as purge_old
+
+    try:
+        before = utcnow() - parse_age(age)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    db = Database(ctx.settings.database_url)
+    try:
+        with db.session() as session:
+            report = purge_old(session, before, dry_run=dry_run)
+    finally:
+        db.dispose()
+    verb = "would anonymise" if dry_run else "anonymised"
+    click.echo(
+        f"{verb} {report.requests} survey requests and {report.comments} recorded comments "
+        f"from support calls that ended before {before:%Y-%m-%d %H:%M} UTC"
+    )
+
+
 # The intake (apikey, enqueue, import), report and dashboard-user commands live in
 # their own modules; they read settings through _Context when they run.
 for module in (cli_intake, cli_report, cli_users):

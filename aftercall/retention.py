@@ -1,0 +1,73 @@
+"""Retention: forgetting customers' personal data after a while, keeping the figures.
+
+`purge(session, older_than)` anonymises every survey request whose support call ended
+before the cutoff: the phone number is replaced by a marker, free-form metadata (which
+contact centers fill with names and ticket texts) is emptied, and recorded comments lose
+their transcript and recording link. Scores, states, agents, queues and times stay, so
+every report over the purged period gives the same figures as before.
+
+What it keeps on purpose: the do-not-call list (a customer who opted out must stay
+opted out; that record is the reason to keep the number), and Twilio's CallSids.
+What it does not do: delete the audio files in the Twilio account (delete them there,
+or set a recording retention period in the Twilio console).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from aftercall.models import Answer, SurveyRequest
+
+PURGED_PHONE = "purged"
+_AGE = re.compile(r"^\s*(\d+)\s*([dw])\s*$")
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    requests: int
+    comments: int
+
+
+def parse_age(text: str) -> timedelta:
+    """'180d' or '26w' -> a timedelta; ValueError with a clear message otherwise."""
+    match = _AGE.match(text)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"expected an age like 180d or 26w, got {text!r}")
+    count, unit = int(match.group(1)), match.group(2)
+    return timedelta(days=count * (7 if unit == "w" else 1))
+
+
+def purge(session: Session, before: datetime, *, dry_run: bool = False) -> PurgeReport:
+    """Anonymise the requests whose support call ended before `before`."""
+    old = select(SurveyRequest.id).where(
+        SurveyRequest.call_ended_at < before, SurveyRequest.phone != PURGED_PHONE
+    )
+    requests = session.scalar(select(func.count()).select_from(old.subquery()))
+    comments = session.scalar(
+        select(func.count(Answer.id)).where(
+            Answer.request_id.in_(old),
+            (Answer.transcript.is_not(None)) | (Answer.recording_url != ""),
+        )
+    )
+    if dry_run:
+        return PurgeReport(requests, comments)
+    # Comments first: they are found through the requests not yet marked purged.
+    session.execute(
+        update(Answer)
+        .where(Answer.request_id.in_(old))
+        # An empty link, not NULL: a comment answer must keep saying it was a recording.
+        .values(transcript=None, recording_url="")
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(SurveyRequest)
+        .where(SurveyRequest.call_ended_at < before, SurveyRequest.phone != PURGED_PHONE)
+        .values(phone=PURGED_PHONE, extra={})
+        .execution_options(synchronize_session=False)
+    )
+    return PurgeReport(requests, comments)

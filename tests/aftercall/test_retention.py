@@ -1,0 +1,79 @@
+"""Purging personal data keeps every figure and the do-not-call list."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from aftercall.cli import main
+from aftercall.models import Answer, OptOut, SurveyRequest
+from aftercall.retention import PURGED_PHONE, parse_age, purge
+from scoring.report import ReportQuery, report
+from tests.scoring.test_report import START, _version_id, add
+
+
+def seed(runtime):
+    with runtime.db.session() as session:
+        old = add(session, 1, ended=START - timedelta(days=200), answers=[("nps", "nps", 3)],
+                  metadata={"customer_name": "Ada"})  # fmt: skip
+        session.add(
+            Answer(request_id=old.id, attempt_id=old.attempts[0].id,
+                   survey_version_id=_version_id(session), question_key="improve", kind="comment",
+                   recording_url="https://example.test/RE1", transcript="call me, Ada")
+        )  # fmt: skip
+        add(session, 2, ended=START, answers=[("nps", "nps", 10)], metadata={"customer_name": "Bo"})
+        session.add(OptOut(phone=old.phone, source="keypad"))
+
+
+def figures(runtime):
+    with runtime.db.session() as session:
+        return [row.to_json() for row in report(session, ReportQuery(by=("agent", "month")))]
+
+
+def test_purge_forgets_people_not_figures(runtime):
+    seed(runtime)
+    before = figures(runtime)
+    with runtime.db.session() as session:
+        dry = purge(session, START - timedelta(days=180), dry_run=True)
+    assert (dry.requests, dry.comments) == (1, 1)
+    with runtime.db.session() as session:
+        done = purge(session, START - timedelta(days=180))
+    assert (done.requests, done.comments) == (1, 1)
+    assert figures(runtime) == before
+    with runtime.db.session() as session:
+        requests = {r.source_call_id: r for r in session.scalars(select(SurveyRequest))}
+        comment = session.scalar(select(Answer).where(Answer.kind == "comment"))
+        opt_outs = session.scalars(select(OptOut.phone)).all()
+    assert (requests["s-1"].phone, requests["s-1"].extra) == (PURGED_PHONE, {})
+    assert requests["s-2"].phone != PURGED_PHONE and requests["s-2"].extra == {
+        "customer_name": "Bo"
+    }
+    assert (comment.transcript, comment.recording_url) == (None, "")
+    assert opt_outs == ["+14155550001"]  # an opt-out outlives retention
+    with runtime.db.session() as session:
+        assert purge(session, START - timedelta(days=180)).requests == 0  # idempotent
+
+
+@pytest.mark.parametrize(("text", "days"), [("180d", 180), ("26w", 182), (" 7d ", 7)])
+def test_ages(text, days):
+    assert parse_age(text) == timedelta(days=days)
+
+
+@pytest.mark.parametrize("text", ["", "0d", "180", "6m", "-3d"])
+def test_bad_ages(text):
+    with pytest.raises(ValueError):
+        parse_age(text)
+
+
+def test_purge_command(runtime, monkeypatch):
+    seed(runtime)
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+    age = f"{(datetime.now(UTC) - START).days + 30}d"  # only the 200-day-old call
+    result = CliRunner().invoke(main, ["purge", "--older-than", age, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "would anonymise 1 survey requests and 1 recorded comments" in result.output
+    result = CliRunner().invoke(main, ["purge", "--older-than", age])
+    assert "anonymised 1 survey requests" in result.output
+    bad = CliRunner().invoke(main, ["purge", "--older-than", "soon"])
+    assert bad.exit_code == 2
