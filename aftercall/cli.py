@@ -219,6 +219,59 @@ def purge(ctx: _Context, age: str, dry_run: bool) -> None:
     )
 
 
+@main.group()
+def customer() -> None:
+    """One customer's data, by phone number (data subject requests)."""
+
+
+def _customer_phone(ctx: _Context, phone: str) -> str:
+    from dialer.intake import IntakeRejected, normalise_phone
+
+    try:
+        return normalise_phone(phone, ctx.settings.default_region or None)
+    except IntakeRejected as exc:
+        raise click.BadParameter(exc.detail, param_hint="PHONE") from None
+
+
+@customer.command("export")
+@click.argument("phone")
+@pass_context
+def customer_export(ctx: _Context, phone: str) -> None:
+    """Print, as JSON, everything aftercall holds about PHONE."""
+    import json
+
+    from aftercall.db import Database
+    from aftercall.retention import customer_data
+
+    number = _customer_phone(ctx, phone)
+    db = Database(ctx.settings.database_url)
+    try:
+        with db.session() as session:
+            click.echo(json.dumps(customer_data(session, number), indent=2, ensure_ascii=False))
+    finally:
+        db.dispose()
+
+
+@customer.command("forget")
+@click.argument("phone")
+@click.option("--dry-run", is_flag=True)
+@pass_context
+def customer_forget(ctx: _Context, phone: str, dry_run: bool) -> None:
+    """Anonymise every survey of PHONE (the do-not-call entry, if any, is kept)."""
+    from aftercall.db import Database
+    from aftercall.retention import forget_customer
+
+    number = _customer_phone(ctx, phone)
+    db = Database(ctx.settings.database_url)
+    try:
+        with db.session() as session:
+            report = forget_customer(session, number, dry_run=dry_run)
+    finally:
+        db.dispose()
+    verb = "would anonymise" if dry_run else "anonymised"
+    click.echo(f"{verb} {report.requests} survey requests and {report.comments} recorded comments")
+
+
 # The intake (apikey, enqueue, import), report and dashboard-user commands live in
 # their own modules; they read settings through _Context when they run.
 for module in (cli_intake, cli_report, cli_users):

@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
-from aftercall.models import Answer, SurveyRequest
+from aftercall.models import Answer, OptOut, SurveyRequest
 
 PURGED_PHONE = "purged"
 _AGE = re.compile(r"^\s*(\d+)\s*([dw])\s*$")
@@ -44,9 +45,68 @@ def parse_age(text: str) -> timedelta:
 
 def purge(session: Session, before: datetime, *, dry_run: bool = False) -> PurgeReport:
     """Anonymise the requests whose support call ended before `before`."""
-    old = select(SurveyRequest.id).where(
-        SurveyRequest.call_ended_at < before, SurveyRequest.phone != PURGED_PHONE
-    )
+    return _anonymise(session, SurveyRequest.call_ended_at < before, dry_run=dry_run)
+
+
+def forget_customer(session: Session, phone: str, *, dry_run: bool = False) -> PurgeReport:
+    """A data subject's erasure request: anonymise every survey request for `phone`.
+
+    The do-not-call entry stays (keeping someone from being called again is the one use
+    of their number the law asks us to keep making).
+    """
+    return _anonymise(session, SurveyRequest.phone == phone, dry_run=dry_run)
+
+
+def customer_data(session: Session, phone: str) -> dict[str, Any]:
+    """Everything aftercall holds about one phone number (a data subject's access request)."""
+    requests = session.scalars(
+        select(SurveyRequest).where(SurveyRequest.phone == phone).order_by(SurveyRequest.id)
+    ).all()
+    opt_out = session.scalar(select(OptOut).where(OptOut.phone == phone))
+    return {
+        "phone": phone,
+        "opted_out": None
+        if opt_out is None
+        else {"at": opt_out.created_at.isoformat(), "how": opt_out.source},
+        "survey_requests": [
+            {
+                "id": r.id,
+                "source_call_id": r.source_call_id,
+                "agent": r.agent,
+                "queue": r.queue,
+                "team": r.team,
+                "language": r.language,
+                "call_ended_at": r.call_ended_at.isoformat(),
+                "survey": r.survey_name,
+                "state": r.state.value,
+                "metadata": r.extra,
+                "calls": [
+                    {
+                        "at": a.created_at.isoformat(),
+                        "status": a.status,
+                        "seconds": a.duration_seconds,
+                    }
+                    for a in r.attempts
+                ],
+                "answers": [
+                    {
+                        "question": a.question_key,
+                        "value": a.value,
+                        "keys": a.keys,
+                        "transcript": a.transcript,
+                        "recording_url": a.recording_url,
+                        "at": a.received_at.isoformat(),
+                    }
+                    for a in r.answers
+                ],
+            }
+            for r in requests
+        ],
+    }
+
+
+def _anonymise(session: Session, which: ColumnElement[bool], *, dry_run: bool) -> PurgeReport:
+    old = select(SurveyRequest.id).where(which, SurveyRequest.phone != PURGED_PHONE)
     requests = session.scalar(select(func.count()).select_from(old.subquery()))
     comments = session.scalar(
         select(func.count(Answer.id)).where(
@@ -66,7 +126,7 @@ def purge(session: Session, before: datetime, *, dry_run: bool = False) -> Purge
     )
     session.execute(
         update(SurveyRequest)
-        .where(SurveyRequest.call_ended_at < before, SurveyRequest.phone != PURGED_PHONE)
+        .where(which, SurveyRequest.phone != PURGED_PHONE)
         .values(phone=PURGED_PHONE, extra={})
         .execution_options(synchronize_session=False)
     )

@@ -1,5 +1,6 @@
 """Purging personal data keeps every figure and the do-not-call list."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -77,3 +78,27 @@ def test_purge_command(runtime, monkeypatch):
     assert "anonymised 1 survey requests" in result.output
     bad = CliRunner().invoke(main, ["purge", "--older-than", "soon"])
     assert bad.exit_code == 2
+
+
+def test_a_customer_can_get_and_erase_their_data(runtime, monkeypatch):
+    seed(runtime)
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+    runner = CliRunner()
+    exported = runner.invoke(main, ["customer", "export", "+1 415 555 0001"])
+    assert exported.exit_code == 0, exported.output
+    data = json.loads(exported.output)
+    assert data["opted_out"]["how"] == "keypad"
+    (request,) = data["survey_requests"]
+    assert request["metadata"] == {"customer_name": "Ada"}
+    assert {a["question"]: a["transcript"] for a in request["answers"]}["improve"] == "call me, Ada"
+
+    before = figures(runtime)
+    dry = runner.invoke(main, ["customer", "forget", "+14155550001", "--dry-run"])
+    assert "would anonymise 1 survey requests and 1 recorded comments" in dry.output
+    done = runner.invoke(main, ["customer", "forget", "+14155550001"])
+    assert "anonymised 1 survey requests" in done.output
+    assert figures(runtime) == before
+    after = json.loads(runner.invoke(main, ["customer", "export", "+14155550001"]).output)
+    assert after["survey_requests"] == []  # nothing left that names them
+    assert after["opted_out"] is not None  # but they are still never called
+    assert runner.invoke(main, ["customer", "export", "not a phone"]).exit_code == 2
