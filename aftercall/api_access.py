@@ -9,9 +9,11 @@ hashing, revocation) are dialer.apikeys. Every error under /api/ is
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g, jsonify, request
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from aftercall.runtime import Runtime
@@ -27,6 +29,7 @@ _ERROR_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    429: "rate_limited",
     415: "unsupported_media_type",
     500: "internal_error",
 }
@@ -72,6 +75,35 @@ def require_api_key() -> Response | None:
         log.warning("refused an unknown or revoked API key on %s %s", request.method, request.path)
         return _unauthorized("the API key is unknown or revoked", error="invalid_token")
     g.api_key_name = name
+    retry_after = _over_rate_limit(runtime, name)
+    if retry_after is not None:
+        response = error_response(
+            429, "rate_limited", f"more than {runtime.settings.api_rate_limit} requests a minute"
+        )
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+    return None
+
+
+def _over_rate_limit(runtime: Runtime, key_name: str) -> int | None:
+    """Seconds to wait if `key_name` used up this minute's requests, else None.
+
+    A counter per key per minute in Redis, shared by every web process. If Redis cannot
+    be reached the request is let through: a contact center's intake should not stop
+    because the limiter is down.
+    """
+    window = int(time.time() // 60)
+    key = f"aftercall:api-rate:{key_name}:{window}"
+    try:
+        with runtime.redis.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count, _ = pipe.execute()
+    except RedisError as exc:
+        log.warning("API rate limiter unavailable, request allowed: %s", exc)
+        return None
+    if count > runtime.settings.api_rate_limit:
+        return 60 - int(time.time()) % 60
     return None
 
 

@@ -65,6 +65,8 @@ class Settings:
     # Where detractor alerts are posted (a CRM, a chat tool); unset: no alerts.
     alert_webhook_url: str = ""
     alert_webhook_secret: str = ""
+    # Requests per minute each API key may make (intake and reports together).
+    api_rate_limit: int = 600
 
     @property
     def is_production(self) -> bool:
@@ -103,6 +105,7 @@ class Settings:
             secret_key=get("SECRET_KEY", defaults.secret_key),
             alert_webhook_url=get("ALERT_WEBHOOK_URL", ""),
             alert_webhook_secret=get("ALERT_WEBHOOK_SECRET", ""),
+            api_rate_limit=_number(env, "API_RATE_LIMIT", defaults.api_rate_limit, int),
         )
         if settings.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -198,3 +199,19 @@ def test_report_command_compares_with_the_previous_period(runtime, monkeypatch):
     table = CliRunner().invoke(main, args)
     assert "Previous period (2026-02-27 to 2026-03-05):" in table.output
     assert CliRunner().invoke(main, [*args, "--format", "csv"]).exit_code == 2
+
+
+def test_each_api_key_is_rate_limited(client, auth, runtime, redis_url):
+    runtime.settings = runtime.settings.with_overrides(redis_url=redis_url, api_rate_limit=3)
+    if time.time() % 60 > 58:  # the counter is per minute: don't straddle two
+        time.sleep(2.5)
+    statuses = [client.get("/api/v1/reports/scores", headers=auth).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    limited = client.get("/api/v1/reports/scores", headers=auth)
+    check_response("/api/v1/reports/scores", "GET", 429, limited.get_json())
+    assert limited.get_json()["error"]["code"] == "rate_limited"
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+    # Another key has its own allowance.
+    with runtime.db.session() as session:
+        other = {"Authorization": f"Bearer {apikeys.create_key(session, 'other')}"}
+    assert client.get("/api/v1/reports/scores", headers=other).status_code == 200
