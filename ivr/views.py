@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException
 from twilio.twiml.voice_response import VoiceResponse
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, RequestEntityTooLarge
 
 from aftercall.runtime import Runtime
 from aftercall.survey import QuestionKind
@@ -60,6 +60,10 @@ def _require_twilio_signature() -> None:
 
 @bp.errorhandler(Exception)
 def _apologise(error: Exception) -> Response | HTTPException:
+    if isinstance(error, RequestEntityTooLarge | BadRequest):
+        # A body too large or malformed to read cannot carry a valid signature.
+        log.warning("refused an unreadable webhook body on %s", request.path)
+        return Forbidden()
     if isinstance(error, HTTPException):
         return error
     log.exception("webhook %s failed; ending the call politely", request.path)

@@ -128,3 +128,24 @@ def test_signature_check_has_no_off_switch():
         },
     )
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"Digits=" + b"9" * (2 * 1024 * 1024), "application/x-www-form-urlencoded"),
+        (b"\xff\xfe\x00garbage=\xc3\x28", "application/x-www-form-urlencoded"),
+        (b'{"Digits": "9"}', "application/json"),
+        (b'--x\r\nContent-Disposition: form-data; name="Digits"\r\n\r\n9', "multipart/form-data"),
+    ],
+    ids=["huge", "invalid-utf8", "json", "broken-multipart"],
+)
+def test_unreadable_or_unsigned_bodies_get_403_never_500(call, runtime, body, content_type):
+    c = call()
+    response = c.client.post(
+        f"/voice/attempts/{c.attempt_id}/questions/nps?try=1",
+        data=body,
+        headers={"Content-Type": content_type, "X-Twilio-Signature": "forged"},
+    )
+    assert response.status_code == 403
+    assert count_rows(runtime) == (0, 0, 0)
