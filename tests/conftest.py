@@ -157,4 +157,5 @@ def make_attempt(runtime: Runtime):
             session.add(attempt)
         return attempt
 
+    make.counter = 0  # for callers that need distinct source call ids
     return make
