@@ -121,7 +121,12 @@ def install_json_errors(app: Flask) -> None:
             log.error("API %s %s failed", request.method, request.path, exc_info=_cause(error))
             return error_response(500, "internal_error", "something went wrong on our side")
         code = _ERROR_CODES.get(status, "http_error")
-        return error_response(status, code, error.description or error.name)
+        response = error_response(status, code, error.description or error.name)
+        # Keep what the error says in headers (Allow on a 405, Retry-After ...).
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
 
 def _unauthorized(message: str, error: str | None = None) -> Response:

@@ -32,7 +32,20 @@ def _runtime() -> Runtime:
     return current_app.extensions["aftercall"]
 
 
+QUERY_PARAMETERS = frozenset(
+    {"by", "since", "until", "survey", "queue", "team", "agent", "language"}
+)
+ALLOWED = {
+    "reports.scores": QUERY_PARAMETERS | {"compare"},
+    "reports.detractor_list": (QUERY_PARAMETERS - {"by"}) | {"limit", "offset"},
+}
+
+
 def _query() -> ReportQuery:
+    # A misspelt parameter ("sinec") would otherwise silently widen the report.
+    unknown = sorted(set(request.args) - ALLOWED.get(request.endpoint or "", QUERY_PARAMETERS))
+    if unknown:
+        raise ApiError(400, "invalid_query", f"unknown parameter {unknown[0][:50]!r}")
     zone = ZoneInfo(_runtime().settings.report_time_zone)
     try:
         return parse_report_query(request.args, zone)

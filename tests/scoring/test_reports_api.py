@@ -110,7 +110,7 @@ def test_detractors_page(client, auth):
     [
         "by=colour", "by=day,week", "since=yesterday", "since=2026-03-01T10:00",
         "since=2026-03-05&until=2026-03-01", "compare=team", "compare=sideways",
-        "compare=previous", "limit=0", "agent=%00",
+        "compare=previous", "limit=0", "agent=%00", "sinec=2026-03-01",
     ],
 )  # fmt: skip
 def test_bad_report_queries_are_400_with_a_reason(client, auth, query):
