@@ -198,7 +198,7 @@ def dialer_reconcile(ctx: _Context) -> None:
 @pass_context
 def purge(ctx: _Context, age: str, dry_run: bool) -> None:
     """Anonymise customers' personal data in old survey requests; figures stay the same."""
-    from aftercall.db import Database, utcnow
+    from aftercall.db import one_off_session, utcnow
     from aftercall.retention import parse_age
     from aftercall.retention import purge as purge_old
 
@@ -206,12 +206,8 @@ def purge(ctx: _Context, age: str, dry_run: bool) -> None:
         before = utcnow() - parse_age(age)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
-    db = Database(ctx.settings.database_url)
-    try:
-        with db.session() as session:
-            report = purge_old(session, before, dry_run=dry_run)
-    finally:
-        db.dispose()
+    with one_off_session(ctx.settings.database_url) as session:
+        report = purge_old(session, before, dry_run=dry_run)
     verb = "would anonymise" if dry_run else "anonymised"
     click.echo(
         f"{verb} {report.requests} survey requests and {report.comments} recorded comments "
@@ -240,16 +236,12 @@ def customer_export(ctx: _Context, phone: str) -> None:
     """Print, as JSON, everything aftercall holds about PHONE."""
     import json
 
-    from aftercall.db import Database
+    from aftercall.db import one_off_session
     from aftercall.retention import customer_data
 
     number = _customer_phone(ctx, phone)
-    db = Database(ctx.settings.database_url)
-    try:
-        with db.session() as session:
-            click.echo(json.dumps(customer_data(session, number), indent=2, ensure_ascii=False))
-    finally:
-        db.dispose()
+    with one_off_session(ctx.settings.database_url) as session:
+        click.echo(json.dumps(customer_data(session, number), indent=2, ensure_ascii=False))
 
 
 @customer.command("forget")
@@ -258,16 +250,12 @@ def customer_export(ctx: _Context, phone: str) -> None:
 @pass_context
 def customer_forget(ctx: _Context, phone: str, dry_run: bool) -> None:
     """Anonymise every survey of PHONE (the do-not-call entry, if any, is kept)."""
-    from aftercall.db import Database
+    from aftercall.db import one_off_session
     from aftercall.retention import forget_customer
 
     number = _customer_phone(ctx, phone)
-    db = Database(ctx.settings.database_url)
-    try:
-        with db.session() as session:
-            report = forget_customer(session, number, dry_run=dry_run)
-    finally:
-        db.dispose()
+    with one_off_session(ctx.settings.database_url) as session:
+        report = forget_customer(session, number, dry_run=dry_run)
     verb = "would anonymise" if dry_run else "anonymised"
     click.echo(f"{verb} {report.requests} survey requests and {report.comments} recorded comments")
 

@@ -21,7 +21,7 @@ import click
 
 from aftercall.api_access import iso_utc
 from aftercall.config import Settings
-from aftercall.db import Database
+from aftercall.db import one_off_session
 from aftercall.runtime import Runtime
 from dialer import apikeys
 from dialer.csv_import import CsvFileError, call_from_text, import_calls, read_calls_file
@@ -42,15 +42,6 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _database() -> Iterator[Database]:
-    database = Database(_settings().database_url)
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
-@contextmanager
 def _runtime() -> Iterator[Runtime]:
     runtime = Runtime.from_settings(_settings())
     try:
@@ -68,12 +59,11 @@ def apikey() -> None:
 @click.argument("name")
 def apikey_create(name: str) -> None:
     """Create a key for the system NAME and print it (the last line, alone)."""
-    with _database() as database:
-        try:
-            with database.session() as session:
-                key = apikeys.create_key(session, name)
-        except apikeys.ApiKeyError as exc:
-            raise click.ClickException(str(exc)) from None
+    try:
+        with one_off_session(_settings().database_url) as session:
+            key = apikeys.create_key(session, name)
+    except apikeys.ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"API key for {name.strip()} (shown only now; store it as a secret):")
     click.echo(key)
 
@@ -82,19 +72,18 @@ def apikey_create(name: str) -> None:
 @click.argument("name")
 def apikey_revoke(name: str) -> None:
     """Revoke the key NAME: requests with it are refused (401) from now on."""
-    with _database() as database:
-        try:
-            with database.session() as session:
-                apikeys.revoke_key(session, name)
-        except apikeys.ApiKeyError as exc:
-            raise click.ClickException(str(exc)) from None
+    try:
+        with one_off_session(_settings().database_url) as session:
+            apikeys.revoke_key(session, name)
+    except apikeys.ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"revoked API key {name}")
 
 
 @apikey.command("list")
 def apikey_list() -> None:
     """List keys: name, prefix, created, last used, and whether revoked."""
-    with _database() as database, database.session() as session:
+    with one_off_session(_settings().database_url) as session:
         keys = apikeys.list_keys(session)
     if not keys:
         click.echo("no API keys (create one: aftercall apikey create NAME)")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import click
 from sqlalchemy.orm import Session
 
-from aftercall.db import Database
+from aftercall.db import one_off_session
 from scoring.users import ROLES, UserError, create_user, delete_user, list_users, unlock_user
 
 
@@ -27,12 +27,8 @@ def _session() -> Iterator[Session]:
     from aftercall.cli import _Context
 
     settings = click.get_current_context().ensure_object(_Context).settings
-    db = Database(settings.database_url)
-    try:
-        with db.session() as session:
-            yield session
-    finally:
-        db.dispose()
+    with one_off_session(settings.database_url) as session:
+        yield session
 
 
 @click.group()

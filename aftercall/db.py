@@ -86,3 +86,15 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def one_off_session(url: str) -> Iterator[Session]:
+    """One unit of work for a short-lived process (a CLI command): the engine and its
+    connections are closed afterwards rather than left to the interpreter's exit."""
+    database = Database(url)
+    try:
+        with database.session() as session:
+            yield session
+    finally:
+        database.dispose()
