@@ -13,7 +13,7 @@ of day / week / month in the contact center's time zone (scoring.buckets).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -77,13 +77,7 @@ class ReportQuery:
         if self.since is None or self.until is None:
             raise ReportError("comparing with the previous period needs --since and --until")
         length = self.until - self.since
-        return _replace(self, since=self.since - length, until=self.since)
-
-
-def _replace(query: ReportQuery, **changes: Any) -> ReportQuery:
-    from dataclasses import replace
-
-    return replace(query, **changes)
+        return replace(self, since=self.since - length, until=self.since)
 
 
 @dataclass
