@@ -2,7 +2,9 @@
 
 The intake API (dialer.api) and the report API (scoring.api) are separate blueprints
 that both register `require_api_key` and `api_error`. Keys themselves (creation,
-hashing, revocation) are dialer.apikeys. Every error under /api/ is
+hashing, revocation, scopes) are dialer.apikeys. Which scopes each blueprint accepts is
+`BLUEPRINT_SCOPES`, here, in one table: a valid key without one of them gets 403, a
+blueprint missing from the table refuses every key. Every error under /api/ is
 `{"error": {"code": ..., "message": ...}}`, never an HTML page or a stack trace.
 """
 
@@ -22,6 +24,11 @@ from dialer import apikeys
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+# A key needs one of these scopes to use the blueprint's routes.
+BLUEPRINT_SCOPES = {
+    "api": (apikeys.INTAKE,),  # dialer.api: intake, and the survey requests it made
+    "reports": (apikeys.REPORTS, apikeys.REPORTS_FULL),  # scoring.api
+}
 _ERROR_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -63,7 +70,9 @@ def iso_utc(moment: datetime | None) -> str | None:
 
 
 def require_api_key() -> Response | None:
-    """A blueprint's before_request: a valid, unrevoked bearer key or 401."""
+    """A blueprint's before_request: a valid, unrevoked bearer key (else 401) holding a
+    scope the blueprint accepts (else 403). The key's name and scopes are left in
+    `g.api_key_name` and `g.api_key_scopes` for the views."""
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         return _unauthorized("send the API key as 'Authorization: Bearer <key>'")
@@ -71,10 +80,16 @@ def require_api_key() -> Response | None:
     with runtime.db.session() as session:
         key = apikeys.verify_key(session, presented.strip())
         name = key.name if key else None
+        scopes = apikeys.key_scopes(key) if key else frozenset()
     if name is None:
         log.warning("refused an unknown or revoked API key on %s %s", request.method, request.path)
         return _unauthorized("the API key is unknown or revoked", error="invalid_token")
+    accepted = BLUEPRINT_SCOPES.get(request.blueprint or "", ())
+    if not scopes & set(accepted):
+        log.warning("API key %s lacks the scope for %s %s", name, request.method, request.path)
+        return _insufficient_scope(name, scopes, accepted)
     g.api_key_name = name
+    g.api_key_scopes = scopes
     retry_after = _over_rate_limit(runtime, name)
     if retry_after is not None:
         response = error_response(
@@ -135,6 +150,18 @@ def _unauthorized(message: str, error: str | None = None) -> Response:
     if error:
         challenge += f', error="{error}"'
     response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def _insufficient_scope(name: str, scopes: frozenset[str], accepted: tuple[str, ...]) -> Response:
+    held = " ".join(sorted(scopes))
+    needed = " or ".join(accepted) or "a scope no key can have"
+    response = error_response(
+        403, "forbidden", f"the API key {name!r} has scope {held}; this route needs {needed}"
+    )
+    response.headers["WWW-Authenticate"] = (
+        f'Bearer realm="aftercall", error="insufficient_scope", scope="{" ".join(accepted)}"'
+    )
     return response
 
 

@@ -1,6 +1,6 @@
 """The intake commands of the `aftercall` CLI: API keys, one call, a CSV file of calls.
 
-    aftercall apikey create NAME | revoke NAME | list
+    aftercall apikey create NAME [--scope ...] | set-scope NAME --scope ... | revoke NAME | list
     aftercall enqueue --phone ... --source-call-id ... [--ended-at ...] [--metadata K=V]
     aftercall import calls.csv
 
@@ -12,10 +12,11 @@ import time, so either may be imported first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -52,20 +53,46 @@ def _runtime() -> Iterator[Runtime]:
 
 @click.group()
 def apikey() -> None:
-    """API keys for the intake API (only a hash is stored; a key is shown once)."""
+    """API keys for the intake and report APIs (only a hash is stored; shown once)."""
+
+
+def _scope_option(**kwargs: Any) -> Callable[[Callable[..., None]], click.Command]:
+    return click.option(
+        "--scope",
+        "scopes",
+        multiple=True,
+        type=click.Choice(apikeys.SCOPES),
+        help="intake; reports (numbers masked) or reports:full (numbers, recordings). "
+        "Repeat for more than one.",
+        **kwargs,
+    )
 
 
 @apikey.command("create")
 @click.argument("name")
-def apikey_create(name: str) -> None:
+@_scope_option(default=apikeys.DEFAULT_SCOPES, show_default=True)
+def apikey_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a key for the system NAME and print it (the last line, alone)."""
     try:
         with one_off_session(_settings().database_url) as session:
-            key = apikeys.create_key(session, name)
+            key = apikeys.create_key(session, name, scopes)
     except apikeys.ApiKeyError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"API key for {name.strip()} (shown only now; store it as a secret):")
     click.echo(key)
+
+
+@apikey.command("set-scope")
+@click.argument("name")
+@_scope_option(required=True)
+def apikey_set_scope(name: str, scopes: tuple[str, ...]) -> None:
+    """Replace the scopes of the key NAME (from its next request; the key stays the same)."""
+    try:
+        with one_off_session(_settings().database_url) as session:
+            text = apikeys.set_scopes(session, name, scopes).scopes
+    except apikeys.ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"API key {name} now has scope {text}")
 
 
 @apikey.command("revoke")
@@ -82,18 +109,20 @@ def apikey_revoke(name: str) -> None:
 
 @apikey.command("list")
 def apikey_list() -> None:
-    """List keys: name, prefix, created, last used, and whether revoked."""
+    """List keys: name, prefix, scopes, created, last used, and whether revoked."""
     with one_off_session(_settings().database_url) as session:
         keys = apikeys.list_keys(session)
     if not keys:
         click.echo("no API keys (create one: aftercall apikey create NAME)")
         return
-    click.echo(f"{'name':<24} {'prefix':<12} {'created':<20} {'last used':<20} status")
+    click.echo(
+        f"{'name':<24} {'prefix':<12} {'scope':<20} {'created':<20} {'last used':<20} status"
+    )
     for key in keys:
         status = f"revoked {_minute(key.revoked_at)}" if key.revoked_at else "active"
         click.echo(
-            f"{key.name:<24} {key.prefix:<12} {_minute(key.created_at):<20} "
-            f"{_minute(key.last_used_at) or 'never':<20} {status}"
+            f"{key.name:<24} {key.prefix:<12} {key.scopes.replace(' ', ','):<20} "
+            f"{_minute(key.created_at):<20} {_minute(key.last_used_at) or 'never':<20} {status}"
         )
 
 

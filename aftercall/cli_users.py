@@ -1,5 +1,8 @@
 """`aftercall user`: the people who may sign in to the dashboard.
 
+Roles (scoring.users): admin, supervisor (full phone numbers and recordings) and analyst
+(masked numbers, no recordings), the default.
+
 Passwords come from a hidden prompt (asked twice) or, for scripts, from standard input
 with `--password-stdin`; never from an option, which would land in shell history and
 the process list.
@@ -15,7 +18,16 @@ import click
 from sqlalchemy.orm import Session
 
 from aftercall.db import one_off_session
-from scoring.users import ROLES, UserError, create_user, delete_user, list_users, unlock_user
+from scoring.users import (
+    DEFAULT_ROLE,
+    ROLES,
+    UserError,
+    create_user,
+    delete_user,
+    list_users,
+    set_role,
+    unlock_user,
+)
 
 
 def register_commands(group: click.Group) -> None:
@@ -33,12 +45,18 @@ def _session() -> Iterator[Session]:
 
 @click.group()
 def user() -> None:
-    """Dashboard users (supervisors and admins)."""
+    """Dashboard users (admins, supervisors, analysts)."""
 
 
 @user.command("create")
 @click.argument("username")
-@click.option("--role", type=click.Choice(ROLES), default="supervisor", show_default=True)
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default=DEFAULT_ROLE,
+    show_default=True,
+    help="supervisor or admin to see full phone numbers and recordings.",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_create(username: str, role: str, password_stdin: bool) -> None:
     """Create a user who can sign in at /dashboard."""
@@ -71,6 +89,18 @@ def user_list() -> None:
             f"  locked until {entry.locked_until:%Y-%m-%d %H:%M UTC}" if entry.locked_until else ""
         )
         click.echo(f"{entry.username:<24} {entry.role:<10} last sign-in {last}{locked}")
+
+
+@user.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+def user_set_role(username: str, role: str) -> None:
+    """Change a user's role; it applies from their next page, no new sign-in needed."""
+    with _session() as session:
+        found = set_role(session, username, role)
+    if not found:
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"{username} is now {role}")
 
 
 @user.command("delete")

@@ -265,10 +265,26 @@ class OptOut(Base):
     request_id: Mapped[int | None] = mapped_column(ForeignKey("survey_requests.id"))
 
 
+# What a key may do (dialer.apikeys): stored as its scopes in a fixed order, space
+# separated; `reports` and `reports:full` (numbers and recordings) exclude each other.
+API_KEY_SCOPE_SETS = (
+    "intake",
+    "reports",
+    "reports:full",
+    "intake reports",
+    "intake reports:full",
+)
+
+
 class ApiKey(Base):
     """A contact-center system allowed to use the API. Only a hash of the key is kept."""
 
     __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(
+            "scopes IN (" + ", ".join(f"'{s}'" for s in API_KEY_SCOPE_SETS) + ")", name="scopes"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -279,18 +295,27 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    # No default: a key without scopes must fail to insert, never get a wide one.
+    scopes: Mapped[str] = mapped_column(String(64))
+
+
+USER_ROLES = ("admin", "supervisor", "analyst")
 
 
 class User(Base):
-    """A person who signs in to the dashboard (supervisors, admins)."""
+    """A person who signs in to the dashboard (admins, supervisors, analysts)."""
 
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in USER_ROLES) + ")", name="role"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    # "supervisor" sees reports; "admin" also manages surveys and users.
-    role: Mapped[str] = mapped_column(String(20), default="supervisor")
+    # What the user sees of customers (scoring.users): "admin" and "supervisor" full
+    # phone numbers and recordings, "analyst" masked numbers and no recordings.
+    role: Mapped[str] = mapped_column(String(20), default="analyst")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

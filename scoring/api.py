@@ -3,8 +3,11 @@
     GET /api/v1/reports/scores       NPS, CSAT, CES and the funnel, grouped (?by=agent,day)
     GET /api/v1/reports/detractors   NPS <= 6 or CSAT <= 2, newest first, with comments
 
-Same filters as `aftercall report` (scoring.filters), same API keys as the intake API.
-Documented in docs/openapi.yaml, which the tests validate every response against.
+Same filters as `aftercall report` (scoring.filters). A key needs the `reports` or
+`reports:full` scope (aftercall.api_access refuses others with 403); only `reports:full`
+gets customers' full numbers and recording links, every other key the entries as
+scoring.detractors.shown_to masks them. Documented in docs/openapi.yaml, which the tests
+validate every response against.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from aftercall.api_access import ApiError, api_error, iso_utc, require_api_key
 from aftercall.runtime import Runtime
-from scoring.detractors import MAX_PAGE, detractors
+from dialer.apikeys import REPORTS_FULL
+from scoring.detractors import MAX_PAGE, Contact, detractors, shown_to
 from scoring.filters import parse_report_query
 from scoring.report import ReportError, ReportQuery, ReportRow, report, totals
 
@@ -125,14 +129,22 @@ def detractor_list() -> Response:
     query = _query()
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
     offset = _int_arg("offset", 0, 0, 10_000_000)
+    contact = _contact()
     with _runtime().db.session() as session:
         entries = detractors(session, query, limit=limit, offset=offset)
     return jsonify(
         query=_query_json(query),
         limit=limit,
         offset=offset,
-        detractors=[entry.to_json() for entry in entries],
+        contact=contact.value,
+        detractors=[shown_to(entry, contact).to_json() for entry in entries],
     )
+
+
+def _contact() -> Contact:
+    """Full contact details for a `reports:full` key only; masked for everything else."""
+    scopes = g.get("api_key_scopes", frozenset())
+    return Contact.FULL if REPORTS_FULL in scopes else Contact.MASKED
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

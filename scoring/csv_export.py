@@ -4,7 +4,9 @@ A table is built once from the report figures, then rendered twice: as HTML by t
 dashboard template and as CSV by the export. Both read the same `Table`, so a download
 has exactly the rows, columns and rounding the supervisor was looking at. This module
 does not query: it is handed ReportRows (scoring.report) and Detractors
-(scoring.detractors).
+(scoring.detractors). The detractor table passes its entries through
+`scoring.detractors.shown_to` for the reader's `Contact`, so the page and its download
+carry exactly what that reader may see, and no recording column for a masked reader.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from scoring.detractors import Detractor
+from scoring.detractors import Contact, Detractor, shown_to
 from scoring.report import ReportRow
 
 Value = str | int | float | None
@@ -124,25 +126,30 @@ def trend_table(rows: Sequence[ReportRow], unit: str) -> Table:
     return Table("trend", columns, [[c.value(row) for c in columns] for row in rows])
 
 
-def detractor_columns(zone: ZoneInfo) -> tuple[Column, ...]:
+def detractor_columns(zone: ZoneInfo, contact: Contact) -> tuple[Column, ...]:
     def local(moment: datetime) -> str:
         return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
-    return (
+    columns = (
         Column("time", "Time", "time", lambda d: local(d.call_ended_at)),
+        Column("phone", "Phone", "text", lambda d: d.phone),
         Column("agent", "Agent", "text", lambda d: d.agent or NO_AGENT),
         Column("queue", "Queue", "text", lambda d: d.queue),
         Column("nps", "NPS", "count", lambda d: d.answers.get("nps")),
         Column("csat", "CSAT", "count", lambda d: d.answers.get("csat")),
         Column("comment", "Comment", "text", lambda d: d.comment),
-        Column("recording", "Recording", "link", lambda d: safe_link(d.recording_url)),
     )
+    if contact is Contact.FULL:
+        columns += (Column("recording", "Recording", "link", lambda d: safe_link(d.recording_url)),)
+    return columns
 
 
-def detractor_table(entries: Sequence[Detractor], zone: ZoneInfo) -> Table:
-    """The detractors on one page of the list, newest first as the query returned them."""
-    columns = detractor_columns(zone)
-    return Table("detractors", columns, [[c.value(d) for c in columns] for d in entries])
+def detractor_table(entries: Sequence[Detractor], zone: ZoneInfo, contact: Contact) -> Table:
+    """The detractors on one page of the list, newest first as the query returned them,
+    as a reader with `contact` may see them."""
+    columns = detractor_columns(zone, contact)
+    shown = [shown_to(entry, contact) for entry in entries]
+    return Table("detractors", columns, [[c.value(d) for c in columns] for d in shown])
 
 
 def safe_link(url: str | None) -> str | None:

@@ -6,6 +6,15 @@ the login form cannot be used to find out which usernames exist. After
 `MAX_FAILED_LOGINS` wrong passwords in a row an account is locked for `LOCKOUT`, which
 turns a password-guessing run into a few guesses an hour.
 
+Roles decide what a user sees of the customers (`contact_for_role`):
+
+    admin       everything a supervisor sees; will also manage surveys and users
+    supervisor  follows detractors up: full phone numbers, recordings, transcripts
+    analyst     scores only: masked numbers, no recordings, digits in comments hidden
+
+A role is read from the database on every dashboard request, so `set_role` takes effect
+on a signed-in user's next click, not at their next sign-in.
+
 This module knows nothing of Flask or click: the dashboard and `aftercall user` call it
 with a session and plain values.
 """
@@ -22,9 +31,15 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from aftercall.db import utcnow
-from aftercall.models import User
+from aftercall.models import USER_ROLES, User
+from scoring.detractors import Contact
 
-ROLES = ("supervisor", "admin")
+# Most privileged first, as the CHECK constraint on users.role lists them.
+ROLES = USER_ROLES
+# The least a dashboard user can usefully see; anyone who calls customers back is made
+# a supervisor on purpose.
+DEFAULT_ROLE = "analyst"
+_CONTACT = {"admin": Contact.FULL, "supervisor": Contact.FULL, "analyst": Contact.MASKED}
 MIN_PASSWORD_LENGTH = 12
 # werkzeug hashes whatever it is given; a cap keeps one request from costing seconds.
 MAX_PASSWORD_LENGTH = 1024
@@ -46,6 +61,21 @@ class SignedIn:
     username: str
     role: str
 
+    @property
+    def contact(self) -> Contact:
+        return contact_for_role(self.role)
+
+
+def contact_for_role(role: str) -> Contact:
+    """What a role may see of customers; a role this code does not know sees least."""
+    return _CONTACT.get(role, Contact.MASKED)
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise UserError(f"role: expected one of {', '.join(ROLES)}")
+    return role
+
 
 def check_username(username: str) -> str:
     name = username.strip()
@@ -65,12 +95,11 @@ def check_password(password: str) -> None:
         raise UserError(f"password: at most {MAX_PASSWORD_LENGTH} characters")
 
 
-def create_user(session: Session, username: str, password: str, role: str = "supervisor") -> User:
+def create_user(session: Session, username: str, password: str, role: str = DEFAULT_ROLE) -> User:
     """Add a user; UserError if the name is taken or the password or role is not allowed."""
     name = check_username(username)
     check_password(password)
-    if role not in ROLES:
-        raise UserError(f"role: expected one of {', '.join(ROLES)}")
+    check_role(role)
     if session.scalar(select(User.id).where(User.username == name)) is not None:
         raise UserError(f"a user named {name!r} already exists")
     user = User(
@@ -95,6 +124,17 @@ def delete_user(session: Session, username: str) -> bool:
     """Remove a user; False if there was none. Their open dashboard sessions end with it."""
     result = session.execute(delete(User).where(User.username == username.strip()))
     return bool(result.rowcount)
+
+
+def set_role(session: Session, username: str, role: str) -> bool:
+    """Give a user another role; False if there is no such user, UserError for a role
+    that does not exist. Their open dashboard sessions see with the new role at once."""
+    check_role(role)
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    if user is None:
+        return False
+    user.role = role
+    return True
 
 
 def unlock_user(session: Session, username: str) -> bool:

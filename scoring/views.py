@@ -10,6 +10,10 @@ Handlers parse the filters, ask scoring.report and scoring.detractors for the fi
 (every sum and count is done by the database), and render. The page works without
 JavaScript: filters are a GET form, sorting and paging are links.
 
+What a user sees of customers follows their role (scoring.users): the detractor table,
+on the page and in its CSV, is built by csv_export.detractor_table for the signed-in
+user's `Contact`, read from the database on every request; templates only render it.
+
 Security: a signed session cookie (HttpOnly, SameSite=Lax, Secure in production, sent
 only under /dashboard), a per-session CSRF token on every POST, a strict
 Content-Security-Policy (no inline script or style, nothing from other origins), and
@@ -44,7 +48,7 @@ from sqlalchemy.orm import Session
 from aftercall.runtime import Runtime
 from scoring import charts, csv_export
 from scoring.buckets import UNITS, buckets
-from scoring.detractors import detractors
+from scoring.detractors import Contact, detractors
 from scoring.filters import parse_report_query
 from scoring.report import (
     CSAT_SCALE,
@@ -394,8 +398,11 @@ def _funnel(row: ReportRow) -> list[dict[str, Any]]:
     ]
 
 
-def dashboard_page(db: Session, filters: Filters, zone: ZoneInfo) -> dict[str, Any]:
-    """Everything the page shows: seven small queries, whatever the size of the data."""
+def dashboard_page(
+    db: Session, filters: Filters, zone: ZoneInfo, contact: Contact
+) -> dict[str, Any]:
+    """Everything the page shows: seven small queries, whatever the size of the data;
+    customers' details as far as `contact` allows."""
     query = filters.query(zone)
     trend_rows = report(db, replace(query, by=(filters.unit,)))
     # The periods partition the range, so their counts add up to the headline exactly:
@@ -437,7 +444,8 @@ def dashboard_page(db: Session, filters: Filters, zone: ZoneInfo) -> dict[str, A
         "funnel": _funnel(headline),
         "agents": csv_export.agent_table(agent_rows, filters.sort),
         "trend": csv_export.trend_table(trend_rows, filters.unit),
-        "detractors": csv_export.detractor_table(unhappy[:DETRACTORS_PER_PAGE], zone),
+        "detractors": csv_export.detractor_table(unhappy[:DETRACTORS_PER_PAGE], zone, contact),
+        "contact": contact.value,
         "has_next_page": len(unhappy) > DETRACTORS_PER_PAGE,
         "choices": filter_choices(db, query),
     }
@@ -461,7 +469,7 @@ def index() -> tuple[str, int] | str:
         ), 400
     zone = _zone()
     with _runtime().db.session() as db:
-        page = dashboard_page(db, filters, zone)
+        page = dashboard_page(db, filters, zone, g.user.contact)
     return render_template(
         "dashboard/index.html", filters=filters, zone=zone.key, units=UNITS, **page
     )
@@ -472,8 +480,11 @@ def index() -> tuple[str, int] | str:
 EXPORTS = ("agents", "trend", "detractors")
 
 
-def export_table(db: Session, name: str, filters: Filters, zone: ZoneInfo) -> csv_export.Table:
-    """The named table exactly as the page with these filters shows it."""
+def export_table(
+    db: Session, name: str, filters: Filters, zone: ZoneInfo, contact: Contact
+) -> csv_export.Table:
+    """The named table exactly as the page with these filters shows it to a reader with
+    `contact`."""
     query = filters.query(zone)
     if name == "agents":
         return csv_export.agent_table(report(db, replace(query, by=("agent",))), filters.sort)
@@ -481,7 +492,7 @@ def export_table(db: Session, name: str, filters: Filters, zone: ZoneInfo) -> cs
         return csv_export.trend_table(report(db, replace(query, by=(filters.unit,))), filters.unit)
     offset = (filters.page - 1) * DETRACTORS_PER_PAGE
     entries = detractors(db, query, limit=DETRACTORS_PER_PAGE, offset=offset)
-    return csv_export.detractor_table(entries, zone)
+    return csv_export.detractor_table(entries, zone, contact)
 
 
 @bp.get("/export.csv")
@@ -495,7 +506,7 @@ def export() -> Response:
         abort(400, str(exc))
     zone = _zone()
     with _runtime().db.session() as db:
-        table = export_table(db, name, filters, zone)
+        table = export_table(db, name, filters, zone, g.user.contact)
     filename = f"aftercall-{name}-{filters.since}-to-{filters.until}.csv"
     return Response(
         csv_export.to_csv(table),

@@ -21,7 +21,8 @@ from scoring.report import ReportQuery
 from scoring.users import create_user
 from tests.dashboard.dom import parse
 
-USERNAME = "sue"
+USERNAME = "sue"  # a supervisor: sees full numbers and recordings
+ANALYST = "ann"  # sees scores, numbers masked
 PASSWORD = "correct horse battery"
 SINCE, UNTIL = "2026-11-01", "2026-11-15"
 RANGE = {"since": SINCE, "until": UNTIL}
@@ -66,12 +67,17 @@ def _version_id(session) -> int:
     return version_for(session, definition).id
 
 
+def seeded_phone(index: int) -> str:
+    """The number of the index-th call of add_calls: +1 415 555 0000, 0001, ..."""
+    return f"+1415555{index:04d}"
+
+
 def add_calls(runtime, calls: list[Call]) -> None:
     with runtime.db.session() as session:
         version_id = _version_id(session)
         for index, call in enumerate(calls):
             request = SurveyRequest(
-                phone=f"+1415555{index:04d}", source_call_id=f"dash-{uuid4().hex}",
+                phone=seeded_phone(index), source_call_id=f"dash-{uuid4().hex}",
                 agent=call.agent, queue=call.queue,
                 team="north" if call.queue == "billing" else "south", language="en",
                 call_ended_at=call.ended, survey_name="post-call", state=call.state,
@@ -149,8 +155,15 @@ def seeded(runtime):
 @pytest.fixture
 def user(runtime) -> str:
     with runtime.db.session() as session:
-        create_user(session, USERNAME, PASSWORD)
+        create_user(session, USERNAME, PASSWORD, "supervisor")
     return USERNAME
+
+
+@pytest.fixture
+def analyst(runtime) -> str:
+    with runtime.db.session() as session:
+        create_user(session, ANALYST, PASSWORD, "analyst")
+    return ANALYST
 
 
 def csrf_from(html: str) -> str:
@@ -170,5 +183,13 @@ def sign_in(client: FlaskClient, username: str = USERNAME, password: str = PASSW
 @pytest.fixture
 def signed_in(client: FlaskClient, user: str) -> FlaskClient:
     response = sign_in(client)
+    assert response.status_code == 302, response.text
+    return client
+
+
+@pytest.fixture
+def signed_in_analyst(app, analyst: str) -> FlaskClient:
+    client = app.test_client()
+    response = sign_in(client, analyst)
     assert response.status_code == 302, response.text
     return client

@@ -1,4 +1,4 @@
-"""`aftercall user`: create, list, delete, unlock, against each backend."""
+"""`aftercall user`: create, list, set-role, delete, unlock, against each backend."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def test_create_from_stdin_then_sign_in(cli, runtime):
     assert PASSWORD not in result.output
     with runtime.db.session() as session:
         user = session.scalars(select(User)).one()
-        assert (user.username, user.role) == ("sue", "supervisor")
+        # The least privileged role that still sees the reports, unless asked otherwise.
+        assert (user.username, user.role) == ("sue", "analyst")
         assert user.password_hash.startswith("scrypt:")
         assert authenticate(session, "sue", PASSWORD) is not None
 
@@ -57,6 +58,8 @@ def test_create_with_the_hidden_prompt_asks_twice(cli, runtime):
         (("create", "sue", "--role", "root", "--password-stdin"), PASSWORD + "\n", "root"),
         (("delete", "nobody"), None, "no user named"),
         (("unlock", "nobody"), None, "no user named"),
+        (("set-role", "nobody", "supervisor"), None, "no user named"),
+        (("set-role", "nobody", "root"), None, "root"),
     ],
 )
 def test_mistakes_exit_non_zero_and_say_why(cli, args, stdin, message):
@@ -72,7 +75,19 @@ def test_duplicate_list_and_delete(cli):
     assert again.exit_code != 0 and "already exists" in again.output
     cli("create", "ann", "--role", "admin", "--password-stdin", input=PASSWORD)
     listed = [line.split() for line in cli("list").output.splitlines()]
-    assert [(line[0], line[1]) for line in listed] == [("ann", "admin"), ("sue", "supervisor")]
+    assert [(line[0], line[1]) for line in listed] == [("ann", "admin"), ("sue", "analyst")]
     assert cli("delete", "sue").exit_code == 0
     assert [line.split()[0] for line in cli("list").output.splitlines()] == ["ann"]
     assert cli("unlock", "ann").exit_code == 0
+
+
+def test_set_role(cli, runtime):
+    cli("create", "sue", "--password-stdin", input=PASSWORD)
+    result = cli("set-role", "sue", "supervisor")
+    assert result.exit_code == 0, result.output
+    assert "sue is now supervisor" in result.output
+    listed = [line.split() for line in cli("list").output.splitlines()]
+    assert [(line[0], line[1]) for line in listed] == [("sue", "supervisor")]
+    assert cli("set-role", "sue", "analyst").exit_code == 0
+    with runtime.db.session() as session:
+        assert session.scalars(select(User.role)).one() == "analyst"
