@@ -6,14 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from aftercall.models import User
+from scoring.detractors import Contact
 from scoring.users import (
     LOCKOUT,
     MAX_FAILED_LOGINS,
     UserError,
     authenticate,
     create_user,
+    set_role,
+    signed_in_user,
     unlock_user,
 )
 
@@ -92,3 +96,33 @@ def test_unlock(runtime):
 def test_unknown_or_odd_usernames_just_fail(runtime, username):
     with runtime.db.session() as session:
         assert authenticate(session, username, PASSWORD, NOW) is None
+
+
+def test_new_users_are_analysts_unless_asked(runtime):
+    with runtime.db.session() as session:
+        create_user(session, "ann", PASSWORD)
+        create_user(session, "sue", PASSWORD, "supervisor")
+    with runtime.db.session() as session:
+        ann = authenticate(session, "ann", PASSWORD, NOW)
+        sue = authenticate(session, "sue", PASSWORD, NOW)
+    assert (ann.role, ann.contact) == ("analyst", Contact.MASKED)
+    assert (sue.role, sue.contact) == ("supervisor", Contact.FULL)
+
+
+def test_set_role_is_seen_by_the_signed_in_user_at_once(runtime):
+    with runtime.db.session() as session:
+        user_id = create_user(session, "sue", PASSWORD, "supervisor").id
+    with runtime.db.session() as session:
+        assert set_role(session, " sue ", "analyst")
+        assert not set_role(session, "nobody", "analyst")
+        with pytest.raises(UserError, match="role"):
+            set_role(session, "sue", "viewer")
+    with runtime.db.session() as session:
+        assert signed_in_user(session, user_id).contact is Contact.MASKED
+
+
+def test_the_database_refuses_a_role_that_does_not_exist(runtime):
+    with runtime.db.session() as session:
+        create_user(session, "sue", PASSWORD)
+    with pytest.raises(IntegrityError), runtime.db.session() as session:
+        session.scalars(select(User)).one().role = "root"

@@ -2,9 +2,9 @@
 
 Users get one of three roles, checked by the database: admin, supervisor (full phone
 numbers and recordings) and analyst (masked numbers, no recordings). Every user that
-exists keeps what they saw before: today's supervisors and admins stay so, and any other
-value (the old code never read it) becomes supervisor, the role that sees what every
-user saw until now.
+exists keeps what they saw before: supervisors and admins stay so, and any other value
+(only hand-written SQL could have made one) becomes supervisor, the role that sees what
+every user saw until now.
 
 API keys get scopes: intake, reports (masked numbers) or reports:full. Every existing
 key could do everything, so each gets `intake reports:full` and keeps working; operators
@@ -40,7 +40,8 @@ def _in(column: str, values: Sequence[str]) -> str:
 
 
 def upgrade() -> None:
-    op.execute("UPDATE users SET role = 'supervisor' WHERE role NOT IN ('admin', 'supervisor')")
+    # Analysts are here only after a downgrade and upgrade again: they stay analysts.
+    op.execute(f"UPDATE users SET role = 'supervisor' WHERE NOT ({_in('role', ROLES)})")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.create_check_constraint(op.f("ck_users_role"), _in("role", ROLES))
 
