@@ -1,4 +1,5 @@
-"""API keys: only a hash is stored, revoked keys stop working, the CLI shows a key once."""
+"""API keys: only a hash is stored, revoked keys stop working, the CLI shows a key once,
+each key holds the scopes it was given and no other."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from aftercall.models import ApiKey
 from dialer import apikeys
@@ -143,3 +145,78 @@ def test_cli_revoke_of_an_unknown_name_exits_1(cli):
     result = cli("apikey", "revoke", "nobody")
     assert result.exit_code == 1
     assert "no API key named 'nobody'" in result.output
+
+
+# -- scopes -----------------------------------------------------------------------------
+
+
+def test_a_key_holds_intake_unless_given_other_scopes(runtime):
+    with runtime.db.session() as session:
+        apikeys.create_key(session, "crm")
+        apikeys.create_key(session, "bi", ["reports"])
+        apikeys.create_key(session, "both", ["reports:full", "intake", "intake"])
+    assert [(row.name, row.scopes) for row in key_rows(runtime)] == [
+        ("bi", "reports"),
+        ("both", "intake reports:full"),
+        ("crm", "intake"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "message"),
+    [
+        ([], "at least one scope"),
+        (["admin"], "unknown scope 'admin'"),
+        (["reports", "reports:full"], "not both"),
+        (["intake", "reports:masked"], "unknown scope"),
+    ],
+)
+def test_bad_scopes_are_refused(runtime, scopes, message):
+    with runtime.db.session() as session, pytest.raises(apikeys.ApiKeyError, match=message):
+        apikeys.create_key(session, "crm", scopes)
+    assert key_rows(runtime) == []
+
+
+def test_set_scopes_replaces_them(runtime):
+    create(runtime)
+    with runtime.db.session() as session:
+        apikeys.set_scopes(session, "crm", ["reports"])
+        with pytest.raises(apikeys.ApiKeyError, match="no API key named"):
+            apikeys.set_scopes(session, "nobody", ["reports"])
+        with pytest.raises(apikeys.ApiKeyError, match="not both"):
+            apikeys.set_scopes(session, "crm", ["reports", "reports:full"])
+    assert key_rows(runtime)[0].scopes == "reports"
+
+
+def test_the_database_refuses_scopes_that_do_not_exist(runtime):
+    create(runtime)
+    with pytest.raises(IntegrityError), runtime.db.session() as session:
+        session.scalars(select(ApiKey)).one().scopes = "intake admin"
+
+
+def test_cli_create_with_scopes_list_and_set_scope(runtime, cli):
+    assert cli("apikey", "create", "crm").exit_code == 0
+    result = cli("apikey", "create", "bi", "--scope", "reports")
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split() for line in cli("apikey", "list").stdout.splitlines()}
+    assert lines["name"][2] == "scope"
+    assert (lines["crm"][2], lines["bi"][2]) == ("intake", "reports")
+    result = cli("apikey", "set-scope", "bi", "--scope", "reports:full", "--scope", "intake")
+    assert result.exit_code == 0, result.output
+    assert "intake reports:full" in result.output
+    assert key_rows(runtime)[0].scopes == "intake reports:full"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("create", "bi", "--scope", "admin"), "admin"),
+        (("create", "bi", "--scope", "reports", "--scope", "reports:full"), "not both"),
+        (("set-scope", "nobody", "--scope", "reports"), "no API key named"),
+        (("set-scope", "crm"), "--scope"),
+    ],
+)
+def test_cli_scope_mistakes_exit_non_zero_and_say_why(cli, args, message):
+    result = cli("apikey", *args)
+    assert result.exit_code != 0
+    assert message in result.output

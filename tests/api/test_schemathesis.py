@@ -30,7 +30,7 @@ schema = schemathesis.openapi.from_path(
 def live_api(runtime, app):
     runtime.settings = runtime.settings.with_overrides(redis_url="redis://127.0.0.1:1/0")
     with runtime.db.session() as session:
-        key = apikeys.create_key(session, "schemathesis")
+        key = apikeys.create_key(session, "schemathesis", ["intake", "reports:full"])
     server = BackgroundServer(app).start()
     yield server.base_url, {"Authorization": f"Bearer {key}"}
     server.stop()

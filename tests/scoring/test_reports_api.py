@@ -1,4 +1,9 @@
-"""The report API and `aftercall report`, with every response checked against the OpenAPI file."""
+"""The report API and `aftercall report`, with every response checked against the OpenAPI file.
+
+API keys' scopes: only `reports:full` keys get customers' numbers and recording links,
+`reports` keys get them masked (every body is searched for the seeded numbers), and a
+valid key without a report scope is refused with 403.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +17,34 @@ import pytest
 from click.testing import CliRunner
 
 from aftercall.cli import main
-from aftercall.models import RequestState
+from aftercall.models import Answer, RequestState
 from dialer import apikeys
 from tests.openapi import check_response, documented_paths
-from tests.scoring.test_report import START, add
+from tests.scoring.test_report import START, _version_id, add
+
+RECORDING = "https://api.twilio.test/RE"
+SCOPES = {
+    "intake": ["intake"],
+    "reports": ["reports"],
+    "full": ["reports:full"],
+    "everything": ["intake", "reports:full"],
+}
+
+
+def bearer(runtime, name: str, scopes: list[str]) -> dict[str, str]:
+    with runtime.db.session() as session:
+        return {"Authorization": f"Bearer {apikeys.create_key(session, name, scopes)}"}
 
 
 @pytest.fixture
 def auth(runtime):
-    with runtime.db.session() as session:
-        return {"Authorization": f"Bearer {apikeys.create_key(session, 'bi')}"}
+    return bearer(runtime, "bi", ["reports:full"])
+
+
+@pytest.fixture
+def keys(runtime) -> dict[str, dict[str, str]]:
+    """A key for each kind of holder, by the names of SCOPES."""
+    return {name: bearer(runtime, name, scopes) for name, scopes in SCOPES.items()}
 
 
 @pytest.fixture
@@ -33,10 +56,30 @@ def sample(runtime):
             ("bob", "north", 2, [3, 2]), ("carol", "south", 3, [8, 3]),
             ("carol", "south", 8, [0, 1]), ("alice", "north", 9, [6, 2]),
         ]  # fmt: skip
-        for i, (agent, team, days, (nps, csat)) in enumerate(rows):
+        requests = [
             add(session, i, agent=agent, team=team, ended=START + timedelta(days=days),
-                answers=[("nps", "nps", nps), ("csat", "csat", csat)])  # fmt: skip
+                answers=[("nps", "nps", nps), ("csat", "csat", csat)])
+            for i, (agent, team, days, (nps, csat)) in enumerate(rows)
+        ]  # fmt: skip
         add(session, 99, agent="bob", team="north", ended=START, state=RequestState.NO_ANSWER)
+        # Detractors' recorded comments (requests 2 and 4): one reads out a number.
+        version_id = _version_id(session)
+        for index, transcript in [(2, "call me on 415 555 0199"), (4, "too slow")]:
+            session.add(
+                Answer(request_id=requests[index].id, attempt_id=requests[index].attempts[0].id,
+                       survey_version_id=version_id, question_key="improve", kind="comment",
+                       transcript=transcript, recording_url=f"{RECORDING}{index}.mp3")
+            )  # fmt: skip
+
+
+def sample_phones() -> list[str]:
+    """Every seeded number (add() numbers request i +1415555000i) in the forms it could
+    take in a body: E.164, without +, national, local."""
+    forms = []
+    for index in [*range(6), 99]:
+        e164 = f"+1415555{index:04d}"
+        forms += [e164, e164[1:], e164[2:], e164[-7:], f"555-{e164[-4:]}", f"555 {e164[-4:]}"]
+    return forms
 
 
 def get(client, auth, path):
@@ -136,7 +179,8 @@ def test_every_api_route_is_documented(app):
     assert routes <= documented, routes - documented
 
 
-def test_intake_responses_match_the_spec(client, auth, runtime):
+def test_intake_responses_match_the_spec(client, keys, runtime):
+    auth = keys["intake"]
     runtime.settings = runtime.settings.with_overrides(redis_url="redis://127.0.0.1:1/0")
     call = {
         "phone": "+14155550123",
@@ -212,6 +256,104 @@ def test_each_api_key_is_rate_limited(client, auth, runtime, redis_url):
     assert limited.get_json()["error"]["code"] == "rate_limited"
     assert 0 < int(limited.headers["Retry-After"]) <= 60
     # Another key has its own allowance.
-    with runtime.db.session() as session:
-        other = {"Authorization": f"Bearer {apikeys.create_key(session, 'other')}"}
+    other = bearer(runtime, "other", ["reports"])
     assert client.get("/api/v1/reports/scores", headers=other).status_code == 200
+
+
+# -- scopes ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("sample")
+def test_a_reports_key_never_receives_a_number_or_a_recording(client, keys):
+    bodies = []
+    for query in ["", "?limit=500", "?team=north", "?limit=1&offset=2", "?contact=full"]:
+        response = client.get(f"/api/v1/reports/detractors{query}", headers=keys["reports"])
+        if query == "?contact=full":  # asking for more is an unknown parameter, not a way in
+            assert response.status_code == 400
+            continue
+        check_response("/api/v1/reports/detractors", "GET", 200, response.get_json())
+        assert response.get_json()["contact"] == "masked"
+        bodies.append(response.get_data(as_text=True))
+    for path in [
+        "/api/v1/reports/scores?by=agent,team",
+        "/api/v1/reports/scores?compare=team&by=agent",
+    ]:
+        bodies.append(client.get(path, headers=keys["reports"]).get_data(as_text=True))
+    text = "".join(bodies)
+    assert [form for form in sample_phones() if form in text] == []
+    assert "twilio" not in text and "0199" not in text
+    entries = client.get("/api/v1/reports/detractors", headers=keys["reports"]).get_json()
+    phones = [entry["phone"] for entry in entries["detractors"]]
+    assert phones and all(phone.startswith("+1 415 ••• ••") for phone in phones)
+    comments = {entry["comment"] for entry in entries["detractors"]}
+    assert "call me on ••• ••• ••••" in comments and "too slow" in comments
+
+
+@pytest.mark.usefixtures("sample")
+@pytest.mark.parametrize("key", ["full", "everything"])
+def test_a_reports_full_key_gets_numbers_and_recordings(client, keys, key):
+    status, body = get(client, keys[key], "/api/v1/reports/detractors?limit=500")
+    assert status == 200 and body["contact"] == "full"
+    by_id = {entry["request_id"]: entry for entry in body["detractors"]}
+    assert all(entry["phone"].startswith("+1415555") for entry in by_id.values())
+    recordings = {entry["recording_url"] for entry in by_id.values()} - {None}
+    assert recordings == {f"{RECORDING}2.mp3", f"{RECORDING}4.mp3"}
+    assert "call me on 415 555 0199" in {entry["comment"] for entry in by_id.values()}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/reports/scores", "/api/v1/reports/detractors"])
+def test_an_intake_key_cannot_read_reports(client, keys, path):
+    status, body = get(client, keys["intake"], path)
+    assert status == 403
+    assert body["error"]["code"] == "forbidden"
+    assert "reports" in body["error"]["message"]
+    challenge = client.get(path, headers=keys["intake"]).headers["WWW-Authenticate"]
+    assert 'error="insufficient_scope"' in challenge
+
+
+def test_a_reports_key_cannot_send_or_read_survey_requests(client, keys, runtime):
+    runtime.settings = runtime.settings.with_overrides(redis_url="redis://127.0.0.1:1/0")
+    call = {"phone": "+14155550123", "source_call_id": "crm-1", "ended_at": "2026-11-23T10:00:00Z"}
+    for name in ("reports", "full"):
+        response = client.post("/api/v1/survey-requests", json=call, headers=keys[name])
+        check_response("/api/v1/survey-requests", "POST", 403, response.get_json())
+        assert response.status_code == 403
+    accepted = client.post("/api/v1/survey-requests", json=call, headers=keys["intake"])
+    assert accepted.status_code == 201
+    path = f"/api/v1/survey-requests/{accepted.get_json()['request_id']}"
+    for name in ("reports", "full"):
+        response = client.get(path, headers=keys[name])
+        check_response(path, "GET", 403, response.get_json())
+        assert "5550123" not in response.get_data(as_text=True)
+    assert client.get(path, headers=keys["intake"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer ac_not-a-key", "Bearer ", "Basic dXNlcjpwYXNz", "ac_no-scheme"],
+)
+def test_a_bad_key_is_401_before_any_scope_is_looked_at(client, header):
+    for path in ["/api/v1/reports/detractors", "/api/v1/survey-requests/1"]:
+        response = client.get(path, headers={"Authorization": header})
+        assert response.status_code == 401
+        check_response(path, "GET", 401, response.get_json())
+
+
+@pytest.mark.usefixtures("sample")
+def test_a_new_scope_applies_from_the_next_request(client, keys, runtime):
+    def contact() -> str | int:
+        response = client.get("/api/v1/reports/detractors", headers=keys["reports"])
+        return (
+            response.get_json()["contact"] if response.status_code == 200 else response.status_code
+        )
+
+    assert contact() == "masked"
+    with runtime.db.session() as session:
+        apikeys.set_scopes(session, "reports", ["reports:full"])
+    assert contact() == "full"
+    with runtime.db.session() as session:
+        apikeys.set_scopes(session, "reports", ["intake"])
+    assert contact() == 403
+    with runtime.db.session() as session:
+        apikeys.revoke_key(session, "reports")
+    assert contact() == 401
