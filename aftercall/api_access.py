@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 # A key needs one of these scopes to use the blueprint's routes.
 BLUEPRINT_SCOPES = {
-    "api": (apikeys.INTAKE,),  # dialer.api: intake, and the survey requests it made
+    "api": (apikeys.INTAKE,),  # dialer.api: sending calls, looking up survey requests
     "reports": (apikeys.REPORTS, apikeys.REPORTS_FULL),  # scoring.api
 }
 _ERROR_CODES = {

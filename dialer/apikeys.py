@@ -60,6 +60,8 @@ def hash_key(plaintext: str) -> str:
 def scopes_text(scopes: Iterable[str]) -> str:
     """Scopes as stored (`intake reports`); ApiKeyError for an unknown scope, none at all,
     or `reports` together with `reports:full`."""
+    if isinstance(scopes, str):  # "intake reports", as stored, rather than its letters
+        scopes = scopes.split()
     chosen = {scope.strip() for scope in scopes}
     unknown = sorted(chosen - set(SCOPES))
     if unknown:
