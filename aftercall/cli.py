@@ -65,6 +65,26 @@ def db_upgrade(ctx: _Context, revision: str) -> None:
                 click.echo(f"report rollup rebuilt in {zone.key}")
 
 
+@db.command("rebuild-rollup")
+@pass_context
+def db_rebuild_rollup(ctx: _Context) -> None:
+    """Rebuild the daily report rollup from the requests and answers (PostgreSQL).
+
+    Needed only after tables were changed behind the triggers' back (TRUNCATE, a
+    restore of one table); writers wait while it runs.
+    """
+    from zoneinfo import ZoneInfo
+
+    from aftercall.db import one_off_session
+    from scoring import rollup
+
+    with one_off_session(ctx.settings.database_url) as session:
+        rollup.switch_off(session)
+        if not rollup.switch_on(session, ZoneInfo(ctx.settings.report_time_zone)):
+            raise click.ClickException("the report rollup exists on PostgreSQL only")
+    click.echo(f"report rollup rebuilt in {ctx.settings.report_time_zone}")
+
+
 @db.command("current")
 @pass_context
 def db_current(ctx: _Context) -> None:

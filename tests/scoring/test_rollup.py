@@ -248,3 +248,31 @@ def test_migration_round_trip_on_postgresql(pg):
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA roundtrip CASCADE"))
         engine.dispose()
+
+
+def test_rebuild_command_recovers_from_changes_behind_the_triggers_back(pg, monkeypatch):
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from aftercall.cli import main
+
+    random_history(pg, random.Random(13), size=20)
+    with pg.db.session() as session:  # a restore, say: triggers do not see TRUNCATE
+        session.execute(text("TRUNCATE report_daily, report_daily_delta"))
+    monkeypatch.setenv("DATABASE_URL", pg.settings.database_url)
+    result = CliRunner().invoke(main, ["db", "rebuild-rollup"])
+    assert result.exit_code == 0, result.output
+    assert_same(pg, UTC_ZONE, monkeypatch)
+
+
+def test_rebuild_command_on_sqlite_says_there_is_no_rollup(runtime, monkeypatch):
+    from click.testing import CliRunner
+
+    from aftercall.cli import main
+
+    if runtime.db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's answer")
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+    result = CliRunner().invoke(main, ["db", "rebuild-rollup"])
+    assert result.exit_code == 1
+    assert "PostgreSQL only" in result.output
