@@ -45,9 +45,44 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 @pass_context
 def db_upgrade(ctx: _Context, revision: str) -> None:
-    """Bring the database schema up to date (safe to run on every release)."""
-    migrate.upgrade(ctx.settings.database_url, revision)
-    click.echo(f"database at revision {migrate.current_revision(ctx.settings.database_url)}")
+    """Bring the database schema up to date (safe to run on every release).
+
+    On PostgreSQL it also keeps the daily report rollup in REPORT_TIME_ZONE, rebuilding
+    it (once) when that setting changed.
+    """
+    from zoneinfo import ZoneInfo
+
+    from aftercall.db import one_off_session
+    from scoring import rollup
+
+    url = ctx.settings.database_url
+    migrate.upgrade(url, revision)
+    click.echo(f"database at revision {migrate.current_revision(url)}")
+    if revision == "head":
+        zone = ZoneInfo(ctx.settings.report_time_zone)
+        with one_off_session(url) as session:
+            if rollup.switch_on(session, zone):
+                click.echo(f"report rollup rebuilt in {zone.key}")
+
+
+@db.command("rebuild-rollup")
+@pass_context
+def db_rebuild_rollup(ctx: _Context) -> None:
+    """Rebuild the daily report rollup from the requests and answers (PostgreSQL).
+
+    Needed only after tables were changed behind the triggers' back (TRUNCATE, a
+    restore of one table); writers wait while it runs.
+    """
+    from zoneinfo import ZoneInfo
+
+    from aftercall.db import one_off_session
+    from scoring import rollup
+
+    with one_off_session(ctx.settings.database_url) as session:
+        rollup.switch_off(session)
+        if not rollup.switch_on(session, ZoneInfo(ctx.settings.report_time_zone)):
+            raise click.ClickException("the report rollup exists on PostgreSQL only")
+    click.echo(f"report rollup rebuilt in {ctx.settings.report_time_zone}")
 
 
 @db.command("current")

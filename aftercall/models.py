@@ -15,12 +15,15 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Column,
+    Date,
     Enum,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     event,
@@ -320,6 +323,61 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
+
+
+# -- the report rollup ----------------------------------------------------------------
+# Daily figures per agent/queue/team/survey/language in the report time zone, so that a
+# report over months reads thousands of rows instead of millions. PostgreSQL keeps them
+# current with triggers on survey_requests and answers (migration 0005); scoring.rollup
+# reads, compacts and rebuilds them. SQLite has the tables but never fills them: reports
+# there always aggregate the answers and requests themselves.
+
+NPS_COUNTERS = tuple(f"nps_{value}" for value in range(0, 11))
+CSAT_COUNTERS = tuple(f"csat_{value}" for value in range(1, 6))
+CES_COUNTERS = tuple(f"ces_{value}" for value in range(1, 8))
+FUNNEL_COUNTERS = ("received", "placed", "calls_placed", "answered", "reached", "completed",
+                   "partial", "opted_out", "attempts_for_completed")  # fmt: skip
+# One column per dialer.rules.Suppression value (a test keeps the two lists equal).
+SUPPRESSION_REASONS = ("not_sampled", "opted_out", "surveyed_recently", "survey_under_way",
+                       "call_cap_reached", "no_calling_window", "validity_expired")  # fmt: skip
+SUPPRESSION_COUNTERS = tuple(f"suppressed_{reason}" for reason in SUPPRESSION_REASONS)
+ROLLUP_COUNTERS = (*NPS_COUNTERS, *CSAT_COUNTERS, *CES_COUNTERS, *FUNNEL_COUNTERS,
+                   *SUPPRESSION_COUNTERS)  # fmt: skip
+ROLLUP_KEYS = ("day", "agent", "queue", "team", "survey_name", "language")
+
+
+def _rollup_table(name: str, *extra: Any) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column("day", Date, nullable=False),
+        Column("agent", String(200)),
+        Column("queue", String(200)),
+        Column("team", String(200)),
+        Column("survey_name", String(100)),
+        Column("language", String(16)),
+        *(Column(name, Integer, nullable=False, server_default="0") for name in ROLLUP_COUNTERS),
+        *extra,
+    )
+
+
+# Compacted rows: several rows may share a key; readers sum them.
+report_daily = _rollup_table("report_daily", Index("ix_report_daily_day", "day"))
+# What the triggers append as requests and answers change (+1 for the new row, -1 for
+# the old), folded into report_daily by scoring.rollup.compact every minute. Append-only,
+# so concurrent writers never wait for each other on a shared counter row.
+report_daily_delta = _rollup_table("report_daily_delta")
+
+
+class ReportRollup(Base):
+    """The rollup's one setting: the time zone its days are in (empty: rollup off)."""
+
+    __tablename__ = "report_rollup"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    rebuilt_at: Mapped[datetime | None]
 
 
 REPORT_FIELDS = ("call_ended_at", "agent", "queue", "team", "survey_name", "language")

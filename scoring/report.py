@@ -12,7 +12,7 @@ of day / week / month in the contact center's time zone (scoring.buckets).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,9 +23,20 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 
 from aftercall.db import UTCDateTime
-from aftercall.models import Answer, RequestState, SurveyRequest
+from aftercall.models import (
+    CES_COUNTERS,
+    CSAT_COUNTERS,
+    FUNNEL_COUNTERS,
+    NPS_COUNTERS,
+    ROLLUP_COUNTERS,
+    SUPPRESSION_COUNTERS,
+    Answer,
+    RequestState,
+    SurveyRequest,
+)
 from dialer.rules import Suppression
 from scoring import nps as score
+from scoring import rollup
 from scoring.buckets import UNITS, buckets
 
 DIMENSIONS = {
@@ -250,6 +261,13 @@ def report(session: Session, query: ReportQuery) -> list[ReportRow]:
         "csat": "csat_distribution",
         "ces": "ces_distribution",
     }
+    if plan.from_rollup:
+        width = len(names)
+        for record in session.execute(plan.rollup_statement()):
+            key = tuple(record[:width])
+            rows[key] = _row_from_rollup(dict(zip(names, key, strict=True)), record[width:])
+        return [rows[key] for key in sorted(rows, key=_sort_key)]
+
     for record in session.execute(plan.answers_statement()):
         key = tuple(record[: len(names)])
         kind, value, count = record[len(names) :]
@@ -266,6 +284,37 @@ def report(session: Session, query: ReportQuery) -> list[ReportRow]:
         row.suppressed = dict(zip(SUPPRESSION_REASONS, suppressed, strict=True))
 
     return [rows[key] for key in sorted(rows, key=_sort_key)]
+
+
+def _row_from_rollup(group: dict[str, str | None], sums: Sequence[int]) -> ReportRow:
+    """A group's row from its summed rollup counters (in ROLLUP_COUNTERS order)."""
+    cut = _ROLLUP_SLICES
+    return ReportRow(
+        group=group,
+        nps_distribution=dict(zip(NPS_SCALE, sums[cut["nps"]], strict=True)),
+        csat_distribution=dict(zip(CSAT_SCALE, sums[cut["csat"]], strict=True)),
+        ces_distribution=dict(zip(CES_SCALE, sums[cut["ces"]], strict=True)),
+        suppressed=dict(zip(SUPPRESSION_REASONS, sums[cut["suppressed"]], strict=True)),
+        **dict(zip(FUNNEL_COUNTERS, sums[cut["funnel"]], strict=True)),
+    )
+
+
+def _slices(**lengths: int) -> dict[str, slice]:
+    slices, start = {}, 0
+    for name, length in lengths.items():
+        slices[name], start = slice(start, start + length), start + length
+    return slices
+
+
+_ROLLUP_SLICES = _slices(
+    nps=len(NPS_COUNTERS),
+    csat=len(CSAT_COUNTERS),
+    ces=len(CES_COUNTERS),
+    funnel=len(FUNNEL_COUNTERS),
+    suppressed=len(SUPPRESSION_COUNTERS),
+)
+assert (*NPS_COUNTERS, *CSAT_COUNTERS, *CES_COUNTERS, *FUNNEL_COUNTERS,
+                           *SUPPRESSION_COUNTERS) == ROLLUP_COUNTERS  # fmt: skip
 
 
 def _sort_key(key: tuple) -> tuple:
@@ -332,8 +381,25 @@ class _Plan:
         self.dims = _dimensions(query)
         self.postgres = session.get_bind().dialect.name == "postgresql"
         unit = query.time_unit
+        self.from_rollup = self.postgres and rollup.covers(
+            session, query.time_zone, query.since, query.until, query.by, self._filters()
+        )
         self.bucket_table = (
             _bucket_table(session, query, unit) if unit and not self.postgres else None
+        )
+
+    def _filters(self) -> dict[str, str]:
+        names = ("survey", "queue", "team", "agent", "language")
+        return {n: getattr(self.query, n) for n in names if getattr(self.query, n) is not None}
+
+    def rollup_statement(self) -> Select:
+        """The same figures from the daily rollup (when `from_rollup`)."""
+        return rollup.figures_statement(
+            self.query.time_zone,
+            self.query.since,
+            self.query.until,
+            tuple(d.name for d in self.dims),
+            self._filters(),
         )
 
     def _expression(self, dim: _Dimension, source: _Source) -> ColumnElement:

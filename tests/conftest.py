@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -21,10 +22,18 @@ from twilio.request_validator import RequestValidator
 from aftercall import migrate
 from aftercall.config import Settings
 from aftercall.db import Database
-from aftercall.models import Base, CallAttempt, RequestState, SurveyRequest
+from aftercall.models import (
+    Base,
+    CallAttempt,
+    RequestState,
+    SurveyRequest,
+    report_daily,
+    report_daily_delta,
+)
 from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog
 from aftercall.web import create_app
+from scoring import rollup
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token"
@@ -74,6 +83,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         url = _postgres_url()
         _reset_postgres(url)
     migrate.upgrade(url)
+    if request.param == "postgresql":
+        # Reports in UTC then read the daily rollup, as production's would in its zone.
+        db = Database(url)
+        with db.session() as session:
+            rollup.switch_on(session, ZoneInfo("UTC"))
+        db.dispose()
     return url
 
 
@@ -93,17 +108,23 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def runtime(settings: Settings) -> Iterator[Runtime]:
     db = Database(settings.database_url)
-    _empty_tables(db)
+    empty_tables(db)
     yield Runtime(
         settings=settings, db=db, catalog=SurveyCatalog.from_directory(settings.surveys_dir)
     )
     db.dispose()
 
 
-def _empty_tables(db: Database) -> None:
+def empty_tables(db: Database) -> None:
+    # The rollup last (deleting requests appends their negative figures to it), and its
+    # setting kept: it is configuration, not data.
+    rollup_tables = {"report_daily", "report_daily_delta", "report_rollup"}
     with db.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
+            if table.name not in rollup_tables:
+                connection.execute(table.delete())
+        connection.execute(report_daily_delta.delete())
+        connection.execute(report_daily.delete())
 
 
 @pytest.fixture

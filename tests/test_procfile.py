@@ -122,7 +122,7 @@ def test_phonesim_command_serves_the_twilio_api(tmp_path):
         sim.wait(timeout=10)
 
 
-def test_cron_process_queues_reconciliation(tmp_path):
+def test_cron_process_queues_reconciliation_and_rollup_compaction(tmp_path):
     from redis import Redis
     from rq import Queue
 
@@ -136,7 +136,8 @@ def test_cron_process_queues_reconciliation(tmp_path):
     queue = Queue("calls", connection=Redis.from_url(url))
     try:
         deadline = time.monotonic() + 20
-        while not any(job.func_name == "dialer.jobs.reconcile" for job in queue.jobs):
+        wanted = {"dialer.jobs.reconcile", "scoring.jobs.compact_rollup"}
+        while not wanted <= {job.func_name for job in queue.jobs}:
             if cron.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"cron queued nothing: {cron.stderr.read().decode()[-2000:]}")
             time.sleep(0.2)

@@ -10,17 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aftercall.models import Answer, Base, CallAttempt, RequestState, SurveyRequest
+from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
 from scoring.report import ReportError, ReportQuery, report, totals
+from tests.conftest import empty_tables
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 AGENTS = ("alice", "bob", "carol")
 
 
 def empty(runtime) -> None:
-    with runtime.db.engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
+    empty_tables(runtime.db)
 
 
 def add(session, index, *, agent="alice", team="north", ended=START, state=RequestState.COMPLETED,

@@ -1,0 +1,14 @@
+"""Every periodic job, for `rq cron aftercall.cron` (the Procfile's cron process).
+
+rq's cron scheduler takes one configuration module; this is it. Each part of aftercall
+registers its own jobs in its own module, imported here.
+"""
+
+from rq import cron
+
+import dialer.cron  # noqa: F401  (reconciliation, every minute)
+from aftercall.runtime import CALL_QUEUE
+from scoring.jobs import compact_rollup
+
+# The triggers' deltas, folded into the daily rollup: reports read fewer rows.
+cron.register(compact_rollup, queue_name=CALL_QUEUE, interval=60)

@@ -1,0 +1,12 @@
+"""The rq jobs of scoring/: build the worker's Runtime, call the domain, return a note."""
+
+from __future__ import annotations
+
+from aftercall.runtime import worker_runtime
+from scoring import rollup
+
+
+def compact_rollup() -> int:
+    """Fold the report rollup's pending deltas (a no-op where there is no rollup)."""
+    with worker_runtime().db.session() as session:
+        return rollup.compact(session)

@@ -1,0 +1,278 @@
+"""The daily rollup gives exactly the figures of the full aggregation, whatever happened.
+
+Random histories of requests and answers (inserted, moved through states, deleted,
+anonymised), then the same reports read from the rollup and from the raw tables, before
+and after compaction and after a rebuild in another time zone. PostgreSQL only: SQLite
+has no rollup.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import delete, func, select, update
+
+from aftercall.models import (
+    CES_COUNTERS,
+    CSAT_COUNTERS,
+    FUNNEL_COUNTERS,
+    NPS_COUNTERS,
+    ROLLUP_COUNTERS,
+    SUPPRESSION_COUNTERS,
+    SUPPRESSION_REASONS,
+    Answer,
+    CallAttempt,
+    RequestState,
+    SurveyRequest,
+    report_daily,
+    report_daily_delta,
+)
+from dialer.rules import Suppression
+from scoring import rollup
+from scoring.report import ReportQuery, _Plan, report
+from tests.scoring.test_report import add
+
+UTC_ZONE, NEW_YORK = ZoneInfo("UTC"), ZoneInfo("America/New_York")
+START = datetime(2026, 10, 28, tzinfo=UTC)  # the US leaves summer time on 1 November
+STATES = list(RequestState)
+
+
+@pytest.fixture
+def pg(runtime):
+    if runtime.db.engine.dialect.name != "postgresql":
+        pytest.skip("the rollup exists on PostgreSQL only")
+    yield runtime
+    with runtime.db.session() as session:  # leave it as the other tests expect it
+        rollup.switch_on(session, UTC_ZONE)
+
+
+def midnight(day: int, zone: ZoneInfo) -> datetime:
+    return datetime.combine((START + timedelta(days=day)).date(), datetime.min.time(), zone)
+
+
+def queries(zone: ZoneInfo) -> list[ReportQuery]:
+    since, until = midnight(1, zone), midnight(6, zone)
+    return [
+        ReportQuery(time_zone=zone),
+        ReportQuery(by=("agent",), time_zone=zone),
+        ReportQuery(by=("agent", "day"), since=since, until=until, time_zone=zone),
+        ReportQuery(by=("team", "week"), time_zone=zone, queue="billing"),
+        ReportQuery(by=("survey", "language", "month"), since=since, time_zone=zone),
+        ReportQuery(by=("queue",), until=until, agent="bob", time_zone=zone),
+    ]
+
+
+def figures(session, query: ReportQuery, *, raw: bool, monkeypatch) -> list[dict]:
+    with monkeypatch.context() as patch:
+        if raw:
+            patch.setattr(rollup, "covers", lambda *args: False)
+        assert _Plan(session, query).from_rollup is not raw, query
+        return [row.to_json() for row in report(session, query)]
+
+
+def assert_same(runtime, zone, monkeypatch) -> None:
+    with runtime.db.session() as session:
+        for query in queries(zone):
+            assert figures(session, query, raw=False, monkeypatch=monkeypatch) == figures(
+                session, query, raw=True, monkeypatch=monkeypatch
+            ), query
+
+
+def random_history(runtime, rng: random.Random, size: int) -> None:
+    with runtime.db.session() as session:
+        first = session.scalar(select(func.coalesce(func.max(SurveyRequest.id), 0))) + 1
+        for i in range(first, first + size):
+            answers = []
+            for key, kind, scale in (("nps", "nps", 10), ("csat", "csat", 5), ("ces", "ces", 7)):
+                if rng.random() < 0.7:
+                    # Values off the scale too: the database stores them, reports skip them.
+                    answers.append((key, kind, rng.randint(-1, scale + 1)))
+            request = add(
+                session, i, agent=rng.choice(["alice", "bob", None]),
+                team=rng.choice(["north", "south"]),
+                ended=START + timedelta(minutes=rng.randrange(8 * 24 * 60)),
+                state=rng.choice(STATES), attempts=rng.randint(1 if answers else 0, 3), answers=answers,
+                reason=rng.choice([None, *SUPPRESSION_REASONS]),
+            )  # fmt: skip
+            request.queue = rng.choice(["billing", None])
+            request.language = rng.choice(["en", "es"])
+    with runtime.db.session() as session:  # the dialer and the call flow move them on
+        ids = session.scalars(select(SurveyRequest.id)).all()
+        for request_id in rng.sample(ids, len(ids) // 2):
+            request = session.get(SurveyRequest, request_id)
+            request.state = rng.choice(STATES)
+            request.calls_placed += rng.randint(0, 2)
+        session.execute(  # one set-based update of many rows
+            update(SurveyRequest)
+            .where(SurveyRequest.state == RequestState.NO_ANSWER)
+            .values(state=RequestState.EXPIRED, suppression_reason="validity_expired")
+        )
+        session.execute(update(SurveyRequest).values(phone="+10000000000"))  # anonymised
+        for answer in session.scalars(select(Answer).where(Answer.kind == "csat")).all()[::3]:
+            answer.value = rng.randint(1, 5)
+    with runtime.db.session() as session:
+        doomed = rng.sample(ids, len(ids) // 10)
+        for table in (Answer, CallAttempt):
+            session.execute(delete(table).where(table.request_id.in_(doomed)))
+        session.execute(delete(SurveyRequest).where(SurveyRequest.id.in_(doomed)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rollup_equals_the_full_aggregation(pg, monkeypatch, seed):
+    random_history(pg, random.Random(seed), size=60)
+    with pg.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(report_daily_delta)) > 0
+    assert_same(pg, UTC_ZONE, monkeypatch)  # report_daily empty, deltas only
+
+    with pg.db.session() as session:
+        assert rollup.compact(session) > 0
+    with pg.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(report_daily_delta)) == 0
+    assert_same(pg, UTC_ZONE, monkeypatch)  # compacted
+
+    random_history(pg, random.Random(seed + 100), size=20)  # more changes on top
+    assert_same(pg, UTC_ZONE, monkeypatch)
+    with pg.db.session() as session:
+        rollup.compact(session)
+        rollup.compact(session)  # nothing left to fold: a no-op
+    assert_same(pg, UTC_ZONE, monkeypatch)
+
+
+def test_compaction_keeps_one_row_per_key_and_day(pg, monkeypatch):
+    random_history(pg, random.Random(9), size=80)
+    with pg.db.session() as session:
+        rollup.compact(session)
+        random_history(pg, random.Random(10), size=10)
+        rollup.compact(session)
+    with pg.db.session() as session:
+        keys = [report_daily.c[name] for name in ("day", "agent", "queue", "team", "survey_name",
+                                                   "language")]  # fmt: skip
+        duplicated = session.execute(select(*keys).group_by(*keys).having(func.count() > 1)).all()
+    assert duplicated == []
+
+
+def test_switching_time_zone_rebuilds_and_reports_follow(pg, monkeypatch):
+    random_history(pg, random.Random(3), size=60)
+    with pg.db.session() as session:
+        assert rollup.switch_on(session, NEW_YORK) is True
+        assert rollup.switch_on(session, NEW_YORK) is False  # already built
+    assert_same(pg, NEW_YORK, monkeypatch)
+    random_history(pg, random.Random(4), size=20)  # triggers now file New York days
+    assert_same(pg, NEW_YORK, monkeypatch)
+    with pg.db.session() as session:
+        # Reports in another zone cannot use New York's days: they aggregate directly.
+        assert not _Plan(session, ReportQuery(by=("day",), time_zone=UTC_ZONE)).from_rollup
+
+
+def test_reports_it_cannot_answer_exactly_go_to_the_tables(pg):
+    with pg.db.session() as session:
+        ok = ReportQuery(by=("agent",), since=midnight(1, UTC_ZONE), until=midnight(2, UTC_ZONE))
+        assert _Plan(session, ok).from_rollup
+        for query in (
+            ReportQuery(since=midnight(1, UTC_ZONE) + timedelta(hours=1)),  # not a day edge
+            ReportQuery(by=("meta:product",)),  # metadata is not rolled up
+            ReportQuery(time_zone=NEW_YORK),  # not the rollup's zone
+        ):
+            assert not _Plan(session, query).from_rollup, query
+        rollup.switch_off(session)
+        assert not _Plan(session, ok).from_rollup
+
+
+def test_switched_off_rollup_is_not_kept(pg):
+    with pg.db.session() as session:
+        rollup.switch_off(session)
+    random_history(pg, random.Random(5), size=10)
+    with pg.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(report_daily_delta)) == 0
+        assert rollup.compact(session) == 0
+
+
+def test_rollup_columns_cover_every_suppression_reason():
+    # A new reason needs a new rollup column (and a migration) before it can be reported.
+    assert tuple(reason.value for reason in Suppression) == SUPPRESSION_REASONS
+    # scoring.report reads the summed counters by position, in this order.
+    assert (*NPS_COUNTERS, *CSAT_COUNTERS, *CES_COUNTERS, *FUNNEL_COUNTERS,
+                               *SUPPRESSION_COUNTERS) == ROLLUP_COUNTERS  # fmt: skip
+
+
+def test_the_cron_job_compacts(pg, monkeypatch):
+    from aftercall.runtime import use_worker_runtime
+    from scoring.jobs import compact_rollup
+
+    random_history(pg, random.Random(11), size=10)
+    use_worker_runtime(pg)
+    try:
+        assert compact_rollup() > 0
+        assert compact_rollup() == 0
+    finally:
+        use_worker_runtime(None)
+    assert_same(pg, UTC_ZONE, monkeypatch)
+
+
+def test_db_upgrade_switches_the_rollup_to_the_report_time_zone(pg, monkeypatch):
+    from click.testing import CliRunner
+
+    from aftercall.cli import main
+
+    random_history(pg, random.Random(12), size=20)
+    monkeypatch.setenv("DATABASE_URL", pg.settings.database_url)
+    monkeypatch.setenv("REPORT_TIME_ZONE", "America/New_York")
+    first = CliRunner().invoke(main, ["db", "upgrade"])
+    assert first.exit_code == 0, first.output
+    assert "report rollup rebuilt in America/New_York" in first.output
+    again = CliRunner().invoke(main, ["db", "upgrade"])
+    assert "rollup" not in again.output  # already in that zone: nothing to do
+    assert_same(pg, NEW_YORK, monkeypatch)
+
+
+def test_migration_round_trip_on_postgresql(pg):
+    from sqlalchemy import create_engine, inspect, text
+
+    from aftercall import migrate
+
+    engine = create_engine(pg.settings.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS roundtrip CASCADE"))
+        connection.execute(text("CREATE SCHEMA roundtrip"))
+    url = pg.settings.database_url + "?options=-csearch_path%3Droundtrip"
+    try:
+        migrate.upgrade(url)
+        migrate.downgrade(url, "0004")
+        assert "report_daily" not in inspect(engine).get_table_names(schema="roundtrip")
+        migrate.upgrade(url)
+        assert "report_daily" in inspect(engine).get_table_names(schema="roundtrip")
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA roundtrip CASCADE"))
+        engine.dispose()
+
+
+def test_rebuild_command_recovers_from_changes_behind_the_triggers_back(pg, monkeypatch):
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from aftercall.cli import main
+
+    random_history(pg, random.Random(13), size=20)
+    with pg.db.session() as session:  # a restore, say: triggers do not see TRUNCATE
+        session.execute(text("TRUNCATE report_daily, report_daily_delta"))
+    monkeypatch.setenv("DATABASE_URL", pg.settings.database_url)
+    result = CliRunner().invoke(main, ["db", "rebuild-rollup"])
+    assert result.exit_code == 0, result.output
+    assert_same(pg, UTC_ZONE, monkeypatch)
+
+
+def test_rebuild_command_on_sqlite_says_there_is_no_rollup(runtime, monkeypatch):
+    from click.testing import CliRunner
+
+    from aftercall.cli import main
+
+    if runtime.db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's answer")
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+    result = CliRunner().invoke(main, ["db", "rebuild-rollup"])
+    assert result.exit_code == 1
+    assert "PostgreSQL only" in result.output
