@@ -14,9 +14,9 @@ with.
 Downgrading drops the scopes (the old code lets every key do everything) and the role
 check; analysts stay analysts, which the old code shows everything to.
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-24 09:00:00.000000
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-23 14:00:00.000000
 """
 
 from collections.abc import Sequence
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
