@@ -8,7 +8,9 @@ from rq import cron
 
 import dialer.cron  # noqa: F401  (reconciliation, every minute)
 from aftercall.runtime import CALL_QUEUE
-from scoring.jobs import compact_rollup
+from scoring.jobs import compact_rollup, tidy_rollup
 
 # The triggers' deltas, folded into the daily rollup: reports read fewer rows.
 cron.register(compact_rollup, queue_name=CALL_QUEUE, interval=60)
+# Once a day, at a quiet hour (UTC): the rollup's rows back in day order.
+cron.register(tidy_rollup, queue_name=CALL_QUEUE, cron="17 4 * * *")

@@ -10,3 +10,9 @@ def compact_rollup() -> int:
     """Fold the report rollup's pending deltas (a no-op where there is no rollup)."""
     with worker_runtime().db.session() as session:
         return rollup.compact(session)
+
+
+def tidy_rollup() -> bool:
+    """Put the report rollup's rows back in day order (a no-op without a rollup)."""
+    with worker_runtime().db.session() as session:
+        return rollup.tidy(session)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, column, func, select, values
+from sqlalchemy import String, and_, case, column, func, literal, select, union, values
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -500,6 +500,33 @@ def filtered(statement: Select, query: ReportQuery, source: _Source = REQUESTS) 
         if value is not None:
             conditions.append(source.fields[name] == value)
     return statement.where(*conditions) if conditions else statement
+
+
+def group_values(
+    session: Session, names: Iterable[str], query: ReportQuery
+) -> dict[str, list[str]]:
+    """The values each of `names` (agent, queue, team, survey, language) takes among the
+    requests of the query's period, sorted: what a filter dropdown offers."""
+    names = tuple(names)
+    period = ReportQuery(since=query.since, until=query.until, time_zone=query.time_zone)
+    if rollup.covers(session, period.time_zone, period.since, period.until, names, {}):
+        statement = rollup.values_statement(period.time_zone, period.since, period.until, names)
+    else:
+        statement = union(
+            *(
+                filtered(
+                    select(
+                        literal(name, String).label("dimension"), DIMENSIONS[name].label("value")
+                    ).where(DIMENSIONS[name].is_not(None)),
+                    period,
+                )
+                for name in names
+            )
+        )
+    values: dict[str, list[str]] = {name: [] for name in names}
+    for dimension, value in session.execute(statement.order_by("dimension", "value")):
+        values[dimension].append(value)
+    return values
 
 
 def _count_where(condition: ColumnElement) -> ColumnElement:

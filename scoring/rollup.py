@@ -9,7 +9,8 @@ aggregates answers and requests directly (scoring.report), so the rollup can mak
 report faster but never different.
 
 Upkeep: `compact` (every minute through `rq cron`) folds the triggers' deltas into
-report_daily; `switch_on` (by `aftercall db upgrade`) builds it in REPORT_TIME_ZONE.
+report_daily, `tidy` (daily) keeps its rows in day order, and `switch_on` (by
+`aftercall db upgrade`) builds it in REPORT_TIME_ZONE.
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, func, literal_column, select, text, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    String,
+    and_,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -70,6 +82,43 @@ def figures_statement(
     filters: dict[str, str],
 ) -> Select:
     """Per group: the group's values, then every counter of ROLLUP_COUNTERS, summed."""
+    rows = _rows(zone, since, until, filters, (*ROLLUP_KEYS, *ROLLUP_COUNTERS)).subquery("rollup")
+    keys = [_group_expression(rows, name) for name in groups]
+    sums = [func.sum(rows.c[name]) for name in ROLLUP_COUNTERS]
+    return (
+        select(*(key.label(f"g{i}") for i, key in enumerate(keys)), *sums)
+        .group_by(*keys)
+        # A group exists where requests do (answers always come with their request).
+        .having(func.sum(rows.c.received) > 0)
+    )
+
+
+def values_statement(
+    zone: ZoneInfo, since: datetime | None, until: datetime | None, names: tuple[str, ...]
+) -> CompoundSelect:
+    """(dimension, value) for each value that `names` (queue, team, ...) take in the
+    range: one scan of the rollup's key columns, shared by every dimension."""
+    columns = tuple(_FIELDS[name] for name in names)
+    rows = _rows(zone, since, until, {}, (*columns, "received")).cte("rollup_values")
+    return union_all(
+        *(
+            select(literal(name, String).label("dimension"), rows.c[column].label("value"))
+            .where(rows.c[column].is_not(None))
+            .group_by(rows.c[column])
+            .having(func.sum(rows.c.received) > 0)
+            for name, column in zip(names, columns, strict=True)
+        )
+    )
+
+
+def _rows(
+    zone: ZoneInfo,
+    since: datetime | None,
+    until: datetime | None,
+    filters: dict[str, str],
+    columns: tuple[str, ...],
+) -> CompoundSelect:
+    """The rollup's rows in the range (compacted and pending deltas alike)."""
     parts = []
     for table in (report_daily, report_daily_delta):
         conditions = []
@@ -79,17 +128,8 @@ def figures_statement(
             conditions.append(table.c.day < _local_day(until, zone))
         for name, value in filters.items():
             conditions.append(table.c[_FIELDS[name]] == value)
-        columns = [table.c[name] for name in (*ROLLUP_KEYS, *ROLLUP_COUNTERS)]
-        parts.append(select(*columns).where(and_(True, *conditions)))
-    rows = union_all(*parts).subquery("rollup")
-    keys = [_group_expression(rows, name) for name in groups]
-    sums = [func.sum(rows.c[name]) for name in ROLLUP_COUNTERS]
-    return (
-        select(*(key.label(f"g{i}") for i, key in enumerate(keys)), *sums)
-        .group_by(*keys)
-        # A group exists where requests do (answers always come with their request).
-        .having(func.sum(rows.c.received) > 0)
-    )
+        parts.append(select(*(table.c[name] for name in columns)).where(and_(True, *conditions)))
+    return union_all(*parts)
 
 
 def _group_expression(rows, name: str) -> ColumnElement:
@@ -148,6 +188,22 @@ def compact(session: Session) -> int:
         )
     ).scalar_one()
     return int(folded)
+
+
+def tidy(session: Session) -> bool:
+    """Store report_daily's rows in day order again (CLUSTER), once a day.
+
+    A report reads a range of days; compaction rewrites today's rows every minute
+    wherever there is free space, so over weeks one day's rows spread over many pages.
+    Writers never touch report_daily (they append deltas), so only reports and
+    compaction wait, a few seconds, while it runs.
+    """
+    if built_zone(session) is None:
+        return False
+    session.execute(select(func.pg_advisory_xact_lock(_UPKEEP_LOCK)))
+    session.execute(text("CLUSTER report_daily USING ix_report_daily_day"))
+    session.execute(text("ANALYZE report_daily"))
+    return True
 
 
 def switch_on(session: Session, zone: ZoneInfo) -> bool:

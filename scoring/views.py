@@ -42,7 +42,6 @@ from flask import (
     url_for,
 )
 from flask.blueprints import BlueprintSetupState
-from sqlalchemy import String, literal, select, union
 from sqlalchemy.orm import Session
 
 from aftercall.runtime import Runtime
@@ -52,13 +51,12 @@ from scoring.detractors import Contact, detractors
 from scoring.filters import parse_report_query
 from scoring.report import (
     CSAT_SCALE,
-    DIMENSIONS,
     MIN_RELIABLE_SAMPLE,
     NPS_SCALE,
     ReportError,
     ReportQuery,
     ReportRow,
-    filtered,
+    group_values,
     report,
     totals,
 )
@@ -297,20 +295,9 @@ def _sort(text: str | None) -> str:
 
 
 def filter_choices(db: Session, query: ReportQuery | None = None) -> dict[str, list[str]]:
-    """The values each dropdown offers: one UNION of small DISTINCT scans, over the
-    requests of the period on screen (an index range) rather than all there ever were;
-    a value chosen in the filters is always offered, even if the period lacks it."""
-    parts = []
-    for name in CHOICE_DIMENSIONS:
-        part = select(
-            literal(name, String).label("dimension"), DIMENSIONS[name].label("value")
-        ).where(DIMENSIONS[name].is_not(None))
-        if query is not None:
-            part = filtered(part, ReportQuery(since=query.since, until=query.until))
-        parts.append(part)
-    choices: dict[str, list[str]] = {name: [] for name in CHOICE_DIMENSIONS}
-    for dimension, value in db.execute(union(*parts).order_by("dimension", "value")):
-        choices[dimension].append(value)
+    """The values each dropdown offers: those of the period on screen (all time without
+    one); a value chosen in the filters is always offered, even if the period lacks it."""
+    choices = group_values(db, CHOICE_DIMENSIONS, query or ReportQuery())
     if query is not None:
         for name in CHOICE_DIMENSIONS:
             chosen = getattr(query, name)

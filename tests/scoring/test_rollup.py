@@ -32,7 +32,7 @@ from aftercall.models import (
 )
 from dialer.rules import Suppression
 from scoring import rollup
-from scoring.report import ReportQuery, _Plan, report
+from scoring.report import ReportQuery, _Plan, group_values, report
 from tests.scoring.test_report import add
 
 UTC_ZONE, NEW_YORK = ZoneInfo("UTC"), ZoneInfo("America/New_York")
@@ -73,10 +73,20 @@ def figures(session, query: ReportQuery, *, raw: bool, monkeypatch) -> list[dict
         return [row.to_json() for row in report(session, query)]
 
 
+def values(session, query: ReportQuery, *, raw: bool, monkeypatch) -> dict[str, list[str]]:
+    with monkeypatch.context() as patch:
+        if raw:
+            patch.setattr(rollup, "covers", lambda *args: False)
+        return group_values(session, ("agent", "queue", "team", "survey", "language"), query)
+
+
 def assert_same(runtime, zone, monkeypatch) -> None:
     with runtime.db.session() as session:
         for query in queries(zone):
             assert figures(session, query, raw=False, monkeypatch=monkeypatch) == figures(
+                session, query, raw=True, monkeypatch=monkeypatch
+            ), query
+            assert values(session, query, raw=False, monkeypatch=monkeypatch) == values(
                 session, query, raw=True, monkeypatch=monkeypatch
             ), query
 
@@ -200,13 +210,14 @@ def test_rollup_columns_cover_every_suppression_reason():
 
 def test_the_cron_job_compacts(pg, monkeypatch):
     from aftercall.runtime import use_worker_runtime
-    from scoring.jobs import compact_rollup
+    from scoring.jobs import compact_rollup, tidy_rollup
 
     random_history(pg, random.Random(11), size=10)
     use_worker_runtime(pg)
     try:
         assert compact_rollup() > 0
         assert compact_rollup() == 0
+        assert tidy_rollup() is True
     finally:
         use_worker_runtime(None)
     assert_same(pg, UTC_ZONE, monkeypatch)
