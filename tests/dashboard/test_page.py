@@ -219,10 +219,31 @@ def test_detractor_paging(signed_in, seeded, monkeypatch):
     assert document.find("a", id="newer") is not None
 
 
+def test_agent_paging_in_the_chosen_order(signed_in, runtime, monkeypatch):
+    monkeypatch.setattr(views, "AGENTS_PER_PAGE", 4)
+    calls = [Call(f"agent-{i:02d}", "billing", datetime(2026, 11, 3, 9, i, tzinfo=UTC), nps=i % 11)
+             for i in range(10)]  # fmt: skip
+    add_calls(runtime, calls)
+    seen, document = [], page(signed_in, sort="-agent")
+    for number in range(1, 10):
+        seen += [r["agent"] for r in table_rows(document.by_id("agents"))]
+        assert f"Agents {4 * number - 3}–{min(4 * number, 10)} of 10" in document.by_id("agents-pages").text
+        following = document.find("a", id="agents-next")
+        if following is None:
+            break
+        assert "sort=-agent" in following.get("href")  # the order is kept across pages
+        document = parse(signed_in.get(following.get("href")).text)
+    assert seen == [f"agent-{i:02d}" for i in range(9, -1, -1)]
+    assert document.find("a", id="agents-previous") is not None
+    csv = signed_in.get("/dashboard/export.csv", query_string={**RANGE, "table": "agents"})
+    assert csv.text.count("agent-") == 10  # the download has every agent
+
+
 @pytest.mark.parametrize(
     "params",
     [
         {"since": "2026-13-01"},
+        {"agents_page": "0"},
         {"since": "2026-11-20", "until": "2026-11-01"},
         {"unit": "hour"},
         {"page": "two"},
