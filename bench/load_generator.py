@@ -41,7 +41,8 @@ class Outcome:
 
     index: int
     due: float  # open loop: the scheduled send time; closed loop: the actual one
-    sent: float
+    launched: float  # when the generator got to it (open loop: late if it fell behind)
+    sent: float  # when a connection was free for it
     done: float
     status: int  # 0 when no HTTP reply came (connection error, timeout)
     body: bytes
@@ -53,7 +54,8 @@ class Outcome:
 
     @property
     def send_lag(self) -> float:
-        return self.sent - self.due
+        """How late the generator itself was: not the server's doing."""
+        return self.launched - self.due
 
 
 def http_request(
@@ -148,8 +150,9 @@ async def _open_loop(
     outcomes: list[Outcome] = []
 
     async def one(index: int, due: float) -> None:
+        launched = time.time()
         sent, status, body, error = await pool.send(requests[index], timeout)
-        outcomes.append(Outcome(index, due, sent, time.time(), status, body, error))
+        outcomes.append(Outcome(index, due, launched, sent, time.time(), status, body, error))
 
     tasks = []
     for index in sorted(requests):
@@ -183,7 +186,7 @@ async def _closed_loop(
         while queue and time.time() < until:
             index = queue.pop()
             sent, status, body, error = await pool.send(requests[index], timeout)
-            outcomes.append(Outcome(index, sent, sent, time.time(), status, body, error))
+            outcomes.append(Outcome(index, sent, sent, sent, time.time(), status, body, error))
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
     pool.close()
