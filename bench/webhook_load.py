@@ -52,7 +52,7 @@ from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
 from aftercall.survey import SurveyCatalog
 from aftercall.survey_versions import version_for
 from bench.fresh_database import reset
-from bench.load_generator import Outcome, drive, http_request
+from bench.load_generator import DEFAULT_TIMEOUT_SECONDS, Outcome, drive, http_request
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/aftercall_load"
@@ -234,11 +234,14 @@ def free_port() -> int:
 class Server:
     """The Procfile's web command, serving `app` on a free port until stopped."""
 
-    def __init__(self, name: str, app: str, env: dict[str, str], logs: Path) -> None:
+    def __init__(
+        self, name: str, app: str, probe: tuple[str, str], env: dict[str, str], logs: Path
+    ) -> None:
         command = procfile_web()
         if THE_APP not in command:
             raise SystemExit(f"Procfile web line does not serve {THE_APP}: {command}")
         self.name = name
+        self.probe = probe  # (method, path): a request that gets a 200 when served
         self.command = command.replace(THE_APP, app)
         self.port = free_port()
         self.env = {**env, "PORT": str(self.port)}
@@ -249,7 +252,10 @@ class Server:
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
-    def wait_until_ready(self, path: str, method: str, timeout: float = 60.0) -> None:
+    def wait_until_ready(self, timeout: float = 600.0) -> None:
+        """Until the probe gets a 200: the server is up, and (after a run) has worked
+        through what was still queued in front of the probe."""
+        method, path = self.probe
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -258,14 +264,14 @@ class Server:
                     method=method,
                     data=b"" if method == "POST" else None,
                 )
-                with urllib.request.urlopen(request, timeout=5) as reply:
+                with urllib.request.urlopen(request, timeout=timeout) as reply:
                     if reply.status == 200:
                         return
             except (OSError, urllib.error.URLError):
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 tail = self.log_path.read_text(errors="replace")[-3000:]
-                raise SystemExit(f"{self.name} server did not start:\n{tail}")
+                raise SystemExit(f"{self.name} server did not answer {method} {path}:\n{tail}")
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -291,6 +297,7 @@ class Figures:
     lag_p99: float  # open loop: how late the generator wrote (not the server's fault)
     acked: list[tuple[Post, Outcome]]
     error_kinds: dict[str, int]
+    load: float  # the machine's 1-minute load average when the run started
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -300,11 +307,19 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def measure(
-    port: int, posts: list[Post], *, rate: float, concurrency: int, seconds: float, processes: int
+    port: int,
+    posts: list[Post],
+    *,
+    rate: float,
+    concurrency: int,
+    seconds: float,
+    processes: int,
+    timeout: float,
 ) -> Figures:
+    load = os.getloadavg()[0]
     outcomes, start = drive(
         HOST, port, [post.raw for post in posts], rate=rate, concurrency=concurrency,
-        max_seconds=seconds, processes=processes,
+        max_seconds=seconds, processes=processes, timeout=timeout,
     )  # fmt: skip
     acked, error_kinds = [], {}
     for outcome in outcomes:
@@ -325,7 +340,7 @@ def measure(
         duration=duration, rate=len(acked) / duration if duration > 0 else 0.0,
         p50=percentile(latencies, 0.50), p95=percentile(latencies, 0.95),
         p99=percentile(latencies, 0.99), max=latencies[-1] if latencies else float("nan"),
-        lag_p99=percentile(lags, 0.99), acked=acked, error_kinds=error_kinds,
+        lag_p99=percentile(lags, 0.99), acked=acked, error_kinds=error_kinds, load=load,
     )  # fmt: skip
 
 
@@ -337,11 +352,11 @@ def print_table(title: str, rows: dict[str, Figures], lag: bool) -> None:
     print(f"\n{title}")
     header = f"{'':16}{'sent':>7}{'ok':>7}{'errors':>8}{'req/s':>9}"
     header += f"{'p50':>11}{'p95':>11}{'p99':>11}{'max':>11}"
-    print(header + (f"{'gen lag p99':>13}" if lag else ""))
+    print(header + (f"{'gen lag p99':>13}" if lag else "") + f"{'load':>7}")
     for name, f in rows.items():
         line = f"{name:16}{f.sent:>7}{f.ok:>7}{f.errors:>8}{f.rate:>9.1f}"
         line += f"{ms(f.p50):>11}{ms(f.p95):>11}{ms(f.p99):>11}{ms(f.max):>11}"
-        print(line + (f"{ms(f.lag_p99):>13}" if lag else ""))
+        print(line + (f"{ms(f.lag_p99):>13}" if lag else "") + f"{f.load:>7.2f}")
         if f.error_kinds:
             print(f"{'':16}errors: {f.error_kinds}")
     bare, answer = rows["bare endpoint"], rows["answer webhook"]
@@ -354,8 +369,11 @@ def print_table(title: str, rows: dict[str, Figures], lag: bool) -> None:
     print(f"{'answer / bare':16}" + ", ".join(ratios))
 
 
-def verify(url: str, acked: list[tuple[Post, Outcome]], sent: list[Post]) -> bool:
-    """Every acknowledged answer stored exactly once, with the digit pressed."""
+def verify(
+    url: str, acked: list[tuple[Post, Outcome]], sent: list[Post]
+) -> tuple[bool, dict[int, list[int | None]]]:
+    """Every acknowledged answer stored exactly once, with the digit pressed.
+    Returns whether it was so, and the NPS values stored per request."""
     stored = stored_nps(url)
     acked_requests = {post.call.request_id: int(post.digits) for post, _ in acked}
     missing = [r for r in acked_requests if r not in stored]
@@ -370,7 +388,7 @@ def verify(url: str, acked: list[tuple[Post, Outcome]], sent: list[Post]) -> boo
         f"wrong value {len(wrong)}, stored for a post never sent {len(unsent)}, "
         f"stored but the reply was an error or lost {len(unacked)}"
     )
-    return not (missing or duplicated or wrong or unsent)
+    return not (missing or duplicated or wrong or unsent), stored
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="posts per server first")
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between runs")
     parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help="give up on a reply this long after it was due (Twilio waits 15 s)",
+    )
+    parser.add_argument(
         "--web-concurrency",
         default=os.environ.get("WEB_CONCURRENCY", "2"),
         help="gunicorn workers (the Procfile's WEB_CONCURRENCY, default 2)",
@@ -398,18 +422,22 @@ def main(argv: list[str] | None = None) -> int:
 
     # (phase, posts, how to drive them)
     phases: list[tuple[str, int, dict]] = [
-        ("warm-up", args.warmup, {"rate": 0, "concurrency": 2, "seconds": 60, "processes": 1})
+        (
+            "warm-up",
+            args.warmup,
+            {"rate": 0, "concurrency": 2, "seconds": 60, "processes": 1, "timeout": args.timeout},
+        )
     ]
     for rate in args.rate:
         phases.append(
             (f"open {rate:g}/s", int(rate * args.seconds),
              {"rate": rate, "concurrency": 0, "seconds": args.seconds,
-              "processes": args.processes})
+              "processes": args.processes, "timeout": args.timeout})
         )  # fmt: skip
     phases.append(
         ("closed", args.closed_requests,
          {"rate": 0, "concurrency": args.concurrency, "seconds": args.closed_seconds,
-          "processes": args.processes})
+          "processes": args.processes, "timeout": args.timeout})
     )  # fmt: skip
     phases = [phase for phase in phases if phase[1] > 0]
 
@@ -439,14 +467,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     logs = Path(tempfile.mkdtemp(prefix="webhook-load-"))
     servers = {
-        "bare endpoint": Server("bare", BARE_APP, env, logs),
-        "answer webhook": Server("answer", THE_APP, env, logs),
+        "bare endpoint": Server("bare", BARE_APP, ("POST", "/twiml"), env, logs),
+        "answer webhook": Server("answer", THE_APP, ("GET", "/healthz"), env, logs),
     }
     acked: list[tuple[Post, Outcome]] = []
     results: dict[str, dict[str, Figures]] = {}
     try:
-        servers["bare endpoint"].wait_until_ready("/twiml", "POST")
-        servers["answer webhook"].wait_until_ready("/healthz", "GET")
+        for server in servers.values():
+            server.wait_until_ready(timeout=60)
         for phase, _, how in phases:
             results[phase] = {}
             for name, server in servers.items():
@@ -454,7 +482,10 @@ def main(argv: list[str] | None = None) -> int:
                 results[phase][name] = figures
                 if name == "answer webhook":
                     acked += figures.acked
-                time.sleep(args.pause)  # let the database settle between runs
+                # Posts given up on may still be queued at the server: let it finish them
+                # (they may store answers) before the next run or the database check.
+                server.wait_until_ready()
+                time.sleep(args.pause)
     finally:
         for server in servers.values():
             server.stop()
@@ -471,10 +502,10 @@ def main(argv: list[str] | None = None) -> int:
             title = f"closed loop: {args.concurrency} connections back to back (latency from send)"
         print_table(title, results[phase], lag=bool(how["rate"]))
     sent = [post for phase_posts in answer_posts.values() for post in phase_posts]
-    consistent = verify(args.database_url, acked, sent)
-    detractors = sum(1 for post, _ in acked if int(post.digits) <= 6)
+    consistent, stored = verify(args.database_url, acked, sent)
+    detractors = sum(1 for values in stored.values() if values[0] is not None and values[0] <= 6)
     alerts = Redis.from_url(args.redis_url).llen("rq:queue:alerts")
-    print(f"detractor alerts queued: {alerts} (detractor answers acknowledged: {detractors})")
+    print(f"detractor alerts queued: {alerts} (detractor answers stored: {detractors})")
     print_target(results)
     print(f"server logs: {logs}")
     return 0 if consistent else 1
