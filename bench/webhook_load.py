@@ -274,6 +274,20 @@ class Server:
                 raise SystemExit(f"{self.name} server did not answer {method} {path}:\n{tail}")
             time.sleep(0.2)
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the gunicorn master and its workers (Linux /proc):
+        a cost per post that other work on the machine hardly changes."""
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process has gone
+            # After the command: state, ppid, pgrp, ..., utime (12th), stime (13th).
+            if int(fields[2]) == self.process.pid:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -298,6 +312,7 @@ class Figures:
     acked: list[tuple[Post, Outcome]]
     error_kinds: dict[str, int]
     load: float  # the machine's 1-minute load average when the run started
+    cpu_per_post: float = float("nan")  # gunicorn's CPU seconds per post sent
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -351,12 +366,14 @@ def ms(seconds: float) -> str:
 def print_table(title: str, rows: dict[str, Figures], lag: bool) -> None:
     print(f"\n{title}")
     header = f"{'':16}{'sent':>7}{'ok':>7}{'errors':>8}{'req/s':>9}"
-    header += f"{'p50':>11}{'p95':>11}{'p99':>11}{'max':>11}"
-    print(header + (f"{'gen lag p99':>13}" if lag else "") + f"{'load':>7}")
+    header += f"{'p50':>13}{'p95':>13}{'p99':>13}{'max':>13}"
+    header += f"{'gen lag p99':>13}" if lag else ""
+    print(header + f"{'load':>7}{'CPU/post':>10}")
     for name, f in rows.items():
         line = f"{name:16}{f.sent:>7}{f.ok:>7}{f.errors:>8}{f.rate:>9.1f}"
-        line += f"{ms(f.p50):>11}{ms(f.p95):>11}{ms(f.p99):>11}{ms(f.max):>11}"
-        print(line + (f"{ms(f.lag_p99):>13}" if lag else "") + f"{f.load:>7.2f}")
+        line += f"{ms(f.p50):>13}{ms(f.p95):>13}{ms(f.p99):>13}{ms(f.max):>13}"
+        line += f"{ms(f.lag_p99):>13}" if lag else ""
+        print(line + f"{f.load:>7.2f}{ms(f.cpu_per_post):>10}")
         if f.error_kinds:
             print(f"{'':16}errors: {f.error_kinds}")
     bare, answer = rows["bare endpoint"], rows["answer webhook"]
@@ -366,6 +383,7 @@ def print_table(title: str, rows: dict[str, Figures], lag: bool) -> None:
         for name in ("p50", "p95", "p99")
         if getattr(bare, name) > 0
     ]
+    ratios.append(f"server CPU per post {answer.cpu_per_post / bare.cpu_per_post:.1f}x")
     print(f"{'answer / bare':16}" + ", ".join(ratios))
 
 
@@ -478,13 +496,15 @@ def main(argv: list[str] | None = None) -> int:
         for phase, _, how in phases:
             results[phase] = {}
             for name, server in servers.items():
+                cpu = server.cpu_seconds()
                 figures = measure(server.port, posts[name][phase], **how)
-                results[phase][name] = figures
-                if name == "answer webhook":
-                    acked += figures.acked
                 # Posts given up on may still be queued at the server: let it finish them
                 # (they may store answers) before the next run or the database check.
                 server.wait_until_ready()
+                figures.cpu_per_post = (server.cpu_seconds() - cpu) / figures.sent
+                results[phase][name] = figures
+                if name == "answer webhook":
+                    acked += figures.acked
                 time.sleep(args.pause)
     finally:
         for server in servers.values():
