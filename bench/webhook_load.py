@@ -18,8 +18,18 @@ unless it is a 200 with the TwiML expected (for the answer webhook: the CSAT que
 next). Afterwards every answer the server acknowledged must be in the database exactly
 once, with the digit that was pressed.
 
+A reply that has not come 15 s after it was due (`--timeout`: Twilio's own limit for a
+voice webhook) is an error and is given up on, so every run ends; posts given up on may
+still be stored once the server gets to them, and the database check counts those apart.
+gunicorn's sync worker (the Procfile's) closes the connection after every response, so
+the generator's keep-alive does not apply: each post opens a connection, as Twilio's do.
+
 Localhost only, and bounded: at most rate x seconds + closed-requests (+ warm-up) posts
-per server. Prints the figures and the answer-webhook / bare ratios.
+per server, each run at most its duration plus the timeout (and the time the server
+takes to work off what it had queued). Prints, per run and server: posts sent,
+acknowledged and failed, acknowledged posts/s, latency percentiles, the generator's own
+lateness, the load average and gunicorn's CPU time per post; then the answer-webhook /
+bare ratios, the database check and whether issue 6's target was met.
 
     python -m bench.webhook_load                       # 500/s for 20 s, then closed loop
     python -m bench.webhook_load --rate 100 --seconds 5 --closed-requests 500
