@@ -227,7 +227,10 @@ def test_agent_paging_in_the_chosen_order(signed_in, runtime, monkeypatch):
     seen, document = [], page(signed_in, sort="-agent")
     for number in range(1, 10):
         seen += [r["agent"] for r in table_rows(document.by_id("agents"))]
-        assert f"Agents {4 * number - 3}–{min(4 * number, 10)} of 10" in document.by_id("agents-pages").text
+        assert (
+            f"Agents {4 * number - 3}–{min(4 * number, 10)} of 10"
+            in document.by_id("agents-pages").text
+        )
         following = document.find("a", id="agents-next")
         if following is None:
             break
