@@ -40,6 +40,7 @@ from aftercall.models import (
     ReportRollup,
     report_daily,
     report_daily_delta,
+    report_daily_teams,
 )
 
 # Compaction and rebuilds take this transaction-level advisory lock, so that they never
@@ -82,7 +83,9 @@ def figures_statement(
     filters: dict[str, str],
 ) -> Select:
     """Per group: the group's values, then every counter of ROLLUP_COUNTERS, summed."""
-    rows = _rows(zone, since, until, filters, (*ROLLUP_KEYS, *ROLLUP_COUNTERS)).subquery("rollup")
+    per_agent = "agent" in groups or "agent" in filters
+    key_columns = ROLLUP_KEYS if per_agent else tuple(k for k in ROLLUP_KEYS if k != "agent")
+    rows = _rows(zone, since, until, filters, (*key_columns, *ROLLUP_COUNTERS)).subquery("rollup")
     keys = [_group_expression(rows, name) for name in groups]
     sums = [func.sum(rows.c[name]) for name in ROLLUP_COUNTERS]
     return (
@@ -99,7 +102,7 @@ def values_statement(
     """(dimension, value) for each value that `names` (queue, team, ...) take in the
     range: one scan of the rollup's key columns, shared by every dimension."""
     columns = tuple(_FIELDS[name] for name in names)
-    rows = _rows(zone, since, until, {}, (*columns, "received")).cte("rollup_values")
+    rows = _rows(zone, since, until, {}, ("day", *columns, "received")).cte("rollup_values")
     return union_all(
         *(
             select(literal(name, String).label("dimension"), rows.c[column].label("value"))
@@ -118,9 +121,11 @@ def _rows(
     filters: dict[str, str],
     columns: tuple[str, ...],
 ) -> CompoundSelect:
-    """The rollup's rows in the range (compacted and pending deltas alike)."""
+    """The rollup's rows in the range (compacted and pending deltas alike), from the
+    level without agents where `columns` do not need them."""
+    compacted = report_daily if "agent" in columns else report_daily_teams
     parts = []
-    for table in (report_daily, report_daily_delta):
+    for table in (compacted, report_daily_delta):
         conditions = []
         if since is not None:
             conditions.append(table.c.day >= _local_day(since, zone))
@@ -184,10 +189,31 @@ def compact(session: Session) -> int:
             f"  SELECT {keys}, {sums} FROM ("
             f"   SELECT {columns} FROM moved UNION ALL SELECT {columns} FROM replaced) u"
             f"  GROUP BY {keys} HAVING NOT ({all_zero}))"
-            " SELECT count(*) FROM moved"
+            " SELECT day, count(*) FROM moved GROUP BY day"
         )
-    ).scalar_one()
-    return int(folded)
+    ).all()
+    # The same transaction, so readers never see one level folded and not the other.
+    _rewrite_teams(session, [day for day, _ in folded])
+    return sum(count for _, count in folded)
+
+
+def _rewrite_teams(session: Session, days: list[date] | None) -> None:
+    """report_daily_teams := report_daily summed over agents, for `days` (None: all)."""
+    if days == []:
+        return
+    keys = [name for name in ROLLUP_KEYS if name != "agent"]
+    teams, daily = report_daily_teams, report_daily
+    delete = teams.delete()
+    source = select(
+        *(daily.c[name] for name in keys), *(func.sum(daily.c[n]) for n in ROLLUP_COUNTERS)
+    ).group_by(*(daily.c[name] for name in keys))
+    if days is not None:
+        delete = delete.where(teams.c.day.in_(days))
+        source = source.where(daily.c.day.in_(days))
+    session.execute(delete)
+    session.execute(
+        teams.insert().from_select([*keys, *ROLLUP_COUNTERS], source.order_by(daily.c.day))
+    )
 
 
 def tidy(session: Session) -> bool:
@@ -201,8 +227,9 @@ def tidy(session: Session) -> bool:
     if built_zone(session) is None:
         return False
     session.execute(select(func.pg_advisory_xact_lock(_UPKEEP_LOCK)))
-    session.execute(text("CLUSTER report_daily USING ix_report_daily_day"))
-    session.execute(text("ANALYZE report_daily"))
+    for table in ("report_daily", "report_daily_teams"):
+        session.execute(text(f"CLUSTER {table} USING ix_{table}_day"))
+        session.execute(text(f"ANALYZE {table}"))
     return True
 
 
@@ -224,7 +251,9 @@ def switch_on(session: Session, zone: ZoneInfo) -> bool:
     rollup.time_zone, rollup.rebuilt_at = zone.key, utcnow()
     session.flush()
     session.execute(select(literal_column("report_rollup_rebuild()")))
-    session.execute(text("ANALYZE report_daily"))  # the planner's row estimates
+    _rewrite_teams(session, None)
+    for table in ("report_daily", "report_daily_teams"):
+        session.execute(text(f"ANALYZE {table}"))  # the planner's row estimates
     return True
 
 
@@ -233,5 +262,5 @@ def switch_off(session: Session) -> None:
     rollup = session.get(ReportRollup, 1)
     if rollup is not None:
         rollup.time_zone = ""
-    session.execute(report_daily.delete())
-    session.execute(report_daily_delta.delete())
+    for table in (report_daily, report_daily_teams, report_daily_delta):
+        session.execute(table.delete())

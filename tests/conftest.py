@@ -29,6 +29,7 @@ from aftercall.models import (
     SurveyRequest,
     report_daily,
     report_daily_delta,
+    report_daily_teams,
 )
 from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog
@@ -118,13 +119,13 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 def empty_tables(db: Database) -> None:
     # The rollup last (deleting requests appends their negative figures to it), and its
     # setting kept: it is configuration, not data.
-    rollup_tables = {"report_daily", "report_daily_delta", "report_rollup"}
+    rollup_tables = {"report_daily", "report_daily_teams", "report_daily_delta", "report_rollup"}
     with db.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name not in rollup_tables:
                 connection.execute(table.delete())
-        connection.execute(report_daily_delta.delete())
-        connection.execute(report_daily.delete())
+        for table in (report_daily_delta, report_daily, report_daily_teams):
+            connection.execute(table.delete())
 
 
 @pytest.fixture

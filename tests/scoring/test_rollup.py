@@ -29,6 +29,7 @@ from aftercall.models import (
     SurveyRequest,
     report_daily,
     report_daily_delta,
+    report_daily_teams,
 )
 from dialer.rules import Suppression
 from scoring import rollup
@@ -162,6 +163,35 @@ def test_compaction_keeps_one_row_per_key_and_day(pg, monkeypatch):
                                                    "language")]  # fmt: skip
         duplicated = session.execute(select(*keys).group_by(*keys).having(func.count() > 1)).all()
     assert duplicated == []
+    assert_teams_are_agents_summed(pg)
+
+
+def assert_teams_are_agents_summed(runtime) -> None:
+    keys = ("day", "queue", "team", "survey_name", "language")
+
+    def rows(table) -> set[tuple]:
+        statement = select(
+            *(table.c[k] for k in keys), *(func.sum(table.c[n]) for n in ROLLUP_COUNTERS)
+        ).group_by(*(table.c[k] for k in keys))
+        with runtime.db.session() as session:
+            return {tuple(row) for row in session.execute(statement)}
+
+    assert rows(report_daily_teams) == rows(report_daily)
+
+
+def test_the_level_without_agents_follows_compaction_and_rebuilds(pg, monkeypatch):
+    random_history(pg, random.Random(21), size=40)
+    with pg.db.session() as session:
+        rollup.compact(session)
+    assert_teams_are_agents_summed(pg)
+    random_history(pg, random.Random(22), size=10)
+    with pg.db.session() as session:
+        rollup.compact(session)
+    assert_teams_are_agents_summed(pg)
+    with pg.db.session() as session:
+        rollup.switch_on(session, NEW_YORK)
+    assert_teams_are_agents_summed(pg)
+    assert_same(pg, NEW_YORK, monkeypatch)
 
 
 def test_switching_time_zone_rebuilds_and_reports_follow(pg, monkeypatch):
