@@ -1,8 +1,9 @@
 """What the report rollup's triggers cost the call flow's writes (PostgreSQL).
 
 The same sequence of small transactions, as the survey webhooks make them (store an
-answer; move the request to its next state), timed with the rollup switched off
-(the baseline) and on, in the same run on the same database:
+answer; move the request to its next state), timed with the rollup's triggers disabled
+(the baseline) and enabled, in alternating blocks of calls in the same run on the same
+database, so that whatever else the machine does falls on both alike:
 
     python -m bench.rollup_writes --requests 2000 \\
         --database-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/aftercall_bench
@@ -16,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from aftercall.db import Database
 from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest, SurveyVersion
@@ -72,6 +73,16 @@ def survey_calls(db: Database, calls: list[tuple[int, int]]) -> list[float]:
     return latencies
 
 
+BLOCK = 50  # calls per block; blocks alternate between the two modes
+
+
+def set_triggers(db: Database, enabled: bool) -> None:
+    action = "ENABLE" if enabled else "DISABLE"
+    with db.session() as session:
+        for table in ("survey_requests", "answers"):
+            session.execute(text(f"ALTER TABLE {table} {action} TRIGGER USER"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -79,21 +90,21 @@ def main() -> None:
     args = parser.parse_args()
     reset(args.database_url)
     db = Database(args.database_url)
-    half = args.requests // 2
-    batches = {"rollup off": seed(db, 0, half), "rollup on": seed(db, half, half)}
-    results = {}
-    for name, calls in batches.items():
-        with db.session() as session:
-            if name == "rollup on":
-                rollup.switch_on(session, ZoneInfo("America/New_York"))
-            else:
-                rollup.switch_off(session)
-        results[name] = survey_calls(db, calls)
-    base = statistics.mean(results["rollup off"])
+    calls = seed(db, 0, args.requests)
+    with db.session() as session:
+        rollup.switch_on(session, ZoneInfo("America/New_York"))
+    results: dict[str, list[float]] = {"triggers off": [], "triggers on": []}
+    for number, start in enumerate(range(0, len(calls), BLOCK)):
+        enabled = number % 2 == 1
+        set_triggers(db, enabled)
+        mode = "triggers on" if enabled else "triggers off"
+        results[mode] += survey_calls(db, calls[start : start + BLOCK])
+    set_triggers(db, True)
+    base = statistics.mean(results["triggers off"])
     for name, latencies in results.items():
         latencies.sort()
         mean, p99 = statistics.mean(latencies), latencies[int(len(latencies) * 0.99)]
-        print(f"{name:<11} {len(latencies):6d} transactions  mean {mean * 1000:6.2f} ms"
+        print(f"{name:<12} {len(latencies):6d} transactions  mean {mean * 1000:6.2f} ms"
               f"  p99 {p99 * 1000:6.2f} ms  {mean / base:5.2f} x baseline")  # fmt: skip
     db.dispose()
 
