@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from sqlalchemy.orm import Session
 
 from aftercall import cli_intake, cli_report, cli_users, migrate
 from aftercall.config import ConfigError, Settings
@@ -243,11 +244,13 @@ def purge(ctx: _Context, age: str, dry_run: bool) -> None:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     with one_off_session(ctx.settings.database_url) as session:
         report = purge_old(session, before, dry_run=dry_run)
-    verb = "would anonymise" if dry_run else "anonymised"
-    click.echo(
-        f"{verb} {report.requests} survey requests and {report.comments} recorded comments "
-        f"from support calls that ended before {before:%Y-%m-%d %H:%M} UTC"
-    )
+        verb = "would anonymise" if dry_run else "anonymised"
+        click.echo(
+            f"{verb} {report.requests} survey requests and {report.comments} recorded comments "
+            f"from support calls that ended before {before:%Y-%m-%d %H:%M} UTC"
+        )
+        if not dry_run:
+            _delete_recordings(ctx, session)
 
 
 @main.group()
@@ -291,8 +294,28 @@ def customer_forget(ctx: _Context, phone: str, dry_run: bool) -> None:
     number = _customer_phone(ctx, phone)
     with one_off_session(ctx.settings.database_url) as session:
         report = forget_customer(session, number, dry_run=dry_run)
-    verb = "would anonymise" if dry_run else "anonymised"
-    click.echo(f"{verb} {report.requests} survey requests and {report.comments} recorded comments")
+        verb = "would anonymise" if dry_run else "anonymised"
+        click.echo(
+            f"{verb} {report.requests} survey requests and {report.comments} recorded comments"
+        )
+        if not dry_run:
+            _delete_recordings(ctx, session)
+
+
+def _delete_recordings(ctx: _Context, session: Session) -> None:
+    """The anonymised comments' audio, deleted in the Twilio account (or why not)."""
+    from aftercall.retention import delete_recordings
+    from aftercall.telephony import rest_client
+
+    settings = ctx.settings
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        click.echo("recordings at Twilio not deleted: TWILIO_ACCOUNT_SID/AUTH_TOKEN not set")
+        return
+    cleanup = delete_recordings(session, rest_client(settings))
+    click.echo(
+        f"recordings at Twilio: {cleanup.deleted} deleted, {cleanup.already_gone} already gone,"
+        f" {cleanup.failed} failed (run again to retry)"
+    )
 
 
 # The intake (apikey, enqueue, import), report and dashboard-user commands live in

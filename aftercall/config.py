@@ -67,6 +67,9 @@ class Settings:
     alert_webhook_secret: str = ""
     # Requests per minute each API key may make (intake and reports together).
     api_rate_limit: int = 600
+    # Anonymise survey requests (and delete their recordings at Twilio) this many days
+    # after the support call, daily through `rq cron`; unset: keep them until purged.
+    retention_days: int | None = None
 
     @property
     def is_production(self) -> bool:
@@ -106,6 +109,7 @@ class Settings:
             alert_webhook_url=get("ALERT_WEBHOOK_URL", ""),
             alert_webhook_secret=get("ALERT_WEBHOOK_SECRET", ""),
             api_rate_limit=_number(env, "API_RATE_LIMIT", defaults.api_rate_limit, int),
+            retention_days=_number(env, "RETENTION_DAYS", None, int),
         )
         if settings.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]
@@ -126,7 +130,7 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+def _number(env: Mapping[str, str], name: str, default: float | None, kind: type) -> Any:
     raw = env.get(name, "").strip()
     if not raw:
         return default

@@ -7,6 +7,7 @@ registers its own jobs in its own module, imported here.
 from rq import cron
 
 import dialer.cron  # noqa: F401  (reconciliation, every minute)
+from aftercall.jobs import purge_old_data
 from aftercall.runtime import CALL_QUEUE
 from scoring.jobs import compact_rollup, tidy_rollup
 
@@ -14,3 +15,5 @@ from scoring.jobs import compact_rollup, tidy_rollup
 cron.register(compact_rollup, queue_name=CALL_QUEUE, interval=60)
 # Once a day, at a quiet hour (UTC): the rollup's rows back in day order.
 cron.register(tidy_rollup, queue_name=CALL_QUEUE, cron="17 4 * * *")
+# Once a day: personal data older than RETENTION_DAYS anonymised, recordings deleted.
+cron.register(purge_old_data, queue_name=CALL_QUEUE, cron="47 3 * * *")

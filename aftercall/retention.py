@@ -6,24 +6,33 @@ contact centers fill with names and ticket texts) is emptied, and recorded comme
 their transcript and recording link. Scores, states, agents, queues and times stay, so
 every report over the purged period gives the same figures as before.
 
+The audio itself lives in the Twilio account: `delete_recordings` deletes, through
+Twilio's API, the recording of every comment whose request was anonymised, and forgets
+its RecordingSid only once Twilio confirmed (deleted, or already gone), so a run that
+fails half way is finished by the next one. `aftercall purge` and `aftercall customer
+forget` do both; with RETENTION_DAYS set, `rq cron` runs the purge daily.
+
 What it keeps on purpose: the do-not-call list (a customer who opted out must stay
 opted out; that record is the reason to keep the number), and Twilio's CallSids.
-What it does not do: delete the audio files in the Twilio account (delete them there,
-or set a recording retention period in the Twilio console).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from requests.exceptions import RequestException
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
 
 from aftercall.models import Answer, OptOut, SurveyRequest
 
+log = logging.getLogger(__name__)
 PURGED_PHONE = "purged"
 _AGE = re.compile(r"^\s*(\d+)\s*([dw])\s*$")
 
@@ -32,6 +41,41 @@ _AGE = re.compile(r"^\s*(\d+)\s*([dw])\s*$")
 class PurgeReport:
     requests: int
     comments: int
+
+
+@dataclass(frozen=True)
+class RecordingCleanup:
+    deleted: int  # Twilio deleted them now
+    already_gone: int  # Twilio no longer had them (deleted by hand, or a previous run)
+    failed: int  # kept, for the next run
+
+
+def delete_recordings(session: Session, twilio: Client) -> RecordingCleanup:
+    """Delete in the Twilio account the recordings of anonymised requests' comments."""
+    pending = session.scalars(
+        select(Answer)
+        .join(SurveyRequest, SurveyRequest.id == Answer.request_id)
+        .where(SurveyRequest.phone == PURGED_PHONE, Answer.recording_sid.is_not(None))
+        .order_by(Answer.id)
+    ).all()
+    deleted = gone = failed = 0
+    for answer in pending:
+        try:
+            twilio.recordings(answer.recording_sid).delete()
+            deleted += 1
+        except TwilioRestException as exc:
+            if exc.status != 404:
+                log.warning("recording of answer %s not deleted: %s", answer.id, exc.msg)
+                failed += 1
+                continue
+            gone += 1
+        except (TwilioException, RequestException) as exc:
+            log.warning("recording of answer %s not deleted: %s", answer.id, exc)
+            failed += 1
+            continue
+        answer.recording_sid = None
+    session.flush()
+    return RecordingCleanup(deleted, gone, failed)
 
 
 def parse_age(text: str) -> timedelta:
@@ -131,3 +175,17 @@ def _anonymise(session: Session, which: ColumnElement[bool], *, dry_run: bool) -
         .execution_options(synchronize_session=False)
     )
     return PurgeReport(requests, comments)
+
+
+def purge_expired(session: Session, twilio: Client | None, now: datetime, days: int) -> str:
+    """The daily retention run: anonymise what is older than `days`, then delete the
+    recordings at Twilio (any a previous run could not delete, too)."""
+    report = purge(session, now - timedelta(days=days))
+    note = f"anonymised {report.requests} survey requests, {report.comments} comments"
+    if twilio is not None:
+        cleanup = delete_recordings(session, twilio)
+        note += (
+            f"; recordings: {cleanup.deleted} deleted, {cleanup.already_gone} already gone,"
+            f" {cleanup.failed} failed"
+        )
+    return note

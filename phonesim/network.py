@@ -199,6 +199,12 @@ class PhoneNetwork:
         with self._lock:
             return self._recordings.get(sid)
 
+    def delete_recording(self, sid: str) -> bool:
+        """Twilio's DELETE of a recording: its media and metadata are gone (False if
+        there was no such recording)."""
+        with self._lock:
+            return self._recordings.pop(sid, None) is not None
+
     def record(self, call: SimCall | None, entry: Any) -> None:
         self.journal.add(entry)
         if call is not None:

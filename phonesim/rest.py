@@ -42,7 +42,9 @@ class RestApi:
             [
                 Rule(f"{PREFIX}/Calls.json", endpoint="calls", methods=["GET", "POST"]),
                 Rule(f"{PREFIX}/Calls/<sid>.json", endpoint="call", methods=["GET", "POST"]),
-                Rule(f"{PREFIX}/Recordings/<name>", endpoint="recording", methods=["GET"]),
+                Rule(
+                    f"{PREFIX}/Recordings/<name>", endpoint="recording", methods=["GET", "DELETE"]
+                ),
             ]
         )
 
@@ -59,8 +61,13 @@ class RestApi:
         error_code: int | None = None
         try:
             endpoint, values = self.routes.bind_to_environ(request.environ).match()
-            if endpoint == "recording":
+            if endpoint == "recording" and request.method == "GET":
+                # Media and metadata are readable without credentials, as Twilio's are
+                # unless the account enforces HTTP auth on media.
                 response = self.recording(values["name"])
+            elif endpoint == "recording":
+                self._authenticate(request, values["account"])
+                response = self.delete_recording(values["name"])
             else:
                 self._authenticate(request, values["account"])
                 fault = self.net.take_fault(request.path)
@@ -134,6 +141,12 @@ class RestApi:
                 }
             )
         return Response(_silent_wav(entry["seconds"]), 200, mimetype="audio/x-wav")
+
+    def delete_recording(self, name: str) -> Response:
+        sid = name.removesuffix(".json")
+        if not self.net.delete_recording(sid):
+            raise not_found(f"/2010-04-01/Accounts/{self.net.account_sid}/Recordings/{name}")
+        return Response(b"", 204)
 
     def _page(self, request: Request) -> dict[str, Any]:
         calls = self.net.calls
