@@ -70,6 +70,15 @@ class Settings:
     # Anonymise survey requests (and delete their recordings at Twilio) this many days
     # after the support call, daily through `rq cron`; unset: keep them until purged.
     retention_days: int | None = None
+    # A bearer token Prometheus must send to GET /metrics; unset: /metrics is open
+    # (serve it on a private network only).
+    metrics_token: str = ""
+    # "json" (one object per line, for log shippers) or "text"; unset: json in production.
+    log_format: str = ""
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or (not self.log_format and self.is_production)
 
     @property
     def is_production(self) -> bool:
@@ -110,6 +119,8 @@ class Settings:
             alert_webhook_secret=get("ALERT_WEBHOOK_SECRET", ""),
             api_rate_limit=_number(env, "API_RATE_LIMIT", defaults.api_rate_limit, int),
             retention_days=_number(env, "RETENTION_DAYS", None, int),
+            metrics_token=get("METRICS_TOKEN", ""),
+            log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
         )
         if settings.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]
@@ -140,6 +151,13 @@ def _number(env: Mapping[str, str], name: str, default: float | None, kind: type
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower()
+    if value and value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 

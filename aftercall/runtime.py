@@ -74,5 +74,8 @@ def use_worker_runtime(runtime: Runtime | None) -> None:
 def worker_runtime() -> Runtime:
     global _worker_runtime
     if _worker_runtime is None:
+        from aftercall.observability import configure_logging
+
         _worker_runtime = Runtime.from_settings(Settings.from_env())
+        configure_logging(_worker_runtime.settings.json_logs)
     return _worker_runtime

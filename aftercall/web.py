@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from sqlalchemy import text
 
+from aftercall import observability
 from aftercall.api_access import install_json_errors
 from aftercall.config import Settings
 from aftercall.runtime import Runtime
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(reports)
     app.register_blueprint(dashboard)
     install_json_errors(app)
+    observability.configure_logging(runtime.settings.json_logs)
+    observability.install(app, runtime)
 
     @app.get("/healthz")
     def health():
