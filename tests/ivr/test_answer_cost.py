@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from sqlalchemy import event, func, select
 
 from aftercall.models import Answer
+from ivr import calls
 
 
 @contextmanager
@@ -61,3 +62,19 @@ def test_an_answer_costs_three_statements(call, runtime):
     assert all(statement.startswith("SELECT") for statement in statements), _verbs(statements)
     with runtime.db.session() as session:
         assert session.scalar(select(func.count(Answer.id))) == 2
+
+
+def test_an_answer_already_stored_is_not_stored_again(call, runtime):
+    c = call()
+    c.start()
+    with runtime.db.session() as session:
+        live = calls.find_call(session, c.attempt_id, c.call_sid, runtime.catalog)
+        nps = live.definition.question("nps")
+        assert calls.store_answer(session, live, nps, value=9, keys="9") is not None
+    # A second delivery that did not see the first one's answer when it read the
+    # request's answers: the unique constraint turns its insert into nothing.
+    with runtime.db.session() as session:
+        live = calls.find_call(session, c.attempt_id, c.call_sid, runtime.catalog)
+        assert calls.store_answer(session, live, nps, value=3, keys="3") is None
+    with runtime.db.session() as session:
+        assert session.scalars(select(Answer.value)).all() == [9]
