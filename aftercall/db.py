@@ -7,12 +7,13 @@ failure never leaves half-written rows behind.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -57,12 +58,46 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# A pooled connection left unused for longer than this is pinged before it is handed
+# out again (see _ping_if_idle).
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_if_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it sat idle, instead of on every
+    checkout (`pool_pre_ping`, a round trip per unit of work).
+
+    A connection dies while it waits in the pool: PostgreSQL restarted or failed over,
+    a proxy or firewall dropped it when idle. One checked in moments ago by a busy
+    worker is almost always alive, and if the server went away in those moments the
+    statement fails, SQLAlchemy invalidates the pool, and the webhook ends the call
+    politely, as it would have while the server was down.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.pop("checked_in_at", None)
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # Dead: so are the others pooled before it. The pool reconnects and retries.
+            raise exc.InvalidatePoolError() from error
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url)
+    _ping_if_idle(engine)
+    return engine
 
 
 class Database:

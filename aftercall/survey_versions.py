@@ -57,7 +57,15 @@ def _find(session: Session, name: str, digest: str) -> SurveyVersion | None:
     )
 
 
+# Parsed definitions by (version id, content digest). The digest is part of the key so
+# that a version id meaning other content (another database in the same process, a
+# test's emptied tables) can never be served from here.
 _DEFINITIONS: dict[tuple[int, str], SurveyDefinition] = {}
+
+
+def known_definition(version_id: int, content_sha256: str) -> SurveyDefinition | None:
+    """The definition of a version this process has already parsed, without a query."""
+    return _DEFINITIONS.get((version_id, content_sha256))
 
 
 def definition_of(version: SurveyVersion) -> SurveyDefinition:

@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from types import ModuleType
 
-from sqlalchemy import select
+from sqlalchemy import Insert, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from aftercall.db import utcnow
 from aftercall.models import (
@@ -29,7 +31,7 @@ from aftercall.models import (
     SurveyVersion,
 )
 from aftercall.survey import Question, SurveyCatalog, SurveyDefinition, UnknownSurvey
-from aftercall.survey_versions import definition_of, version_for
+from aftercall.survey_versions import definition_of, known_definition, version_for
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,37 @@ _UNANSWERED_OUTCOMES = {
 }
 
 
+# The answer webhook's statements, built once: SQLAlchemy then finds their compiled form
+# by a cache key memoized on the statement instead of building and hashing a new
+# statement per webhook (bench.webhook_profile showed that as much of the CPU time).
+_ANSWERS = Answer.__table__
+_CALL = (
+    select(CallAttempt, SurveyVersion.content_sha256)
+    .join(CallAttempt.request)
+    .outerjoin(SurveyVersion, SurveyVersion.id == SurveyRequest.survey_version_id)
+    .options(contains_eager(CallAttempt.request))
+    .where(CallAttempt.id == bindparam("attempt_id"))
+)
+_ANSWERS_OF_REQUEST = select(_ANSWERS.c.question_key, _ANSWERS.c.value).where(
+    _ANSWERS.c.request_id == bindparam("request_id")
+)
+
+
+def _store_answer_statement(dialect: ModuleType) -> Insert:
+    # One answer per question: the unique constraint decides, in the same statement.
+    return (
+        dialect.insert(_ANSWERS)
+        .on_conflict_do_nothing(index_elements=[_ANSWERS.c.request_id, _ANSWERS.c.question_key])
+        .returning(_ANSWERS.c.id)
+    )
+
+
+_STORE_ANSWER = {
+    "postgresql": _store_answer_statement(postgresql),
+    "sqlite": _store_answer_statement(sqlite),
+}
+
+
 def is_machine(answered_by: str | None) -> bool:
     """Twilio's AnsweredBy for answering machines and fax (not human, not unknown)."""
     return bool(answered_by) and (answered_by.startswith("machine") or answered_by == "fax")
@@ -82,15 +115,39 @@ def find_attempt(session: Session, attempt_id: int, call_sid: str) -> CallAttemp
     if not call_sid:
         return None
     attempt = session.get(CallAttempt, attempt_id)
-    if attempt is None:
+    if attempt is None or not _belongs(attempt, call_sid):
         return None
+    return attempt
+
+
+def find_call(
+    session: Session, attempt_id: int, call_sid: str, catalog: SurveyCatalog
+) -> LiveCall | None:
+    """The call a webhook is about, as `find_attempt()` and `live_call()` would give it,
+    in one SELECT: the attempt joined with its request and its survey version's digest.
+    The survey version's definition is read only the first time this process meets it.
+    """
+    if not call_sid:
+        return None
+    row = session.execute(_CALL, {"attempt_id": attempt_id}).one_or_none()
+    if row is None or not _belongs(row[0], call_sid):
+        return None
+    attempt, digest = row
+    request = attempt.request
+    if request.survey_version_id is not None and digest is not None:
+        definition = known_definition(request.survey_version_id, digest)
+        if definition is not None:
+            return LiveCall(attempt, request, definition)
+    return live_call(session, attempt, catalog)
+
+
+def _belongs(attempt: CallAttempt, call_sid: str) -> bool:
     if attempt.call_sid is None:
         # Twilio can ask for TwiML before the dialer has stored the CallSid that the
         # create-call response carried; the signed URL already names the attempt.
         attempt.call_sid = call_sid
-    elif attempt.call_sid != call_sid:
-        return None
-    return attempt
+        return True
+    return attempt.call_sid == call_sid
 
 
 def live_call(session: Session, attempt: CallAttempt, catalog: SurveyCatalog) -> LiveCall | None:
@@ -127,10 +184,24 @@ def start_survey(call: LiveCall, answered_by: str | None) -> None:
 
 
 def answers_by_key(session: Session, request_id: int) -> dict[str, int | None]:
-    rows = session.execute(
-        select(Answer.question_key, Answer.value).where(Answer.request_id == request_id)
-    )
+    rows = session.execute(_ANSWERS_OF_REQUEST, {"request_id": request_id})
     return {key: value for key, value in rows}
+
+
+def answer_question(
+    session: Session, call: LiveCall, question: Question, *, value: int, keys: str
+) -> dict[str, int | None]:
+    """Store a keypad answer unless the question already has one (a redelivery: the
+    first delivery's answer stands and nothing is written). Returns the request's
+    answers by question key, this one included, as the call flow needs them."""
+    answers = answers_by_key(session, call.request.id)
+    if question.key in answers:
+        return answers
+    if store_answer(session, call, question, value=value, keys=keys) is None:
+        # The same webhook delivered twice at once: the other delivery stored it.
+        return answers_by_key(session, call.request.id)
+    answers[question.key] = value
+    return answers
 
 
 def record_answer(
@@ -145,38 +216,59 @@ def record_answer(
     recording_seconds: int | None = None,
 ) -> Answer:
     """Store an answer unless this question already has one (a redelivery)."""
-    existing = _answer(session, call.request.id, question.key)
-    if existing is not None:
-        return existing
-    answer = Answer(
-        request_id=call.request.id,
-        attempt_id=call.attempt.id,
-        survey_version_id=call.request.survey_version_id,
-        question_key=question.key,
-        kind=question.kind.value,
-        value=value,
-        keys=keys,
-        recording_url=recording_url,
-        recording_sid=recording_sid,
-        recording_seconds=recording_seconds,
-        # The request's report fields, copied for reports (aftercall.models.REPORT_FIELDS).
-        call_ended_at=call.request.call_ended_at,
-        agent=call.request.agent,
-        queue=call.request.queue,
-        team=call.request.team,
-        survey_name=call.request.survey_name,
-        language=call.request.language,
+    answer_id = store_answer(
+        session, call, question, value=value, keys=keys, recording_url=recording_url,
+        recording_sid=recording_sid, recording_seconds=recording_seconds,
+    )  # fmt: skip
+    answer = (
+        _answer(session, call.request.id, question.key)
+        if answer_id is None
+        else session.get(Answer, answer_id)
     )
-    try:
-        with session.begin_nested():
-            session.add(answer)
-    except IntegrityError:
-        # The same webhook delivered twice at once: the other delivery stored it.
-        winner = _answer(session, call.request.id, question.key)
-        if winner is None:
-            raise
-        return winner
+    assert answer is not None  # stored now, or by the delivery that won
     return answer
+
+
+def store_answer(
+    session: Session,
+    call: LiveCall,
+    question: Question,
+    *,
+    value: int | None,
+    keys: str = "",
+    recording_url: str | None = None,
+    recording_sid: str | None = None,
+    recording_seconds: int | None = None,
+) -> int | None:
+    """Insert an answer in one statement; returns its id, or None when the question
+    already had one (a redelivery, or the same webhook delivered twice at once: the
+    unique constraint on (request_id, question_key) decides, nothing is written)."""
+    request = call.request
+    dialect = session.get_bind().dialect.name
+    return session.scalar(
+        _STORE_ANSWER[dialect],
+        {
+            "request_id": request.id,
+            "attempt_id": call.attempt.id,
+            "survey_version_id": request.survey_version_id,
+            "question_key": question.key,
+            "kind": question.kind.value,
+            "value": value,
+            "keys": keys,
+            "recording_url": recording_url,
+            "recording_sid": recording_sid,
+            "recording_seconds": recording_seconds,
+            # The request's report fields, copied for reports (aftercall.models.REPORT_FIELDS;
+            # the ORM's before_insert hook that would copy them does not run for Core).
+            "call_ended_at": request.call_ended_at,
+            "agent": request.agent,
+            "queue": request.queue,
+            "team": request.team,
+            "survey_name": request.survey_name,
+            "language": request.language,
+            "received_at": utcnow(),
+        },
+    )
 
 
 def record_transcript(

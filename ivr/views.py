@@ -107,9 +107,10 @@ def question(attempt_id: int, key: str) -> Response:
         if isinstance(result, keypad.NeedsSecondDigit):
             step: flow.Step = flow.ListenForZero(asked, attempt_number)
         elif isinstance(result, keypad.Answered):
-            calls.record_answer(session, call, asked, value=result.value, keys=result.keys)
+            answers = calls.answer_question(
+                session, call, asked, value=result.value, keys=result.keys
+            )
             answered = (call.request.id, asked.kind.value, result.value)
-            answers = calls.answers_by_key(session, call.request.id)
             step = flow.after_answer(call.definition, key, answers)
         else:
             answers = calls.answers_by_key(session, call.request.id)
@@ -238,11 +239,11 @@ def voicemail(attempt_id: int) -> Response:
 
 
 def _find_call(session: Session, attempt_id: int) -> calls.LiveCall | None:
-    attempt = calls.find_attempt(session, attempt_id, request.form.get("CallSid", ""))
-    if attempt is None:
+    call_sid = request.form.get("CallSid", "")
+    call = calls.find_call(session, attempt_id, call_sid, _runtime().catalog)
+    if call is None:
         log.warning("webhook for unknown call attempt %s", attempt_id)
-        return None
-    return calls.live_call(session, attempt, _runtime().catalog)
+    return call
 
 
 def _voicemail(phrases: Phrasebook, *, leave_message: bool) -> VoiceResponse:
