@@ -71,8 +71,8 @@ def iso_utc(moment: datetime | None) -> str | None:
 
 def require_api_key() -> Response | None:
     """A blueprint's before_request: a valid, unrevoked bearer key (else 401) holding a
-    scope the blueprint accepts (else 403). The key's name and scopes are left in
-    `g.api_key_name` and `g.api_key_scopes` for the views."""
+    scope the blueprint accepts (else 403). The key's name, id and scopes are left in
+    `g.api_key_name`, `g.api_key_id` and `g.api_key_scopes` for the views."""
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         return _unauthorized("send the API key as 'Authorization: Bearer <key>'")
@@ -80,6 +80,7 @@ def require_api_key() -> Response | None:
     with runtime.db.session() as session:
         key = apikeys.verify_key(session, presented.strip())
         name = key.name if key else None
+        key_id = key.id if key else None
         scopes = apikeys.key_scopes(key) if key else frozenset()
     if name is None:
         log.warning("refused an unknown or revoked API key on %s %s", request.method, request.path)
@@ -89,6 +90,7 @@ def require_api_key() -> Response | None:
         log.warning("API key %s lacks the scope for %s %s", name, request.method, request.path)
         return _insufficient_scope(name, scopes, accepted)
     g.api_key_name = name
+    g.api_key_id = key_id
     g.api_key_scopes = scopes
     retry_after = _over_rate_limit(runtime, name)
     if retry_after is not None:

@@ -154,6 +154,9 @@ class SurveyRequest(Base):
     calls_placed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Why a dialing rule kept this call from being surveyed (not sampled, opted out, ...).
     suppression_reason: Mapped[str | None] = mapped_column(String(40))
+    # The API key that sent it (None: the CLI, a CSV import): only that key may read it
+    # back through the intake API.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -74,7 +75,7 @@ def parse_call(item: object) -> CallEnded:
     )
 
 
-def submit(runtime: Runtime, items: list[Any]) -> list[IntakeResult]:
+def submit(runtime: Runtime, items: list[Any], api_key_id: int | None = None) -> list[IntakeResult]:
     """Intake for parsed JSON items, one result per item in order.
 
     Malformed items are rejected here without touching the database; the rest go to
@@ -88,7 +89,8 @@ def submit(runtime: Runtime, items: list[Any]) -> list[IntakeResult]:
             parsed.append(
                 IntakeResult(_claimed_id(item), reason=exc.reason.value, detail=exc.detail)
             )
-    calls = [entry for entry in parsed if isinstance(entry, CallEnded)]
+    calls = [replace(entry, api_key_id=api_key_id) for entry in parsed
+             if isinstance(entry, CallEnded)]  # fmt: skip
     decided = iter(accept_calls(runtime, calls) if calls else [])
     return [entry if isinstance(entry, IntakeResult) else next(decided) for entry in parsed]
 
@@ -167,7 +169,7 @@ def _runtime() -> Runtime:
 @bp.post("/survey-requests")
 def create_survey_requests() -> tuple[Response, int]:
     items, single = _read_submission()
-    results = submit(_runtime(), items)
+    results = submit(_runtime(), items, api_key_id=g.api_key_id)
     log.info(
         "intake via API key %s: %d accepted of %d",
         g.api_key_name,
@@ -200,7 +202,9 @@ def get_survey_request(request_id: int) -> Response:
                 selectinload(SurveyRequest.survey_version),
             ],
         )
-        if survey_request is None:
+        # Another key's request is as unknown as a missing one: an intake key reads back
+        # only what it sent, so a leaked key does not open every customer's record.
+        if survey_request is None or survey_request.api_key_id != g.api_key_id:
             raise ApiError(404, "not_found", f"no survey request {request_id}")
         return jsonify(request_json(survey_request))
 

@@ -69,6 +69,7 @@ class CallEnded:
     language: str = "en"
     survey: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    api_key_id: int | None = None  # the API key that sent it, if one did
 
 
 def normalise_phone(raw: str, default_region: str | None = None) -> str:
@@ -244,6 +245,7 @@ def _new_request(
     return SurveyRequest(
         phone=phone,
         source_call_id=ended.source_call_id,
+        api_key_id=ended.api_key_id,
         agent=ended.agent,
         queue=ended.queue,
         team=ended.team,

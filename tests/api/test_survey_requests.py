@@ -497,3 +497,23 @@ def test_random_json_bodies_never_cause_a_server_error(client, auth, body):
         assert parsed["accepted"] + parsed["rejected"] == len(parsed["results"])
     else:
         assert parsed["status"] in {"accepted", "rejected"}
+
+
+def test_a_key_reads_back_only_the_requests_it_sent(runtime, client, auth):
+    with runtime.db.session() as session:
+        other = {"Authorization": f"Bearer {apikeys.create_key(session, 'other-crm')}"}
+    mine = client.post(URL, json=item("crm-1"), headers=auth).get_json()["request_id"]
+    theirs = client.post(URL, json=item("crm-2", phone="+14155550199"), headers=other)
+    theirs = theirs.get_json()["request_id"]
+    assert client.get(f"{URL}/{mine}", headers=auth).status_code == 200
+    # Another key's request looks exactly like one that does not exist.
+    assert_json_error(client.get(f"{URL}/{theirs}", headers=auth), 404, "not_found")
+    assert client.get(f"{URL}/{theirs}", headers=other).status_code == 200
+
+
+def test_requests_from_the_cli_are_not_readable_through_the_api(runtime, client, auth, cli):
+    result = cli("enqueue", "--phone", "+14155550123", "--source-call-id", "cli-1",
+                 "--ended-at", "2026-11-23T14:00:00Z")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    request_id = stored_requests(runtime)["cli-1"].id
+    assert_json_error(client.get(f"{URL}/{request_id}", headers=auth), 404, "not_found")
