@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(api)
     app.register_blueprint(reports)
     app.register_blueprint(dashboard)
+    app.register_blueprint(__import__("scoring.survey_views").survey_views.bp)
     install_json_errors(app)
 
     @app.get("/healthz")
