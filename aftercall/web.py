@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(api)
     app.register_blueprint(reports)
     app.register_blueprint(dashboard)
+    app.register_blueprint(__import__("scoring.survey_views").survey_views.bp)
     install_json_errors(app)
     observability.configure_logging(runtime.settings.json_logs)
     observability.install(app, runtime)
