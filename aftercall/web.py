@@ -29,13 +29,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from dialer.api import bp as api
     from ivr.views import bp as voice
     from scoring.api import bp as reports
+    from scoring.survey_views import bp as surveys
     from scoring.views import bp as dashboard
 
     app.register_blueprint(voice)
     app.register_blueprint(api)
     app.register_blueprint(reports)
     app.register_blueprint(dashboard)
-    app.register_blueprint(__import__("scoring.survey_views").survey_views.bp)
+    app.register_blueprint(surveys)
     install_json_errors(app)
     observability.configure_logging(runtime.settings.json_logs)
     observability.install(app, runtime)

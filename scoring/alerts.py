@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from aftercall.config import Settings
 from aftercall.models import Answer, SurveyRequest
 from aftercall.runtime import Runtime, worker_runtime
+from dialer.test_call import is_test_call
 from scoring.detractors import is_detractor_answer
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,10 @@ def deliver(runtime: Runtime, request_id: int, now: float | None = None) -> str:
 def detractor_alert(
     session: Session, request_id: int, *, public_base_url: str, sent_at: int
 ) -> dict[str, Any] | None:
-    """The alert's JSON for a request with at least one detractor answer, else None."""
+    """The alert's JSON for a request with at least one detractor answer, else None
+    (also for an admin's test call: its low scores are nobody's to follow up)."""
     request = session.get(SurveyRequest, request_id)
-    if request is None:
+    if request is None or is_test_call(request):
         return None
     rows = session.scalars(
         select(Answer).where(Answer.request_id == request_id).order_by(Answer.id)

@@ -44,9 +44,9 @@ from scoring.surveys import stored_version, survey_entries
 bp = Blueprint("surveys", __name__, url_prefix="/dashboard/surveys", template_folder="templates")
 
 # The dashboard's guards, registered for this blueprint too (they are per blueprint).
-bp.before_request(dashboard._require_sign_in)
-bp.after_request(dashboard._security_headers)
-bp.context_processor(dashboard._template_globals)
+bp.before_request(dashboard.require_sign_in)
+bp.after_request(dashboard.security_headers)
+bp.context_processor(dashboard.template_globals)
 
 TEST_CALL_ROLE = "admin"
 MAX_PHONE_INPUT = 64
@@ -131,7 +131,7 @@ def new_test_call(name: str) -> Response | tuple[str, int] | str:
     form = {"phone": "", "language": definition.default_language}
     if request.method == "GET":
         return render_template("surveys/test_call.html", definition=definition, form=form)
-    dashboard._check_csrf()
+    dashboard.check_csrf()
     form = {
         "phone": request.form.get("phone", "")[:MAX_PHONE_INPUT],
         "language": request.form.get("language", ""),

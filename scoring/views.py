@@ -113,7 +113,7 @@ def _configure_sessions(state: BlueprintSetupState) -> None:
 
 
 @bp.after_request
-def _security_headers(response: Response) -> Response:
+def security_headers(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
     if request.endpoint != "dashboard.static":
         # Figures about named agents and customers' comments: never kept in a cache.
@@ -122,7 +122,7 @@ def _security_headers(response: Response) -> Response:
 
 
 @bp.before_request
-def _require_sign_in() -> Response | None:
+def require_sign_in() -> Response | None:
     if request.endpoint in ("dashboard.login", "dashboard.static"):
         return None
     user_id = session.get("user_id")
@@ -150,7 +150,7 @@ def csrf_token() -> str:
     return token
 
 
-def _check_csrf() -> None:
+def check_csrf() -> None:
     expected = session.get("csrf_token")
     given = request.form.get("csrf_token", "")
     if not isinstance(expected, str) or not expected:
@@ -160,7 +160,7 @@ def _check_csrf() -> None:
 
 
 @bp.context_processor
-def _template_globals() -> dict[str, Any]:
+def template_globals() -> dict[str, Any]:
     return {"csrf_token": csrf_token, "user": g.get("user")}
 
 
@@ -179,7 +179,7 @@ def login() -> Response | str:
     next_url = request.values.get("next")
     error = None
     if request.method == "POST":
-        _check_csrf()
+        check_csrf()
         with _runtime().db.session() as db:
             user = authenticate(
                 db, request.form.get("username", ""), request.form.get("password", "")
@@ -207,7 +207,7 @@ def _start_session(user: SignedIn) -> None:
 
 @bp.post("/logout")
 def logout() -> Response:
-    _check_csrf()
+    check_csrf()
     session.clear()
     return redirect(url_for("dashboard.login"))
 

@@ -326,6 +326,20 @@ def test_redis_down_still_answers_with_the_next_question_quickly(runtime, make_a
         assert (answer.question_key, answer.value) == ("nps", 2)
 
 
+def test_an_admins_test_call_sends_no_alert(alerting, receiver, make_attempt):
+    from aftercall.models import SurveyRequest
+    from dialer.test_call import TEST_CALL_FLAG, TEST_CALL_PREFIX
+
+    call = open_call(alerting, make_attempt)
+    with alerting.db.session() as session:
+        request = session.get(SurveyRequest, request_id_of(alerting, call))
+        request.source_call_id = f"{TEST_CALL_PREFIX}abc"
+        request.extra = {TEST_CALL_FLAG: True, "requested_by": "ops"}
+    call.press(call.start(), "2")
+    work(alerting)
+    assert receiver.deliveries == []
+
+
 def test_a_job_for_a_request_without_detractor_answers_sends_nothing(alerting, receiver):
     assert alerts.deliver(alerting, 999_999).startswith("request 999999 is not a detractor")
     assert receiver.deliveries == []
