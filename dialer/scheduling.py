@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.job import Job
+from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
 from aftercall.runtime import Runtime
-from dialer.placement import release_stale_claims
+from dialer.settlement import FINAL_STATUS_OVERDUE, settle_overdue_attempts
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,28 @@ AWAITING_FOLLOW_UP = (
 FOLLOW_UP_GRACE = timedelta(minutes=2)
 # A call job that has not run 6 hours after its time is not worth running.
 JOB_TTL_SECONDS = 6 * 3600
+# A job still marked started with no heartbeat for this long lost its worker (rq beats
+# every DEFAULT_JOB_MONITORING_INTERVAL seconds while a job runs). rq itself notices
+# only at its next maintenance, up to 10 minutes later, and then calls it failed.
+STALLED_JOB = timedelta(seconds=3 * DEFAULT_JOB_MONITORING_INTERVAL)
+# Job states from which rq will still run the job.
+_WILL_RUN = (
+    JobStatus.CREATED,
+    JobStatus.QUEUED,
+    JobStatus.SCHEDULED,
+    JobStatus.DEFERRED,
+    JobStatus.RATE_LIMITED,
+    JobStatus.READY_TO_ENQUEUE,
+)
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long reconciliation waits before it takes silence for loss."""
+
+    final_status: timedelta = FINAL_STATUS_OVERDUE  # an attempt's end, from Twilio
+    stalled_job: timedelta = STALLED_JOB  # a job marked started whose worker is silent
+    follow_up: timedelta = FOLLOW_UP_GRACE  # the status webhook's own follow-up
 
 
 def call_job_id(request_id: int, attempt_number: int, due_at: datetime) -> str:
@@ -80,19 +105,24 @@ def enqueue_first_calls(runtime: Runtime, due: Iterable[tuple[int, datetime]]) -
         log.error("could not queue survey calls (reconciliation will): %s", exc)
 
 
-def reconcile(runtime: Runtime) -> int:
+def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
     """Rebuild from the database what Redis lost. Returns how many jobs were queued.
 
-    - a `scheduled` request whose call job is gone gets it back;
+    - a `scheduled` request whose call job is gone, failed, or died with its worker
+      gets it back (the job is safe to run twice: the claim decides);
+    - an attempt whose final status never came is settled from Twilio's Calls API
+      (dialer.settlement), and followed up like any ended attempt;
     - an attempt that ended (no answer, busy, failed, voicemail) whose follow-up never
-      ran (Redis was down when the status webhook came) gets its follow-up: such a
-      request still has the due time of the call just made, which the follow-up clears
-      or replaces;
-    - a request left in `calling` by a worker that died before Twilio placed the call is
-      released (dialer.placement.release_stale_claims) and followed up at once.
+      ran (Redis was down when the status webhook came, or the follow-up job failed)
+      gets its follow-up: such a request still has the due time of the call just made,
+      which the follow-up clears or replaces.
     """
     now = runtime.now()
-    released = release_stale_claims(runtime)
+    ended = [
+        verdict.request_id
+        for verdict in settle_overdue_attempts(runtime, patience.final_status)
+        if verdict.outcome in ("ended", "lost")
+    ]
     with runtime.db.session() as session:
         placed = (
             select(func.count(CallAttempt.id))
@@ -108,24 +138,46 @@ def reconcile(runtime: Runtime) -> int:
             select(SurveyRequest.id).where(
                 SurveyRequest.state.in_(AWAITING_FOLLOW_UP),
                 SurveyRequest.due_at.is_not(None),
-                SurveyRequest.updated_at < now - FOLLOW_UP_GRACE,
+                SurveyRequest.updated_at < now - patience.follow_up,
             )
         ).all()
-    unsettled = list(dict.fromkeys([*released, *unsettled]))
+    unsettled = list(dict.fromkeys([*ended, *unsettled]))
     restored = 0
     for request_id, due_at, attempts in scheduled:
         job_id = call_job_id(request_id, attempts + 1, due_at)
-        if not Job.exists(job_id, connection=runtime.redis):
+        if not _will_run(runtime, job_id, patience.stalled_job):
             enqueue_call(runtime, request_id, attempts + 1, due_at)
             restored += 1
     for request_id in unsettled:
         job_id = f"follow-up-{request_id}"
-        if not Job.exists(job_id, connection=runtime.redis):
+        if not _will_run(runtime, job_id, patience.stalled_job):
             runtime.call_queue.enqueue(AFTER_ATTEMPT, request_id, job_id=job_id, result_ttl=60)
             restored += 1
     if restored:
         log.warning("reconcile: queued %d survey call jobs that Redis had lost", restored)
     return restored
+
+
+def _will_run(runtime: Runtime, job_id: str, stalled_after: timedelta) -> bool:
+    """Whether rq will still run (or is running) the job. A job that failed, finished
+    or died with its worker is deleted, so that the same id can be queued afresh."""
+    try:
+        job = Job.fetch(job_id, connection=runtime.redis)
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status in _WILL_RUN:
+        return True
+    if status == JobStatus.STARTED:
+        beat = job.last_heartbeat or job.started_at
+        if beat is not None and beat.tzinfo is None:
+            beat = beat.replace(tzinfo=UTC)
+        # rq stamps jobs with the wall clock, whatever clock the dialer runs on.
+        if beat is not None and datetime.now(UTC) - beat < stalled_after:
+            return True
+        log.warning("job %s lost its worker (last heard of %s); queued again", job_id, beat)
+    job.delete()
+    return False
 
 
 def release_due_jobs(queue: Queue, now: datetime) -> int:
