@@ -47,6 +47,11 @@ JOB_TTL_SECONDS = 6 * 3600
 # every DEFAULT_JOB_MONITORING_INTERVAL seconds while a job runs). rq itself notices
 # only at its next maintenance, up to 10 minutes later, and then calls it failed.
 STALLED_JOB = timedelta(seconds=3 * DEFAULT_JOB_MONITORING_INTERVAL)
+# rq's scheduler moves a due job onto the queue within a second or two. A call job still
+# waiting a minute after its time has no scheduler: the worker holding rq's scheduler
+# lock died, and the others only try to take the lock over at their maintenance, every
+# 10 minutes (rq's DEFAULT_MAINTENANCE_TASK_INTERVAL). Found by tests/chaos.
+SCHEDULER_STALLED = timedelta(minutes=1)
 # Job states from which rq will still run the job.
 _WILL_RUN = (
     JobStatus.CREATED,
@@ -63,8 +68,10 @@ class Patience:
     """How long reconciliation waits before it takes silence for loss."""
 
     final_status: timedelta = FINAL_STATUS_OVERDUE  # an attempt's end, from Twilio
+    without_call_sid: timedelta = FINAL_STATUS_OVERDUE  # an attempt Twilio never named
     stalled_job: timedelta = STALLED_JOB  # a job marked started whose worker is silent
     follow_up: timedelta = FOLLOW_UP_GRACE  # the status webhook's own follow-up
+    scheduler: timedelta = SCHEDULER_STALLED  # rq's scheduler, to release a due job
 
 
 def call_job_id(request_id: int, attempt_number: int, due_at: datetime) -> str:
@@ -115,12 +122,19 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
     - an attempt that ended (no answer, busy, failed, voicemail) whose follow-up never
       ran (Redis was down when the status webhook came, or the follow-up job failed)
       gets its follow-up: such a request still has the due time of the call just made,
-      which the follow-up clears or replaces.
+      which the follow-up clears or replaces;
+    - a call job rq's scheduler left waiting past its time is put on the queue.
     """
     now = runtime.now()
+    late = release_due_jobs(runtime.call_queue, now - patience.scheduler)
+    if late:
+        log.warning("reconcile: %d call jobs were overdue (no rq scheduler running); "
+                    "queued them", late)  # fmt: skip
     ended = [
         verdict.request_id
-        for verdict in settle_overdue_attempts(runtime, patience.final_status)
+        for verdict in settle_overdue_attempts(
+            runtime, patience.final_status, patience.without_call_sid
+        )
         if verdict.outcome in ("ended", "lost")
     ]
     with runtime.db.session() as session:
@@ -155,7 +169,7 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
             restored += 1
     if restored:
         log.warning("reconcile: queued %d survey call jobs that Redis had lost", restored)
-    return restored
+    return restored + late
 
 
 def _will_run(runtime: Runtime, job_id: str, stalled_after: timedelta) -> bool:
@@ -189,7 +203,11 @@ def release_due_jobs(queue: Queue, now: datetime) -> int:
     registry = ScheduledJobRegistry(queue=queue)
     released = 0
     for job_id in registry.get_jobs_to_schedule(int(now.timestamp())):
-        job = Job.fetch(job_id, connection=queue.connection)
+        try:
+            job = Job.fetch(job_id, connection=queue.connection)
+        except NoSuchJobError:  # expired: its registry entry outlived it
+            registry.remove(job_id)
+            continue
         registry.remove(job)
         queue.enqueue_job(job)
         released += 1

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 from requests.exceptions import RequestException
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from aftercall.models import CallAttempt
@@ -55,15 +55,30 @@ class Verdict:
 
 
 def settle_overdue_attempts(
-    runtime: Runtime, overdue: timedelta = FINAL_STATUS_OVERDUE
+    runtime: Runtime,
+    overdue: timedelta = FINAL_STATUS_OVERDUE,
+    without_call_sid: timedelta = FINAL_STATUS_OVERDUE,
 ) -> list[Verdict]:
-    """Ask Twilio about every attempt whose final status is overdue, and settle those
-    that ended. Returns what was found for each attempt looked at."""
+    """Ask Twilio about every attempt whose final status is `overdue`, and settle those
+    that ended; an attempt without a CallSid is taken for lost after `without_call_sid`.
+    Returns what was found for each attempt looked at.
+
+    Asking Twilio early is harmless (a live call is left alone); calling an attempt
+    without a CallSid lost is not, while a call it might have placed could still ring:
+    the retry that follows could reach the customer twice.
+    """
     now = runtime.now()
     with runtime.db.session() as session:
         pending = session.execute(
             select(CallAttempt.id, CallAttempt.request_id, CallAttempt.call_sid)
-            .where(CallAttempt.status.in_(IN_FLIGHT), CallAttempt.created_at < now - overdue)
+            .where(
+                CallAttempt.status.in_(IN_FLIGHT),
+                or_(
+                    CallAttempt.call_sid.is_not(None) & (CallAttempt.created_at < now - overdue),
+                    CallAttempt.call_sid.is_(None)
+                    & (CallAttempt.created_at < now - without_call_sid),
+                ),
+            )
             .order_by(CallAttempt.created_at)
             .limit(MAX_CHECKS_PER_RUN)
         ).all()

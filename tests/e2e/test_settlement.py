@@ -251,3 +251,19 @@ def test_a_create_twilio_never_answers_and_never_placed_is_lost_then_retried(dia
 )
 def test_only_requests_that_may_have_reached_twilio_are_uncertain(exc, failure):
     assert classify(exc)[0] is failure
+
+
+def test_call_jobs_left_waiting_by_a_dead_scheduler_are_queued(dialer):
+    phone = "+14155550411"
+    dialer.network.set_persona(phone, Persona.answering(["9", "5"]))
+    result = dialer.intake(phone)
+    # The worker holding rq's scheduler lock was killed: nobody moves the due job.
+    dialer.network.clock.set(result.due_at + timedelta(seconds=30))
+    assert scheduling.reconcile(dialer.runtime) == 0  # a scheduler may just be slow
+    dialer.network.clock.set(result.due_at + scheduling.SCHEDULER_STALLED)
+    assert scheduling.reconcile(dialer.runtime) == 1
+    dialer.worker.work(burst=True)
+    dialer.network.run_until_idle()
+    dialer.worker.work(burst=True)
+    assert dialer.campaign.request(result.request_id).state is RequestState.COMPLETED
+    assert len(dialer.network.calls) == 1

@@ -1,0 +1,42 @@
+"""Redis crashes mid-campaign and comes back, with its append-only file and without
+any persistence (every queued job lost): the database rebuilds the queue."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+
+from aftercall.runtime import CALL_QUEUE
+from tests.chaos.harness import REACHABLE, callable_numbers, check_campaign
+
+REQUESTS = 80
+
+
+@pytest.mark.parametrize("appendonly", [True, False], ids=["appendonly", "no-persistence"])
+def test_a_redis_restart_mid_campaign_is_recovered_from_the_database(launch, appendonly):
+    campaign = launch(workers=2, appendonly=appendonly, mix=REACHABLE, seed=11)
+    campaign.intake(callable_numbers(REQUESTS))
+    restarted: dict[str, int] = {}
+
+    def chaos(elapsed: float) -> None:
+        if restarted or len(campaign.network.calls) < REQUESTS // 4:
+            return
+        campaign.redis.crash()
+        time.sleep(2)
+        campaign.redis.start()
+        queue = Queue(CALL_QUEUE, connection=campaign.runtime.redis)
+        restarted["jobs"] = queue.count + ScheduledJobRegistry(queue=queue).count
+        restarted["unfinished"] = campaign.unfinished()
+
+    started = time.monotonic()
+    campaign.run(timeout=240, during=chaos)
+    summary = check_campaign(campaign, campaign.runtime.catalog)
+    print(f"{summary}, after the restart {restarted}, {time.monotonic() - started:.0f} s")
+    assert restarted["unfinished"] > 0  # the crash came mid-campaign
+    if appendonly:
+        assert restarted["jobs"] > 0  # the queue came back from the append-only file
+    else:
+        assert restarted["jobs"] == 0  # everything queued was lost
