@@ -180,7 +180,19 @@ def _will_run(runtime: Runtime, job_id: str, stalled_after: timedelta) -> bool:
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
-    if status in _WILL_RUN:
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+        # The status alone can lie: a worker takes the job off the queue, then marks it
+        # started; Redis crashing in between (or losing its last second of writes)
+        # leaves a job marked queued that is on no queue. Found by tests/chaos.
+        queue = Queue(job.origin, connection=runtime.redis)
+        if status == JobStatus.QUEUED:
+            listed = runtime.redis.lpos(queue.key, job_id) is not None
+        else:
+            listed = runtime.redis.zscore(ScheduledJobRegistry(queue=queue).key, job_id) is not None
+        if listed:
+            return True
+        log.warning("job %s is marked %s but is on no queue; queued again", job_id, status)
+    elif status in _WILL_RUN:
         return True
     if status == JobStatus.STARTED:
         beat = job.last_heartbeat or job.started_at

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from aftercall.db import Database
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
@@ -267,3 +268,23 @@ def test_call_jobs_left_waiting_by_a_dead_scheduler_are_queued(dialer):
     dialer.worker.work(burst=True)
     assert dialer.campaign.request(result.request_id).state is RequestState.COMPLETED
     assert len(dialer.network.calls) == 1
+
+
+@pytest.mark.parametrize("where", ["queue", "scheduled"])
+def test_a_job_marked_waiting_but_on_no_queue_is_queued_again(dialer, where):
+    phone = "+14155550412"
+    dialer.network.set_persona(phone, Persona.answering(["9", "5"]))
+    result = dialer.intake(phone)
+    job_id = scheduling.call_job_id(result.request_id, 1, result.due_at)
+    redis = dialer.runtime.redis
+    # A worker took the job off the queue and Redis crashed before it was marked
+    # started (or lost that second of writes): the job says queued, no queue has it.
+    if where == "queue":
+        scheduling.release_due_jobs(dialer.queue, dialer.now())
+        assert redis.lrem(dialer.queue.key, 0, job_id) == 1
+    else:
+        assert redis.zrem(ScheduledJobRegistry(queue=dialer.queue).key, job_id) == 1
+    assert scheduling.reconcile(dialer.runtime) == 1
+    assert scheduling.reconcile(dialer.runtime) == 0
+    dialer.run_to_completion()
+    assert dialer.campaign.request(result.request_id).state is RequestState.COMPLETED
