@@ -130,13 +130,15 @@ def launch(settings, surveys_dir: Path, tmp_path: Path) -> Iterator[Callable[...
             twilio_api_base=network.api_base,
             public_base_url=base_url,
         )
+        observer = Database(settings.database_url)
+        stack.append(observer.dispose)
+        _empty_tables(observer)
         db = Database(database_url)  # the cron process, behind the proxy too
         stack.append(db.dispose)
-        _empty_tables(db)
         runtime = Runtime(
             settings=runtime_settings, db=db, catalog=SurveyCatalog.from_directory(surveys_dir)
         )
-        return Campaign(runtime, network, deployment, redis, db_proxy)
+        return Campaign(runtime, network, deployment, redis, observer, db_proxy)
 
     yield start
     for stop in reversed(stack):

@@ -34,6 +34,7 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
+from aftercall.db import Database
 from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
 from aftercall.runtime import CALL_QUEUE, Runtime
 from aftercall.survey import QuestionKind, SurveyCatalog
@@ -342,10 +343,11 @@ class Deployment:
 # -- a campaign -----------------------------------------------------------------------
 @dataclass
 class Campaign:
-    runtime: Runtime  # the test's own view: the database directly, the private Redis
+    runtime: Runtime  # what the `cron` process uses: the deployment's database and Redis
     network: PhoneNetwork
     deployment: Deployment
     redis: RedisServer
+    observer: Database  # the test's own view of the database, never behind the proxy
     proxy: DatabaseProxy | None = None
     request_ids: list[int] = field(default_factory=list)
 
@@ -360,14 +362,14 @@ class Campaign:
         self.request_ids.extend(r.request_id for r in results)
 
     def states(self) -> dict[RequestState, int]:
-        with self.runtime.db.session() as session:
+        with self.observer.session() as session:
             rows = session.execute(
                 select(SurveyRequest.state, func.count()).group_by(SurveyRequest.state)
             ).all()
         return dict(rows)
 
     def unfinished(self) -> int:
-        with self.runtime.db.session() as session:
+        with self.observer.session() as session:
             return session.scalar(
                 select(func.count()).where(
                     ~SurveyRequest.state.in_([s for s in RequestState if s.is_final_for_survey])
@@ -426,7 +428,7 @@ class Campaign:
     def _waiting_for_retries(self) -> bool:
         """Requests are scheduled for later and their jobs exist: the deployment will
         get to them on its own."""
-        with self.runtime.db.session() as session:
+        with self.observer.session() as session:
             scheduled = session.scalar(
                 select(func.count()).where(SurveyRequest.state == RequestState.SCHEDULED)
             )
@@ -441,8 +443,8 @@ class Campaign:
 # -- the checks -------------------------------------------------------------------------
 def check_campaign(campaign: Campaign, catalog: SurveyCatalog) -> dict[str, int]:
     """What must hold after any campaign, whatever broke during it."""
-    runtime, network = campaign.runtime, campaign.network
-    with runtime.db.session() as session:
+    network = campaign.network
+    with campaign.observer.session() as session:
         requests_ = {r.id: r for r in session.scalars(select(SurveyRequest))}
         attempts = session.scalars(select(CallAttempt)).all()
         answers = set(session.execute(select(Answer.request_id, Answer.question_key)).all())
