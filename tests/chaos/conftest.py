@@ -45,12 +45,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/tests/chaos/" in str(item.path):
-            item.add_marker(pytest.mark.chaos)
-
-
 @pytest.fixture(scope="session")
 def database_url() -> str:
     """The PostgreSQL test database only: the chaos is about processes sharing a server."""

@@ -7,7 +7,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
+import pytest
+
 from tests.chaos.harness import REACHABLE, UNAVAILABLE, callable_numbers, check_campaign
+
+pytestmark = pytest.mark.chaos
 
 REQUESTS = 80
 OUTAGE = timedelta(seconds=5)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
+
 from phonesim import PersonaMix
 from tests.chaos.harness import callable_numbers, check_campaign
+
+pytestmark = pytest.mark.chaos
 
 REQUESTS = 150
 SEED = 20261123

@@ -12,6 +12,8 @@ from rq.registry import ScheduledJobRegistry
 from aftercall.runtime import CALL_QUEUE
 from tests.chaos.harness import REACHABLE, callable_numbers, check_campaign
 
+pytestmark = pytest.mark.chaos
+
 REQUESTS = 80
 
 

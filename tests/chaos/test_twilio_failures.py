@@ -8,11 +8,14 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from aftercall.models import CallAttempt
 from dialer.dispatch import TRANSIENT_BACKOFF
 from tests.chaos.harness import REACHABLE, callable_numbers, check_campaign
+
+pytestmark = pytest.mark.chaos
 
 REQUESTS = 60
 RATE_LIMITED, SERVER_ERRORS, TIMEOUTS = 12, 8, 3
