@@ -31,6 +31,7 @@ import phonenumbers
 import requests
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
@@ -117,6 +118,10 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.2):
@@ -418,12 +423,23 @@ class Campaign:
         self.deployment.start_workers(workers)
 
     def _quiet(self) -> bool:
+        """No job waiting or running, no call live. A job a killed worker left marked
+        started counts as running only while it could still be (CAMPAIGN_PATIENCE)."""
         try:
             queue = Queue(CALL_QUEUE, connection=self.runtime.redis)
-            busy = queue.count or StartedJobRegistry(queue=queue).count
+            if queue.count:
+                return False
+            registry = StartedJobRegistry(queue=queue)
+            for job_id in registry.get_job_ids(cleanup=False):
+                job = Job.fetch(job_id, connection=self.runtime.redis)
+                beat = job.last_heartbeat or job.started_at
+                if beat is None or datetime.now(UTC) - _aware(beat) < (
+                    CAMPAIGN_PATIENCE.stalled_job
+                ):
+                    return False
         except Exception:
             return False
-        return not busy and not self.network._busy()
+        return not self.network._busy()
 
     def _waiting_for_retries(self) -> bool:
         """Requests are scheduled for later and their jobs exist: the deployment will
