@@ -19,7 +19,7 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
@@ -178,6 +178,9 @@ def _will_run(runtime: Runtime, job_id: str, stalled_after: timedelta) -> bool:
     try:
         job = Job.fetch(job_id, connection=runtime.redis)
     except NoSuchJobError:
+        return False
+    except DeserializationError:  # half a job, what a crash left: start afresh
+        runtime.redis.delete(Job.key_for(job_id))
         return False
     status = job.get_status(refresh=False)
     if status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
