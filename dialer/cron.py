@@ -1,8 +1,11 @@
 """Periodic dialer work for `rq cron` (see Procfile): no home-made scheduling loop.
 
-Reconciliation re-queues every scheduled request whose job Redis lost (a restart without
-persistence, an enqueue that failed after intake committed); it is idempotent, so
-running it every minute costs one query and a few EXISTS calls.
+Reconciliation (dialer.scheduling.reconcile) rebuilds from the database what Redis lost
+or a dead process left behind: call jobs and follow-ups that are gone, failed or
+orphaned, due jobs no rq scheduler released, and attempts whose final status callback
+never came (asked of Twilio's Calls API, dialer.settlement). It is idempotent, so
+running it every minute costs a few queries, a few Redis lookups per scheduled
+request, and a Twilio lookup per overdue attempt.
 """
 
 from rq import cron

@@ -111,6 +111,8 @@ def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
         return f"rescheduled: {placed.in_flight} calls in progress"
     if placed.failure is None:
         return f"placed {placed.call_sid}"
+    if placed.failure is PlacementFailure.UNCERTAIN:
+        return "uncertain: Twilio did not answer; the call's webhooks or reconciliation settle it"
     return _after_refusal(runtime, request_id, attempt_number, placed.failure, placed.error_code)
 
 

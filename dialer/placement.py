@@ -8,7 +8,14 @@ request with an attempt lacking its CallSid rather than a silent redial. The Cal
 is stored right after Twilio answers.
 
 Each call asks for every status event and for asynchronous answering machine
-detection, so a person hears the greeting at once while Twilio decides.
+detection, so a person hears the greeting at once while Twilio decides, and carries a
+time limit, so that how long a call can last is known (dialer.settlement relies on it).
+
+When the create request times out after it was sent, nobody knows whether Twilio placed
+the call. The claim then stays: the request remains `calling` with an attempt lacking
+its CallSid. If the call was placed, its first webhook stores the CallSid and the call
+runs its course; if not, reconciliation resolves the attempt once any call it might
+have started would be over. Dialing again at once could ring a customer twice.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from requests.exceptions import RequestException
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ReadTimeout, RequestException
 from sqlalchemy import func, select, update
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from urllib3.exceptions import ProtocolError
 
 from aftercall.db import utcnow
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
@@ -31,6 +40,10 @@ log = logging.getLogger(__name__)
 # Seconds to let the phone ring before Twilio gives up with no-answer (Twilio's default
 # is 60; voicemail usually picks up after 20-30).
 RING_TIMEOUT = 30
+# Twilio hangs up an answered call after this many seconds (TimeLimit; its default is 4
+# hours). The shipped survey takes 2-5 minutes even when every question is asked three
+# times and a full comment is recorded; 15 minutes leaves room for longer surveys.
+CALL_TIME_LIMIT = 15 * 60
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 # Twilio error codes that mean this number can never be called from this account.
 PERMANENT_ERRORS = frozenset(
@@ -55,6 +68,8 @@ class PlacementFailure(StrEnum):
     PERMANENT = "permanent"  # the number can't be called: fail the request
     TRANSIENT = "transient"  # rate limit, Twilio 5xx, timeout: try again later
     AUTH = "auth"  # credentials rejected: stop dialing until someone fixes it
+    # The request reached Twilio but no answer came back: the call may have been placed.
+    UNCERTAIN = "uncertain"
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,20 @@ def classify(exc: Exception) -> tuple[PlacementFailure, int | None]:
         if code in PERMANENT_ERRORS or exc.status in (400, 404):
             return PlacementFailure.PERMANENT, code
         return PlacementFailure.TRANSIENT, code
+    if _may_have_reached_twilio(exc):
+        return PlacementFailure.UNCERTAIN, None
     return PlacementFailure.TRANSIENT, None
+
+
+def _may_have_reached_twilio(exc: Exception) -> bool:
+    """A read timeout, or a connection dropped after the request was sent; a refused
+    or timed-out connection never carried the request."""
+    if isinstance(exc, ReadTimeout):
+        return True
+    if isinstance(exc, RequestsConnectionError) and exc.args:
+        reason = getattr(exc.args[0], "reason", exc.args[0])
+        return isinstance(reason, ProtocolError)
+    return False
 
 
 def place_call(runtime: Runtime, request_id: int) -> Placed | AtCapacity | None:
@@ -154,9 +182,14 @@ def place_call(runtime: Runtime, request_id: int) -> Placed | AtCapacity | None:
             async_amd_status_callback=f"{base}/amd",
             async_amd_status_callback_method="POST",
             timeout=RING_TIMEOUT,
+            time_limit=CALL_TIME_LIMIT,
         )
     except (TwilioException, RequestException) as exc:
         failure, code = classify(exc)
+        if failure is PlacementFailure.UNCERTAIN:
+            log.warning("attempt %s: no answer from Twilio (%s); the claim stays until "
+                        "the call is heard of or reconciled", attempt_id, exc)  # fmt: skip
+            return Placed(attempt_id, None, failure)
         log.warning("attempt %s: Twilio did not place the call (%s, %s)", attempt_id, failure, code)
         _record_refusal(runtime, attempt_id, failure, code)
         return Placed(attempt_id, None, failure, code)
@@ -186,45 +219,3 @@ def _record_refusal(
             request.state = RequestState.FAILED if permanent else RequestState.SCHEDULED
             if permanent:
                 request.due_at = None  # settled: nothing left to decide
-
-
-# A claimed attempt that after this long has no CallSid and no word from Twilio was
-# never placed (Twilio posts the initiated event, and the first webhook stores the
-# CallSid, within seconds of accepting a call): its worker died before asking.
-STALE_CLAIM = timedelta(minutes=15)
-
-
-def release_stale_claims(runtime: Runtime) -> list[int]:
-    """Give back requests stuck in `calling` by a worker that died mid-placement.
-
-    The stuck attempt is marked `lost` and still counts toward the request's attempt
-    limits (if Twilio did place it after all, the customer was called); the request
-    becomes `failed` with its due time kept, so the dialer's follow-up decides about a
-    retry like after any failed call. Returns the request ids released.
-    """
-    cutoff = runtime.now() - STALE_CLAIM
-    released = []
-    with runtime.db.session() as session:
-        stale = session.scalars(
-            select(CallAttempt)
-            .join(CallAttempt.request)
-            .where(
-                SurveyRequest.state == RequestState.CALLING,
-                CallAttempt.call_sid.is_(None),
-                CallAttempt.status == "queued",
-                CallAttempt.created_at < cutoff,
-            )
-        ).all()
-        for attempt in stale:
-            latest = max(a.number for a in attempt.request.attempts)
-            if attempt.number != latest:
-                continue
-            log.warning("attempt %s: no word from Twilio since %s; released", attempt.id,
-                        attempt.created_at.isoformat())  # fmt: skip
-            attempt.status = "lost"
-            attempt.ended_at = runtime.now()
-            attempt.request.state = RequestState.FAILED
-            if attempt.request.due_at is None:
-                attempt.request.due_at = attempt.created_at
-            released.append(attempt.request_id)
-    return released

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.job import Job
+from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL
+from rq.exceptions import DeserializationError, NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
 from aftercall.runtime import Runtime
-from dialer.placement import release_stale_claims
+from dialer.settlement import FINAL_STATUS_OVERDUE, settle_overdue_attempts
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,35 @@ AWAITING_FOLLOW_UP = (
 FOLLOW_UP_GRACE = timedelta(minutes=2)
 # A call job that has not run 6 hours after its time is not worth running.
 JOB_TTL_SECONDS = 6 * 3600
+# A job still marked started with no heartbeat for this long lost its worker (rq beats
+# every DEFAULT_JOB_MONITORING_INTERVAL seconds while a job runs). rq itself notices
+# only at its next maintenance, up to 10 minutes later, and then calls it failed.
+STALLED_JOB = timedelta(seconds=3 * DEFAULT_JOB_MONITORING_INTERVAL)
+# rq's scheduler moves a due job onto the queue within a second or two. A call job still
+# waiting a minute after its time has no scheduler: the worker holding rq's scheduler
+# lock died, and the others only try to take the lock over at their maintenance, every
+# 10 minutes (rq's DEFAULT_MAINTENANCE_TASK_INTERVAL). Found by tests/chaos.
+SCHEDULER_STALLED = timedelta(minutes=1)
+# Job states from which rq will still run the job.
+_WILL_RUN = (
+    JobStatus.CREATED,
+    JobStatus.QUEUED,
+    JobStatus.SCHEDULED,
+    JobStatus.DEFERRED,
+    JobStatus.RATE_LIMITED,
+    JobStatus.READY_TO_ENQUEUE,
+)
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long reconciliation waits before it takes silence for loss."""
+
+    final_status: timedelta = FINAL_STATUS_OVERDUE  # an attempt's end, from Twilio
+    without_call_sid: timedelta = FINAL_STATUS_OVERDUE  # an attempt Twilio never named
+    stalled_job: timedelta = STALLED_JOB  # a job marked started whose worker is silent
+    follow_up: timedelta = FOLLOW_UP_GRACE  # the status webhook's own follow-up
+    scheduler: timedelta = SCHEDULER_STALLED  # rq's scheduler, to release a due job
 
 
 def call_job_id(request_id: int, attempt_number: int, due_at: datetime) -> str:
@@ -80,19 +112,31 @@ def enqueue_first_calls(runtime: Runtime, due: Iterable[tuple[int, datetime]]) -
         log.error("could not queue survey calls (reconciliation will): %s", exc)
 
 
-def reconcile(runtime: Runtime) -> int:
+def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
     """Rebuild from the database what Redis lost. Returns how many jobs were queued.
 
-    - a `scheduled` request whose call job is gone gets it back;
+    - a `scheduled` request whose call job is gone, failed, or died with its worker
+      gets it back (the job is safe to run twice: the claim decides);
+    - an attempt whose final status never came is settled from Twilio's Calls API
+      (dialer.settlement), and followed up like any ended attempt;
     - an attempt that ended (no answer, busy, failed, voicemail) whose follow-up never
-      ran (Redis was down when the status webhook came) gets its follow-up: such a
-      request still has the due time of the call just made, which the follow-up clears
-      or replaces;
-    - a request left in `calling` by a worker that died before Twilio placed the call is
-      released (dialer.placement.release_stale_claims) and followed up at once.
+      ran (Redis was down when the status webhook came, or the follow-up job failed)
+      gets its follow-up: such a request still has the due time of the call just made,
+      which the follow-up clears or replaces;
+    - a call job rq's scheduler left waiting past its time is put on the queue.
     """
     now = runtime.now()
-    released = release_stale_claims(runtime)
+    late = release_due_jobs(runtime.call_queue, now - patience.scheduler)
+    if late:
+        log.warning("reconcile: %d call jobs were overdue (no rq scheduler running); "
+                    "queued them", late)  # fmt: skip
+    ended = [
+        verdict.request_id
+        for verdict in settle_overdue_attempts(
+            runtime, patience.final_status, patience.without_call_sid
+        )
+        if verdict.outcome in ("ended", "lost")
+    ]
     with runtime.db.session() as session:
         placed = (
             select(func.count(CallAttempt.id))
@@ -108,24 +152,61 @@ def reconcile(runtime: Runtime) -> int:
             select(SurveyRequest.id).where(
                 SurveyRequest.state.in_(AWAITING_FOLLOW_UP),
                 SurveyRequest.due_at.is_not(None),
-                SurveyRequest.updated_at < now - FOLLOW_UP_GRACE,
+                SurveyRequest.updated_at < now - patience.follow_up,
             )
         ).all()
-    unsettled = list(dict.fromkeys([*released, *unsettled]))
+    unsettled = list(dict.fromkeys([*ended, *unsettled]))
     restored = 0
     for request_id, due_at, attempts in scheduled:
         job_id = call_job_id(request_id, attempts + 1, due_at)
-        if not Job.exists(job_id, connection=runtime.redis):
+        if not _will_run(runtime, job_id, patience.stalled_job):
             enqueue_call(runtime, request_id, attempts + 1, due_at)
             restored += 1
     for request_id in unsettled:
         job_id = f"follow-up-{request_id}"
-        if not Job.exists(job_id, connection=runtime.redis):
+        if not _will_run(runtime, job_id, patience.stalled_job):
             runtime.call_queue.enqueue(AFTER_ATTEMPT, request_id, job_id=job_id, result_ttl=60)
             restored += 1
     if restored:
         log.warning("reconcile: queued %d survey call jobs that Redis had lost", restored)
-    return restored
+    return restored + late
+
+
+def _will_run(runtime: Runtime, job_id: str, stalled_after: timedelta) -> bool:
+    """Whether rq will still run (or is running) the job. A job that failed, finished
+    or died with its worker is deleted, so that the same id can be queued afresh."""
+    try:
+        job = Job.fetch(job_id, connection=runtime.redis)
+    except NoSuchJobError:
+        return False
+    except DeserializationError:  # half a job, what a crash left: start afresh
+        runtime.redis.delete(Job.key_for(job_id))
+        return False
+    status = job.get_status(refresh=False)
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+        # The status alone can lie: a worker takes the job off the queue, then marks it
+        # started; Redis crashing in between (or losing its last second of writes)
+        # leaves a job marked queued that is on no queue. Found by tests/chaos.
+        queue = Queue(job.origin, connection=runtime.redis)
+        if status == JobStatus.QUEUED:
+            listed = runtime.redis.lpos(queue.key, job_id) is not None
+        else:
+            listed = runtime.redis.zscore(ScheduledJobRegistry(queue=queue).key, job_id) is not None
+        if listed:
+            return True
+        log.warning("job %s is marked %s but is on no queue; queued again", job_id, status)
+    elif status in _WILL_RUN:
+        return True
+    if status == JobStatus.STARTED:
+        beat = job.last_heartbeat or job.started_at
+        if beat is not None and beat.tzinfo is None:
+            beat = beat.replace(tzinfo=UTC)
+        # rq stamps jobs with the wall clock, whatever clock the dialer runs on.
+        if beat is not None and datetime.now(UTC) - beat < stalled_after:
+            return True
+        log.warning("job %s lost its worker (last heard of %s); queued again", job_id, beat)
+    job.delete()
+    return False
 
 
 def release_due_jobs(queue: Queue, now: datetime) -> int:
@@ -137,7 +218,11 @@ def release_due_jobs(queue: Queue, now: datetime) -> int:
     registry = ScheduledJobRegistry(queue=queue)
     released = 0
     for job_id in registry.get_jobs_to_schedule(int(now.timestamp())):
-        job = Job.fetch(job_id, connection=queue.connection)
+        try:
+            job = Job.fetch(job_id, connection=queue.connection)
+        except NoSuchJobError:  # expired: its registry entry outlived it
+            registry.remove(job_id)
+            continue
         registry.remove(job)
         queue.enqueue_job(job)
         released += 1

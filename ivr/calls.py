@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # callback for an earlier status never moves an attempt backwards.
 _STATUS_ORDER = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}
 FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+# aftercall's own final status: Twilio never told how the call ended (dialer.settlement).
+LOST = "lost"
 _FINAL_RANK = 4
 
 # States in which nobody has been reached yet on the current attempt.
@@ -370,6 +372,31 @@ def record_status(session: Session, attempt: CallAttempt, params: Mapping[str, s
     return False
 
 
+def record_lost(session: Session, attempt: CallAttempt, at: datetime) -> bool:
+    """Nobody can tell how the attempt ended: Twilio has no such call, or the attempt
+    never got a CallSid. It becomes `lost` and still counts toward the request's limits
+    (the customer may have been called). A request still `calling` becomes `failed`,
+    with a due time, so the dialer's follow-up decides about a retry; one `in_progress`
+    ends `partial` or `abandoned` like any hang-up.
+
+    Returns True when this ended the attempt (False if it had already ended).
+    """
+    if _rank(attempt.status) == _FINAL_RANK:
+        return False
+    attempt.status = LOST
+    attempt.ended_at = at
+    request = attempt.request
+    if attempt.number != max(a.number for a in request.attempts):
+        return True
+    if request.state is RequestState.CALLING:
+        request.state = RequestState.FAILED
+        if request.due_at is None:
+            request.due_at = attempt.created_at
+    elif request.state is RequestState.IN_PROGRESS:
+        _settle_request(session, attempt, LOST)
+    return True
+
+
 def _settle_request(session: Session, attempt: CallAttempt, status: str) -> None:
     request = attempt.request
     latest = max(a.number for a in request.attempts)
@@ -402,7 +429,9 @@ def _answer(session: Session, request_id: int, key: str) -> Answer | None:
 
 
 def _rank(status: str) -> int:
-    return _FINAL_RANK if status in FINAL_STATUSES else _STATUS_ORDER.get(status, 0)
+    if status in FINAL_STATUSES or status == LOST:
+        return _FINAL_RANK
+    return _STATUS_ORDER.get(status, 0)
 
 
 def parse_int(value: str | None) -> int | None:

@@ -13,7 +13,7 @@ the create/update parameter names. From memory, unverified: the exact error mess
 MachineDetectionDuration in milliseconds, Duration (minutes) on completed callbacks.
 - REST Call resource, twilio.com/docs/voice/api/call-resource: create/fetch/update/list,
   parameters To, From, Url, Method, Twiml, StatusCallback, StatusCallbackEvent,
-  StatusCallbackMethod, Timeout, MachineDetection, AsyncAmd, AsyncAmdStatusCallback(+Method);
+  StatusCallbackMethod, Timeout, TimeLimit (default 4 hours), MachineDetection, AsyncAmd, AsyncAmdStatusCallback(+Method);
   updates with Url/Method, Twiml, Status=completed|canceled; JSON shape and RFC 2822 dates.
 - Errors, twilio.com/docs/errors and /docs/usage/twilios-response: 20003 (401), 20404,
   21211 (invalid To), 21215 (geo permissions: account not authorized to call the
@@ -43,6 +43,11 @@ queueing calls above the CPS limit (Twilio queues them; phonesim answers 429 whe
 (only account SID + auth token auth). Callee behaviour is scripted (`phonesim.persona`)
 and time is simulated (`phonesim.clock`).
 
+Faults for tests of what the product does when Twilio misbehaves: `inject_fault` (the
+next REST requests answer 429 or 5xx), `slow_down_creates` (the call is placed but the
+create request answers too late for the client), `lose_final_callbacks` (the final
+status callback never arrives; fetching the call still tells how it ended).
+
 Usage::
 
     net = PhoneNetwork(account_sid, auth_token, clock=SimClock(), seed=1)
@@ -56,7 +61,7 @@ Usage::
 """
 
 from phonesim.call import SimCall
-from phonesim.clock import SimClock, WallClock, rfc2822
+from phonesim.clock import EagerClock, SimClock, WallClock, rfc2822
 from phonesim.errors import ApiError
 from phonesim.journal import (
     AppError,
@@ -81,6 +86,7 @@ __all__ = [
     "CallbackPost",
     "Comment",
     "DocumentFetch",
+    "EagerClock",
     "Journal",
     "KeyPress",
     "Persona",

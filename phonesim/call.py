@@ -61,6 +61,8 @@ class SimCall:
     timeout: int
     persona: Persona
     date_created: datetime
+    # Seconds a call may last once answered (Twilio's TimeLimit).
+    time_limit: int = 4 * 3600
     callee: Callee = field(init=False)
     status: str = "queued"
     answered_by: str | None = None
@@ -69,6 +71,8 @@ class SimCall:
     answered_at: datetime | None = None
     end_time: datetime | None = None
     sip_response_code: int | None = None
+    # The final status callback was never delivered (PhoneNetwork.lose_final_callbacks).
+    final_callback_lost: bool = False
     documents: list[DocumentFetch] = field(default_factory=list)
     prompts: list[Prompt] = field(default_factory=list)
     key_presses: list[KeyPress] = field(default_factory=list)

@@ -83,6 +83,27 @@ class WallClock:
             time.sleep(delay)
 
 
+class EagerClock:
+    """The wall clock's time, without its waits: each step runs as soon as the driver
+    reaches it, in order, and is stamped with the real time it happened.
+
+    For runs against processes on the wall clock (rq workers, the dialer's backoff):
+    callbacks carry real timestamps, so "ended at" means what it says, while a call's
+    rings, prompts and timeouts take no time at all.
+    """
+
+    simulated = True  # the driver does not wait for an event's time
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def time(self) -> float:
+        return time.time()
+
+    def advance_to(self, when: float) -> None:
+        pass
+
+
 def rfc2822(moment: datetime | None) -> str | None:
     """Twilio's date format: `Tue, 31 Aug 2010 20:36:28 +0000`."""
     if moment is None:

@@ -62,6 +62,7 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Twilio's transcriptions arrive a while after the recording; simulated seconds.
 TRANSCRIPTION_DELAY = 8.0
 DEFAULT_RING_TIMEOUT = 60  # Twilio's default `Timeout`
+DEFAULT_TIME_LIMIT = 4 * 3600  # Twilio's default `TimeLimit`: a call ends after 4 hours
 
 _CALL_LISTS = {
     DocumentFetch: "documents",
@@ -114,6 +115,10 @@ class PhoneNetwork:
         self._order = itertools.count()
         self._recent_creates: deque[float] = deque()
         self._faults: list[list[Any]] = []
+        self._slow_creates = 0
+        self._slow_seconds = 0.0
+        self._lost_final_share = 0.0
+        self._lost_final_numbers: set[str] = set()
         self._server: Any = None
         self._driver: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -141,6 +146,39 @@ class PhoneNetwork:
         """
         with self._lock:
             self._faults.append([status, times, path_contains])
+
+    def slow_down_creates(self, seconds: float, times: int = 1) -> None:
+        """The next `times` create-call requests place the call, then answer only after
+        `seconds`: a client with a shorter timeout gives up on a call that was placed
+        (what a slow or unreachable Twilio edge looks like from the caller's side)."""
+        with self._lock:
+            self._slow_creates += times
+            self._slow_seconds = seconds
+
+    def lose_final_callbacks(self, share: float | None = None, numbers: Iterable[str] = ()) -> None:
+        """Never deliver the final (`completed` event) status callback of calls to
+        `numbers` and of a seeded `share` of all calls (default: every call, unless
+        numbers are given): the callback Twilio sent that never arrived. Fetching the
+        call still tells its final status."""
+        numbers = set(numbers)
+        with self._lock:
+            self._lost_final_share = (0.0 if numbers else 1.0) if share is None else share
+            self._lost_final_numbers.update(numbers)
+
+    def loses_final_callback(self, call: SimCall) -> bool:
+        with self._lock:
+            if call.to in self._lost_final_numbers:
+                return True
+            share = self._lost_final_share
+        return share > 0 and random.Random(f"{self.seed}:lost-final:{call.sid}").random() < share
+
+    def take_slow_create(self) -> float:
+        """Seconds to hold the response of a create-call request (0: answer at once)."""
+        with self._lock:
+            if self._slow_creates <= 0:
+                return 0.0
+            self._slow_creates -= 1
+            return self._slow_seconds
 
     # -- server -----------------------------------------------------------------------
     def start(self) -> str:
@@ -262,6 +300,7 @@ class PhoneNetwork:
         if detection not in (None, "Enable", "DetectMessageEnd"):
             raise ApiError(400, 21626, f"Invalid MachineDetection value: {detection}")
         timeout = int(get("Timeout") or DEFAULT_RING_TIMEOUT)
+        time_limit = int(get("TimeLimit") or DEFAULT_TIME_LIMIT)
         self._check_rate()
 
         with self._lock:
@@ -282,6 +321,7 @@ class PhoneNetwork:
                 amd_callback=get("AsyncAmdStatusCallback"),
                 amd_callback_method=(get("AsyncAmdStatusCallbackMethod") or "POST").upper(),
                 timeout=max(1, min(timeout, 600)),
+                time_limit=max(1, min(time_limit, DEFAULT_TIME_LIMIT)),
                 persona=self.persona_for(to),
                 date_created=now,
             )
@@ -442,7 +482,12 @@ class PhoneNetwork:
                     call.runner = None
                 else:
                     now = self.clock.time()
-                    self._schedule_call(call, now if call.pending is not None else now + wait)
+                    at = now if call.pending is not None else now + wait
+                    limit = self._time_limit_at(call)
+                    if limit is not None and at > limit:
+                        self._schedule(limit, lambda: self._time_limit(call))
+                    else:
+                        self._schedule_call(call, at)
 
     # -- a call's life ----------------------------------------------------------------
     def _lifecycle(self, call: SimCall) -> Steps:
@@ -503,6 +548,19 @@ class PhoneNetwork:
         yield from TwimlSession(self, call).run(first)
         return "completed", 200
 
+    def _time_limit_at(self, call: SimCall) -> float | None:
+        if call.status != "in-progress" or call.answered_at is None:
+            return None
+        return call.answered_at.timestamp() + call.time_limit
+
+    def _time_limit(self, call: SimCall) -> None:
+        """TimeLimit reached: Twilio hangs up a call still in progress."""
+        with self._lock:
+            if call.status != "in-progress":
+                return
+            call.status, call.end_time = "completed", self.clock.now()
+            self._interrupt(call, Hangup())
+
     def _set_status(self, call: SimCall, status: str) -> None:
         with self._lock:
             if not call.ended:
@@ -531,6 +589,10 @@ class PhoneNetwork:
         self, call: SimCall, event: str, call_status: str, extra: dict[str, str] | None = None
     ) -> None:
         if not call.status_callback or event not in call.status_callback_events:
+            return
+        if event == "completed" and self.loses_final_callback(call):
+            with self._lock:
+                call.final_callback_lost = True
             return
         with self._lock:
             params = call.webhook_params()
