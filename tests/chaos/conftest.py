@@ -33,7 +33,7 @@ from tests.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     FROM_NUMBER,
-    _empty_tables,
+    empty_tables,
     _postgres_url,
     _reset_postgres,
 )
@@ -126,7 +126,7 @@ def launch(settings, surveys_dir: Path, tmp_path: Path) -> Iterator[Callable[...
         )
         observer = Database(settings.database_url)
         stack.append(observer.dispose)
-        _empty_tables(observer)
+        empty_tables(observer)
         db = Database(database_url)  # the cron process, behind the proxy too
         stack.append(db.dispose)
         runtime = Runtime(
