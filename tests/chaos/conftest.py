@@ -33,9 +33,9 @@ from tests.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     FROM_NUMBER,
-    empty_tables,
     _postgres_url,
     _reset_postgres,
+    empty_tables,
 )
 
 
