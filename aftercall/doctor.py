@@ -16,8 +16,9 @@ answers it without writing. Rendering is the CLI's business (aftercall.cli).
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -88,16 +89,19 @@ def diagnose(
     settings, findings = configuration(environ)
     if settings is None:
         return Diagnosis(None, findings, [])
-    checks: list[Callable[[], list[Finding]]] = [
-        lambda: surveys(settings),
-        lambda: database(settings, timeout),
-        lambda: redis_queues(settings, timeout),
-        lambda: twilio_account(settings, timeout),
-        lambda: public_url(settings, timeout),
-    ]
-    for check in checks:
-        findings.extend(check())
+    findings.extend(checks(settings, timeout))
     return Diagnosis(settings, findings, webhook_urls(settings))
+
+
+def checks(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
+    """What `settings` point at: surveys, database, Redis, Twilio, the public address."""
+    return [
+        *surveys(settings),
+        *database(settings, timeout),
+        *redis_queues(settings, timeout),
+        *twilio_account(settings, timeout),
+        *public_url(settings, timeout),
+    ]
 
 
 # -- configuration ---------------------------------------------------------------------
@@ -149,7 +153,7 @@ def configuration(
                     "https:// address (docs/twilio.md)",
                 )
             )
-        if settings.secret_key == DEVELOPMENT_SECRET_KEY:
+        if "SECRET_KEY" not in missing and settings.secret_key == DEVELOPMENT_SECRET_KEY:
             findings.append(
                 fail(
                     check,
@@ -158,7 +162,7 @@ def configuration(
                     'print(secrets.token_urlsafe(32))"',
                 )
             )
-        if settings.database_url.startswith("sqlite"):
+        if "DATABASE_URL" not in missing and settings.database_url.startswith("sqlite"):
             findings.append(
                 warn(
                     check,
@@ -448,7 +452,7 @@ def _queue_findings(connection) -> list[Finding]:
 def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
     """The credentials, the account's state and type, and the number calls come from."""
     from requests.exceptions import RequestException
-    from twilio.base.exceptions import TwilioException, TwilioRestException
+    from twilio.base.exceptions import TwilioException
 
     from aftercall.telephony import rest_client
 
@@ -474,28 +478,29 @@ def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list
     try:
         try:
             account = client.api.v2010.accounts(settings.twilio_account_sid).fetch()
-        except TwilioRestException as exc:
-            if exc.status != 404:
+        except TwilioException as exc:
+            if _twilio_error(exc)[0] != 404:
                 raise
             # The simulator has no Account resource; listing calls checks the credentials.
             account = None
             client.calls.list(limit=1)
-    except TwilioRestException as exc:
-        if exc.status == 401 or exc.code in (20003, 20005, 20006):
+    except (TwilioException, RequestException) as exc:
+        status, code, message = _twilio_error(exc)
+        if status == 401 or code in (20003, 20005, 20006):
             return [
                 fail(
                     check,
                     f"{where} refused TWILIO_ACCOUNT_SID {settings.twilio_account_sid} "
-                    f"with this TWILIO_AUTH_TOKEN (HTTP {exc.status}, error {exc.code})",
+                    f"with this TWILIO_AUTH_TOKEN (HTTP {status}, error {code})",
                     refused,
                 )
             ]
-        return [fail(check, f"{where} answered HTTP {exc.status}, error {exc.code}: {exc.msg}")]
-    except (TwilioException, RequestException) as exc:
+        if status is not None:
+            return [fail(check, f"{where} answered HTTP {status}, error {code}: {message}")]
         return [
             fail(
                 check,
-                f"cannot reach {where}: {_first_line(exc)}",
+                f"cannot reach {where}: {message}",
                 "check this machine's outbound HTTPS (proxy, firewall) or TWILIO_API_BASE",
             )
         ]
@@ -544,7 +549,7 @@ def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list
 
 def _from_number(settings: Settings, client, where: str) -> list[Finding]:
     import phonenumbers
-    from twilio.base.exceptions import TwilioRestException
+    from twilio.base.exceptions import TwilioException
 
     check = "twilio"
     number = settings.twilio_from_number
@@ -573,9 +578,10 @@ def _from_number(settings: Settings, client, where: str) -> list[Finding]:
     try:
         owned = client.incoming_phone_numbers.list(phone_number=number, limit=1)
         verified = [] if owned else client.outgoing_caller_ids.list(phone_number=number, limit=1)
-    except TwilioRestException as exc:
-        if exc.status != 404:
-            return [warn(check, f"could not look up TWILIO_FROM_NUMBER {number}: {exc.msg}")]
+    except TwilioException as exc:
+        status, _, message = _twilio_error(exc)
+        if status != 404:
+            return [warn(check, f"could not look up TWILIO_FROM_NUMBER {number}: {message}")]
         return [
             warn(
                 check,
@@ -778,6 +784,28 @@ def masked_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _twilio_error(exc: BaseException) -> tuple[int | None, int | None, str]:
+    """HTTP status, Twilio error code and message of what the SDK raised.
+
+    A fetch raises TwilioRestException; a list raises a bare TwilioException carrying
+    the HTTP response ("Unable to fetch page", response); network trouble raises
+    requests' exceptions, which have no status.
+    """
+    from twilio.base.exceptions import TwilioRestException
+
+    if isinstance(exc, TwilioRestException):
+        return exc.status, exc.code, exc.msg
+    response = exc.args[1] if len(exc.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    if status is None:
+        return None, None, _first_line(exc)
+    try:
+        body = json.loads(response.text)
+    except (ValueError, TypeError):
+        body = {}
+    return status, body.get("code"), body.get("message") or exc.args[0]
 
 
 def _is_private_host(host: str) -> bool:
