@@ -353,7 +353,7 @@ def redis_queues(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[F
     )
     try:
         connection.ping()
-        return [ok(check, f"{shown} is reachable"), *_queue_findings(connection)]
+        return [ok(check, f"{shown} is reachable"), *_queue_findings(settings, connection)]
     except RedisError as exc:
         return [
             fail(
@@ -366,7 +366,7 @@ def redis_queues(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[F
         connection.close()
 
 
-def _queue_findings(connection) -> list[Finding]:
+def _queue_findings(settings: Settings, connection) -> list[Finding]:
     from rq import Queue, Worker
     from rq.cron import CronScheduler
     from rq.registry import FailedJobRegistry, ScheduledJobRegistry
@@ -374,7 +374,7 @@ def _queue_findings(connection) -> list[Finding]:
 
     from aftercall.runtime import CALL_QUEUE
     from dialer.dispatch import PAUSE_KEY
-    from scoring.alerts import ALERT_QUEUE
+    from scoring.alerts import ALERT_QUEUE, alerts_enabled
 
     check = "redis"
     start_worker = (
@@ -384,6 +384,8 @@ def _queue_findings(connection) -> list[Finding]:
     findings: list[Finding] = []
     workers = Worker.all(connection=connection)
     for name in (CALL_QUEUE, ALERT_QUEUE):
+        # Without alert settings nothing is ever queued on `alerts`: its absence is no failure.
+        missing = fail if name == CALL_QUEUE or alerts_enabled(settings) else warn
         listening = [worker for worker in workers if name in worker.queue_names()]
         if listening:
             hosts = sorted({worker.hostname or "?" for worker in listening})
@@ -395,14 +397,14 @@ def _queue_findings(connection) -> list[Finding]:
             )
         else:
             findings.append(
-                fail(check, f"no rq worker listens on the {name!r} queue", start_worker)
+                missing(check, f"no rq worker listens on the {name!r} queue", start_worker)
             )
         if connection.exists(RQScheduler.get_locking_key(name)):
             findings.append(ok(check, f"an rq scheduler runs the {name!r} queue's scheduled jobs"))
         else:
             what = "survey calls and retries" if name == CALL_QUEUE else "alert retries"
             findings.append(
-                fail(
+                missing(
                     check,
                     f"no rq scheduler holds the {name!r} queue: scheduled {what} never run",
                     "run the worker with --with-scheduler (as the Procfile does)",

@@ -370,7 +370,8 @@ def test_redis_without_workers_schedulers_or_cron_fails(empty_redis_url: str):
 
     Redis.from_url(empty_redis_url).set(PAUSE_KEY, "Twilio refused the credentials")
 
-    findings = doctor.redis_queues(Settings(redis_url=empty_redis_url))
+    alerts_on = {"alert_webhook_url": "https://crm.example.com/hook", "alert_webhook_secret": "s"}
+    findings = doctor.redis_queues(Settings(redis_url=empty_redis_url, **alerts_on))
 
     assert [f.message for f in failures(findings)] == [
         "no rq worker listens on the 'calls' queue",
@@ -611,3 +612,16 @@ def test_a_callback_number_nobody_answers_warns():
     (warned,) = [f for f in findings if f.status is Status.WARN]
     assert "aftercall does not answer incoming calls" in warned.message
     assert "CALLBACK_NUMBER" in warned.fix
+
+
+def test_with_alerts_off_a_missing_alerts_worker_only_warns(empty_redis_url: str):
+    findings = doctor.redis_queues(Settings(redis_url=empty_redis_url))
+
+    alerts = [
+        f.status
+        for f in findings
+        if "'alerts' queue:" in f.message
+        or f.message.startswith("no rq worker listens on the 'alerts'")
+    ]
+    assert alerts == [Status.WARN, Status.WARN]
+    assert len(failures(findings)) == 3  # calls: worker, scheduler; cron
