@@ -172,6 +172,43 @@ def phonesim(ctx: _Context, host: str, port: int, seed: int, realtime: bool) -> 
     )
 
 
+@main.command()
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.5, 60),
+    help="Seconds to wait for each server.",
+)
+def doctor(timeout: float) -> None:
+    """Check the configuration, database, Redis, Twilio and the public URL; exit 1 on a FAIL."""
+    from aftercall.doctor import Status, diagnose
+
+    diagnosis = diagnose(timeout=timeout)
+    section = None
+    for finding in diagnosis.findings:
+        if finding.check != section:
+            section = finding.check
+            click.echo(f"\n{section}" if diagnosis.findings[0] is not finding else section)
+        click.echo(f"  {finding.status.value:<5} {finding.message}")
+        if finding.fix and finding.status is not Status.OK:
+            click.echo(f"        fix: {finding.fix}")
+    if diagnosis.webhook_urls:
+        click.echo(
+            "\nwebhook URLs: aftercall gives them to Twilio with each call it places and in "
+            "each TwiML answer;\nnothing needs configuring on the number in the Twilio Console"
+        )
+        for webhook in diagnosis.webhook_urls:
+            click.echo(f"  {webhook.purpose:<18} {webhook.url}")
+    counts = {status: 0 for status in Status}
+    for finding in diagnosis.findings:
+        counts[finding.status] += 1
+    click.echo(
+        f"\n{counts[Status.FAIL]} failed, {counts[Status.WARN]} warnings, {counts[Status.OK]} ok"
+    )
+    sys.exit(1 if diagnosis.failed else 0)
+
+
 @main.group()
 def dialer() -> None:
     """The dialer: queue health, pausing and resuming calls."""
