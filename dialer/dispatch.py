@@ -27,6 +27,7 @@ from dialer.calling_hours import zones_for_number
 from dialer.pacing import acquire_call_slot
 from dialer.placement import AtCapacity, PlacementFailure, place_call
 from dialer.rules import Suppression
+from dialer.test_call import is_test_call
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,12 @@ def after_attempt(runtime: Runtime, request_id: int) -> str:
         )
         placed = _placed_attempts(session, request_id)
         due: datetime | Suppression | None = None
-        if last is None or not rules.is_retryable(request.state, last.sip_response_code, settings):
+        if is_test_call(request):
+            # An admin waiting at the page for one call; an hour later it would surprise.
+            verdict = f"final: {request.state.value} (a test call is not retried)"
+        elif last is None or not rules.is_retryable(
+            request.state, last.sip_response_code, settings
+        ):
             verdict = f"final: {request.state.value}"
         elif placed >= settings.max_attempts:
             verdict = f"final: {request.state.value} after {placed} attempts"

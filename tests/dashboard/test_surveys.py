@@ -429,6 +429,23 @@ def test_a_test_call_is_a_marked_request_queued_for_now(admin_client, dialing_ru
     assert page.by_id("refresh").get("href") == location
 
 
+def test_an_unanswered_test_call_is_not_retried(admin_client, dialing_runtime):
+    from dialer.dispatch import after_attempt
+
+    response = post_test_call(admin_client)
+    request_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    with dialing_runtime.db.session() as session:
+        request = session.get(SurveyRequest, request_id)
+        request.state, request.calls_placed = RequestState.NO_ANSWER, 1
+        session.add(CallAttempt(request_id=request_id, number=1, status="no-answer",
+                                ended_at=MONDAY))  # fmt: skip
+    assert after_attempt(dialing_runtime, request_id) == (
+        "final: no_answer (a test call is not retried)"
+    )
+    with dialing_runtime.db.session() as session:
+        assert session.get(SurveyRequest, request_id).state is RequestState.NO_ANSWER
+
+
 def test_a_test_call_skips_sampling_and_fatigue(tmp_path, dialing_runtime, admin):
     folder = survey_dir(tmp_path, **{"sample_percent = 100": "sample_percent = 0"})
     runtime = replace(dialing_runtime, catalog=SurveyCatalog.from_directory(folder))
