@@ -42,7 +42,6 @@ from aftercall.runtime import CALL_QUEUE, Runtime
 log = logging.getLogger(__name__)
 OUR_LOGGERS = ("aftercall", "dialer", "ivr", "scoring")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 _PHONE = re.compile(r"\+?\d[\d ().-]{7,}\d")
 
 # -- logs ---------------------------------------------------------------------------
@@ -76,7 +75,10 @@ def _context() -> dict[str, str]:
     context = {}
     if has_request_context():
         context["request_id"] = getattr(g, "request_id", "")
-        call_sid = request.form.get("CallSid") if request.mimetype in _FORMS else None
+        # Only a form the view already parsed: a log line must never read (or fail to
+        # read, 413) a request body itself.
+        parsed = request.__dict__.get("form")
+        call_sid = parsed.get("CallSid") if parsed is not None else None
         if call_sid:
             context["call_sid"] = call_sid[:64]
     else:

@@ -7,6 +7,7 @@ import logging
 from dataclasses import replace
 
 import pytest
+from flask import request
 
 from aftercall.config import ConfigError, Settings
 from aftercall.observability import JsonFormatter, mask_numbers
@@ -30,6 +31,9 @@ def test_a_log_line_is_json_with_the_ids_and_no_phone_number(app):
         headers={"X-Request-Id": "req-42"},
     ):  # fmt: skip
         app.preprocess_request()
+        unparsed = json.loads(formatter.format(logging.makeLogRecord({"msg": "early"})))
+        assert "call_sid" not in unparsed  # a log line never reads the body itself
+        assert request.form["CallSid"] == "CA123"  # as the webhook view does
         record = logging.LogRecord(
             "ivr.views", logging.WARNING, __file__, 1, "no survey for %s", ("+1 415 555 0123",),
             None,
