@@ -16,7 +16,7 @@ import pytest
 from aftercall.config import Settings
 from aftercall.demo import LateBoundApp
 from aftercall.models import SurveyRequest
-from aftercall.runtime import Runtime
+from aftercall.runtime import Runtime, use_worker_runtime
 from aftercall.web import create_app
 from dialer.intake import CallEnded, register_call
 from dialer.placement import Placed, place_call
@@ -91,3 +91,14 @@ def campaign(runtime: Runtime, redis_url: str) -> Iterator[Campaign]:
     finally:
         server.stop()
         network.stop()
+
+
+@pytest.fixture
+def dialer(campaign: Campaign):
+    """The campaign driven the way the worker drives it (tests/e2e/test_dialer.Dialer),
+    with the in-process worker runtime pointed at it."""
+    from tests.e2e.test_dialer import Dialer
+
+    use_worker_runtime(campaign.runtime)
+    yield Dialer(campaign)
+    use_worker_runtime(None)

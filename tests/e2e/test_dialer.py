@@ -15,7 +15,6 @@ from sqlalchemy import select
 from twilio.rest import Client
 
 from aftercall.models import CallAttempt, OptOut, RequestState, SurveyRequest
-from aftercall.runtime import use_worker_runtime
 from aftercall.telephony import RedirectingHttpClient
 from dialer import dispatch, scheduling
 from dialer.intake import CallEnded, accept_calls
@@ -24,13 +23,6 @@ from dialer.settlement import FINAL_STATUS_OVERDUE
 from phonesim import Persona
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def dialer(campaign):
-    use_worker_runtime(campaign.runtime)
-    yield Dialer(campaign)
-    use_worker_runtime(None)
 
 
 class Dialer:

@@ -25,13 +25,6 @@ from tests.e2e.test_dialer import Dialer
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def dialer(campaign):
-    use_worker_runtime(campaign.runtime)
-    yield Dialer(campaign)
-    use_worker_runtime(None)
-
-
 def _overdue(dialer: Dialer) -> None:
     """Let enough time pass that any call placed so far is over."""
     dialer.network.clock.set(dialer.now() + FINAL_STATUS_OVERDUE + timedelta(minutes=1))
