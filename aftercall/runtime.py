@@ -22,6 +22,7 @@ from aftercall.survey import SurveyCatalog
 from aftercall.telephony import rest_client
 
 CALL_QUEUE = "calls"
+ALERT_QUEUE = "alerts"
 
 
 @dataclass
@@ -52,10 +53,20 @@ class Runtime:
             self.settings.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
 
-    @property
+    @cached_property
     def call_queue(self) -> Queue:
-        """The rq queue of survey calls, kept apart from any other work."""
+        """The rq queue of survey calls, kept apart from any other work.
+
+        One instance per process: rq's Queue asks the server for its version (INFO) the
+        first time it enqueues and remembers it, so a fresh Queue per job costs a round
+        trip and the parsing of INFO's reply every time.
+        """
         return Queue(CALL_QUEUE, connection=self.redis)
+
+    @cached_property
+    def alert_queue(self) -> Queue:
+        """The rq queue of detractor alerts (one instance per process, as `call_queue`)."""
+        return Queue(ALERT_QUEUE, connection=self.redis)
 
 
 # -- the Runtime of a worker process ------------------------------------------------

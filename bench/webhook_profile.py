@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--dump", help="also write the profile here, for pstats or snakeviz")
     args = parser.parse_args(argv)
 
     reset(args.database_url)
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     for form in forms[warmup + n :]:
         post(form)
     profile.disable()
+    if args.dump:
+        profile.dump_stats(args.dump)
 
     print(
         f"{n} posts in {elapsed:.2f} s, one at a time: {elapsed / n * 1000:.2f} ms per post, "

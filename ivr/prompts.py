@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -138,6 +139,7 @@ def builtin_phrase(language: str, name: str) -> str:
     return PHRASES.get(language, PHRASES["en"]).get(name) or PHRASES["en"][name]
 
 
+@lru_cache(maxsize=64)
 def spoken_number(e164: str) -> str:
     """A phone number as text-to-speech should read it: digit by digit, in the groups
     people write it in ("(800) 555-0100" -> "8 0 0, 5 5 5, 0 1 0 0"), not as a quantity."""

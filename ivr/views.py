@@ -81,7 +81,7 @@ def start(attempt_id: int) -> Response:
         phrases = _phrases(call)
         if calls.is_machine(answered_by) and calls.record_machine(session, call, answered_by):
             return _twiml(_voicemail(phrases, leave_message=call.definition.leave_voicemail))
-        calls.start_survey(call, answered_by)
+        calls.start_survey(session, call, answered_by)
         step = flow.opening(call.definition)
         if isinstance(step, flow.Finish):
             calls.finish_survey(session, call)
@@ -110,10 +110,10 @@ def question(attempt_id: int, key: str) -> Response:
             answers = calls.answer_question(
                 session, call, asked, value=result.value, keys=result.keys
             )
-            answered = (call.request.id, asked.kind.value, result.value)
+            answered = (call.request_id, asked.kind.value, result.value)
             step = flow.after_answer(call.definition, key, answers)
         else:
-            answers = calls.answers_by_key(session, call.request.id)
+            answers = calls.answers_by_key(session, call.request_id)
             step = flow.after_rejection(
                 call.definition, asked, attempt_number, result.reason, answers
             )
@@ -149,7 +149,7 @@ def recording(attempt_id: int, key: str) -> Response:
                 recording_seconds=calls.parse_int(form.get("RecordingDuration")),
             )  # fmt: skip
         # A comment is optional: an empty recording moves on rather than asking again.
-        answers = calls.answers_by_key(session, call.request.id)
+        answers = calls.answers_by_key(session, call.request_id)
         step = flow.after_answer(call.definition, key, answers)
         if isinstance(step, flow.Finish):
             calls.finish_survey(session, call)
@@ -209,7 +209,7 @@ def answering_machine(attempt_id: int) -> Response:
             return _twiml(VoiceResponse())
         if not calls.is_machine(answered_by):
             if answered_by:
-                call.attempt.answered_by = answered_by
+                calls.note_answered_by(session, call, answered_by)
             return _twiml(VoiceResponse())
         stop = calls.record_machine(session, call, answered_by)
         leave_message = call.definition.leave_voicemail

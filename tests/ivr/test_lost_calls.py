@@ -30,7 +30,8 @@ def test_a_lost_attempt_ends_its_request_like_a_hang_up(
         attempt = session.get(CallAttempt, made.id)
         attempt.request.state, attempt.status = state, "in-progress"
         if answered:
-            call = calls.live_call(session, attempt, runtime.catalog)
+            session.flush()
+            call = calls.find_call(session, attempt.id, attempt.call_sid, runtime.catalog)
             calls.record_answer(session, call, call.definition.question("nps"), value=9)
         assert calls.record_lost(session, attempt, AT)
     with runtime.db.session() as session:
