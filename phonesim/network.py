@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Literal
 
+from phonesim.account import DEFAULT_NUMBERS, E164, Account
 from phonesim.call import (
     ENDED,
     STATUS_EVENTS,
@@ -40,7 +41,13 @@ from phonesim.call import (
     SimCall,
 )
 from phonesim.clock import Clock, SimClock, rfc2822
-from phonesim.errors import ApiError, not_found, server_error, too_many_requests
+from phonesim.errors import (
+    ApiError,
+    account_not_active,
+    not_found,
+    server_error,
+    too_many_requests,
+)
 from phonesim.journal import (
     AppError,
     CallbackPost,
@@ -58,7 +65,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 31 + "1"
 DEFAULT_AUTH_TOKEN = "phonesim-auth-token"
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Twilio's transcriptions arrive a while after the recording; simulated seconds.
 TRANSCRIPTION_DELAY = 8.0
 DEFAULT_RING_TIMEOUT = 60  # Twilio's default `Timeout`
@@ -90,12 +96,27 @@ class PhoneNetwork:
         calls_per_second: float | None = None,
         rate_limit_clock: Literal["wall", "sim"] = "wall",
         blocked: Iterable[str] = (),
+        numbers: Iterable[str] = DEFAULT_NUMBERS,
+        caller_ids: Iterable[str] = (),
+        account_status: str = "active",
+        account_type: str = "Full",
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.clock: Clock = clock or SimClock()
+        # What Twilio's Account, IncomingPhoneNumbers and OutgoingCallerIds resources
+        # answer: `numbers` are owned (voice and SMS), `caller_ids` verified.
+        self.account = Account(
+            account_sid,
+            auth_token,
+            self.clock.now(),
+            status=account_status,
+            account_type=account_type,
+            numbers=numbers,
+            caller_ids=caller_ids,
+        )
         self.seed = seed
         self.persona_mix = persona_mix or PersonaMix.default()
         self.calls_per_second = calls_per_second
@@ -133,6 +154,10 @@ class PhoneNetwork:
             if number not in self._personas:
                 self._personas[number] = self.persona_mix.choose(self.seed, number)
             return self._personas[number]
+
+    def set_account_status(self, status: str) -> None:
+        """active, suspended or closed; an account that is not active places no calls."""
+        self.account.set_status(status, self.clock.now())
 
     def block(self, prefix_or_number: str) -> None:
         """Numbers the account may not call (geo permissions): error 21215."""
@@ -264,6 +289,8 @@ class PhoneNetwork:
             values = form.get(name)
             return values[-1] if values else default
 
+        if not self.account.active:
+            raise account_not_active()
         to, from_ = get("To"), get("From")
         if not to:
             raise ApiError(400, 21201, "No 'To' number is specified")
