@@ -56,9 +56,10 @@ queueing calls above the CPS limit (Twilio queues them; phonesim answers 429 whe
 and time is simulated (`phonesim.clock`).
 
 Faults for tests of what the product does when Twilio misbehaves: `inject_fault` (the
-next REST requests answer 429 or 5xx), `slow_down_creates` (the call is placed but the
-create request answers too late for the client), `lose_final_callbacks` (the final
-status callback never arrives; fetching the call still tells how it ended).
+next REST requests answer 429, 5xx or a given Twilio error), `slow_down` (they answer
+late), `slow_down_creates` (the call is placed but the create request answers too late
+for the client), `lose_final_callbacks` (the final status callback never arrives;
+fetching the call still tells how it ended).
 
 Usage::
 

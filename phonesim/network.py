@@ -138,6 +138,7 @@ class PhoneNetwork:
         self._faults: list[list[Any]] = []
         self._slow_creates = 0
         self._slow_seconds = 0.0
+        self._slow_paths: list[list[Any]] = []
         self._lost_final_share = 0.0
         self._lost_final_numbers: set[str] = set()
         self._server: Any = None
@@ -164,13 +165,23 @@ class PhoneNetwork:
         with self._lock:
             self.blocked.append(prefix_or_number)
 
-    def inject_fault(self, status: int = 500, times: int = 1, path_contains: str = "") -> None:
+    def inject_fault(
+        self, status: int = 500, times: int = 1, path_contains: str = "", code: int | None = None
+    ) -> None:
         """The next `times` REST requests whose path contains `path_contains` fail.
 
-        429 answers as Twilio's rate limiter (20429), anything else as a server error.
+        429 answers as Twilio's rate limiter (20429), anything else as a server error,
+        unless `code` names the Twilio error to answer with (401 and 20005: the account
+        was suspended a moment ago).
         """
         with self._lock:
-            self._faults.append([status, times, path_contains])
+            self._faults.append([status, times, path_contains, code])
+
+    def slow_down(self, seconds: float, times: int = 1, path_contains: str = "") -> None:
+        """The next `times` REST requests whose path contains `path_contains` answer only
+        after `seconds`: a client with a shorter timeout gives up (a slow Twilio edge)."""
+        with self._lock:
+            self._slow_paths.append([seconds, times, path_contains])
 
     def slow_down_creates(self, seconds: float, times: int = 1) -> None:
         """The next `times` create-call requests place the call, then answer only after
@@ -278,11 +289,23 @@ class PhoneNetwork:
     def take_fault(self, path: str) -> ApiError | None:
         with self._lock:
             for fault in self._faults:
-                status, times, contains = fault
+                status, times, contains, code = fault
                 if times > 0 and contains in path:
                     fault[1] -= 1
+                    if code is not None:
+                        return ApiError(status, code, f"Injected fault {status} ({code})")
                     return too_many_requests() if status == 429 else _fault(status)
         return None
+
+    def take_delay(self, path: str) -> float:
+        """Seconds to hold the response to a request for `path` (0: answer at once)."""
+        with self._lock:
+            for delay in self._slow_paths:
+                seconds, times, contains = delay
+                if times > 0 and contains in path:
+                    delay[1] -= 1
+                    return seconds
+        return 0.0
 
     def create_call(self, form: dict[str, list[str]]) -> SimCall:
         def get(name: str, default: str | None = None) -> str | None:

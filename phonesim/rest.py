@@ -102,6 +102,9 @@ class RestApi:
                 response = self.delete_recording(values["name"])
             else:
                 self._authenticate(request, values["account"])
+                hold = self.net.take_delay(request.path)
+                if hold:
+                    time.sleep(hold)
                 fault = self.net.take_fault(request.path)
                 if fault is not None:
                     raise fault
