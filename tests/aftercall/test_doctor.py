@@ -648,3 +648,69 @@ def test_with_alerts_off_a_missing_alerts_worker_only_warns(empty_redis_url: str
     ]
     assert alerts == [Status.WARN, Status.WARN]
     assert len(failures(findings)) == 3  # calls: worker, scheduler; cron
+
+
+# -- against the `aftercall phonesim` command --------------------------------------------
+
+
+def phonesim_command(*options: str, from_number: str) -> tuple[subprocess.Popen, str, Settings]:
+    """`aftercall phonesim` with the account settings of the environment, started; its
+    numbers line, and the settings that point at it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": from_number,
+    }
+    process = subprocess.Popen(
+        ["aftercall", "phonesim", "--port", str(port), *options], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    listening = process.stdout.readline().decode()
+    numbers = process.stdout.readline().decode().strip()
+    assert "phonesim listening on" in listening, listening + process.stdout.read().decode()
+    settings = Settings(
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number=from_number,
+        callback_number="+18005550100",
+        twilio_api_base=f"http://127.0.0.1:{port}",
+    )
+    return process, numbers, settings
+
+
+@pytest.mark.parametrize(
+    ("options", "outcome"),
+    [
+        ((), (Status.OK, "is a number of this account")),
+        (("--caller-id", "+14155550199"), (Status.OK, "is a verified caller ID")),
+        (("--account-status", "closed"), (Status.FAIL, "'phonesim' is closed")),
+    ],
+    ids=["owns TWILIO_FROM_NUMBER", "as a caller ID", "closed"],
+)
+def test_the_phonesim_command_answers_the_doctor_as_configured(options, outcome):
+    process, numbers, settings = phonesim_command(*options, "--number", "+442071838750",
+                                                  from_number="+14155550199")  # fmt: skip
+    try:
+        findings = doctor.twilio_account(settings, timeout=5)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=10)
+
+    owned = numbers.removeprefix("numbers: ").split(", ")
+    assert "+442071838750" in owned
+    assert ("+14155550199" in owned) is ("--caller-id" not in options)
+    status, words = outcome
+    assert any(f.status is status and words in f.message for f in findings), findings
+    if status is Status.OK:
+        assert failures(findings) == []
+
+
+@pytest.mark.parametrize("option", ["--number", "--caller-id"])
+def test_the_phonesim_command_refuses_a_number_not_in_e164(option):
+    result = CliRunner().invoke(main, ["phonesim", option, "415 555 0100"])
+
+    assert result.exit_code == 2
+    assert f"Invalid value for {option}: " in result.output
+    assert "'415 555 0100' is not a phone number in E.164" in result.output
