@@ -3,8 +3,8 @@ twilio Client (and over raw HTTP where the shape of the wire matters)."""
 
 from __future__ import annotations
 
-import re
 import json
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
