@@ -156,12 +156,63 @@ def demo(calls: int, seed: int) -> None:
 @click.option("--port", default=8099, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--realtime", is_flag=True, help="Wait out rings and prompts on the wall clock.")
+@click.option(
+    "--number",
+    "numbers",
+    multiple=True,
+    metavar="E164",
+    help="Another voice number the account owns (repeatable). It always owns "
+    "TWILIO_FROM_NUMBER and the demo's and tests' numbers.",
+)
+@click.option(
+    "--caller-id",
+    "caller_ids",
+    multiple=True,
+    metavar="E164",
+    help="A verified caller ID of the account (repeatable); a default number given "
+    "here (TWILIO_FROM_NUMBER, say) is a caller ID only, not an owned number.",
+)
+@click.option(
+    "--account-status",
+    type=click.Choice(["active", "suspended", "closed"]),
+    default="active",
+    show_default=True,
+    help="What the Account resource says; an account not active places no calls.",
+)
 @pass_context
-def phonesim(ctx: _Context, host: str, port: int, seed: int, realtime: bool) -> None:
-    """Run the phone network simulator as a local Twilio stand-in (TWILIO_API_BASE)."""
+def phonesim(
+    ctx: _Context,
+    host: str,
+    port: int,
+    seed: int,
+    realtime: bool,
+    numbers: tuple[str, ...],
+    caller_ids: tuple[str, ...],
+    account_status: str,
+) -> None:
+    """Run the phone network simulator as a local Twilio stand-in (TWILIO_API_BASE).
+
+    Its account is TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, so `aftercall doctor`
+    with the same settings checks the account and the from-number against it.
+    """
+    from phonesim.account import DEFAULT_NUMBERS, E164
     from phonesim.server import serve
 
+    for option, given in (("--number", numbers), ("--caller-id", caller_ids)):
+        for number in given:
+            if not E164.fullmatch(number):
+                raise click.BadParameter(
+                    f"{number!r} is not a phone number in E.164 (+14155550100)",
+                    param_hint=option,
+                )
     settings = ctx.settings
+    from_number = settings.twilio_from_number
+    defaults = [*DEFAULT_NUMBERS]
+    if from_number and E164.fullmatch(from_number):
+        defaults.append(from_number)
+    elif from_number:
+        click.echo(f"TWILIO_FROM_NUMBER {from_number!r} is not E.164: the account does not own it")
+    owned = [number for number in defaults if number not in caller_ids] + list(numbers)
     serve(
         host,
         port,
@@ -169,6 +220,9 @@ def phonesim(ctx: _Context, host: str, port: int, seed: int, realtime: bool) -> 
         auth_token=settings.twilio_auth_token or "phonesim-auth-token",
         seed=seed,
         realtime=realtime,
+        numbers=dict.fromkeys(owned),
+        caller_ids=caller_ids,
+        account_status=account_status,
     )
 
 

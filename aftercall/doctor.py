@@ -4,8 +4,9 @@ Each check is a small function taking `Settings` (and a timeout) and returning
 `Finding`s: ok, warn or FAIL, each with what is wrong and how to fix it. The checks look
 at what the processes of a deployment share: the configuration, the database (reachable,
 migrated, the report rollup in REPORT_TIME_ZONE), Redis (rq workers, their schedulers,
-the cron process, queue depths), the Twilio account (through the twilio SDK and the
-configured API base, so the simulator answers in tests), and the public address Twilio
+the cron process, queue depths), the Twilio account (its Account, IncomingPhoneNumbers
+and OutgoingCallerIds resources through the twilio SDK and the configured API base, so
+phonesim answers them exactly as Twilio would), and the public address Twilio
 reaches the webhooks at (GET /healthz, then a webhook signed like Twilio's).
 
 It changes nothing: no migration, no job, no call. The one request that reaches a
@@ -451,8 +452,25 @@ def _queue_findings(settings: Settings, connection) -> list[Finding]:
 # -- Twilio ------------------------------------------------------------------------------
 
 
+INACTIVE_FIX = (
+    "reactivate it in the Twilio Console (pay the balance; for a suspended subaccount, set "
+    "its Status to active); if dialing was paused, `aftercall dialer resume` afterwards"
+)
+CLOSED_FIX = (
+    "a closed account cannot be reopened: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+    "to an active account's on every process"
+)
+# Twilio's codes for a request from a suspended or closed account.
+INACTIVE_ACCOUNT_ERRORS = frozenset({10001, 20005})
+
+
 def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
-    """The credentials, the account's state and type, and the number calls come from."""
+    """The credentials, the account's state and type, and the number calls come from.
+
+    The same requests whether TWILIO_API_BASE points at Twilio or at the simulator:
+    fetch the Account, then look the from-number up among the account's numbers and
+    verified caller IDs.
+    """
     from requests.exceptions import RequestException
     from twilio.base.exceptions import TwilioException
 
@@ -471,56 +489,19 @@ def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list
             )
         ]
     client = rest_client(settings, timeout=timeout)
-    refused = (
-        "copy the Account SID and the current Auth Token from the Twilio Console into "
-        "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN on every process; if dialing was paused, "
-        "`aftercall dialer resume` afterwards"
-    )
-    findings: list[Finding] = []
     try:
-        try:
-            account = client.api.v2010.accounts(settings.twilio_account_sid).fetch()
-        except TwilioException as exc:
-            if _twilio_error(exc)[0] != 404:
-                raise
-            # The simulator has no Account resource; listing calls checks the credentials.
-            account = None
-            client.calls.list(limit=1)
+        account = client.api.v2010.accounts(settings.twilio_account_sid).fetch()
     except (TwilioException, RequestException) as exc:
-        status, code, message = _twilio_error(exc)
-        if status == 401 or code in (20003, 20005, 20006):
-            return [
-                fail(
-                    check,
-                    f"{where} refused TWILIO_ACCOUNT_SID {settings.twilio_account_sid} "
-                    f"with this TWILIO_AUTH_TOKEN (HTTP {status}, error {code})",
-                    refused,
-                )
-            ]
-        if status is not None:
-            return [fail(check, f"{where} answered HTTP {status}, error {code}: {message}")]
-        return [
-            fail(
-                check,
-                f"cannot reach {where}: {message}",
-                "check this machine's outbound HTTPS (proxy, firewall) or TWILIO_API_BASE",
-            )
-        ]
+        return [_refusal(settings, exc, where)]
 
-    if account is None:
-        findings.append(
-            ok(
-                check,
-                f"{where} accepts the credentials (it has no Account resource to show the "
-                "account's state and type; checked by listing calls)",
-            )
-        )
-    elif account.status != "active":
+    findings: list[Finding] = []
+    if account.status != "active":
         findings.append(
             fail(
                 check,
-                f"the Twilio account {account.friendly_name!r} is {account.status}",
-                "reactivate it in the Twilio Console (billing); no call can be placed until then",
+                f"the Twilio account {account.friendly_name!r} is {account.status}: "
+                "no call can be placed",
+                CLOSED_FIX if account.status == "closed" else INACTIVE_FIX,
             )
         )
     else:
@@ -537,7 +518,7 @@ def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list
                     "account before surveying customers (docs/twilio.md)",
                 )
             )
-    findings.extend(_from_number(settings, client, where))
+    findings.extend(_from_number(settings, client))
     findings.append(
         ok(
             check,
@@ -549,8 +530,38 @@ def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list
     return findings
 
 
-def _from_number(settings: Settings, client, where: str) -> list[Finding]:
+def _refusal(settings: Settings, exc: BaseException, where: str) -> Finding:
+    """Why the Account could not be fetched, and what to do about it."""
+    check = "twilio"
+    status, code, message = _twilio_error(exc)
+    if code in INACTIVE_ACCOUNT_ERRORS:
+        return fail(
+            check,
+            f"{where} says the account {settings.twilio_account_sid} is not active "
+            f"(HTTP {status}, error {code}: {message})",
+            INACTIVE_FIX,
+        )
+    if status == 401 or code in (20003, 20006):
+        return fail(
+            check,
+            f"{where} refused TWILIO_ACCOUNT_SID {settings.twilio_account_sid} "
+            f"with this TWILIO_AUTH_TOKEN (HTTP {status}, error {code})",
+            "copy the Account SID and the current Auth Token from the Twilio Console into "
+            "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN on every process; if dialing was "
+            "paused, `aftercall dialer resume` afterwards",
+        )
+    if status is not None:
+        return fail(check, f"{where} answered HTTP {status}, error {code}: {message}")
+    return fail(
+        check,
+        f"cannot reach {where}: {message}",
+        "check this machine's outbound HTTPS (proxy, firewall) or TWILIO_API_BASE",
+    )
+
+
+def _from_number(settings: Settings, client) -> list[Finding]:
     import phonenumbers
+    from requests.exceptions import RequestException
     from twilio.base.exceptions import TwilioException
 
     check = "twilio"
@@ -578,22 +589,29 @@ def _from_number(settings: Settings, client, where: str) -> list[Finding]:
         ]
     findings: list[Finding] = []
     try:
-        owned = client.incoming_phone_numbers.list(phone_number=number, limit=1)
-        verified = [] if owned else client.outgoing_caller_ids.list(phone_number=number, limit=1)
-    except TwilioException as exc:
-        status, _, message = _twilio_error(exc)
-        if status != 404:
-            return [warn(check, f"could not look up TWILIO_FROM_NUMBER {number}: {message}")]
+        # Twilio's PhoneNumber filter also matches longer numbers containing this one.
+        incoming = next(
+            (n for n in client.incoming_phone_numbers.stream(phone_number=number)
+             if n.phone_number == number),
+            None,
+        )  # fmt: skip
+        verified = incoming is None and any(
+            caller_id.phone_number == number
+            for caller_id in client.outgoing_caller_ids.stream(phone_number=number)
+        )
+    except (TwilioException, RequestException) as exc:
+        status, code, message = _twilio_error(exc)
+        answered = f"HTTP {status}, error {code}: " if status is not None else ""
         return [
             warn(
                 check,
-                f"could not check that TWILIO_FROM_NUMBER {number} belongs to the account: "
-                f"{where} has no phone number resources",
-                "nothing to do with the simulator; against Twilio this check runs",
+                f"could not look up TWILIO_FROM_NUMBER {number} among the account's numbers "
+                f"and verified caller IDs ({answered}{message})",
+                "run `aftercall doctor` again; if it persists, check the number in the "
+                "Twilio Console (Phone Numbers)",
             )
         ]
-    if owned:
-        incoming = owned[0]
+    if incoming is not None:
         capabilities = incoming.capabilities or {}
         if capabilities.get("voice") is False:
             findings.append(

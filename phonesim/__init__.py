@@ -8,16 +8,26 @@ the demo command do.
 Twilio documentation followed. Checked against stored copies of the pages: Gather
 (attributes, defaults, actionOnEmptyResult), Record (defaults; an empty recording skips
 the action), AMD (parameters, async flow), status callback events, 21215 (geo
-permissions), 20429. Taken from the twilio SDK's source: the error JSON it parses and
-the create/update parameter names. From memory, unverified: the exact error messages,
+permissions), 20429, 10001/20005 (an account not active may not place calls). Taken
+from the twilio SDK's source and its test fixtures: the error JSON it parses, the
+create/update parameter names, the Account, IncomingPhoneNumber and OutgoingCallerId
+shapes and list paging fields. From memory, unverified: the exact error messages, the
+HTTP status of 20005 (401), the code of a malformed PageSize or Page (400, 20001),
 MachineDetectionDuration in milliseconds, Duration (minutes) on completed callbacks.
 - REST Call resource, twilio.com/docs/voice/api/call-resource: create/fetch/update/list,
   parameters To, From, Url, Method, Twiml, StatusCallback, StatusCallbackEvent,
   StatusCallbackMethod, Timeout, TimeLimit (default 4 hours), MachineDetection, AsyncAmd, AsyncAmdStatusCallback(+Method);
   updates with Url/Method, Twiml, Status=completed|canceled; JSON shape and RFC 2822 dates.
-- Errors, twilio.com/docs/errors and /docs/usage/twilios-response: 20003 (401), 20404,
-  21211 (invalid To), 21215 (geo permissions: account not authorized to call the
-  number), 20429 (429), 21220 (redirecting a call that is not in progress).
+- The account, `phonesim.account`: Account fetch (friendly_name, status active,
+  suspended or closed, type Full or Trial), IncomingPhoneNumbers (capabilities voice,
+  sms, mms, fax; PhoneNumber filter with partial numbers and `*`) and OutgoingCallerIds,
+  list and fetch. Owned by default: `DEFAULT_NUMBERS`; more with `numbers=`,
+  `caller_ids=` or `net.account.add_number(...)`.
+- Errors, twilio.com/docs/errors and /docs/usage/twilios-response: 20003 (401, wrong
+  or missing credentials), 20404 (also: right credentials, another account's path),
+  20005 (creating a call on an account that is not active), 21211 (invalid To), 21215
+  (geo permissions: account not authorized to call the number), 20429 (429), 21220
+  (redirecting a call that is not in progress).
 - Status callbacks, twilio.com/docs/voice/api/call-resource#statuscallbackevent:
   initiated, ringing, answered, completed (default: completed only), CallbackSource,
   SequenceNumber, Timestamp, CallDuration, Duration (minutes), SipResponseCode.
@@ -37,16 +47,19 @@ Left out: inbound calls, <Dial>/<Conference>/<Enqueue>/<Stream>/<Connect>/<Sms>
 (recorded as unsupported-verb application errors), speech recognition (input="speech"
 hears silence), real audio (a <Play> lasts 5 s; recordings are silent WAVs),
 StatusCallback on TwiML verbs, recordingStatusCallback, fallback URLs, AMD tuning
-parameters, pricing, the Recordings/Transcriptions list APIs, paging beyond one page,
+parameters, pricing, the Recordings/Transcriptions list APIs, buying, releasing,
+verifying or configuring numbers over the API, checking that a call's From is one of
+the account's numbers (Twilio's 21210; phonesim places calls from any valid number),
 queueing calls above the CPS limit (Twilio queues them; phonesim answers 429 when
 `calls_per_second` is exceeded, like Twilio's API concurrency limit), and API keys
 (only account SID + auth token auth). Callee behaviour is scripted (`phonesim.persona`)
 and time is simulated (`phonesim.clock`).
 
 Faults for tests of what the product does when Twilio misbehaves: `inject_fault` (the
-next REST requests answer 429 or 5xx), `slow_down_creates` (the call is placed but the
-create request answers too late for the client), `lose_final_callbacks` (the final
-status callback never arrives; fetching the call still tells how it ended).
+next REST requests answer 429, 5xx or a given Twilio error), `slow_down` (they answer
+late), `slow_down_creates` (the call is placed but the create request answers too late
+for the client), `lose_final_callbacks` (the final status callback never arrives;
+fetching the call still tells how it ended).
 
 Usage::
 
@@ -60,6 +73,7 @@ Usage::
     net.stop()
 """
 
+from phonesim.account import DEFAULT_NUMBERS, Account, CallerId, IncomingNumber
 from phonesim.call import SimCall
 from phonesim.clock import EagerClock, SimClock, WallClock, rfc2822
 from phonesim.errors import ApiError
@@ -80,13 +94,17 @@ from phonesim.wsgi import BackgroundServer
 __all__ = [
     "DEFAULT_ACCOUNT_SID",
     "DEFAULT_AUTH_TOKEN",
+    "DEFAULT_NUMBERS",
+    "Account",
     "ApiError",
     "AppError",
     "BackgroundServer",
     "CallbackPost",
+    "CallerId",
     "Comment",
     "DocumentFetch",
     "EagerClock",
+    "IncomingNumber",
     "Journal",
     "KeyPress",
     "Persona",

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Literal
 
+from phonesim.account import DEFAULT_NUMBERS, E164, Account
 from phonesim.call import (
     ENDED,
     STATUS_EVENTS,
@@ -40,7 +41,13 @@ from phonesim.call import (
     SimCall,
 )
 from phonesim.clock import Clock, SimClock, rfc2822
-from phonesim.errors import ApiError, not_found, server_error, too_many_requests
+from phonesim.errors import (
+    ApiError,
+    account_not_active,
+    not_found,
+    server_error,
+    too_many_requests,
+)
 from phonesim.journal import (
     AppError,
     CallbackPost,
@@ -58,7 +65,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 31 + "1"
 DEFAULT_AUTH_TOKEN = "phonesim-auth-token"
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Twilio's transcriptions arrive a while after the recording; simulated seconds.
 TRANSCRIPTION_DELAY = 8.0
 DEFAULT_RING_TIMEOUT = 60  # Twilio's default `Timeout`
@@ -90,12 +96,27 @@ class PhoneNetwork:
         calls_per_second: float | None = None,
         rate_limit_clock: Literal["wall", "sim"] = "wall",
         blocked: Iterable[str] = (),
+        numbers: Iterable[str] = DEFAULT_NUMBERS,
+        caller_ids: Iterable[str] = (),
+        account_status: str = "active",
+        account_type: str = "Full",
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.clock: Clock = clock or SimClock()
+        # What Twilio's Account, IncomingPhoneNumbers and OutgoingCallerIds resources
+        # answer: `numbers` are owned (voice and SMS), `caller_ids` verified.
+        self.account = Account(
+            account_sid,
+            auth_token,
+            self.clock.now(),
+            status=account_status,
+            account_type=account_type,
+            numbers=numbers,
+            caller_ids=caller_ids,
+        )
         self.seed = seed
         self.persona_mix = persona_mix or PersonaMix.default()
         self.calls_per_second = calls_per_second
@@ -117,6 +138,7 @@ class PhoneNetwork:
         self._faults: list[list[Any]] = []
         self._slow_creates = 0
         self._slow_seconds = 0.0
+        self._slow_paths: list[list[Any]] = []
         self._lost_final_share = 0.0
         self._lost_final_numbers: set[str] = set()
         self._server: Any = None
@@ -134,18 +156,32 @@ class PhoneNetwork:
                 self._personas[number] = self.persona_mix.choose(self.seed, number)
             return self._personas[number]
 
+    def set_account_status(self, status: str) -> None:
+        """active, suspended or closed; an account that is not active places no calls."""
+        self.account.set_status(status, self.clock.now())
+
     def block(self, prefix_or_number: str) -> None:
         """Numbers the account may not call (geo permissions): error 21215."""
         with self._lock:
             self.blocked.append(prefix_or_number)
 
-    def inject_fault(self, status: int = 500, times: int = 1, path_contains: str = "") -> None:
+    def inject_fault(
+        self, status: int = 500, times: int = 1, path_contains: str = "", code: int | None = None
+    ) -> None:
         """The next `times` REST requests whose path contains `path_contains` fail.
 
-        429 answers as Twilio's rate limiter (20429), anything else as a server error.
+        429 answers as Twilio's rate limiter (20429), anything else as a server error,
+        unless `code` names the Twilio error to answer with (401 and 20005: the account
+        was suspended a moment ago).
         """
         with self._lock:
-            self._faults.append([status, times, path_contains])
+            self._faults.append([status, times, path_contains, code])
+
+    def slow_down(self, seconds: float, times: int = 1, path_contains: str = "") -> None:
+        """The next `times` REST requests whose path contains `path_contains` answer only
+        after `seconds`: a client with a shorter timeout gives up (a slow Twilio edge)."""
+        with self._lock:
+            self._slow_paths.append([seconds, times, path_contains])
 
     def slow_down_creates(self, seconds: float, times: int = 1) -> None:
         """The next `times` create-call requests place the call, then answer only after
@@ -253,17 +289,31 @@ class PhoneNetwork:
     def take_fault(self, path: str) -> ApiError | None:
         with self._lock:
             for fault in self._faults:
-                status, times, contains = fault
+                status, times, contains, code = fault
                 if times > 0 and contains in path:
                     fault[1] -= 1
+                    if code is not None:
+                        return ApiError(status, code, f"Injected fault {status} ({code})")
                     return too_many_requests() if status == 429 else _fault(status)
         return None
+
+    def take_delay(self, path: str) -> float:
+        """Seconds to hold the response to a request for `path` (0: answer at once)."""
+        with self._lock:
+            for delay in self._slow_paths:
+                seconds, times, contains = delay
+                if times > 0 and contains in path:
+                    delay[1] -= 1
+                    return seconds
+        return 0.0
 
     def create_call(self, form: dict[str, list[str]]) -> SimCall:
         def get(name: str, default: str | None = None) -> str | None:
             values = form.get(name)
             return values[-1] if values else default
 
+        if not self.account.active:
+            raise account_not_active()
         to, from_ = get("To"), get("From")
         if not to:
             raise ApiError(400, 21201, "No 'To' number is specified")

@@ -1,23 +1,37 @@
-"""Twilio's REST API for calls, the part a robocaller uses (2010-04-01 Calls resource).
+"""Twilio's REST API, the part a robocaller uses (2010-04-01 Calls, Account, numbers).
 
 Follows twilio.com/docs/voice/api/call-resource: create (POST Calls.json, 201), fetch
 (GET Calls/{Sid}.json), update (POST Calls/{Sid}.json: Url/Method or Twiml redirect a
 live call; Status=completed hangs it up; either Status cancels a queued or ringing call,
 which then never connects; Status=canceled on a live call changes nothing), list
-(GET Calls.json, one page). HTTP basic auth with the account SID and auth
-token. Errors use Twilio's JSON shape so the SDK raises `TwilioRestException` with
-`.status` and `.code`. Recording media is served (unauthenticated, as Twilio's default)
-at the RecordingUrl given to `<Record>` actions, as a small silent WAV.
+(GET Calls.json, newest first, filtered by To, From, Status). The account's own
+resources (`phonesim.account`): fetch the Account (GET Accounts/{Sid}.json), list and
+fetch IncomingPhoneNumbers (PhoneNumber: part of a number, `*` for any digit;
+FriendlyName) and OutgoingCallerIds (PhoneNumber, FriendlyName: exact).
+
+Lists page as Twilio's 2010-04-01 lists do: PageSize (default 50, at most 1000), Page,
+and a PageToken in `next_page_uri` ("PA" and the last SID of the page) or
+`previous_page_uri` ("PB" and the first), with `uri`, `first_page_uri`, `page`,
+`page_size`, `start` and `end`; the SDK follows `next_page_uri`.
+
+HTTP basic auth with the account SID and auth token: wrong or missing credentials answer
+401 (20003); right credentials on another account's path answer 404 (20404), as Twilio's
+do. A suspended or closed account may read but not place calls (401, 20005). Errors use
+Twilio's JSON shape so the SDK raises `TwilioRestException` with `.status` and `.code`.
+Recording media is served (unauthenticated, as Twilio's default) at the RecordingUrl
+given to `<Record>` actions, as a small silent WAV.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import wave
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -32,6 +46,8 @@ if TYPE_CHECKING:
 
 PREFIX = "/2010-04-01/Accounts/<account>"
 RECORDING_SECONDS_SERVED = 30.0  # enough silence to be a plausible file, small enough
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
 
 
 class RestApi:
@@ -41,10 +57,25 @@ class RestApi:
         self.net = network
         self.routes = Map(
             [
+                Rule(f"{PREFIX}.json", endpoint="account", methods=["GET"]),
                 Rule(f"{PREFIX}/Calls.json", endpoint="calls", methods=["GET", "POST"]),
                 Rule(f"{PREFIX}/Calls/<sid>.json", endpoint="call", methods=["GET", "POST"]),
                 Rule(
                     f"{PREFIX}/Recordings/<name>", endpoint="recording", methods=["GET", "DELETE"]
+                ),
+                Rule(
+                    f"{PREFIX}/IncomingPhoneNumbers.json",
+                    endpoint="incoming_numbers",
+                    methods=["GET"],
+                ),
+                Rule(
+                    f"{PREFIX}/IncomingPhoneNumbers/<sid>.json",
+                    endpoint="incoming_number",
+                    methods=["GET"],
+                ),
+                Rule(f"{PREFIX}/OutgoingCallerIds.json", endpoint="caller_ids", methods=["GET"]),
+                Rule(
+                    f"{PREFIX}/OutgoingCallerIds/<sid>.json", endpoint="caller_id", methods=["GET"]
                 ),
             ]
         )
@@ -71,6 +102,9 @@ class RestApi:
                 response = self.delete_recording(values["name"])
             else:
                 self._authenticate(request, values["account"])
+                hold = self.net.take_delay(request.path)
+                if hold:
+                    time.sleep(hold)
                 fault = self.net.take_fault(request.path)
                 if fault is not None:
                     raise fault
@@ -97,13 +131,15 @@ class RestApi:
 
     def _authenticate(self, request: Request, account: str) -> None:
         auth = request.authorization
-        if (
-            auth is None
-            or auth.username != self.net.account_sid
-            or auth.password != self.net.auth_token
-            or account != self.net.account_sid
-        ):
+        if auth is None or not auth.username:
+            raise unauthorized("Authentication Error - No credentials provided")
+        if auth.username != self.net.account_sid:
+            raise unauthorized("Authentication Error - invalid username")
+        if auth.password != self.net.auth_token:
             raise unauthorized()
+        if account != self.net.account_sid:
+            # Authenticated, but no account of these credentials lives at that path.
+            raise not_found(request.path)
 
     # -- endpoints --------------------------------------------------------------------
     def calls(
@@ -115,7 +151,16 @@ class RestApi:
             if hold:
                 time.sleep(hold)  # placed, but the answer comes too late for the client
             return _json(call.to_json(), 201), call.sid
-        return _json(self._page(request)), None
+        calls = self.net.calls
+        filters: dict[str, str] = {}
+        for param, attribute in (("To", "to"), ("From", "from_"), ("Status", "status")):
+            wanted = request.args.get(param)
+            if wanted:
+                filters[param] = wanted
+                calls = [call for call in calls if getattr(call, attribute) == wanted]
+        calls.reverse()  # Twilio lists the newest first
+        rows = [call.to_json() for call in calls]
+        return _json(_page(request, "calls", rows, filters)), None
 
     def call(
         self, request: Request, values: dict[str, str], form: dict[str, list[str]]
@@ -152,26 +197,116 @@ class RestApi:
             raise not_found(f"/2010-04-01/Accounts/{self.net.account_sid}/Recordings/{name}")
         return Response(b"", 204)
 
-    def _page(self, request: Request) -> dict[str, Any]:
-        calls = self.net.calls
-        for param, attribute in (("To", "to"), ("From", "from_"), ("Status", "status")):
-            wanted = request.args.get(param)
-            if wanted:
-                calls = [call for call in calls if getattr(call, attribute) == wanted]
-        calls.reverse()  # Twilio lists the newest first
-        size = int(request.args.get("PageSize", 50))
-        uri = f"/2010-04-01/Accounts/{self.net.account_sid}/Calls.json"
-        return {
-            "calls": [call.to_json() for call in calls[:size]],
-            "end": max(0, min(size, len(calls)) - 1),
-            "first_page_uri": f"{uri}?PageSize={size}&Page=0",
-            "next_page_uri": None,
-            "page": 0,
-            "page_size": size,
-            "previous_page_uri": None,
-            "start": 0,
-            "uri": f"{uri}?PageSize={size}&Page=0",
-        }
+    # -- the account and its numbers ------------------------------------------------------
+    def account(
+        self, request: Request, values: dict[str, str], form: dict[str, list[str]]
+    ) -> tuple[Response, str | None]:
+        return _json(self.net.account.to_json()), None
+
+    def incoming_numbers(
+        self, request: Request, values: dict[str, str], form: dict[str, list[str]]
+    ) -> tuple[Response, str | None]:
+        account = self.net.account
+        numbers, filters = account.numbers, _filters(request, ("PhoneNumber", "FriendlyName"))
+        if "PhoneNumber" in filters:
+            matches = _number_pattern(filters["PhoneNumber"])
+            numbers = [number for number in numbers if matches(number.phone_number)]
+        if "FriendlyName" in filters:
+            numbers = [n for n in numbers if n.friendly_name == filters["FriendlyName"]]
+        rows = [number.to_json(account.sid) for number in numbers]
+        return _json(_page(request, "incoming_phone_numbers", rows, filters)), None
+
+    def incoming_number(
+        self, request: Request, values: dict[str, str], form: dict[str, list[str]]
+    ) -> tuple[Response, str | None]:
+        number = self.net.account.number(values["sid"])
+        if number is None:
+            raise not_found(request.path)
+        return _json(number.to_json(self.net.account.sid)), None
+
+    def caller_ids(
+        self, request: Request, values: dict[str, str], form: dict[str, list[str]]
+    ) -> tuple[Response, str | None]:
+        account = self.net.account
+        entries, filters = account.caller_ids, _filters(request, ("PhoneNumber", "FriendlyName"))
+        if "PhoneNumber" in filters:
+            entries = [e for e in entries if e.phone_number == filters["PhoneNumber"]]
+        if "FriendlyName" in filters:
+            entries = [e for e in entries if e.friendly_name == filters["FriendlyName"]]
+        rows = [entry.to_json(account.sid) for entry in entries]
+        return _json(_page(request, "outgoing_caller_ids", rows, filters)), None
+
+    def caller_id(
+        self, request: Request, values: dict[str, str], form: dict[str, list[str]]
+    ) -> tuple[Response, str | None]:
+        entry = self.net.account.caller_id(values["sid"])
+        if entry is None:
+            raise not_found(request.path)
+        return _json(entry.to_json(self.net.account.sid)), None
+
+
+def _filters(request: Request, names: Iterable[str]) -> dict[str, str]:
+    """The list filters given, in Twilio's order (they are repeated in the page URIs)."""
+    return {
+        name: request.args[name].strip() for name in names if request.args.get(name, "").strip()
+    }
+
+
+def _number_pattern(pattern: str) -> Callable[[str], bool]:
+    """Twilio's PhoneNumber filter: any part of the number, `*` standing for one digit."""
+    regex = re.compile("".join(r"\d" if char == "*" else re.escape(char) for char in pattern))
+    return lambda number: regex.search(number) is not None
+
+
+def _page(
+    request: Request, key: str, rows: list[dict[str, Any]], filters: dict[str, str]
+) -> dict[str, Any]:
+    """One page of `rows` under `key`, with Twilio's paging fields.
+
+    A PageToken ("PA" + the SID a page ends after, "PB" + the SID it ends before) wins
+    over Page, as at Twilio: the next page stays right while rows are added before it.
+    """
+    size = _whole_number(request, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    number = _whole_number(request, "Page", 0, 0, None)
+    token = request.args.get("PageToken", "")
+    sids = [row["sid"] for row in rows]
+    start = number * size
+    if token[2:] in sids and token[:2] == "PA":
+        start = sids.index(token[2:]) + 1
+    elif token[2:] in sids and token[:2] == "PB":
+        start = max(0, sids.index(token[2:]) - size)
+    page = rows[start : start + size]
+
+    def uri(page_number: int, page_token: str | None = None) -> str:
+        query = {**filters, "PageSize": size, "Page": page_number}
+        if page_token:
+            query["PageToken"] = page_token
+        return f"{request.path}?{urlencode(query)}"
+
+    more = start + size < len(rows)
+    return {
+        key: page,
+        "end": start + len(page) - 1 if page else start,
+        "first_page_uri": uri(0),
+        "next_page_uri": uri(number + 1, "PA" + page[-1]["sid"]) if page and more else None,
+        "page": number,
+        "page_size": size,
+        "previous_page_uri": (
+            uri(number - 1, "PB" + page[0]["sid"]) if page and number > 0 and start > 0 else None
+        ),
+        "start": start,
+        "uri": uri(number, token or None),
+    }
+
+
+def _whole_number(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+    text = request.args.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+        bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise ApiError(400, 20001, f"Invalid {name} {text!r}: a whole number {bounds}")
+    return int(text)
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:

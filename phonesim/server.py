@@ -9,7 +9,9 @@ created, then blocks until Ctrl-C. Point the product at it with
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
+from phonesim.account import DEFAULT_NUMBERS
 from phonesim.clock import Clock, SimClock, WallClock
 from phonesim.network import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, PhoneNetwork
 from phonesim.persona import PersonaMix
@@ -25,13 +27,18 @@ def serve(
     *,
     realtime: bool = False,
     calls_per_second: float | None = None,
+    numbers: Iterable[str] = DEFAULT_NUMBERS,
+    caller_ids: Iterable[str] = (),
+    account_status: str = "active",
     stop: threading.Event | None = None,
 ) -> None:
     """Runs a phone network until Ctrl-C (or until `stop` is set).
 
     `realtime=False` (the default) runs each call in simulated time, as fast as the
     app answers its webhooks: right for load tests. `realtime=True` waits out every
-    ring, prompt and timeout on the wall clock, for watching a demo.
+    ring, prompt and timeout on the wall clock, for watching a demo. `numbers` are the
+    account's own (voice-capable) numbers, `caller_ids` its verified caller IDs: what
+    `aftercall doctor` finds when it checks TWILIO_FROM_NUMBER.
     """
     clock: Clock = WallClock() if realtime else SimClock()
     network = PhoneNetwork(
@@ -41,12 +48,25 @@ def serve(
         seed=seed,
         persona_mix=persona_mix,
         calls_per_second=calls_per_second,
+        numbers=numbers,
+        caller_ids=caller_ids,
+        account_status=account_status,
         host=host,
         port=port,
     )
     network.start()
     network.start_driver()
-    print(f"phonesim listening on {network.api_base} (account {account_sid})", flush=True)
+    account = network.account
+    print(
+        f"phonesim listening on {network.api_base} (account {account_sid}, {account.status})",
+        flush=True,
+    )
+    print("numbers: " + ", ".join(n.phone_number for n in account.numbers), flush=True)
+    if account.caller_ids:
+        print(
+            "verified caller IDs: " + ", ".join(c.phone_number for c in account.caller_ids),
+            flush=True,
+        )
     stop = stop or threading.Event()
     try:
         while not stop.wait(0.5):

@@ -1,9 +1,10 @@
 """`aftercall doctor` against real servers: phonesim for Twilio, the real Redis with the
 Procfile's worker and cron processes, PostgreSQL and SQLite, the app on a live port.
 
-A healthy setup has no FAIL; each broken part (a wrong Twilio token, a database not
-migrated or in another report zone, Redis unreachable or without workers, the public
-URL unreachable or signing differently) fails with a fix.
+A healthy setup has no FAIL; each broken part (wrong Twilio credentials, an account
+suspended or closed, a from-number the account neither owns nor verified or that cannot
+call, a database not migrated or in another report zone, Redis unreachable or without
+workers, the public URL unreachable or signing differently) fails with a fix.
 """
 
 from __future__ import annotations
@@ -175,11 +176,10 @@ def test_a_healthy_deployment_has_no_failure(deployment: Settings):
         assert any(s is Status.OK and m.startswith(f"queue {queue!r}: ") for s, m in redis)
     assert any("cron scheduler is alive" in message for _, message in redis)
     twilio = statuses(findings, "twilio")
-    assert twilio[0][0] is Status.OK and "accepts the credentials" in twilio[0][1]
-    # phonesim has no IncomingPhoneNumbers resource: said, not failed.
-    assert any(
-        s is Status.WARN and "could not check that TWILIO_FROM_NUMBER" in m for s, m in twilio
-    )
+    assert twilio[:2] == [
+        (Status.OK, "credentials accepted: account 'phonesim' is active"),
+        (Status.OK, f"TWILIO_FROM_NUMBER {FROM_NUMBER} is a number of this account"),
+    ]
     public = statuses(findings, "public url")
     assert (Status.OK, public[-1][1]) == public[-1]
     assert "signed with this TWILIO_AUTH_TOKEN" in public[-1][1]
@@ -397,16 +397,159 @@ def twilio_settings(sim: PhoneNetwork, **changes) -> Settings:
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
         twilio_from_number=FROM_NUMBER,
+        callback_number="+18005550100",
         twilio_api_base=sim.api_base,
     )
     return base.with_overrides(**changes)
 
 
-def test_a_wrong_twilio_token_fails(sim: PhoneNetwork):
-    findings = doctor.twilio_account(twilio_settings(sim, twilio_auth_token="not-the-token"))
+def twilio_findings(sim: PhoneNetwork, timeout: float = 5, **changes) -> list[Finding]:
+    return doctor.twilio_account(twilio_settings(sim, **changes), timeout=timeout)
 
-    failed = the_failure(findings, "refused TWILIO_ACCOUNT_SID", "HTTP 401", "error 20003")
+
+@pytest.fixture
+def bare_sim() -> Iterator[PhoneNetwork]:
+    """An account that owns no number and has verified no caller ID."""
+    network = PhoneNetwork(ACCOUNT_SID, AUTH_TOKEN, numbers=[])
+    network.start()
+    yield network
+    network.stop()
+
+
+def test_an_active_account_owning_the_from_number_is_ok(sim: PhoneNetwork):
+    findings = twilio_findings(sim)
+
+    assert [status for status, _ in statuses(findings)] == [Status.OK] * 3
+    assert findings[0].message == "credentials accepted: account 'phonesim' is active"
+    assert findings[1].message == f"TWILIO_FROM_NUMBER {FROM_NUMBER} is a number of this account"
+    # What the doctor asked: the account, then the number among the account's numbers.
+    assert [exchange.path.rsplit("/", 1)[-1] for exchange in sim.journal.rest] == [
+        f"{ACCOUNT_SID}.json",
+        "IncomingPhoneNumbers.json",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"twilio_auth_token": "not-the-token"}, ("refused TWILIO_ACCOUNT_SID", ACCOUNT_SID)),
+        ({"twilio_account_sid": "AC" + "9" * 32}, ("refused TWILIO_ACCOUNT_SID", "AC" + "9" * 32)),
+    ],
+    ids=["wrong token", "wrong account SID"],
+)
+def test_wrong_twilio_credentials_fail(sim: PhoneNetwork, changes, words):
+    findings = twilio_findings(sim, **changes)
+
+    failed = the_failure(findings, *words, "HTTP 401", "error 20003")
+    assert "TWILIO_AUTH_TOKEN on every process" in failed.fix
     assert "aftercall dialer resume" in failed.fix
+    assert len(findings) == 1  # nothing else can be asked with refused credentials
+
+
+@pytest.mark.parametrize(
+    ("status", "fix"),
+    [("suspended", "reactivate it in the Twilio Console"), ("closed", "cannot be reopened")],
+)
+def test_an_account_that_is_not_active_fails(sim: PhoneNetwork, status, fix):
+    sim.set_account_status(status)
+
+    failed = the_failure(twilio_findings(sim), f"'phonesim' is {status}", "no call can be placed")
+
+    assert fix in failed.fix
+
+
+def test_an_account_twilio_refuses_as_not_active_fails_with_the_reactivation_fix(
+    sim: PhoneNetwork,
+):
+    sim.inject_fault(401, path_contains=f"{ACCOUNT_SID}.json", code=20005)
+
+    failed = the_failure(twilio_findings(sim), "is not active", "HTTP 401, error 20005")
+
+    assert "reactivate it" in failed.fix
+
+
+def test_a_trial_account_warns_of_its_limits():
+    trial = PhoneNetwork(ACCOUNT_SID, AUTH_TOKEN, account_type="Trial")
+    trial.start()
+    try:
+        findings = twilio_findings(trial)
+    finally:
+        trial.stop()
+
+    assert failures(findings) == []
+    assert findings[1].status is Status.WARN
+    assert "calls only verified numbers" in findings[1].message
+
+
+def test_a_from_number_the_account_does_not_have_fails(bare_sim: PhoneNetwork):
+    failed = the_failure(twilio_findings(bare_sim), "neither a number of this account", "21210")
+
+    assert "buy a voice number" in failed.fix
+
+
+def test_a_longer_number_that_contains_the_from_number_is_not_it(bare_sim: PhoneNetwork):
+    # Twilio's PhoneNumber filter matches part of a number: this one is listed.
+    bare_sim.account.add_number(FROM_NUMBER + "1")
+
+    the_failure(twilio_findings(bare_sim), "neither a number of this account")
+
+
+def test_a_verified_caller_id_is_a_usable_from_number(bare_sim: PhoneNetwork):
+    bare_sim.account.verify_caller_id(FROM_NUMBER)
+
+    findings = twilio_findings(bare_sim)
+
+    assert failures(findings) == []
+    assert "is a verified caller ID" in findings[1].message
+
+
+def test_a_number_that_cannot_call_fails(sim: PhoneNetwork):
+    sim.account.add_number(FROM_NUMBER, voice=False)
+
+    failed = the_failure(twilio_findings(sim), "not voice-capable")
+
+    assert "voice-capable number" in failed.fix
+
+
+def test_a_callback_number_nobody_answers_warns(sim: PhoneNetwork):
+    findings = twilio_findings(sim, callback_number=FROM_NUMBER)
+
+    (warned,) = [f for f in findings if f.status is Status.WARN]
+    assert "aftercall does not answer incoming calls" in warned.message
+    assert "incoming-call webhook is nothing" in warned.message
+    assert "CALLBACK_NUMBER" in warned.fix
+
+
+def test_a_twilio_api_slower_than_the_timeout_fails_in_time(sim: PhoneNetwork):
+    sim.slow_down(3, path_contains=f"{ACCOUNT_SID}.json")
+    started = time.monotonic()
+
+    findings = twilio_findings(sim, timeout=0.5)
+
+    the_failure(findings, f"cannot reach {sim.api_base}", "timed out")
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_number_lookup_that_fails_is_said_not_guessed(sim: PhoneNetwork):
+    sim.slow_down(3, path_contains="IncomingPhoneNumbers")
+    findings = twilio_findings(sim, timeout=0.5)
+    sim.inject_fault(500, path_contains="IncomingPhoneNumbers")
+    failing = twilio_findings(sim)
+
+    for found, words in ((findings, "timed out"), (failing, "HTTP 500, error 20500")):
+        assert failures(found) == []
+        (warned,) = [f for f in found if f.status is Status.WARN]
+        assert f"could not look up TWILIO_FROM_NUMBER {FROM_NUMBER}" in warned.message
+        assert words in warned.message
+
+
+def test_twilio_answering_with_a_server_error_fails(sim: PhoneNetwork):
+    sim.inject_fault(503, path_contains=f"{ACCOUNT_SID}.json")
+
+    (finding,) = twilio_findings(sim)
+
+    assert finding.status is Status.FAIL
+    assert finding.message.startswith(f"{sim.api_base} answered HTTP 503, error 20503")
 
 
 def test_an_unreachable_twilio_api_fails():
@@ -494,130 +637,6 @@ def test_production_refuses_the_development_secret_and_warns_about_sqlite():
     ]
 
 
-# -- Twilio's own resources, which phonesim does not serve --------------------------------
-
-
-class TwilioAccountStandIn:
-    """Just the Account, IncomingPhoneNumbers and OutgoingCallerIds list resources, in
-    the JSON shapes of Twilio's 2010-04-01 API, for the checks phonesim cannot answer."""
-
-    def __init__(self, account_type="Full", status="active", owned=(), verified=()):
-        self.account = {
-            "sid": ACCOUNT_SID, "friendly_name": "Acme Surveys", "status": status,
-            "type": account_type,
-        }  # fmt: skip
-        self.owned, self.verified = list(owned), list(verified)
-
-    def __call__(self, environ, start_response):
-        import json
-
-        from werkzeug.wrappers import Request, Response
-
-        request = Request(environ)
-        prefix = f"/2010-04-01/Accounts/{ACCOUNT_SID}"
-        wanted = request.args.get("PhoneNumber")
-        if request.authorization is None or request.authorization.password != AUTH_TOKEN:
-            body, status = {"code": 20003, "message": "Authenticate", "status": 401}, 401
-        elif request.path == f"{prefix}.json":
-            body, status = self.account, 200
-        elif request.path in (
-            f"{prefix}/IncomingPhoneNumbers.json",
-            f"{prefix}/OutgoingCallerIds.json",
-        ):
-            key, rows = (
-                ("incoming_phone_numbers", self.owned)
-                if "Incoming" in request.path
-                else ("outgoing_caller_ids", self.verified)
-            )
-            page = [row for row in rows if row["phone_number"] == wanted]
-            body = {
-                key: page,
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": 50,
-                "uri": request.path,
-            }
-            status = 200
-        else:
-            body, status = {"code": 20404, "message": "Not found", "status": 404}, 404
-        return Response(json.dumps(body), status, mimetype="application/json")(
-            environ, start_response
-        )
-
-
-def twilio_findings(stand_in: TwilioAccountStandIn, **changes) -> list[Finding]:
-    server = BackgroundServer(stand_in).start()
-    try:
-        settings = Settings(
-            twilio_account_sid=ACCOUNT_SID,
-            twilio_auth_token=AUTH_TOKEN,
-            twilio_from_number=FROM_NUMBER,
-            callback_number="+18005550100",
-            twilio_api_base=server.base_url,
-        ).with_overrides(**changes)
-        return doctor.twilio_account(settings)
-    finally:
-        server.stop()
-
-
-def voice_number(voice=True):
-    return {
-        "phone_number": FROM_NUMBER, "capabilities": {"voice": voice, "sms": True},
-        "voice_url": "",
-    }  # fmt: skip
-
-
-def test_an_active_full_account_owning_the_from_number_is_ok():
-    findings = twilio_findings(TwilioAccountStandIn(owned=[voice_number()]))
-
-    assert [status for status, _ in statuses(findings)] == [Status.OK] * 3
-    assert "account 'Acme Surveys' is active" in findings[0].message
-    assert findings[1].message == f"TWILIO_FROM_NUMBER {FROM_NUMBER} is a number of this account"
-
-
-def test_a_trial_account_warns_of_its_limits():
-    findings = twilio_findings(TwilioAccountStandIn("Trial", owned=[voice_number()]))
-
-    assert findings[1].status is Status.WARN
-    assert "calls only verified numbers" in findings[1].message
-
-
-def test_a_suspended_account_fails():
-    stand_in = TwilioAccountStandIn(status="suspended", owned=[voice_number()])
-
-    the_failure(twilio_findings(stand_in), "is suspended")
-
-
-def test_a_from_number_the_account_does_not_have_fails():
-    the_failure(
-        twilio_findings(TwilioAccountStandIn()), "neither a number of this account", "21210"
-    )
-
-
-def test_a_verified_caller_id_is_a_usable_from_number():
-    findings = twilio_findings(TwilioAccountStandIn(verified=[{"phone_number": FROM_NUMBER}]))
-
-    assert failures(findings) == []
-    assert "is a verified caller ID" in findings[1].message
-
-
-def test_a_number_that_cannot_call_fails():
-    the_failure(
-        twilio_findings(TwilioAccountStandIn(owned=[voice_number(voice=False)])),
-        "not voice-capable",
-    )
-
-
-def test_a_callback_number_nobody_answers_warns():
-    findings = twilio_findings(
-        TwilioAccountStandIn(owned=[voice_number()]), callback_number=FROM_NUMBER
-    )
-
-    (warned,) = [f for f in findings if f.status is Status.WARN]
-    assert "aftercall does not answer incoming calls" in warned.message
-    assert "CALLBACK_NUMBER" in warned.fix
-
-
 def test_with_alerts_off_a_missing_alerts_worker_only_warns(empty_redis_url: str):
     findings = doctor.redis_queues(Settings(redis_url=empty_redis_url))
 
@@ -629,3 +648,69 @@ def test_with_alerts_off_a_missing_alerts_worker_only_warns(empty_redis_url: str
     ]
     assert alerts == [Status.WARN, Status.WARN]
     assert len(failures(findings)) == 3  # calls: worker, scheduler; cron
+
+
+# -- against the `aftercall phonesim` command --------------------------------------------
+
+
+def phonesim_command(*options: str, from_number: str) -> tuple[subprocess.Popen, str, Settings]:
+    """`aftercall phonesim` with the account settings of the environment, started; its
+    numbers line, and the settings that point at it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": from_number,
+    }
+    process = subprocess.Popen(
+        ["aftercall", "phonesim", "--port", str(port), *options], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    listening = process.stdout.readline().decode()
+    numbers = process.stdout.readline().decode().strip()
+    assert "phonesim listening on" in listening, listening + process.stdout.read().decode()
+    settings = Settings(
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number=from_number,
+        callback_number="+18005550100",
+        twilio_api_base=f"http://127.0.0.1:{port}",
+    )
+    return process, numbers, settings
+
+
+@pytest.mark.parametrize(
+    ("options", "outcome"),
+    [
+        ((), (Status.OK, "is a number of this account")),
+        (("--caller-id", "+14155550199"), (Status.OK, "is a verified caller ID")),
+        (("--account-status", "closed"), (Status.FAIL, "'phonesim' is closed")),
+    ],
+    ids=["owns TWILIO_FROM_NUMBER", "as a caller ID", "closed"],
+)
+def test_the_phonesim_command_answers_the_doctor_as_configured(options, outcome):
+    process, numbers, settings = phonesim_command(*options, "--number", "+442071838750",
+                                                  from_number="+14155550199")  # fmt: skip
+    try:
+        findings = doctor.twilio_account(settings, timeout=5)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=10)
+
+    owned = numbers.removeprefix("numbers: ").split(", ")
+    assert "+442071838750" in owned
+    assert ("+14155550199" in owned) is ("--caller-id" not in options)
+    status, words = outcome
+    assert any(f.status is status and words in f.message for f in findings), findings
+    if status is Status.OK:
+        assert failures(findings) == []
+
+
+@pytest.mark.parametrize("option", ["--number", "--caller-id"])
+def test_the_phonesim_command_refuses_a_number_not_in_e164(option):
+    result = CliRunner().invoke(main, ["phonesim", option, "415 555 0100"])
+
+    assert result.exit_code == 2
+    assert f"Invalid value for {option}: " in result.output
+    assert "'415 555 0100' is not a phone number in E.164" in result.output

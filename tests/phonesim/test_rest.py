@@ -232,3 +232,17 @@ def test_every_rest_request_is_recorded(
     )
     assert network.call(sid).rest == [create, fetch]
     assert network.call(sid).status_callback_events == ("initiated", "answered")
+
+
+def test_the_calls_list_pages_newest_first(
+    network: PhoneNetwork, twilio_client: Client, webapp: TwimlApp
+) -> None:
+    url = _hello(webapp)
+    sids = [twilio_client.calls.create(to=TO, from_=FROM, url=url).sid for _ in range(3)]
+
+    listed = twilio_client.calls.list(page_size=2)
+    first_page = twilio_client.calls.page(page_size=2)
+
+    assert [call.sid for call in listed] == sids[::-1]
+    assert first_page.next_page_url is not None
+    assert [call.sid for call in first_page.next_page()] == [sids[0]]
