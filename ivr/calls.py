@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, case, func, select, update
+from sqlalchemy import CompoundSelect, Insert, bindparam, case, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -122,6 +122,28 @@ _STORE_ANSWER = {
     "postgresql": _store_answer_statement(postgresql),
     "sqlite": _store_answer_statement(sqlite),
 }
+
+
+def _store_and_read_statement() -> CompoundSelect:
+    # PostgreSQL only: the INSERT in a CTE, and the request's answers as they were
+    # before it (a statement's snapshot does not see its own CTE's rows) plus what the
+    # INSERT returned. A redelivery inserts nothing and reads the first delivery's answer.
+    stored = (
+        postgresql.insert(_ANSWERS)
+        .values({name: bindparam(name) for name in _ANSWER_FIELDS})
+        .on_conflict_do_nothing(index_elements=[_ANSWERS.c.request_id, _ANSWERS.c.question_key])
+        .returning(_ANSWERS.c.question_key, _ANSWERS.c.value)
+        .cte("stored")
+    )
+    return union_all(_ANSWERS_OF_REQUEST, select(stored.c.question_key, stored.c.value))
+
+
+# What `_answer_row()` gives an INSERT of an answer (the rest are the table's defaults).
+_ANSWER_FIELDS = (
+    "request_id", "attempt_id", "survey_version_id", "question_key", "kind", "value", "keys",
+    "recording_url", "recording_sid", "recording_seconds", "received_at", *REPORT_FIELDS,
+)  # fmt: skip
+_STORE_AND_READ = _store_and_read_statement()
 
 
 def is_machine(answered_by: str | None) -> bool:
@@ -280,13 +302,20 @@ def answer_question(
     """Store a keypad answer unless the question already has one (a redelivery: the
     first delivery's answer stands and nothing is written). Returns the request's
     answers by question key, this one included, as the call flow needs them."""
-    answers = answers_by_key(session, call.request_id)
-    if question.key in answers:
-        return answers
-    if store_answer(session, call, question, value=value, keys=keys) is None:
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One round trip: the insert and the answers stored before it, in one statement.
+        row = _answer_row(call, question, value=value, keys=keys)
+        answers = {key: value for key, value in connection.execute(_STORE_AND_READ, row)}
+    else:
+        answers = answers_by_key(session, call.request_id)
+        if question.key in answers:
+            return answers
+        if store_answer(session, call, question, value=value, keys=keys) is not None:
+            answers[question.key] = value
+    if question.key not in answers:
         # The same webhook delivered twice at once: the other delivery stored it.
         return answers_by_key(session, call.request_id)
-    answers[question.key] = value
     return answers
 
 
@@ -332,23 +361,44 @@ def store_answer(
     connection = session.connection()
     return connection.execute(
         _STORE_ANSWER[connection.dialect.name],
-        {
-            "request_id": call.request_id,
-            "attempt_id": call.attempt_id,
-            "survey_version_id": call.survey_version_id,
-            "question_key": question.key,
-            "kind": question.kind.value,
-            "value": value,
-            "keys": keys,
-            "recording_url": recording_url,
-            "recording_sid": recording_sid,
-            "recording_seconds": recording_seconds,
-            # The request's report fields, copied for reports (the ORM's before_insert
-            # hook that would copy them does not run for Core).
-            **call.report,
-            "received_at": utcnow(),
-        },
+        _answer_row(
+            call,
+            question,
+            value=value,
+            keys=keys,
+            recording_url=recording_url,
+            recording_sid=recording_sid,
+            recording_seconds=recording_seconds,
+        ),
     ).scalar()
+
+
+def _answer_row(
+    call: LiveCall,
+    question: Question,
+    *,
+    value: int | None,
+    keys: str,
+    recording_url: str | None = None,
+    recording_sid: str | None = None,
+    recording_seconds: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "request_id": call.request_id,
+        "attempt_id": call.attempt_id,
+        "survey_version_id": call.survey_version_id,
+        "question_key": question.key,
+        "kind": question.kind.value,
+        "value": value,
+        "keys": keys,
+        "recording_url": recording_url,
+        "recording_sid": recording_sid,
+        "recording_seconds": recording_seconds,
+        # The request's report fields, copied for reports (the ORM's before_insert
+        # hook that would copy them does not run for Core).
+        **call.report,
+        "received_at": utcnow(),
+    }
 
 
 def record_transcript(
