@@ -54,7 +54,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from redis import Redis
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from twilio.request_validator import RequestValidator
 
 from aftercall.db import Database
@@ -307,6 +307,40 @@ class Server:
 # -- measuring ----------------------------------------------------------------------------
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # the process has gone
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds(url: str) -> dict[int, float]:
+    """CPU time so far of each PostgreSQL backend connected to the load database (by
+    pid; the server must be on this machine): what the database spends on the posts,
+    apart from its background writers, which other databases on the server share."""
+    database = Database(url)
+    try:
+        with database.engine.connect() as connection:
+            pids = connection.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).all()
+    finally:
+        database.dispose()
+    return {pid: _process_cpu_seconds(pid) for pid in pids}
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time used so far by everything on the machine (/proc/stat, all cores):
+    per post, it is the budget that decides the rate 2 cores can sustain."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Figures:
     sent: int
@@ -323,6 +357,8 @@ class Figures:
     error_kinds: dict[str, int]
     load: float  # the machine's 1-minute load average when the run started
     cpu_per_post: float = float("nan")  # gunicorn's CPU seconds per post sent
+    db_cpu_per_post: float = float("nan")  # the load database's PostgreSQL backends'
+    machine_cpu_per_post: float = float("nan")  # every process's, the generator's included
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -378,12 +414,13 @@ def print_table(title: str, rows: dict[str, Figures], lag: bool) -> None:
     header = f"{'':16}{'sent':>7}{'ok':>7}{'errors':>8}{'req/s':>9}"
     header += f"{'p50':>13}{'p95':>13}{'p99':>13}{'max':>13}"
     header += f"{'gen lag p99':>13}" if lag else ""
-    print(header + f"{'load':>7}{'CPU/post':>10}")
+    print(header + f"{'load':>7}{'CPU/post':>10}{'db CPU':>10}{'all CPU':>10}")
     for name, f in rows.items():
         line = f"{name:16}{f.sent:>7}{f.ok:>7}{f.errors:>8}{f.rate:>9.1f}"
         line += f"{ms(f.p50):>13}{ms(f.p95):>13}{ms(f.p99):>13}{ms(f.max):>13}"
         line += f"{ms(f.lag_p99):>13}" if lag else ""
-        print(line + f"{f.load:>7.2f}{ms(f.cpu_per_post):>10}")
+        line += f"{f.load:>7.2f}{ms(f.cpu_per_post):>10}"
+        print(line + f"{ms(f.db_cpu_per_post):>10}{ms(f.machine_cpu_per_post):>10}")
         if f.error_kinds:
             print(f"{'':16}errors: {f.error_kinds}")
     bare, answer = rows["bare endpoint"], rows["answer webhook"]
@@ -506,12 +543,19 @@ def main(argv: list[str] | None = None) -> int:
         for phase, _, how in phases:
             results[phase] = {}
             for name, server in servers.items():
-                cpu = server.cpu_seconds()
+                cpu, db_cpu = server.cpu_seconds(), database_cpu_seconds(args.database_url)
+                machine_cpu = machine_cpu_seconds()
                 figures = measure(server.port, posts[name][phase], **how)
                 # Posts given up on may still be queued at the server: let it finish them
                 # (they may store answers) before the next run or the database check.
                 server.wait_until_ready()
+                figures.machine_cpu_per_post = (machine_cpu_seconds() - machine_cpu) / figures.sent
                 figures.cpu_per_post = (server.cpu_seconds() - cpu) / figures.sent
+                db_after = database_cpu_seconds(args.database_url)
+                figures.db_cpu_per_post = (
+                    sum(seconds - db_cpu.get(pid, 0.0) for pid, seconds in db_after.items())
+                    / figures.sent
+                )
                 results[phase][name] = figures
                 if name == "answer webhook":
                     acked += figures.acked
