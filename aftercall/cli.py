@@ -148,7 +148,12 @@ def surveys_check(ctx: _Context, directory: str | None) -> None:
     help="With --serve: listen on this port (0: any free one).",
 )
 def demo(calls: int, seed: int, serve: bool, host: str, port: int) -> None:
-    """Run a simulated survey campaign end to end (no Twilio account, no servers)."""
+    """Run a simulated survey campaign end to end (no Twilio account, no servers).
+
+    With --serve it then keeps the app running on --host and --port over the demo's own
+    database (never DATABASE_URL): sign in with the demo admin it prints, browse the
+    campaign's reports, and place test calls that the simulator answers. Ctrl-C stops.
+    """
     import os
     from datetime import UTC, datetime
 
@@ -187,7 +192,7 @@ def demo(calls: int, seed: int, serve: bool, host: str, port: int) -> None:
             sys.exit(130)
         except PortUnavailable as exc:
             raise click.ClickException(
-                f"{exc}; pick another with --port (0: any free one)"
+                f"{exc}; choose another --host or --port (--port 0: any free port)"
             ) from None
 
 

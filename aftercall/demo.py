@@ -29,6 +29,7 @@ import os
 import random
 import secrets
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -195,6 +196,25 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """PortUnavailable unless a server can listen on `host:port` (in use, not an address
+    of this machine, a privileged port).
+
+    Asked before the server binds because werkzeug, on failing to bind, prints its own
+    advice and exits the process instead of raising.
+    """
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind) as probe:
+            # As werkzeug's server does: a port left in TIME_WAIT is free to take.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise PortUnavailable(host, port, exc) from None
+
+
 def local_url(host: str, port: int) -> str:
     """The address a browser (and the simulator's webhooks) on this machine use for a
     server listening on `host`: a wildcard address is reached through loopback."""
@@ -326,10 +346,8 @@ def simulated_deployment(
     migrate.upgrade(settings.database_url)
     with ExitStack() as cleanup:
         late_app = LateBoundApp()
-        try:
-            server = BackgroundServer(late_app, host, port).start()
-        except OSError as exc:  # in use, not an address of this machine, a privileged port
-            raise PortUnavailable(host, port, exc) from None
+        check_can_listen(host, port)
+        server = BackgroundServer(late_app, host, port).start()
         cleanup.callback(server.stop)
         clock = SimClock(start)
         network = PhoneNetwork(
