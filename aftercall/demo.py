@@ -182,6 +182,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
     """An event that Ctrl-C or SIGTERM sets, for loops that end between two steps; a
     second Ctrl-C raises KeyboardInterrupt at once, for a step that takes too long."""
     stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # only the main thread may set signal handlers; nothing to catch
+        return
 
     def handle(signum: int, frame: Any) -> None:
         if stop.is_set() and signum == signal.SIGINT:
