@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.orm import Session
@@ -13,6 +14,12 @@ from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog, SurveyError
 from scoring.formats import to_table
 from scoring.report import totals
+
+if TYPE_CHECKING:
+    import threading
+    from datetime import datetime
+
+    from aftercall.demo import DemoResult, SimulatedDeployment
 
 
 class _Context:
@@ -126,16 +133,70 @@ def surveys_check(ctx: _Context, directory: str | None) -> None:
 @main.command()
 @click.option("--calls", default=40, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--seed", default=1, show_default=True, type=int)
-def demo(calls: int, seed: int) -> None:
-    """Run a simulated survey campaign end to end (no Twilio account, no servers)."""
-    from aftercall.demo import demo_settings, run_demo
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then keep serving the dashboard, API and webhooks, with a demo admin and "
+    "test calls answered, until Ctrl-C.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --serve: listen here.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="With --serve: listen on this port (0: any free one).",
+)
+def demo(calls: int, seed: int, serve: bool, host: str, port: int) -> None:
+    """Run a simulated survey campaign end to end (no Twilio account, no servers).
 
-    settings = demo_settings()
+    With --serve it then keeps the app running on --host and --port over the demo's own
+    database (never DATABASE_URL): sign in with the demo admin it prints, browse the
+    campaign's reports, and place test calls that the simulator answers. Ctrl-C stops.
+    """
+    import os
+    from datetime import UTC, datetime
+
+    from aftercall.demo import (
+        CampaignStopped,
+        PortUnavailable,
+        demo_settings,
+        demo_start_time,
+        simulated_deployment,
+        stop_on_signals,
+    )
+
+    ctx = click.get_current_context()
+    if not serve:
+        for name in ("host", "port"):
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name} needs --serve")
+    settings = demo_settings(serve=serve)
     click.echo(f"aftercall demo: {calls} finished support calls, seed {seed}")
     click.echo(f"database: {settings.database_url}")
-    with click.progressbar(length=calls, label="placing survey calls") as bar:
-        result = run_demo(calls, seed, settings, progress=bar.update)
+    if serve and os.environ.get("DATABASE_URL"):
+        click.echo("(DATABASE_URL ignored: --serve keeps its demo admin in its own database)")
+    start = demo_start_time(datetime.now(UTC).date())
+    with stop_on_signals() as stop:
+        try:
+            with simulated_deployment(
+                settings, seed, start, host, port if serve else 0
+            ) as deployment:
+                with click.progressbar(length=calls, label="placing survey calls") as bar:
+                    result = deployment.run_campaign(calls, progress=bar.update, stop=stop)
+                _echo_demo_result(result)
+                if serve:
+                    _serve_demo(deployment, stop)
+        except CampaignStopped:
+            click.echo("\nstopped before the campaign ended")
+            sys.exit(130)
+        except PortUnavailable as exc:
+            raise click.ClickException(
+                f"{exc}; choose another --host or --port (--port 0: any free port)"
+            ) from None
 
+
+def _echo_demo_result(result: DemoResult) -> None:
     click.echo("\nA call as the customer heard it:")
     for line in result.sample_transcript:
         click.echo(line)
@@ -149,6 +210,29 @@ def demo(calls: int, seed: int) -> None:
     click.echo("\nScores by agent:")
     click.echo(to_table(result.agents, ("agent",), totals(result.agents)))
     click.echo("(n<30: too few answers for the score to mean much; try --calls 1000)")
+
+
+def _serve_demo(deployment: SimulatedDeployment, stop: threading.Event) -> None:
+    admin = deployment.open_to_visitors()
+    now = deployment.network.clock.now()
+    click.echo(
+        f"\nServing the campaign's dashboard, API and webhooks (simulated time {now:%Y-%m-%d %H:%M} UTC)"
+    )
+    click.echo(f"dashboard: {admin.dashboard_url}")
+    click.echo(f"user:      {admin.username}")
+    click.echo(f"password:  {admin.password}  (an admin of the demo database only)")
+    click.echo(
+        "Test calls (Surveys, then 'Place a test call'), to any number, are dialled at once\n"
+        "and answered by a simulated cooperative customer who answers every question;\n"
+        "a call due later (the number's calling hours) moves the simulated clock there.\n"
+        "Ctrl-C stops."
+    )
+
+    def clock_moved(when: datetime) -> None:
+        click.echo(f"simulated clock moved to {when:%Y-%m-%d %H:%M} UTC for a call due then")
+
+    deployment.keep_dialing(stop, on_clock_jump=clock_moved)
+    click.echo("demo stopped")
 
 
 @main.command()

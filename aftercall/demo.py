@@ -11,6 +11,15 @@ The same seed gives the same campaign. With DATABASE_URL set the demo uses that
 database, otherwise a fresh SQLite file, `aftercall-demo.db`, in the current folder;
 with REDIS_URL set it queues on that Redis, otherwise on an in-process stand-in
 (fakeredis). Either way an in-process rq worker runs the jobs.
+
+`aftercall demo --serve` then keeps the deployment running on a port of the user's
+choice (`serve_campaign`): the same app (dashboard, API, webhooks) over the demo's
+database, a demo admin who can sign in, the simulator answering every call placed from
+then on as a cooperative customer, and the in-process worker draining the queues, so
+test calls placed from the dashboard are dialled and answered. It always uses its own
+SQLite file (never DATABASE_URL), so the demo admin and its printed password exist in
+the demo database only; webhook signatures are checked as everywhere (the simulator
+signs them with the demo account's token).
 """
 
 from __future__ import annotations
@@ -18,9 +27,13 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
+import signal
+import socket
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,22 +46,35 @@ from aftercall.config import Settings
 from aftercall.db import Database
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
 from aftercall.runtime import Runtime, use_worker_runtime
-from aftercall.survey import SurveyCatalog
+from aftercall.survey import QuestionKind, SurveyCatalog, SurveyDefinition
 from aftercall.web import create_app
 from dialer import scheduling
 from dialer.intake import CallEnded, accept_calls
 from scoring.alerts import ALERT_QUEUE
 from scoring.report import ReportQuery, ReportRow, outcomes, report
+from scoring.users import create_user
 
 DEMO_ACCOUNT_SID = "AC" + "d" * 32
 DEMO_AUTH_TOKEN = "demo-auth-token"
 DEMO_DATABASE_FILE = "aftercall-demo.db"
+DEMO_ADMIN = "demo-admin"
 
 AGENTS = (("alice", "billing", "north"), ("bob", "billing", "north"),
           ("carol", "tech", "south"), ("dave", "tech", "south"))  # fmt: skip
 # (number prefix, digits to draw, language): US English and Spanish speakers, Poland.
 NUMBER_PLANS = (("+1415555", 4, "en"), ("+1212555", 4, "en"), ("+1312555", 4, "es"),
                 ("+4860", 7, "pl"))  # fmt: skip
+# What the cooperative customer of a served demo answers, by kind, unless a later
+# question is asked only for another answer (see cooperative_customer).
+COOPERATIVE_ANSWERS = {
+    QuestionKind.NPS: 9,
+    QuestionKind.CSAT: 5,
+    QuestionKind.CES: 2,
+    QuestionKind.YESNO: 1,
+}
+COOPERATIVE_COMMENT = "This is a test call from the dashboard; the survey sounds right."
+# How often a served demo looks for due calls and queued jobs (real seconds).
+POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -59,8 +85,37 @@ class DemoResult:
     sample_transcript: list[str]
 
 
-def demo_settings(environ: dict[str, str] | None = None) -> Settings:
+@dataclass(frozen=True)
+class DemoAdmin:
+    """The dashboard user a served demo creates, in its own database only."""
+
+    username: str
+    password: str
+    dashboard_url: str
+
+
+class PortUnavailable(Exception):
+    """The served demo cannot listen where it was asked to."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port} ({error.strerror or error})")
+
+
+class CampaignStopped(Exception):
+    """Ctrl-C (or SIGTERM) arrived before the campaign reached its end."""
+
+
+def demo_settings(environ: dict[str, str] | None = None, *, serve: bool = False) -> Settings:
+    """The demo's settings: the simulator's account, a quick pace and, unless
+    DATABASE_URL names one (and never with `serve`), a fresh SQLite file.
+
+    A served demo also gets a session-signing key of its own, since its dashboard is
+    reachable by anyone who can reach the port, and the development key is public.
+    """
     env = dict(os.environ if environ is None else environ)
+    if serve:
+        env.pop("DATABASE_URL", None)
+        env["SECRET_KEY"] = secrets.token_urlsafe(32)
     if not env.get("DATABASE_URL"):
         Path(DEMO_DATABASE_FILE).unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
@@ -108,82 +163,117 @@ class LateBoundApp:
         return self.app(environ, start_response)
 
 
-@contextmanager
-def simulated_deployment(
-    settings: Settings, seed: int, start: datetime
-) -> Iterator[tuple[Runtime, Any]]:
-    """The app on a local port, talking to an in-process phone network, with the
-    dialer's clock and the network's clock one and the same simulated clock."""
-    from fakeredis import FakeRedis
+class InProcessWorker(SimpleWorker):
+    """rq's SimpleWorker (jobs run in this process, against the demo's Runtime) that
+    leaves SIGINT and SIGTERM alone.
 
-    from phonesim import BackgroundServer, PhoneNetwork, SimClock
-
-    # One access-log line per webhook would bury the demo's own output.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    logging.getLogger("rq.worker").setLevel(logging.WARNING)
-    clock = SimClock(start)
-    network = PhoneNetwork(
-        settings.twilio_account_sid, settings.twilio_auth_token, clock=clock, seed=seed
-    )
-    network.start()
-    late_app = LateBoundApp()
-    server = BackgroundServer(late_app).start()
-    redis = None if os.environ.get("REDIS_URL") else FakeRedis()
-    runtime = Runtime(
-        settings=settings.with_overrides(
-            public_base_url=server.base_url, twilio_api_base=network.api_base
-        ),
-        db=Database(settings.database_url),
-        catalog=SurveyCatalog.from_directory(settings.surveys_dir),
-        _redis=redis,
-        now=clock.now,
-    )
-    late_app.app = create_app(runtime=runtime)
-    use_worker_runtime(runtime)
-    try:
-        yield runtime, network
-    finally:
-        use_worker_runtime(None)
-        server.stop()
-        network.stop()
-        runtime.db.dispose()
-
-
-def demo_start_time(today: date) -> datetime:
-    """18:00 UTC on the next weekday: inside calling hours from California to Poland."""
-    day = today
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(18, 0), tzinfo=UTC)
-
-
-def run_demo(
-    calls: int, seed: int, settings: Settings, progress: Callable[[int], None] = lambda n: None
-) -> DemoResult:
-    """Import `calls` finished support calls and run the campaign to its end.
-
-    The dialer really runs: requests go through intake and its rules, rq jobs are
-    scheduled for their due times, an in-process rq worker places the calls through
-    the Twilio SDK, status webhooks hand attempts back for retries. Only time is
-    simulated: the loop moves the shared clock to the next scheduled job and releases
-    the jobs that are due, which is what rq's scheduler does in real time.
+    rq's `work()` installs its own handlers and keeps them after a burst returns, so a
+    Ctrl-C between two bursts would raise rq's StopRequested in the demo's loop, and
+    one during a job would be logged as a failure with its traceback. The demo's
+    handlers (`stop_on_signals`) only set an event, which its loops read between jobs.
     """
-    migrate.upgrade(settings.database_url)
-    start = demo_start_time(datetime.now(UTC).date())
-    with simulated_deployment(settings, seed, start) as (runtime, network):
-        results = accept_calls(runtime, finished_support_calls(calls, seed, start))
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that Ctrl-C or SIGTERM sets, for loops that end between two steps; a
+    second Ctrl-C raises KeyboardInterrupt at once, for a step that takes too long."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # only the main thread may set signal handlers; nothing to catch
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """PortUnavailable unless a server can listen on `host:port` (in use, not an address
+    of this machine, a privileged port).
+
+    Asked before the server binds because werkzeug, on failing to bind, prints its own
+    advice and exits the process instead of raising.
+    """
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind) as probe:
+            # As werkzeug's server does: a port left in TIME_WAIT is free to take.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise PortUnavailable(host, port, exc) from None
+
+
+def local_url(host: str, port: int) -> str:
+    """The address a browser (and the simulator's webhooks) on this machine use for a
+    server listening on `host`: a wildcard address is reached through loopback."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@dataclass
+class SimulatedDeployment:
+    """The product wired to an in-process phone network, on one simulated clock."""
+
+    runtime: Runtime
+    network: Any  # phonesim.PhoneNetwork; the product imports phonesim only lazily
+    base_url: str
+    seed: int
+    start: datetime
+    worker: InProcessWorker = field(init=False)
+
+    def __post_init__(self) -> None:
+        alerts = Queue(ALERT_QUEUE, connection=self.runtime.redis)
+        self.worker = InProcessWorker(
+            [self.runtime.call_queue, alerts], connection=self.runtime.redis
+        )
+
+    def run_campaign(
+        self,
+        calls: int,
+        progress: Callable[[int], None] = lambda n: None,
+        stop: threading.Event | None = None,
+    ) -> DemoResult:
+        """Import `calls` finished support calls and run the campaign to its end.
+
+        The dialer really runs: requests go through intake and its rules, rq jobs are
+        scheduled for their due times, the in-process rq worker places the calls
+        through the Twilio SDK, status webhooks hand attempts back for retries. Only
+        time is simulated: the loop moves the shared clock to the next scheduled job
+        and releases the jobs that are due, which is what rq's scheduler does in real
+        time. `stop`, once set, ends it between two rounds with CampaignStopped.
+        """
+        runtime, network = self.runtime, self.network
+        results = accept_calls(runtime, finished_support_calls(calls, self.seed, self.start))
         rejected = sum(1 for r in results if r.request_id is None)
         accepted = [r.request_id for r in results if r.accepted]
         progress(calls - len(accepted))
         queue = runtime.call_queue
-        alerts = Queue(ALERT_QUEUE, connection=runtime.redis)
-        worker = SimpleWorker([queue, alerts], connection=runtime.redis)
         settled: set[int] = set()
         while True:
+            if stop is not None and stop.is_set():
+                raise CampaignStopped
             scheduling.release_due_jobs(queue, network.clock.now())
-            worker.work(burst=True, logging_level="WARNING")
+            self._drain()
             network.run_until_idle(timeout=max(60.0, calls * 2.0))
-            worker.work(burst=True, logging_level="WARNING")
+            self._drain()
             newly = _settled(runtime, accepted) - settled
             progress(len(newly))
             settled |= newly
@@ -197,6 +287,149 @@ def run_demo(
             return DemoResult(
                 outcomes(session), report(session, ReportQuery(by=("agent",))), rejected, transcript
             )
+
+    def open_to_visitors(self) -> DemoAdmin:
+        """After the campaign: a demo admin to sign in with, a cooperative customer on
+        every number, and the network running calls as they are placed."""
+        from phonesim import PersonaMix
+
+        password = secrets.token_urlsafe(18)
+        with self.runtime.db.session() as session:
+            create_user(session, DEMO_ADMIN, password, "admin")
+        settings = self.runtime.settings
+        customer = cooperative_customer(self.runtime.catalog.get(settings.default_survey))
+        # Numbers the campaign called keep no persona of their own: a test call to one
+        # of them is answered like a call to any other number.
+        for number in {call.to for call in self.network.calls}:
+            self.network.set_persona(number, customer)
+        self.network.persona_mix = PersonaMix(((1.0, customer),))
+        self.network.start_driver()
+        return DemoAdmin(DEMO_ADMIN, password, f"{self.base_url}/dashboard")
+
+    def keep_dialing(
+        self, stop: threading.Event, on_clock_jump: Callable[[datetime], None] = lambda t: None
+    ) -> None:
+        """Until `stop` is set: release due calls, run queued jobs, and, when nothing is
+        under way, move the simulated clock to the next scheduled call.
+
+        The jump is what makes a test call to any number come through at once: one
+        placed outside the number's calling hours is scheduled for their next opening
+        (dialer.test_call), and the clock moves there instead of the demo waiting for
+        it. `on_clock_jump` is told the new time.
+        """
+        queue, clock = self.runtime.call_queue, self.network.clock
+        while not stop.wait(POLL_SECONDS):
+            scheduling.release_due_jobs(queue, clock.now())
+            if self._drain() or any(not call.ended for call in self.network.calls):
+                continue
+            next_due = scheduling.next_scheduled_time(queue)
+            if next_due is not None and next_due > clock.now() and queue.count == 0:
+                clock.set(next_due)
+                on_clock_jump(next_due)
+
+    def _drain(self) -> bool:
+        """Run every queued job (calls and alerts); True if there were any."""
+        return self.worker.work(burst=True, logging_level="WARNING")
+
+
+@contextmanager
+def simulated_deployment(
+    settings: Settings, seed: int, start: datetime, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[SimulatedDeployment]:
+    """The app on `host:port` (0: a free port) over a migrated database, talking to an
+    in-process phone network, with the dialer's clock and the network's clock one and
+    the same simulated clock. PortUnavailable if the port cannot be had."""
+    from fakeredis import FakeRedis
+
+    from phonesim import BackgroundServer, PhoneNetwork, SimClock
+
+    # One access-log line per webhook would bury the demo's own output.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("rq.worker").setLevel(logging.WARNING)
+    migrate.upgrade(settings.database_url)
+    with ExitStack() as cleanup:
+        late_app = LateBoundApp()
+        check_can_listen(host, port)
+        server = BackgroundServer(late_app, host, port).start()
+        cleanup.callback(server.stop)
+        clock = SimClock(start)
+        network = PhoneNetwork(
+            settings.twilio_account_sid, settings.twilio_auth_token, clock=clock, seed=seed
+        )
+        network.start()
+        # Stopped before the server (callbacks run last in, first out): no call step
+        # posts a webhook to a server that is gone.
+        cleanup.callback(network.stop)
+        base_url = local_url(host, server.port)
+        redis = None if os.environ.get("REDIS_URL") else FakeRedis()
+        runtime = Runtime(
+            settings=settings.with_overrides(
+                public_base_url=base_url, twilio_api_base=network.api_base
+            ),
+            db=Database(settings.database_url),
+            catalog=SurveyCatalog.from_directory(settings.surveys_dir),
+            _redis=redis,
+            now=clock.now,
+        )
+        cleanup.callback(runtime.db.dispose)
+        late_app.app = create_app(runtime=runtime)
+        use_worker_runtime(runtime)
+        cleanup.callback(use_worker_runtime, None)
+        yield SimulatedDeployment(runtime, network, base_url, seed, start)
+
+
+def demo_start_time(today: date) -> datetime:
+    """18:00 UTC on the next weekday: inside calling hours from California to Poland."""
+    day = today
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(18, 0), tzinfo=UTC)
+
+
+def run_demo(
+    calls: int,
+    seed: int,
+    settings: Settings,
+    progress: Callable[[int], None] = lambda n: None,
+    stop: threading.Event | None = None,
+) -> DemoResult:
+    """A whole campaign (SimulatedDeployment.run_campaign) on a deployment of its own."""
+    start = demo_start_time(datetime.now(UTC).date())
+    with simulated_deployment(settings, seed, start) as deployment:
+        return deployment.run_campaign(calls, progress, stop)
+
+
+def cooperative_customer(definition: SurveyDefinition) -> Any:
+    """A phonesim Persona that picks up and answers every question of `definition`.
+
+    Where a later question is asked only for certain answers (`when = "nps <= 6"`), it
+    gives the answer closest to its usual one that gets that question asked, so a test
+    call hears the whole survey, recorded comment included.
+    """
+    from phonesim import Comment, Persona
+
+    answers: list[Any] = []
+    given: dict[str, int | None] = {}
+    for question in definition.questions:
+        if question.when is not None and not question.when.holds(given):
+            continue
+        scale = question.kind.scale
+        if scale is None:
+            answers.append(Comment(COOPERATIVE_COMMENT, seconds=4, finish_key="#"))
+            continue
+        usual = COOPERATIVE_ANSWERS[question.kind]
+        conditions = [
+            q.when
+            for q in definition.questions
+            if q.when is not None and q.when.question_key == question.key
+        ]
+        value = max(
+            range(scale[0], scale[1] + 1),
+            key=lambda v: (sum(c.holds({question.key: v}) for c in conditions), -abs(v - usual)),
+        )
+        given[question.key] = value
+        answers.append(str(value))
+    return Persona(name="cooperative", answers=tuple(answers))
 
 
 def _settled(runtime: Runtime, request_ids: list[int]) -> set[int]:
