@@ -109,10 +109,12 @@ def demo_settings(environ: dict[str, str] | None = None, *, serve: bool = False)
     """The demo's settings: the simulator's account, a quick pace and, unless
     DATABASE_URL names one (and never with `serve`), a fresh SQLite file.
 
-    A served demo also gets a session-signing key of its own, since its dashboard is
-    reachable by anyone who can reach the port, and the development key is public.
+    A served demo also gets a session-signing key and a simulated Twilio auth token of
+    its own, since its dashboard and webhooks are reachable by anyone who can reach the
+    port, and the development key and the demo's token are public.
     """
     env = dict(os.environ if environ is None else environ)
+    auth_token = secrets.token_hex(16) if serve else DEMO_AUTH_TOKEN
     if serve:
         env.pop("DATABASE_URL", None)
         env["SECRET_KEY"] = secrets.token_urlsafe(32)
@@ -123,7 +125,7 @@ def demo_settings(environ: dict[str, str] | None = None, *, serve: bool = False)
         env["DATABASE_URL"] = f"sqlite:///{DEMO_DATABASE_FILE}"
     env.update(
         TWILIO_ACCOUNT_SID=DEMO_ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=DEMO_AUTH_TOKEN,
+        TWILIO_AUTH_TOKEN=auth_token,
         TWILIO_FROM_NUMBER="+14155550100",
         CALLBACK_NUMBER=env.get("CALLBACK_NUMBER") or "+18005550100",
         AFTERCALL_ENV="development",
