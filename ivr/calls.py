@@ -84,7 +84,6 @@ _CALL = (
         _ATTEMPTS.c.call_sid,
         _REQUESTS.c.id.label("request_id"),
         _REQUESTS.c.phone,
-        _REQUESTS.c.state,
         _REQUESTS.c.survey_version_id,
         _VERSIONS.c.content_sha256,
         *(_REQUESTS.c[name] for name in REPORT_FIELDS),
@@ -164,7 +163,6 @@ class LiveCall:
     attempt_id: int
     request_id: int
     phone: str
-    state: RequestState
     survey_version_id: int
     # The request's report fields (aftercall.models.REPORT_FIELDS), copied onto answers.
     report: Mapping[str, Any]
@@ -223,7 +221,6 @@ def find_call(
         attempt_id=attempt_id,
         request_id=row.request_id,
         phone=row.phone,
-        state=row.state,
         survey_version_id=version_id,
         report={name: row._mapping[name] for name in REPORT_FIELDS},
         definition=definition,

@@ -349,8 +349,8 @@ class PhoneNetwork:
         detection = get("MachineDetection")
         if detection not in (None, "Enable", "DetectMessageEnd"):
             raise ApiError(400, 21626, f"Invalid MachineDetection value: {detection}")
-        timeout = int(get("Timeout") or DEFAULT_RING_TIMEOUT)
-        time_limit = int(get("TimeLimit") or DEFAULT_TIME_LIMIT)
+        timeout = _whole_seconds(get("Timeout"), "Timeout", DEFAULT_RING_TIMEOUT)
+        time_limit = _whole_seconds(get("TimeLimit"), "TimeLimit", DEFAULT_TIME_LIMIT)
         self._check_rate()
 
         with self._lock:
@@ -749,3 +749,12 @@ def _fault(status: int) -> ApiError:
     if status == 500:
         return server_error()
     return ApiError(status, 20000 + status, f"Injected fault {status}")
+
+
+def _whole_seconds(value: str | None, name: str, default: int) -> int:
+    """A parameter in whole seconds; anything else is Twilio's 400, not a crash."""
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ApiError(400, 21201, f"{name} must be a whole number of seconds: {value[:40]}")
+    return int(value)

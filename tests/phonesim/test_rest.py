@@ -155,6 +155,23 @@ def test_injected_faults(
     assert [exchange.status for exchange in network.journal.rest] == [fault, 201]
 
 
+@pytest.mark.parametrize("field", ["Timeout", "TimeLimit"])
+@pytest.mark.parametrize("value", ["soon", "-5", "1.5"])
+def test_seconds_that_are_not_whole_numbers_are_400_not_a_crash(
+    network: PhoneNetwork, webapp: TwimlApp, field: str, value: str
+) -> None:
+    response = requests.post(
+        f"{network.api_base}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
+        data={"To": TO, "From": FROM, "Url": _hello(webapp), field: value},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        timeout=5,
+    )
+
+    assert (response.status_code, response.json()["code"]) == (400, 21201)
+    assert field in response.json()["message"]
+    assert network.calls == []
+
+
 def test_wrong_token_is_401_code_20003(network: PhoneNetwork, webapp: TwimlApp) -> None:
     client = Client(ACCOUNT_SID, "wrong", http_client=RedirectingHttpClient(network.api_base))
 
