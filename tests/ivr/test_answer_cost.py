@@ -69,7 +69,10 @@ def test_an_answer_costs_two_statements_on_postgresql_three_on_sqlite(call, runt
         assert all(statement.startswith("SELECT") for statement in statements), _verbs(statements)
     with runtime.db.session() as session:
         assert session.scalar(select(func.count(Answer.id))) == 2
-        assert session.scalars(select(Answer.value).where(Answer.question_key == "nps")).all() == [9, 9]
+        assert session.scalars(select(Answer.value).where(Answer.question_key == "nps")).all() == [
+            9,
+            9,
+        ]
 
 
 def test_a_redelivery_with_another_digit_keeps_the_first_answer(call, runtime):
