@@ -78,7 +78,9 @@ def running(command: list[str], redis_url: str, ready: Callable[[], bool]) -> It
         deadline = time.monotonic() + 45
         while not ready():
             if process.poll() is not None:
-                raise AssertionError(f"{command[:2]} exited: {process.stderr.read().decode()[-2000:]}")
+                raise AssertionError(
+                    f"{command[:2]} exited: {process.stderr.read().decode()[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"{command[:2]} did not register in Redis within 45 s")
             time.sleep(0.1)

@@ -152,7 +152,9 @@ def test_delete_removes_the_job_for_good(redis, redis_url, tmp_path):
     ("queue", "job_id"),
     [("alerts", "the-job"), ("calls", "no-such-job"), ("calls", "a:b"), ("calls", "../x"), ("calls", "")],
 )  # fmt: skip
-def test_only_a_failed_job_of_that_queue_can_be_acted_on(redis, redis_url, tmp_path, action, queue, job_id):
+def test_only_a_failed_job_of_that_queue_can_be_acted_on(
+    redis, redis_url, tmp_path, action, queue, job_id
+):
     (failed_id,) = fail_calls(redis, redis_url, tmp_path / "line-up")
     with pytest.raises(NotFailed):
         action(redis, queue, failed_id if job_id == "the-job" else job_id)
