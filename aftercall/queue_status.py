@@ -83,6 +83,7 @@ class QueueDepth:
     deferred: int
     failed: int
     scheduler: SchedulerHolder | None  # None: scheduled jobs on this queue never run
+    workers: int = 0  # workers listening on it
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ def _scheduler_holding(connection: Redis, queue: str) -> SchedulerHolder | None:
     )
 
 
-def queue_depth(connection: Redis, name: str) -> QueueDepth:
+def queue_depth(connection: Redis, name: str, workers: int = 0) -> QueueDepth:
     queue = Queue(name, connection=connection)
     return QueueDepth(
         name=name,
@@ -247,6 +248,7 @@ def queue_depth(connection: Redis, name: str) -> QueueDepth:
         deferred=queue.deferred_job_registry.get_job_count(cleanup=False),
         failed=queue.failed_job_registry.get_job_count(cleanup=False),
         scheduler=_scheduler_holding(connection, name),
+        workers=workers,
     )
 
 
@@ -299,10 +301,16 @@ def live_cron(connection: Redis, at: datetime | None = None) -> list[CronStatus]
 def overview(connection: Redis) -> Overview:
     """Every queue with its registries' counts and scheduler, every worker, the cron
     processes. A few round trips per queue and per worker, whatever the queues hold."""
-    workers = sorted(Worker.all(connection=connection), key=lambda w: w.name)
+    workers = [
+        worker_status(connection, w)
+        for w in sorted(Worker.all(connection=connection), key=lambda w: w.name)
+    ]
     return Overview(
-        queues=[queue_depth(connection, name) for name in queue_names(connection)],
-        workers=[worker_status(connection, w) for w in workers],
+        queues=[
+            queue_depth(connection, name, sum(name in w.queues for w in workers))
+            for name in queue_names(connection)
+        ],
+        workers=workers,
         cron=live_cron(connection),
         read_at=now(),
     )

@@ -244,6 +244,7 @@ def test_workers_schedulers_and_cron_as_they_run(redis, redis_url):
 
         calls_depth, alerts_depth = overview.queues[:2]
         assert calls_depth.started == 1
+        assert (calls_depth.workers, alerts_depth.workers) == (1, 1)
         assert calls_depth.scheduled == 1  # `later`
         assert calls_depth.deferred == 0  # `first` ran, so its dependent ran too
         assert calls_depth.scheduler is not None and alerts_depth.scheduler is not None
@@ -253,7 +254,8 @@ def test_workers_schedulers_and_cron_as_they_run(redis, redis_url):
         assert live.jobs == 1 and live.pid
         assert queue_status.live_cron(redis, at=overview.read_at + timedelta(minutes=5)) == []
         # The cron's own queue is listed after aftercall's, as any other queue in Redis.
-        assert "upkeep" in [q.name for q in overview.queues[2:]]
+        (upkeep,) = overview.queues[2:]
+        assert upkeep.name == "upkeep" and upkeep.workers == 0 and upkeep.scheduler is None
         assert queue_status.check_queue_name(redis, "upkeep") == "upkeep"
     assert Job.fetch(later.id, connection=redis).get_status() == JobStatus.SCHEDULED
 
