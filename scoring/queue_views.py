@@ -17,8 +17,8 @@ Behind the dashboard's own sign-in, security headers, CSRF check and template gl
 aftercall.queue_status; handlers parse, call it, and render.
 
 Why not rq-dashboard: it runs against rq 3, but its pages are inline script (which the
-dashboard's Content-Security-Policy refuses, leaving them empty), its POST actions carry
-no CSRF token and one of them also answers GET, and it shows jobs' arguments unmasked.
+dashboard's Content-Security-Policy refuses, leaving them empty), its actions check
+no CSRF token (requeue-all also answers GET), and it shows jobs' arguments unmasked.
 """
 
 from __future__ import annotations
