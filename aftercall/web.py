@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from dialer.api import bp as api
     from ivr.views import bp as voice
     from scoring.api import bp as reports
+    from scoring.queue_views import bp as queues
     from scoring.survey_views import bp as surveys
     from scoring.views import bp as dashboard
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(reports)
     app.register_blueprint(dashboard)
     app.register_blueprint(surveys)
+    app.register_blueprint(queues)
     install_json_errors(app)
     observability.configure_logging(runtime.settings.json_logs)
     observability.install(app, runtime)
