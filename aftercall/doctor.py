@@ -368,11 +368,9 @@ def redis_queues(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[F
 
 
 def _queue_findings(settings: Settings, connection) -> list[Finding]:
-    from rq import Queue, Worker
-    from rq.cron import CronScheduler
-    from rq.registry import FailedJobRegistry, ScheduledJobRegistry
-    from rq.scheduler import RQScheduler
-
+    # What the dashboard's Queues page shows, read the same way (aftercall.queue_status:
+    # without rq's registry cleanup, so a diagnosis never moves a job).
+    from aftercall.queue_status import overview
     from aftercall.runtime import CALL_QUEUE
     from dialer.dispatch import PAUSE_KEY
     from scoring.alerts import ALERT_QUEUE, alerts_enabled
@@ -383,11 +381,11 @@ def _queue_findings(settings: Settings, connection) -> list[Finding]:
         "(rq worker --with-scheduler --url $REDIS_URL calls alerts) against this REDIS_URL"
     )
     findings: list[Finding] = []
-    workers = Worker.all(connection=connection)
+    status = overview(connection)
     for name in (CALL_QUEUE, ALERT_QUEUE):
         # Without alert settings nothing is ever queued on `alerts`: its absence is no failure.
         missing = fail if name == CALL_QUEUE or alerts_enabled(settings) else warn
-        listening = [worker for worker in workers if name in worker.queue_names()]
+        listening = [worker for worker in status.workers if name in worker.queues]
         if listening:
             hosts = sorted({worker.hostname or "?" for worker in listening})
             findings.append(
@@ -400,7 +398,9 @@ def _queue_findings(settings: Settings, connection) -> list[Finding]:
             findings.append(
                 missing(check, f"no rq worker listens on the {name!r} queue", start_worker)
             )
-        if connection.exists(RQScheduler.get_locking_key(name)):
+        queue = status.queue(name)
+        assert queue is not None  # aftercall's own queues are always listed
+        if queue.scheduler is not None:
             findings.append(ok(check, f"an rq scheduler runs the {name!r} queue's scheduled jobs"))
         else:
             what = "survey calls and retries" if name == CALL_QUEUE else "alert retries"
@@ -411,20 +411,20 @@ def _queue_findings(settings: Settings, connection) -> list[Finding]:
                     "run the worker with --with-scheduler (as the Procfile does)",
                 )
             )
-        queue = Queue(name, connection=connection)
-        scheduled = ScheduledJobRegistry(queue=queue).count
-        failed = FailedJobRegistry(queue=queue).count
-        depth = f"queue {name!r}: {queue.count} waiting, {scheduled} scheduled, {failed} failed"
-        if failed:
+        depth = (
+            f"queue {name!r}: {queue.waiting} waiting, {queue.scheduled} scheduled, "
+            f"{queue.failed} failed"
+        )
+        if queue.failed:
             again = (
                 "`aftercall dialer reconcile` queues scheduled calls again from the database"
                 if name == CALL_QUEUE
-                else "`rq requeue --queue alerts --all --url $REDIS_URL` once the receiver works"
+                else "requeue them on the dashboard's Queues page once the receiver works"
             )
-            findings.append(warn(check, depth, f"see why with `rq info --url $REDIS_URL`; {again}"))
+            findings.append(warn(check, depth, f"see why on the dashboard's Queues page; {again}"))
         else:
             findings.append(ok(check, depth))
-    if CronScheduler.all(connection):
+    if status.cron:
         findings.append(ok(check, "the rq cron scheduler is alive (reconciliation, rollup upkeep)"))
     else:
         findings.append(
