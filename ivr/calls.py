@@ -268,6 +268,7 @@ def store_answer(
             "team": request.team,
             "survey_name": request.survey_name,
             "language": request.language,
+            "is_test": request.is_test,
             "received_at": utcnow(),
         },
     )
