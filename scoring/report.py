@@ -29,7 +29,6 @@ from sqlalchemy.sql import ColumnElement, Select
 from aftercall.db import UTCDateTime
 from aftercall.models import (
     CES_COUNTERS,
-    COUNTED_ANSWERS,
     CSAT_COUNTERS,
     FUNNEL_COUNTERS,
     NPS_COUNTERS,
@@ -345,7 +344,7 @@ ANSWERS = _Source(
         "survey": Answer.survey_name,
         "language": Answer.language,
     },
-    COUNTED_ANSWERS,  # as ix_answers_report's condition, so that the index serves
+    ~Answer.is_test,
 )
 # PostgreSQL labels for local periods (ISO weeks, Monday first, as scoring.buckets).
 _PERIOD_FORMATS = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM"}

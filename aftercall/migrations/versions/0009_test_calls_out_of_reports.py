@@ -4,9 +4,9 @@ An admin's test call (dialer.test_call) is a survey request like any other, so u
 now every figure counted it. From this revision `survey_requests.is_test` says which
 requests are test calls (dialer.test_call sets it; nothing else does), answers carry a
 copy like their other report fields, and no figure counts either: report queries
-filter on it (scoring.report.filtered), the partial index ix_answers_report holds only
-counted answers, and the rollup's trigger functions (migration 0005) are replaced by
-ones that give test rows no figures.
+filter on it (scoring.report.filtered), ix_answers_report gains it as a last column so
+that those queries still read the index alone, and the rollup's trigger functions
+(migration 0005) are replaced by ones that give test rows no figures.
 
 Existing test calls are found as dialer.test_call recognised them before this revision:
 a `source_call_id` starting with `aftercall-test-call:` and a true `test_call` in the
@@ -204,23 +204,23 @@ def _unmark_test_calls() -> None:
 
 def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
+    # Plain ALTER TABLE on both backends, no batch copy: SQLite adds a column with a
+    # constant default in place (copying survey_requests would trip the foreign keys
+    # of its answers and attempts), PostgreSQL without rewriting the table.
     for table in ("survey_requests", "answers"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(
-                sa.Column("is_test", sa.Boolean(), server_default=sa.false(), nullable=False)
-            )
+        op.add_column(
+            table, sa.Column("is_test", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
     op.drop_index("ix_answers_report", table_name="answers")
     if postgres:
         _replace_functions(COUNTED)
     _mark_test_calls()
-    # Only the answers reports count; queries repeat the condition (models.COUNTED_ANSWERS).
+    # Reports filter on is_test: in the index, their scans stay index-only.
     op.create_index(
         "ix_answers_report",
         "answers",
-        ["call_ended_at", "agent", "kind", "value"],
+        ["call_ended_at", "agent", "kind", "value", "is_test"],
         unique=False,
-        postgresql_where=sa.text("NOT is_test"),
-        sqlite_where=sa.text("is_test = 0"),
     )
 
 
@@ -234,6 +234,6 @@ def downgrade() -> None:
     op.create_index(
         "ix_answers_report", "answers", ["call_ended_at", "agent", "kind", "value"], unique=False
     )
+    # SQLite (3.35 and later) drops an unindexed column in place, as PostgreSQL does.
     for table in ("answers", "survey_requests"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column("is_test")
+        op.drop_column(table, "is_test")
