@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -157,6 +158,10 @@ class SurveyRequest(Base):
     # The API key that sent it (None: the CLI, a CSV import): only that key may read it
     # back through the intake API.
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    # An admin's test call (dialer.test_call sets it, nothing else does): what makes a
+    # request a test call. No report figure counts it (scoring.report.filtered, the
+    # rollup's triggers since migration 0009), no alert is sent, no retry placed.
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -228,8 +233,10 @@ class Answer(Base):
         Index("ix_answers_kind_value", "kind", "value"),
         # Lets report queries read scores straight from the index, request by request.
         Index("ix_answers_request_kind_value", "request_id", "kind", "value"),
-        # Reports over a period, overall and per agent, as index-only scans.
-        Index("ix_answers_report", "call_ended_at", "agent", "kind", "value"),
+        # Reports over a period, overall and per agent, as index-only scans (is_test
+        # too: every report leaves test calls out, and a column outside the index would
+        # send each row to the table).
+        Index("ix_answers_report", "call_ended_at", "agent", "kind", "value", "is_test"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -243,6 +250,7 @@ class Answer(Base):
     team: Mapped[str | None] = mapped_column(String(200))
     survey_name: Mapped[str | None] = mapped_column(String(100))
     language: Mapped[str | None] = mapped_column(String(16))
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
     survey_version_id: Mapped[int] = mapped_column(ForeignKey("survey_versions.id"))
     question_key: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
@@ -389,7 +397,7 @@ class ReportRollup(Base):
     rebuilt_at: Mapped[datetime | None]
 
 
-REPORT_FIELDS = ("call_ended_at", "agent", "queue", "team", "survey_name", "language")
+REPORT_FIELDS = ("call_ended_at", "agent", "queue", "team", "survey_name", "language", "is_test")
 
 
 @event.listens_for(Answer, "before_insert")

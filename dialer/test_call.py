@@ -16,9 +16,12 @@ Twilio), and answered through the same webhooks. It differs from intake
   call: the compliance floor (08:00-21:00 local, 47 CFR 64.1200(c)(1)) protects whoever
   owns the number, and `dispatch.dial` re-checks the window before dialling anyway.
   Outside the hours the call is scheduled for the next opening and the admin is told;
-- marked, so reports and alerts can leave it out: metadata `{"test_call": true,
-  "requested_by": <username>}`, a source call id starting with `TEST_CALL_PREFIX`, and no
-  agent, queue or team.
+- marked as a test call by `SurveyRequest.is_test`, the one thing that makes it one
+  (`is_test_call`): no report figure counts it (scoring.report, the rollup), it sends no
+  detractor alert (scoring.alerts) and is never retried (dialer.dispatch). For people
+  reading the tables it also has metadata `{"test_call": true, "requested_by":
+  <username>}`, a source call id starting with `TEST_CALL_PREFIX` (unique, and
+  recognisable in logs), and no agent, queue or team.
 
 It does not decide who may place a test call (the dashboard allows admins only).
 """
@@ -126,6 +129,7 @@ def schedule_test_call(
             language=language,
             call_ended_at=now,
             extra={TEST_CALL_FLAG: True, "requested_by": requested_by},
+            is_test=True,
             survey_name=definition.name,
             survey_version_id=version_for(session, definition).id,
             state=RequestState.SCHEDULED,
@@ -234,9 +238,10 @@ def status_of(runtime: Runtime, request_id: int) -> TestCallStatus | None:
 
 
 def is_test_call(request: SurveyRequest) -> bool:
-    return bool((request.extra or {}).get(TEST_CALL_FLAG)) and request.source_call_id.startswith(
-        TEST_CALL_PREFIX
-    )
+    """Whether `request` is an admin's test call: its `is_test` column, which only
+    `schedule_test_call` sets. Intake cannot make a customer's call one, whatever source
+    call id or metadata it sends."""
+    return request.is_test
 
 
 def _answer_text(answer: Answer) -> str:

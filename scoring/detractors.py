@@ -1,9 +1,10 @@
 """The detractor list: unhappy customers, newest first, for a supervisor to follow up.
 
-A detractor is a request with NPS <= 6 or CSAT <= 2. Each entry carries what a follow-up
-needs: who handled the call, when, every answer, and the recorded comment's transcript
-and recording link. Two queries whatever the page size: the page of requests (filtered
-and ordered by the database), then their answers.
+A detractor is a request with NPS <= 6 or CSAT <= 2, never an admin's test call (the
+list selects through scoring.report.filtered, like every figure). Each entry carries
+what a follow-up needs: who handled the call, when, every answer, and the recorded
+comment's transcript and recording link. Two queries whatever the page size: the page
+of requests (filtered and ordered by the database), then their answers.
 
 Not every reader may see who the customer is. `shown_to(entry, contact)` is the one place
 that decides what a reader gets: the dashboard page, its CSV download and the report API

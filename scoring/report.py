@@ -8,6 +8,10 @@ period a report is about.
 
 Groups: agent, queue, team, survey, language, `meta:<key>` (a metadata field), and one
 of day / week / month in the contact center's time zone (scoring.buckets).
+
+An admin's test call (`SurveyRequest.is_test`, dialer.test_call) counts in no figure:
+every statement here and in scoring.detractors selects through `filtered`, which
+leaves test rows out, as the rollup's triggers do (migration 0009).
 """
 
 from __future__ import annotations
@@ -327,9 +331,10 @@ class _Source:
 
     ended: ColumnElement
     fields: dict[str, ColumnElement]
+    counted: ColumnElement  # the rows figures count: not an admin's test call
 
 
-REQUESTS = _Source(SurveyRequest.call_ended_at, DIMENSIONS)
+REQUESTS = _Source(SurveyRequest.call_ended_at, DIMENSIONS, ~SurveyRequest.is_test)
 ANSWERS = _Source(
     Answer.call_ended_at,
     {
@@ -339,6 +344,7 @@ ANSWERS = _Source(
         "survey": Answer.survey_name,
         "language": Answer.language,
     },
+    ~Answer.is_test,
 )
 # PostgreSQL labels for local periods (ISO weeks, Monday first, as scoring.buckets).
 _PERIOD_FORMATS = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM"}
@@ -490,7 +496,9 @@ _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
 def filtered(statement: Select, query: ReportQuery, source: _Source = REQUESTS) -> Select:
-    conditions = []
+    """`statement` restricted to the rows the query's figures count: its period and
+    filters, and never an admin's test call."""
+    conditions = [source.counted]
     if query.since is not None:
         conditions.append(source.ended >= query.since)
     if query.until is not None:
@@ -499,7 +507,7 @@ def filtered(statement: Select, query: ReportQuery, source: _Source = REQUESTS) 
         value = getattr(query, name)
         if value is not None:
             conditions.append(source.fields[name] == value)
-    return statement.where(*conditions) if conditions else statement
+    return statement.where(*conditions)
 
 
 def group_values(
@@ -548,8 +556,10 @@ def totals(rows: Iterable[ReportRow]) -> ReportRow:
 
 
 def outcomes(session: Session) -> dict[RequestState, int]:
-    """How many requests are in each state."""
+    """How many requests (test calls aside) are in each state."""
     rows = session.execute(
-        select(SurveyRequest.state, func.count(SurveyRequest.id)).group_by(SurveyRequest.state)
+        filtered(select(SurveyRequest.state, func.count(SurveyRequest.id)), ReportQuery()).group_by(
+            SurveyRequest.state
+        )
     )
     return {state: count for state, count in rows}

@@ -6,7 +6,8 @@ how PostgreSQL keeps it current). It is used only when it gives exactly the figu
 full aggregation would: on PostgreSQL, in the time zone it was built in, for ranges
 that start and end at local midnight, and without metadata groups. Anything else
 aggregates answers and requests directly (scoring.report), so the rollup can make a
-report faster but never different.
+report faster but never different. Neither counts an admin's test call: the triggers
+give test rows no figures (migration 0009), as scoring.report.filtered leaves them out.
 
 Upkeep: `compact` (every minute through `rq cron`) folds the triggers' deltas into
 report_daily, `tidy` (daily) keeps its rows in day order, and `switch_on` (by

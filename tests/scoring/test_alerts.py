@@ -335,6 +335,7 @@ def test_an_admins_test_call_sends_no_alert(alerting, receiver, make_attempt):
         request = session.get(SurveyRequest, request_id_of(alerting, call))
         request.source_call_id = f"{TEST_CALL_PREFIX}abc"
         request.extra = {TEST_CALL_FLAG: True, "requested_by": "ops"}
+        request.is_test = True  # marked as dialer.test_call.schedule_test_call marks it
     call.press(call.start(), "2")
     work(alerting)
     assert receiver.deliveries == []

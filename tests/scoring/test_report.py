@@ -23,11 +23,11 @@ def empty(runtime) -> None:
 
 
 def add(session, index, *, agent="alice", team="north", ended=START, state=RequestState.COMPLETED,
-        answers=(), attempts=1, reason=None, metadata=None):  # fmt: skip
+        answers=(), attempts=1, reason=None, metadata=None, is_test=False):  # fmt: skip
     request = SurveyRequest(
         phone=f"+1415555{index:04d}", source_call_id=f"s-{index}", agent=agent, queue="billing",
         team=team, language="en", call_ended_at=ended, survey_name="post-call", state=state,
-        suppression_reason=reason, extra=metadata or {}, calls_placed=attempts,
+        suppression_reason=reason, extra=metadata or {}, calls_placed=attempts, is_test=is_test,
     )  # fmt: skip
     session.add(request)
     session.flush()

@@ -1,7 +1,8 @@
 """The daily rollup gives exactly the figures of the full aggregation, whatever happened.
 
 Random histories of requests and answers (inserted, moved through states, deleted,
-anonymised), then the same reports read from the rollup and from the raw tables, before
+anonymised; some of them admins' test calls, which no figure counts, and some marked or
+unmarked as test calls afterwards, as migration 0009 does), then the same reports read from the rollup and from the raw tables, before
 and after compaction and after a rebuild in another time zone. PostgreSQL only: SQLite
 has no rollup.
 """
@@ -106,7 +107,7 @@ def random_history(runtime, rng: random.Random, size: int) -> None:
                 team=rng.choice(["north", "south"]),
                 ended=START + timedelta(minutes=rng.randrange(8 * 24 * 60)),
                 state=rng.choice(STATES), attempts=rng.randint(1 if answers else 0, 3), answers=answers,
-                reason=rng.choice([None, *SUPPRESSION_REASONS]),
+                reason=rng.choice([None, *SUPPRESSION_REASONS]), is_test=rng.random() < 0.2,
             )  # fmt: skip
             request.queue = rng.choice(["billing", None])
             request.language = rng.choice(["en", "es"])
@@ -122,6 +123,15 @@ def random_history(runtime, rng: random.Random, size: int) -> None:
             .values(state=RequestState.EXPIRED, suppression_reason="validity_expired")
         )
         session.execute(update(SurveyRequest).values(phone="+10000000000"))  # anonymised
+        # Marked as test calls after the fact, and unmarked (set-based, answers with them).
+        for mark, chosen in ((True, rng.sample(ids, len(ids) // 8)),
+                             (False, rng.sample(ids, len(ids) // 8))):  # fmt: skip
+            session.execute(
+                update(SurveyRequest).where(SurveyRequest.id.in_(chosen)).values(is_test=mark)
+            )
+            session.execute(
+                update(Answer).where(Answer.request_id.in_(chosen)).values(is_test=mark)
+            )
         for answer in session.scalars(select(Answer).where(Answer.kind == "csat")).all()[::3]:
             answer.value = rng.randint(1, 5)
     with runtime.db.session() as session:
