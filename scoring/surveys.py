@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from aftercall.models import Answer, SurveyRequest, SurveyVersion
 from aftercall.survey import SurveyCatalog, SurveyDefinition
-from dialer.test_call import TEST_CALL_PREFIX
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,7 @@ def survey_entries(session: Session, catalog: SurveyCatalog) -> list[SurveyEntry
         select(
             SurveyRequest.survey_version_id.label("version_id"),
             func.count().label("requests"),
-            func.sum(case((SurveyRequest.source_call_id.startswith(TEST_CALL_PREFIX), 1), else_=0))
-            .label("test_calls"),
+            func.sum(case((SurveyRequest.is_test, 1), else_=0)).label("test_calls"),
         )
         .where(SurveyRequest.survey_version_id.is_not(None))
         .group_by(SurveyRequest.survey_version_id)
