@@ -217,7 +217,10 @@ def test_an_ended_connect_voice_contact_becomes_a_survey_request(client, runtime
     response = post_event(client, CONNECT, connect_disconnected(), auth)
     assert response.status_code == 201
     body = response.get_json()
-    assert (body["status"], body["source_call_id"]) == ("accepted", "11111111-1111-1111-1111-111111111111")
+    assert (body["status"], body["source_call_id"]) == (
+        "accepted",
+        "11111111-1111-1111-1111-111111111111",
+    )
     row = stored_requests(runtime)[body["source_call_id"]]
     assert row.id == body["request_id"]
     assert (row.phone, row.agent, row.call_ended_at) == ("+14155550123", CONNECT_AGENT_ID, ENDED_AT)
@@ -247,7 +250,10 @@ def test_the_spelling_of_aws_own_sample_is_received(client, runtime, auth):
         (connect_disconnected(agentInfo=None), "no_agent"),
         (connect_disconnected(eventType="QUEUED"), "event_not_selected"),
         (connect_disconnected(initiationMethod="MONITOR"), "initiation_method_skipped"),
-        ({**connect_disconnected(), "detail-type": "Amazon Connect Agent Event"}, "other_event_type"),
+        (
+            {**connect_disconnected(), "detail-type": "Amazon Connect Agent Event"},
+            "other_event_type",
+        ),
     ],
 )
 def test_connect_events_filtered_out_are_200_and_counted(client, runtime, auth, event, reason):
@@ -315,7 +321,9 @@ def test_connect_mapping_overrides_from_the_file(app_with, runtime, auth):
     assert len(stored_requests(runtime)) == 1
 
 
-def test_a_database_failure_is_503_so_eventbridge_delivers_again(client, runtime, auth, monkeypatch):
+def test_a_database_failure_is_503_so_eventbridge_delivers_again(
+    client, runtime, auth, monkeypatch
+):
     def broken(*args, **kwargs):
         raise OperationalError("INSERT ...", {}, Exception("server closed the connection"))
 
@@ -342,7 +350,9 @@ def test_a_conversation_is_surveyed_once_whatever_repeats(client, runtime, auth)
     event = genesys_acw()
     assert post_event(client, GENESYS, event, auth).status_code == 201
     # EventBridge redelivers; a transferred call's second agent wraps up too.
-    assert post_event(client, GENESYS, event, auth).get_json()["reason"] == "duplicate_source_call_id"
+    assert (
+        post_event(client, GENESYS, event, auth).get_json()["reason"] == "duplicate_source_call_id"
+    )
     second_agent = genesys_acw(userId="ffffffff-0000-4000-8000-000000000000")
     assert post_event(client, GENESYS, second_agent, auth).get_json()["reason"] == (
         "duplicate_source_call_id"
@@ -383,7 +393,9 @@ def test_genesys_names_from_the_file(app_with, runtime, auth):
     path=st.sampled_from([CONNECT, GENESYS]),
     body=st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+        ),
         max_leaves=15,
     ),
 )

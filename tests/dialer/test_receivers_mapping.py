@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,7 +153,12 @@ def test_an_outbound_flex_call_surveys_the_called_customer():
      "task.wrapup"],
 )  # fmt: skip
 def test_other_flex_events_are_ignored(event_type):
-    ignored(IgnoreReason.NOT_SELECTED, twilio_flex.call_ended, flex_task_event(event_type=event_type), FLEX)
+    ignored(
+        IgnoreReason.NOT_SELECTED,
+        twilio_flex.call_ended,
+        flex_task_event(event_type=event_type),
+        FLEX,
+    )
 
 
 @pytest.mark.parametrize("channel", ["chat", "sms", "default", ""])
@@ -244,12 +252,16 @@ def test_connect_mapping_overrides():
                 "phone": ["detail.attributes.customerNumber", "detail.customerEndpoint.address"],
                 "survey": "post-call",
                 "agents": {CONNECT_AGENT_ID: "alice"},
-                "queues": {f"arn:aws:connect:us-west-2:123456789012:instance/12345678-1234-1234-1234-123456789012/queue/{CONNECT_QUEUE_ID}": "billing"},
+                "queues": {
+                    f"arn:aws:connect:us-west-2:123456789012:instance/12345678-1234-1234-1234-123456789012/queue/{CONNECT_QUEUE_ID}": "billing"
+                },
                 "metadata": {"contact": "detail.contactId"},
             }
         }
     )
-    event = connect_disconnected(eventType="COMPLETED", attributes={"customerNumber": "+14155550177"})
+    event = connect_disconnected(
+        eventType="COMPLETED", attributes={"customerNumber": "+14155550177"}
+    )
     call = amazon_connect.call_ended(event, receivers.amazon_connect)
     assert call.source_call_id == "11111111-2222-3333-4444-555555555555"
     assert call.phone == "+14155550177"
@@ -308,7 +320,9 @@ def test_customer_end_events_when_configured_without_an_agent():
     event = genesys_topic(genesys_acw(userId=None, queueId=None), "customer.end")
     call = genesys_cloud.call_ended(event, receivers.genesys_cloud)
     assert (call.phone, call.agent, call.queue) == ("+14155550123", None, None)
-    named = genesys_cloud.call_ended(genesys_topic(genesys_acw(), "customer.end"), receivers.genesys_cloud)
+    named = genesys_cloud.call_ended(
+        genesys_topic(genesys_acw(), "customer.end"), receivers.genesys_cloud
+    )
     assert named.agent == "alice"
 
 
@@ -370,7 +384,9 @@ def test_a_missing_file_is_named(tmp_path):
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
     max_leaves=25,
 )
 OUTCOMES = (EventIgnored, InvalidEvent)
@@ -413,3 +429,11 @@ def test_any_flex_form_maps_or_says_why_not(changes):
     except OUTCOMES:
         return
     assert call.phone and call.source_call_id and call.ended_at.tzinfo is not None
+
+
+def test_the_example_file_in_the_docs_is_valid():
+    text = (Path(__file__).parents[2] / "docs" / "integrations.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    receivers = mapping_file.parse(tomllib.loads(example))
+    assert receivers.amazon_connect.fields.agents == {CONNECT_AGENT_ID: "alice"}
+    assert receivers.twilio_flex.fields.metadata == {"ticket": "TaskAttributes.crm.ticket_id"}
