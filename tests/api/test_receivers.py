@@ -20,6 +20,7 @@ from aftercall.web import create_app
 from dialer import apikeys
 from dialer.receivers import outcome as receiver_outcome
 from dialer.receivers.mapping import MappingError
+from dialer.scheduling import call_job_id
 from tests.api.conftest import ENDED_AT, stored_requests
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.dialer.receiver_events import (
@@ -93,6 +94,21 @@ def test_a_signed_completed_voice_task_becomes_a_survey_request(client, runtime)
     assert row.extra == {"call_sid": "CA" + "b" * 32}
     assert row.api_key_id is None
     assert counted("twilio-flex", "accepted") == before + 1
+
+
+def test_an_accepted_event_queues_the_first_survey_call(runtime, redis_url):
+    """With the real Redis: the call job is scheduled for the planned time, once."""
+    from rq.job import Job
+
+    runtime.settings = runtime.settings.with_overrides(redis_url=redis_url)
+    client = create_app(runtime=runtime).test_client()
+    form = flex_task_event()
+    assert_flex_answer(post_flex(client, form), "accepted")
+    assert_flex_answer(post_flex(client, form), "rejected:duplicate_source_call_id")
+    row = stored_requests(runtime)[form["TaskSid"]]
+    job_id = call_job_id(row.id, 1, row.due_at)
+    assert Job.exists(job_id, connection=runtime.redis)
+    assert runtime.call_queue.scheduled_job_registry.get_job_ids() == [job_id]
 
 
 def test_a_repeated_flex_event_creates_nothing_new(client, runtime):

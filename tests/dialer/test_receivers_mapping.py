@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aftercall.config import Settings
 from dialer.receivers import amazon_connect, genesys_cloud, mapping_file, twilio_flex
 from dialer.receivers.mapping import (
     EventIgnored,
@@ -327,6 +328,17 @@ def test_customer_end_events_when_configured_without_an_agent():
 
 
 # -- the mapping file -------------------------------------------------------------------
+
+
+def test_the_settings_come_from_the_environment(tmp_path):
+    settings = Settings.from_env(
+        {"RECEIVERS_FILE": str(tmp_path / "r.toml"), "FLEX_AUTH_TOKEN": "flex-token",
+         "TWILIO_AUTH_TOKEN": "voice-token"}
+    )  # fmt: skip
+    assert settings.receivers_file == tmp_path / "r.toml"
+    assert twilio_flex.auth_token(settings) == "flex-token"
+    assert twilio_flex.auth_token(Settings(twilio_auth_token="voice-token")) == "voice-token"
+    assert Settings.from_env({}).receivers_file is None
 
 
 def test_no_file_means_the_defaults(tmp_path):
