@@ -75,6 +75,12 @@ class Settings:
     metrics_token: str = ""
     # "json" (one object per line, for log shippers) or "text"; unset: json in production.
     log_format: str = ""
+    # The auth token of the Twilio account that runs Flex, which signs TaskRouter's event
+    # callbacks; unset: TWILIO_AUTH_TOKEN (Flex in the account surveys are called from).
+    flex_auth_token: str = ""
+    # A TOML file mapping contact-center platforms' events onto intake fields
+    # (dialer.receivers); unset: each receiver's documented defaults.
+    receivers_file: Path | None = None
 
     @property
     def json_logs(self) -> bool:
@@ -121,6 +127,8 @@ class Settings:
             retention_days=_number(env, "RETENTION_DAYS", None, int),
             metrics_token=get("METRICS_TOKEN", ""),
             log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
+            flex_auth_token=get("FLEX_AUTH_TOKEN", ""),
+            receivers_file=Path(get("RECEIVERS_FILE", "")) if get("RECEIVERS_FILE", "") else None,
         )
         if settings.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]

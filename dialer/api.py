@@ -1,11 +1,16 @@
 """The intake REST API: contact-center systems report finished calls and look them up.
 
-    POST /api/v1/survey-requests       one call, or {"requests": [...]} (up to 1,000)
-    GET  /api/v1/survey-requests/<id>  a request with its call attempts and answers
+    POST /api/v1/survey-requests         one call, or {"requests": [...]} (up to 1,000)
+    GET  /api/v1/survey-requests/<id>    a request with its call attempts and answers
+    POST /api/v1/events/twilio-flex      TaskRouter's event callback (dialer.receivers)
+    POST /api/v1/events/amazon-connect   an EventBridge contact event, unchanged
+    POST /api/v1/events/genesys-cloud    an EventBridge Genesys Cloud detail event
 
 Every route needs `Authorization: Bearer <key>` (keys: dialer.apikeys, `aftercall apikey
-create`). Views only parse JSON, call dialer.intake (which makes every decision about a
-call, exactly as for the CLI and CSV import) and render JSON. A problem with one item of
+create`), except the Twilio Flex receiver: TaskRouter cannot send a key, and signs its
+callbacks instead (X-Twilio-Signature, checked by ivr.signature with the Flex account's
+auth token). Views only parse the request, call dialer.intake or dialer.receivers (which
+make every decision about a call, exactly as for the CLI and CSV import) and render JSON. A problem with one item of
 a batch is that item's rejection; a problem with the request as a whole is an HTTP
 error. Every error under /api/ is JSON, never an HTML page or a stack trace.
 """
@@ -20,19 +25,44 @@ from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
-from aftercall.api_access import ApiError, api_error, iso_utc, require_api_key
+from aftercall.api_access import ApiError, api_error, error_response, iso_utc, require_api_key
 from aftercall.models import Answer, CallAttempt, SurveyRequest
 from aftercall.runtime import Runtime
 from dialer.csv_import import check_text, parse_ended_at
 from dialer.intake import CallEnded, IntakeRejected, IntakeResult, Rejection, accept_calls
+from dialer.receivers import amazon_connect, genesys_cloud, mapping_file, twilio_flex
+from dialer.receivers.outcome import EventOutcome, Platform, Status, receive
+from ivr.signature import is_from_twilio
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-bp.before_request(require_api_key)
 bp.register_error_handler(ApiError, api_error)
+
+# app.extensions key of the receivers as RECEIVERS_FILE configures them.
+RECEIVERS = "aftercall.receivers"
+# Routes signed by Twilio instead of carrying an API key.
+SIGNED_BY_TWILIO = frozenset({"api.receive_twilio_flex_event"})
+
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    if request.endpoint in SIGNED_BY_TWILIO:
+        return _require_flex_signature()
+    return require_api_key()
+
+
+@bp.record_once
+def _load_receivers(state: BlueprintSetupState) -> None:
+    """Read RECEIVERS_FILE when the app is built: a mistake in it stops the web process
+    at start (MappingError, naming it) rather than refusing events later."""
+    runtime: Runtime = state.app.extensions["aftercall"]
+    state.app.extensions[RECEIVERS] = mapping_file.load(runtime.settings.receivers_file)
+
 
 MAX_BATCH = 1000
 TEXT_FIELDS = ("phone", "source_call_id", "agent", "queue", "team", "language", "survey")
@@ -209,7 +239,102 @@ def get_survey_request(request_id: int) -> Response:
         return jsonify(request_json(survey_request))
 
 
+@bp.post("/events/twilio-flex")
+def receive_twilio_flex_event() -> Response:
+    receiver = _receivers().twilio_flex
+    form = request.form.to_dict()
+    outcome = _receive(Platform.TWILIO_FLEX, lambda: twilio_flex.call_ended(form, receiver))
+    # TaskRouter wants 204 with Content-Type application/json, whatever aftercall made
+    # of the event: an event it cannot map is logged and counted, since TaskRouter would
+    # only send the same one again.
+    response = Response(status=204, content_type="application/json")
+    response.headers["X-Aftercall-Outcome"] = outcome.summary()
+    return response
+
+
+@bp.post("/events/amazon-connect")
+def receive_amazon_connect_event() -> tuple[Response, int]:
+    event = _read_event()
+    receiver = _receivers().amazon_connect
+    outcome = _receive(
+        Platform.AMAZON_CONNECT,
+        lambda: amazon_connect.call_ended(event, receiver),
+        api_key_id=g.api_key_id,
+    )
+    return _event_response(outcome)
+
+
+@bp.post("/events/genesys-cloud")
+def receive_genesys_cloud_event() -> tuple[Response, int]:
+    event = _read_event()
+    receiver = _receivers().genesys_cloud
+    outcome = _receive(
+        Platform.GENESYS_CLOUD,
+        lambda: genesys_cloud.call_ended(event, receiver),
+        api_key_id=g.api_key_id,
+    )
+    return _event_response(outcome)
+
+
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _require_flex_signature() -> Response | None:
+    settings = _runtime().settings
+    if is_from_twilio(twilio_flex.auth_token(settings), settings.public_base_url, request):
+        return None
+    log.warning("refused an unsigned or forged TaskRouter callback on %s", request.path)
+    return error_response(
+        403,
+        "forbidden",
+        "X-Twilio-Signature does not match this URL (PUBLIC_BASE_URL) and the Flex "
+        "account's auth token (FLEX_AUTH_TOKEN)",
+    )
+
+
+def _receivers() -> mapping_file.Receivers:
+    return current_app.extensions[RECEIVERS]
+
+
+def _receive(platform: Platform, to_call: Any, api_key_id: int | None = None) -> EventOutcome:
+    try:
+        return receive(_runtime(), platform, to_call, api_key_id=api_key_id)
+    except SQLAlchemyError:
+        log.exception("%s event not stored: the database failed", platform)
+        raise ApiError(
+            503, "unavailable", "the event could not be stored now; deliver it again later"
+        ) from None
+
+
+def _event_response(outcome: EventOutcome) -> tuple[Response, int]:
+    """Invalid events are errors; everything else is a 2xx, so that EventBridge does not
+    deliver again an event that was used, repeated or deliberately ignored."""
+    if outcome.status is Status.INVALID:
+        return error_response(outcome.http_status or 422, outcome.reason or "invalid_event",
+                              outcome.detail or ""), outcome.http_status or 422  # fmt: skip
+    if outcome.result is not None:
+        body = result_json(outcome.result)
+        return jsonify(body), 201 if outcome.status is Status.ACCEPTED else 200
+    body = {
+        "source_call_id": None,
+        "status": outcome.status.value,
+        "request_id": None,
+        "planned_call_at": None,
+        "reason": outcome.reason,
+        "detail": outcome.detail,
+    }
+    return jsonify(body), 200
+
+
+def _read_event() -> Any:
+    """The JSON body of an EventBridge delivery (its shape is the receiver's to judge)."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+    data = request.get_data(cache=False)
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({_short(exc)})") from None
 
 
 def _read_submission() -> tuple[list[Any], bool]:
