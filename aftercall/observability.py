@@ -120,8 +120,11 @@ def install(app: Flask, runtime: Runtime) -> None:
         buckets=LATENCY_BUCKETS,
         registry=None,  # registered below, per app: tests build many apps
     )
+    from dialer.receivers.outcome import EVENTS as receiver_events
+
     registry = CollectorRegistry()
     registry.register(latency)
+    registry.register(receiver_events)
     registry.register(_Totals(runtime))
 
     @app.before_request

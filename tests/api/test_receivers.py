@@ -96,6 +96,12 @@ def test_a_signed_completed_voice_task_becomes_a_survey_request(client, runtime)
     assert counted("twilio-flex", "accepted") == before + 1
 
 
+def test_receiver_outcomes_are_on_the_metrics_page(client):
+    post_flex(client, flex_task_event())
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'aftercall_receiver_events_total{outcome="accepted",platform="twilio-flex"' in text
+
+
 def test_an_accepted_event_queues_the_first_survey_call(runtime, redis_url):
     """With the real Redis: the call job is scheduled for the planned time, once."""
     from rq.job import Job
