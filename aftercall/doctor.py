@@ -98,6 +98,7 @@ def checks(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Finding
     """What `settings` point at: surveys, database, Redis, Twilio, the public address."""
     return [
         *surveys(settings),
+        *receivers(settings),
         *database(settings, timeout),
         *redis_queues(settings, timeout),
         *twilio_account(settings, timeout),
@@ -216,6 +217,22 @@ def surveys(settings: Settings) -> list[Finding]:
             )
         ]
     return [ok(check, f"{len(names)} survey(s) in {settings.surveys_dir}: {', '.join(names)}")]
+
+
+def receivers(settings: Settings) -> list[Finding]:
+    """RECEIVERS_FILE, read as the web process reads it at start (where a mistake stops it)."""
+    from dialer.receivers.mapping import MappingError
+    from dialer.receivers.mapping_file import load
+
+    if settings.receivers_file is None:
+        return []
+    check = "receivers"
+    try:
+        load(settings.receivers_file)
+    except MappingError as exc:
+        fix = "correct the file (docs/integrations.md lists the fields), or unset RECEIVERS_FILE"
+        return [fail(check, str(exc), fix)]
+    return [ok(check, f"RECEIVERS_FILE {settings.receivers_file} maps the platforms' events")]
 
 
 # -- the database ----------------------------------------------------------------------

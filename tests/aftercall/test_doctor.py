@@ -286,6 +286,17 @@ def test_a_default_survey_that_does_not_exist_fails():
     the_failure(doctor.surveys(Settings(default_survey="after-sales")), "after-sales")
 
 
+def test_a_receivers_file_is_read_as_the_web_process_reads_it(tmp_path):
+    assert doctor.receivers(Settings()) == []
+    path = tmp_path / "receivers.toml"
+    path.write_text("[amazon-conect]\n")
+    the_failure(doctor.receivers(Settings(receivers_file=path)), "unknown section", "amazon-conect")
+    path.write_text("[twilio-flex]\n")
+    [finding] = doctor.receivers(Settings(receivers_file=path))
+    assert finding.status is Status.OK, finding
+    the_failure(doctor.receivers(Settings(receivers_file=tmp_path / "gone.toml")), "cannot be read")
+
+
 # -- the database ------------------------------------------------------------------------
 
 
