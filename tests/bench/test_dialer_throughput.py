@@ -37,7 +37,7 @@ def test_tiny_run_places_every_request_once(redis_url, capsys):
     assert [row[:3] for row in rows(output, "20")] == [["20", "1", "2"]], output
     assert "placed exactly once (1 worker(s), CPS 1000): yes: 3 requests" in output
     assert "placed exactly once (1 worker(s), CPS 20): yes: 2 requests" in output
-    assert "pacing 20 CPS: held" in output
+    assert "pacing 20 CPS at phonesim: held" in output
 
 
 def test_the_check_catches_a_request_placed_twice_and_a_call_it_never_made():
