@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ReadTimeout, RequestException
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from urllib3.exceptions import ProtocolError
 
 from aftercall.db import utcnow
-from aftercall.models import CallAttempt, RequestState, SurveyRequest
+from aftercall.models import IN_FLIGHT_STATUSES, CallAttempt, RequestState, SurveyRequest
 from aftercall.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ PERMANENT_ERRORS = frozenset(
 )
 AUTH_ERRORS = frozenset({20003, 20005, 20006})
 # Statuses of attempts still using a line; older ones are taken as lost, not in flight.
-IN_FLIGHT = ("queued", "initiated", "ringing", "in-progress")
+IN_FLIGHT = IN_FLIGHT_STATUSES
 IN_FLIGHT_HORIZON = timedelta(hours=2)
 PLACEMENT_LOCK_KEY = 0x61667465  # "afte": one advisory lock for all placements
 
@@ -118,6 +118,13 @@ def _may_have_reached_twilio(exc: Exception) -> bool:
     return False
 
 
+def calls_in_flight(now: datetime) -> Select[tuple[int]]:
+    """The calls still ringing or in progress (read through the partial index of them)."""
+    return select(func.count(CallAttempt.id)).where(
+        CallAttempt.status.in_(IN_FLIGHT), CallAttempt.created_at >= now - IN_FLIGHT_HORIZON
+    )
+
+
 def place_call(runtime: Runtime, request_id: int) -> Placed | AtCapacity | None:
     """Dial the customer of a `scheduled` request now; None if another worker has it."""
     settings = runtime.settings
@@ -143,12 +150,7 @@ def place_call(runtime: Runtime, request_id: int) -> Placed | AtCapacity | None:
             ).rowcount
             if claimed != 1:
                 return None
-            in_flight = session.scalar(
-                select(func.count(CallAttempt.id)).where(
-                    CallAttempt.status.in_(IN_FLIGHT),
-                    CallAttempt.created_at >= runtime.now() - IN_FLIGHT_HORIZON,
-                )
-            )
+            in_flight = session.scalar(calls_in_flight(runtime.now()))
             if in_flight >= settings.max_concurrent_calls:
                 raise _Full(in_flight)  # rolls the claim back
             number = 1 + (

@@ -1,4 +1,4 @@
-"""dialer.worker.CallWorker: what every forked work horse inherits."""
+"""dialer.worker.CallWorker: what it prepares before its first job."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aftercall.runtime import use_worker_runtime, worker_runtime
 from tests.conftest import _required_server
 
 
-def test_the_call_worker_prepares_the_dialer_before_forking_without_connecting(monkeypatch):
+def test_the_call_worker_prepares_the_dialer_before_its_first_job_without_connecting(monkeypatch):
     # An address nothing listens on: building the worker must not connect to it.
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none")
     use_worker_runtime(None)
