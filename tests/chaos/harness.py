@@ -455,7 +455,9 @@ class Campaign:
             if self._quiet():
                 if self.unfinished() == 0 and not self.pending:
                     return
-                if not self._waiting_for_retries():
+                # Settling stops every worker: only once the campaign has been taken in
+                # (taking it in, the queue runs dry for a moment now and then).
+                if not self.pending and not self._waiting_for_retries():
                     self.settle_quietly()
             time.sleep(0.5)
 
