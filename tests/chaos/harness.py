@@ -1,6 +1,7 @@
 """What the chaos tests run and break: a private redis-server, a TCP proxy in front of
 PostgreSQL that can be cut, gunicorn serving the real app, `rq worker` processes, and
-phonesim in server mode; and the checks every campaign must pass afterwards.
+phonesim in server mode (several networks behind one address: tests/chaos/network.py);
+and the checks every campaign must pass afterwards.
 
 Everything runs on the wall clock, as in production. phonesim's EagerClock stamps
 callbacks with real time but lets a call's rings and prompts take no time, so a few

@@ -180,7 +180,3 @@ class MergedJournal:
     @property
     def rest(self) -> list[Any]:
         return self._merged("rest")
-
-    @property
-    def app_errors(self) -> list[Any]:
-        return self._merged("app_errors")
