@@ -18,8 +18,9 @@ from aftercall import migrate
 from aftercall.db import Database
 from aftercall.runtime import Runtime
 from aftercall.survey import SurveyCatalog
-from phonesim import EagerClock, PersonaMix, PhoneNetwork
+from phonesim import PersonaMix
 from tests.chaos.harness import (
+    SHARDS,
     SURVEY_TOML,
     Campaign,
     DatabaseProxy,
@@ -29,6 +30,7 @@ from tests.chaos.harness import (
     wait_until,
     web_is_up,
 )
+from tests.chaos.network import ShardedNetwork
 from tests.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -64,7 +66,8 @@ def surveys_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def launch(settings, surveys_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Campaign]]:
-    """Start a deployment: `launch(workers=3, appendonly=False, proxy=False, mix=...)`."""
+    """Start a deployment: `launch(workers=3, appendonly=False, proxy=False, mix=...,
+    shards=SHARDS)`."""
     stack: list[Callable[[], None]] = []
 
     def start(
@@ -74,6 +77,7 @@ def launch(settings, surveys_dir: Path, tmp_path: Path) -> Iterator[Callable[...
         proxy: bool = False,
         mix: PersonaMix | None = None,
         seed: int = 1,
+        shards: int = SHARDS,
     ) -> Campaign:
         redis = RedisServer(tmp_path, appendonly=appendonly)
         redis.start()
@@ -84,11 +88,8 @@ def launch(settings, surveys_dir: Path, tmp_path: Path) -> Iterator[Callable[...
             db_proxy = DatabaseProxy()
             stack.append(db_proxy.close)
             database_url = db_proxy.url_for(database_url)
-        network = PhoneNetwork(
-            ACCOUNT_SID, AUTH_TOKEN, clock=EagerClock(), seed=seed, persona_mix=mix
-        )
+        network = ShardedNetwork(ACCOUNT_SID, AUTH_TOKEN, shards=shards, seed=seed, persona_mix=mix)
         network.start()
-        network.start_driver()
         stack.append(network.stop)
         web_port = free_port()
         base_url = f"http://127.0.0.1:{web_port}"

@@ -1,6 +1,7 @@
 """What the chaos tests run and break: a private redis-server, a TCP proxy in front of
 PostgreSQL that can be cut, gunicorn serving the real app, `rq worker` processes, and
-phonesim in server mode; and the checks every campaign must pass afterwards.
+phonesim in server mode (several networks behind one address: tests/chaos/network.py);
+and the checks every campaign must pass afterwards.
 
 Everything runs on the wall clock, as in production. phonesim's EagerClock stamps
 callbacks with real time but lets a call's rings and prompts take no time, so a few
@@ -44,7 +45,8 @@ from dialer.calling_hours import CallingWindow, zones_for_number
 from dialer.intake import CallEnded, accept_calls
 from ivr import keypad
 from ivr.prompts import builtin_phrase
-from phonesim import Persona, PersonaMix, PhoneNetwork
+from phonesim import Persona, PersonaMix
+from tests.chaos.network import ShardedNetwork
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_CLASS = "dialer.worker.CallWorker"
@@ -108,10 +110,24 @@ CAMPAIGN_PATIENCE = scheduling.Patience(
     follow_up=timedelta(seconds=10),
     scheduler=timedelta(seconds=5),
 )
+# Phone networks calls are spread over (tests/chaos/network.py): enough that phonesim's
+# drivers, one per network, never hold the campaign back.
+SHARDS = 4
 BASE_NUMBERS = (
     "+12125551234", "+14155551234", "+18085551234", "+442079461234", "+48221234567",
     "+74951234567", "+97142123456", "+81312123456", "+61291123456", "+6493123456",
 )  # fmt: skip
+
+
+def campaign_size(default: int) -> int:
+    """The number of survey requests of a campaign: `default`, or what
+    AFTERCALL_CHAOS_REQUESTS says (a bigger campaign run by hand, docs/reliability.md)."""
+    value = os.environ.get("AFTERCALL_CHAOS_REQUESTS", "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"AFTERCALL_CHAOS_REQUESTS must be a whole number above 0, not {value!r}")
+    return int(value)
 
 
 def free_port() -> int:
@@ -135,21 +151,23 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, step: f
 
 def callable_numbers(count: int, minutes: int = 20) -> list[str]:
     """`count` valid numbers whose calling window (08:00-21:00 local) is open now and for
-    the next `minutes`."""
+    the next `minutes`, from as many countries as it takes."""
     now = datetime.now(UTC)
     window = CallingWindow(clock_time(8, 0), clock_time(21, 0), allow_sundays=True)
+    numbers: list[str] = []
     for base in BASE_NUMBERS:
         zones = zones_for_number(base)
         if not all(window.allows(now + timedelta(minutes=m), zones) for m in (0, minutes)):
             continue
-        numbers = []
         for n in range(10_000):
             candidate = base[:-4] + f"{n:04d}"
             if phonenumbers.is_valid_number(phonenumbers.parse(candidate)):
                 numbers.append(candidate)
                 if len(numbers) == count:
                     return numbers
-    raise AssertionError("no base number is inside calling hours now")
+    raise AssertionError(
+        f"only {len(numbers)} of {count} numbers are inside calling hours for {minutes} minutes"
+    )
 
 
 # -- processes ------------------------------------------------------------------------
@@ -349,14 +367,17 @@ class Deployment:
 @dataclass
 class Campaign:
     runtime: Runtime  # what the `cron` process uses: the deployment's database and Redis
-    network: PhoneNetwork
+    network: ShardedNetwork
     deployment: Deployment
     redis: RedisServer
     observer: Database  # the test's own view of the database, never behind the proxy
     proxy: DatabaseProxy | None = None
     request_ids: list[int] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # numbers not taken in yet
+    ahead: int = 0
 
     def intake(self, phones: Iterable[str]) -> None:
+        """Take every call in now, as a CSV import does."""
         ended = datetime.now(UTC) - timedelta(minutes=1)
         calls = [
             CallEnded(phone=p, source_call_id=f"chaos-{i}-{p}", ended_at=ended, survey=SURVEY)
@@ -365,6 +386,29 @@ class Campaign:
         results = accept_calls(self.runtime, calls)
         assert all(r.accepted for r in results), [r for r in results if not r.accepted][:3]
         self.request_ids.extend(r.request_id for r in results)
+
+    def intake_as_dialed(self, phones: Iterable[str], ahead: int) -> None:
+        """Take calls in as the dialer gets through them, never more than `ahead`
+        requests waiting for their first call: surveys arrive as a contact center's
+        calls end, not all at once. (All at once, the follow-up jobs of the first calls
+        wait behind every other first call on the queue, and the retries they schedule
+        with them.)"""
+        self.pending.extend(phones)
+        self.ahead = ahead
+        self._feed()
+
+    def _feed(self) -> None:
+        if not self.pending:
+            return
+        with self.observer.session() as session:
+            waiting = session.scalar(
+                select(func.count()).where(
+                    SurveyRequest.state == RequestState.SCHEDULED, SurveyRequest.calls_placed == 0
+                )
+            )
+        if (room := self.ahead - waiting) > 0:
+            batch, self.pending = self.pending[:room], self.pending[room:]
+            self.intake(batch)
 
     def states(self) -> dict[RequestState, int]:
         with self.observer.session() as session:
@@ -394,52 +438,73 @@ class Campaign:
         few seconds, `during(elapsed)` in between (the chaos), and, whenever the
         deployment has gone quiet with requests still unsettled, a settling round."""
         started = time.monotonic()
-        last_reconcile = 0.0
+        last_reconcile = last_progress = 0.0
         while True:
             elapsed = time.monotonic() - started
             if elapsed > timeout:
                 raise AssertionError(f"campaign unfinished after {timeout} s: {self.states()}")
+            self._feed()
             if during is not None:
                 during(elapsed)
             if elapsed - last_reconcile > 3:
                 self.deployment.replace_dead_workers()
                 self.reconcile(CAMPAIGN_PATIENCE)
                 last_reconcile = elapsed
+            if elapsed - last_progress > 15:
+                self._progress(elapsed)
+                last_progress = elapsed
             if self._quiet():
-                if self.unfinished() == 0:
+                if self.unfinished() == 0 and not self.pending:
                     return
-                if not self._waiting_for_retries():
+                # Settling stops every worker: only once the campaign has been taken in
+                # (taking it in, the queue runs dry for a moment now and then).
+                if not self.pending and not self._waiting_for_retries():
                     self.settle_quietly()
             time.sleep(0.5)
+
+    def _progress(self, elapsed: float) -> None:
+        """A line for the test's output, so that a slow or stuck campaign shows where."""
+        states = {state.value: count for state, count in sorted(self.states().items())}
+        doing = self._busy_with() or "quiet"
+        print(f"{elapsed:5.0f} s: {len(self.network.calls)} calls, {doing}, {states}", flush=True)
 
     def settle_quietly(self) -> None:
         """Reconciliation as it would run 20 minutes later: with every worker stopped
         and no call live, nothing is in flight that a short wait could cut short, so
         silence can be taken for loss at once."""
         workers = len(self.deployment.workers)
+        print(f"settling: {self.unfinished()} requests unfinished, the deployment quiet")
         self.deployment.stop_workers()
         self.network.run_until_idle(timeout=30)
         self.reconcile(scheduling.Patience(*[timedelta(0)] * 4))
         self.deployment.start_workers(workers)
 
     def _quiet(self) -> bool:
-        """No job waiting or running, no call live. A job a killed worker left marked
-        started counts as running only while it could still be (CAMPAIGN_PATIENCE)."""
+        return self._busy_with() is None
+
+    def _busy_with(self) -> str | None:
+        """What the deployment is still doing (None: nothing): a job waiting or running,
+        a call live. A job a killed worker left marked started counts as running only
+        while it could still be (CAMPAIGN_PATIENCE, from its last sign of life: a worker
+        killed as it took the job leaves neither heartbeat nor start); one whose hash is
+        gone not at all."""
         try:
             queue = Queue(CALL_QUEUE, connection=self.runtime.redis)
-            if queue.count:
-                return False
+            if waiting := queue.count:
+                return f"{waiting} jobs queued"
             registry = StartedJobRegistry(queue=queue)
-            for job_id in registry.get_job_ids(cleanup=False):
-                job = Job.fetch(job_id, connection=self.runtime.redis)
-                beat = job.last_heartbeat or job.started_at
-                if beat is None or datetime.now(UTC) - _aware(beat) < (
+            job_ids = registry.get_job_ids(cleanup=False)
+            for job in Job.fetch_many(job_ids, connection=self.runtime.redis):
+                if job is None:
+                    continue
+                beat = job.last_heartbeat or job.started_at or job.enqueued_at
+                if beat is not None and datetime.now(UTC) - _aware(beat) < (
                     CAMPAIGN_PATIENCE.stalled_job
                 ):
-                    return False
-        except Exception:
-            return False
-        return not self.network._busy()
+                    return f"job {job.id} running"
+        except Exception as exc:  # Redis down or restarting
+            return f"Redis: {type(exc).__name__}"
+        return "calls live" if self.network.busy() else None
 
     def _waiting_for_retries(self) -> bool:
         """Requests are scheduled for later and their jobs exist: the deployment will
@@ -511,7 +576,7 @@ def check_campaign(campaign: Campaign, catalog: SurveyCatalog) -> dict[str, int]
 UNAVAILABLE = builtin_phrase("en", "unavailable")
 
 
-def acknowledged_answers(network: PhoneNetwork, catalog: SurveyCatalog) -> set[tuple[int, str]]:
+def acknowledged_answers(network: ShardedNetwork, catalog: SurveyCatalog) -> set[tuple[int, str]]:
     """(attempt id, question key) of every answer a webhook took and replied to with
     the next step (200 TwiML other than the apology for being unavailable)."""
     survey = catalog.get(SURVEY)

@@ -20,7 +20,10 @@ IN_FLIGHT_AT_CUT = timedelta(seconds=1)
 
 
 def test_a_database_outage_is_met_politely_and_dials_nobody(launch):
-    campaign = launch(workers=2, proxy=True, mix=REACHABLE, seed=12)
+    # One phone network, whose driver has a backlog of calls to run while the database
+    # is away; with several, every call live at the cut ends within a fraction of a
+    # second, and the rest of the outage meets no webhook.
+    campaign = launch(workers=2, proxy=True, mix=REACHABLE, seed=12, shards=1)
     campaign.intake(callable_numbers(REQUESTS))
     outage: dict[str, datetime] = {}
 
