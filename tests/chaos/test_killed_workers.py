@@ -21,7 +21,7 @@ pytestmark = pytest.mark.chaos
 
 # 600 keeps the suite near 5-6 minutes on its 2-core machine: the campaign is bound by
 # the CPU each call costs the deployment (docs/reliability.md, "Not yet guaranteed").
-REQUESTS = campaign_size(default=600)
+REQUESTS = campaign_size(default=1000)
 SEED = 20261123
 WORKERS = 4
 # Generous: a campaign places 3-5 calls a second on the suite's 2-core machine; the
