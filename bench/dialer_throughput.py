@@ -72,6 +72,7 @@ from aftercall.models import CallAttempt
 from aftercall.runtime import CALL_QUEUE, Runtime
 from bench.fresh_database import reset
 from bench.pacing import max_in_any_window
+from bench.proc_cpu import group_cpu_seconds
 from bench.webhook_load import ACCOUNT_SID, AUTH_TOKEN, HOST, PRODUCTION, free_port
 from dialer.calling_hours import CallingWindow, zones_for_number
 from dialer.intake import CallEnded, accept_calls
@@ -203,21 +204,6 @@ def procfile_worker() -> str:
                 raise SystemExit(f"Procfile worker line is not the call worker: {command}")
             return command
     raise SystemExit("Procfile has no worker process")
-
-
-def group_cpu_seconds(leader: int) -> float:
-    """CPU time of a process group (Linux /proc): its live processes, and the children
-    they have reaped (rq's work horses, one per job, are reaped by their worker)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process has gone
-        # After the command: state, ppid, pgrp, ..., utime, stime, cutime, cstime (12-15th).
-        if int(fields[2]) == leader:
-            ticks += sum(int(value) for value in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Workers:

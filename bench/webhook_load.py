@@ -63,6 +63,7 @@ from aftercall.survey import SurveyCatalog
 from aftercall.survey_versions import version_for
 from bench.fresh_database import reset
 from bench.load_generator import DEFAULT_TIMEOUT_SECONDS, Outcome, drive, http_request
+from bench.proc_cpu import group_cpu_seconds, machine_cpu_seconds, process_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/aftercall_load"
@@ -285,18 +286,8 @@ class Server:
             time.sleep(0.2)
 
     def cpu_seconds(self) -> float:
-        """CPU time used so far by the gunicorn master and its workers (Linux /proc):
-        a cost per post that other work on the machine hardly changes."""
-        ticks = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # the process has gone
-            # After the command: state, ppid, pgrp, ..., utime (12th), stime (13th).
-            if int(fields[2]) == self.process.pid:
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        """CPU time used so far by the gunicorn master and its workers."""
+        return group_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -305,14 +296,6 @@ class Server:
 
 
 # -- measuring ----------------------------------------------------------------------------
-
-
-def _process_cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0  # the process has gone
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def database_cpu_seconds(url: str) -> dict[int, float]:
@@ -330,15 +313,7 @@ def database_cpu_seconds(url: str) -> dict[int, float]:
             ).all()
     finally:
         database.dispose()
-    return {pid: _process_cpu_seconds(pid) for pid in pids}
-
-
-def machine_cpu_seconds() -> float:
-    """CPU time used so far by everything on the machine (/proc/stat, all cores):
-    per post, it is the budget that decides the rate 2 cores can sustain."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return {pid: process_cpu_seconds(pid) for pid in pids}
 
 
 @dataclass
