@@ -4,6 +4,11 @@ Each function takes a session and plain values, does its writes inside the calle
 unit of work (so a webhook commits everything or nothing), and is safe to run twice:
 Twilio may deliver any webhook more than once, and a repeated delivery must change
 nothing. Flask views call these; they know nothing of HTTP.
+
+The survey webhooks' reads and writes (`find_call()` and what takes a LiveCall) are Core
+statements on the session's connection, for speed: they do not flush ORM changes
+pending in the session first, so flush before calling them if they must see one.
+Status callbacks and settlement work on ORM objects (`find_attempt()`).
 """
 
 from __future__ import annotations
