@@ -24,6 +24,7 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
+from aftercall.db import utcnow
 from aftercall.models import CallAttempt, RequestState, SurveyRequest
 from aftercall.runtime import Runtime
 from dialer.settlement import FINAL_STATUS_OVERDUE, settle_overdue_attempts
@@ -152,7 +153,10 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
             select(SurveyRequest.id).where(
                 SurveyRequest.state.in_(AWAITING_FOLLOW_UP),
                 SurveyRequest.due_at.is_not(None),
-                SurveyRequest.updated_at < now - patience.follow_up,
+                # updated_at is the database's wall-clock stamp (aftercall.models), and
+                # the grace is for a job running in real time: the wall clock, not
+                # runtime.now(), which the demo and tests run in simulated time.
+                SurveyRequest.updated_at < utcnow() - patience.follow_up,
             )
         ).all()
     unsettled = list(dict.fromkeys([*ended, *unsettled]))
