@@ -57,20 +57,24 @@ def _find(session: Session, name: str, digest: str) -> SurveyVersion | None:
     )
 
 
-# Parsed definitions by (version id, content digest). The digest is part of the key so
-# that a version id meaning other content (another database in the same process, a
-# test's emptied tables) can never be served from here.
+# Parsed definitions by (version id, the first DIGEST_PREFIX characters of the content
+# digest). The digest is part of the key so that a version id meaning other content
+# (another database in the same process, a test's emptied tables) can never be served
+# from here; 16 hex digits (64 bits) are as good as the whole for that, and short enough
+# for the survey webhooks' URLs to carry (ivr.calls.CallRef).
+DIGEST_PREFIX = 16
 _DEFINITIONS: dict[tuple[int, str], SurveyDefinition] = {}
 
 
 def known_definition(version_id: int, content_sha256: str) -> SurveyDefinition | None:
-    """The definition of a version this process has already parsed, without a query."""
-    return _DEFINITIONS.get((version_id, content_sha256))
+    """The definition of a version this process has already parsed, without a query.
+    `content_sha256` may be the whole digest or its first DIGEST_PREFIX characters."""
+    return _DEFINITIONS.get((version_id, content_sha256[:DIGEST_PREFIX]))
 
 
 def definition_of(version: SurveyVersion) -> SurveyDefinition:
     """The definition a version froze; versions never change, so parsing is cached."""
-    cache_key = (version.id, version.content_sha256)
+    cache_key = (version.id, version.content_sha256[:DIGEST_PREFIX])
     definition = _DEFINITIONS.get(cache_key)
     if definition is None:
         definition = SurveyDefinition.from_dict(

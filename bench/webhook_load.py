@@ -58,12 +58,14 @@ from sqlalchemy import func, insert, select, text
 from twilio.request_validator import RequestValidator
 
 from aftercall.db import Database
-from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
-from aftercall.survey import SurveyCatalog
+from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest, SurveyVersion
+from aftercall.survey import SurveyCatalog, SurveyDefinition
 from aftercall.survey_versions import version_for
 from bench.fresh_database import reset
 from bench.load_generator import DEFAULT_TIMEOUT_SECONDS, Outcome, drive, http_request
 from bench.proc_cpu import group_cpu_seconds, machine_cpu_seconds, process_cpu_seconds
+from ivr.calls import LiveCall
+from ivr.twiml import CallUrls
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/aftercall_load"
@@ -107,6 +109,7 @@ class SeededCall:
     attempt_id: int
     call_sid: str
     phone: str
+    ref: str  # how the question webhooks' URLs name the call (ivr.calls.LiveCall.ref)
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,8 @@ def seed_calls(url: str, count: int) -> list[SeededCall]:
     definition = SurveyCatalog.from_directory(ROOT / "aftercall" / "surveys").get(SURVEY)
     seeded: list[SeededCall] = []
     with db.session() as session:
-        version_id = version_for(session, definition).id
+        version = version_for(session, definition)
+        version_id = version.id
         for first in range(0, count, 5000):
             numbers = range(first, min(first + 5000, count))
             phones = [f"+1415{5_000_000 + n:07d}" for n in numbers]
@@ -151,10 +155,23 @@ def seed_calls(url: str, count: int) -> list[SeededCall]:
                 ],
             ).all()  # fmt: skip
             seeded += [
-                SeededCall(*row) for row in zip(request_ids, attempt_ids, sids, phones, strict=True)
+                SeededCall(
+                    request_id, attempt_id, sid, phone, _ref(request_id, version, definition)
+                )
+                for request_id, attempt_id, sid, phone in zip(
+                    request_ids, attempt_ids, sids, phones, strict=True
+                )
             ]
     db.dispose()
     return seeded
+
+
+def _ref(request_id: int, version: SurveyVersion, definition: SurveyDefinition) -> str:
+    call = LiveCall(
+        attempt_id=0, call_sid="", request_id=request_id, survey_version_id=version.id,
+        version_digest=version.content_sha256, language="en", definition=definition,
+    )  # fmt: skip
+    return call.ref
 
 
 def stored_nps(url: str) -> dict[int, list[int | None]]:
@@ -174,9 +191,10 @@ def stored_nps(url: str) -> dict[int, list[int | None]]:
 
 
 def answer_form(call: SeededCall, digits: str) -> tuple[str, dict[str, str], dict[str, str]]:
-    """Twilio's post of a Gather result for the NPS question, signed as Twilio signs it:
-    the path, the form and the headers."""
-    path = f"/voice/attempts/{call.attempt_id}/questions/nps?try=1"
+    """Twilio's post of a Gather result for the NPS question, to the URL the start
+    webhook's TwiML gives it, signed as Twilio signs it: the path, the form and the
+    headers."""
+    path = CallUrls(f"/voice/attempts/{call.attempt_id}", ref=call.ref).question("nps", 1)
     params = {
         "AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": call.call_sid,
         "CallStatus": "in-progress", "Called": call.phone, "Caller": FROM_NUMBER,
@@ -218,7 +236,8 @@ def acknowledged(post: Post, outcome: Outcome) -> bool:
     if post.call is None:
         return root.find("./Say") is not None
     gather = root.find("./Gather")
-    expected = f"{PUBLIC_BASE_URL}/voice/attempts/{post.call.attempt_id}/questions/csat?try=1"
+    base = f"{PUBLIC_BASE_URL}/voice/attempts/{post.call.attempt_id}"
+    expected = CallUrls(base, ref=post.call.ref).question("csat", 1)
     return gather is not None and gather.get("action") == expected
 
 

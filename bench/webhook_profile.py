@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--dump", help="also write the profile here, for pstats or snakeviz")
+    parser.add_argument(
+        "--no-profile",
+        action="store_true",
+        help="only the timed posts (no cProfile run): for comparing two versions of the code",
+    )
     args = parser.parse_args(argv)
 
     reset(args.database_url)
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     warmup = 100
     n = args.posts
     # Warm-up, then n posts timed plainly (SQL counted), then n more under cProfile.
-    calls = seed_calls(args.database_url, warmup + 2 * n)
+    calls = seed_calls(args.database_url, warmup + (1 if args.no_profile else 2) * n)
     forms = [answer_form(call, NPS_KEYS[i % len(NPS_KEYS)]) for i, call in enumerate(calls)]
     app = create_app(Settings.from_env(production_env(args.database_url, args.redis_url)))
     engine = app.extensions["aftercall"].db.engine
@@ -102,16 +107,6 @@ def main(argv: list[str] | None = None) -> None:
         post(form)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    profiling = True
-    # CPU time, not wall time: waiting for PostgreSQL is shown by the SQL figures above.
-    profile = cProfile.Profile(time.process_time)
-    profile.enable()
-    for form in forms[warmup + n :]:
-        post(form)
-    profile.disable()
-    if args.dump:
-        profile.dump_stats(args.dump)
-
     print(
         f"{n} posts in {elapsed:.2f} s, one at a time: {elapsed / n * 1000:.2f} ms per post, "
         f"of which {cpu / n * 1000:.2f} ms CPU in this process"
@@ -125,6 +120,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {count / n:5.2f} x  {statement}")
     for name, seconds in dialect_seconds.items():
         print(f"{name}: {seconds / n * 1000:.2f} ms per post ({seconds / elapsed:.0%} of the time)")
+    if args.no_profile:
+        return
+    profiling = True
+    # CPU time, not wall time: waiting for PostgreSQL is shown by the SQL figures above.
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    for form in forms[warmup + n :]:
+        post(form)
+    profile.disable()
+    if args.dump:
+        profile.dump_stats(args.dump)
+
     print(
         f"\nCPU seconds under cProfile (another {n} posts), the handler's steps by cumulative time:"
     )

@@ -21,7 +21,20 @@ from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Insert, bindparam, case, func, select, union_all, update
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Insert,
+    Select,
+    bindparam,
+    case,
+    cast,
+    func,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -38,7 +51,7 @@ from aftercall.models import (
     SurveyVersion,
 )
 from aftercall.survey import Question, SurveyCatalog, SurveyDefinition, UnknownSurvey
-from aftercall.survey_versions import definition_of, known_definition, version_for
+from aftercall.survey_versions import DIGEST_PREFIX, definition_of, known_definition, version_for
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +101,10 @@ _CALL = (
     select(
         _ATTEMPTS.c.call_sid,
         _REQUESTS.c.id.label("request_id"),
-        _REQUESTS.c.phone,
+        _REQUESTS.c.survey_name,
+        _REQUESTS.c.language,
         _REQUESTS.c.survey_version_id,
         _VERSIONS.c.content_sha256,
-        *(_REQUESTS.c[name] for name in REPORT_FIELDS),
     )
     .select_from(
         _ATTEMPTS.join(_REQUESTS, _REQUESTS.c.id == _ATTEMPTS.c.request_id).outerjoin(
@@ -113,41 +126,67 @@ _CLAIM_CALL_SID = (
 )
 
 
-def _store_answer_statement(dialect: ModuleType) -> Insert:
+# The call an answer belongs to, as the webhook says it is: its attempt with that CallSid,
+# of that request, pinned to that survey version; with the request's report fields,
+# which every answer carries a copy of (aftercall.models.REPORT_FIELDS). No row when the
+# call is not what the webhook says: then an insert selecting from it writes nothing.
+_THE_CALL = (
+    select(*(_REQUESTS.c[name] for name in REPORT_FIELDS))
+    .select_from(_ATTEMPTS.join(_REQUESTS, _REQUESTS.c.id == _ATTEMPTS.c.request_id))
+    .where(
+        _ATTEMPTS.c.id == bindparam("attempt_id"),
+        _ATTEMPTS.c.call_sid == bindparam("call_sid"),
+        _REQUESTS.c.id == bindparam("request_id"),
+        _REQUESTS.c.survey_version_id == bindparam("survey_version_id"),
+    )
+)
+# What an answer's insert takes from the webhook (`_answer_row()`); the report fields
+# come from the request, the rest are the table's defaults.
+_ANSWER_FIELDS = (
+    "request_id", "attempt_id", "survey_version_id", "question_key", "kind", "value", "keys",
+    "recording_url", "recording_sid", "recording_seconds", "received_at",
+)  # fmt: skip
+
+
+def _insert_answer(dialect: ModuleType, the_call: Select) -> Insert:
     # One answer per question: the unique constraint decides, in the same statement.
+    given = [bindparam(name, type_=_ANSWERS.c[name].type).label(name) for name in _ANSWER_FIELDS]
     return (
         dialect.insert(_ANSWERS)
+        .from_select(
+            [*_ANSWER_FIELDS, *REPORT_FIELDS],
+            the_call.with_only_columns(*given, *the_call.selected_columns),
+        )
         .on_conflict_do_nothing(index_elements=[_ANSWERS.c.request_id, _ANSWERS.c.question_key])
-        .returning(_ANSWERS.c.id)
     )
 
 
 _STORE_ANSWER = {
-    "postgresql": _store_answer_statement(postgresql),
-    "sqlite": _store_answer_statement(sqlite),
+    "postgresql": _insert_answer(postgresql, _THE_CALL).returning(_ANSWERS.c.id),
+    "sqlite": _insert_answer(sqlite, _THE_CALL).returning(_ANSWERS.c.id),
 }
+_IS_THE_CALL = _THE_CALL.with_only_columns(_ATTEMPTS.c.id)
 
 
-def _store_and_read_statement() -> CompoundSelect:
-    # PostgreSQL only: the INSERT in a CTE, and the request's answers as they were
-    # before it (a statement's snapshot does not see its own CTE's rows) plus what the
-    # INSERT returned. A redelivery inserts nothing and reads the first delivery's answer.
+def _answer_and_read_statement() -> CompoundSelect:
+    # PostgreSQL only, one statement: the call checked, the answer inserted, and the
+    # request's answers read. The first row (question key NULL) is there only if the
+    # call is what the webhook says; then come the answers as they were before the
+    # insert (a statement's snapshot does not see its own CTE's rows) and what the
+    # insert returned. A redelivery inserts nothing and reads the first delivery's answer.
+    the_call = _THE_CALL.cte("the_call")
     stored = (
-        postgresql.insert(_ANSWERS)
-        .values({name: bindparam(name) for name in _ANSWER_FIELDS})
-        .on_conflict_do_nothing(index_elements=[_ANSWERS.c.request_id, _ANSWERS.c.question_key])
+        _insert_answer(postgresql, select(*the_call.c))
         .returning(_ANSWERS.c.question_key, _ANSWERS.c.value)
         .cte("stored")
     )
-    return union_all(_ANSWERS_OF_REQUEST, select(stored.c.question_key, stored.c.value))
+    found = select(
+        cast(null(), _ANSWERS.c.question_key.type), cast(null(), _ANSWERS.c.value.type)
+    ).select_from(the_call)
+    return union_all(found, _ANSWERS_OF_REQUEST, select(stored.c.question_key, stored.c.value))
 
 
-# What `_answer_row()` gives an INSERT of an answer (the rest are the table's defaults).
-_ANSWER_FIELDS = (
-    "request_id", "attempt_id", "survey_version_id", "question_key", "kind", "value", "keys",
-    "recording_url", "recording_sid", "recording_seconds", "received_at", *REPORT_FIELDS,
-)  # fmt: skip
-_STORE_AND_READ = _store_and_read_statement()
+_ANSWER_AND_READ = _answer_and_read_statement()
 
 
 def is_machine(answered_by: str | None) -> bool:
@@ -157,8 +196,14 @@ def is_machine(answered_by: str | None) -> bool:
 
 @dataclass(frozen=True)
 class LiveCall:
-    """A call attempt being surveyed, as read at the start of one webhook: its ids, what
-    the survey needs of its request, and the survey version it plays.
+    """A call attempt being surveyed: its ids, the survey version it plays and the
+    language it plays in.
+
+    Read from the database at the start of a webhook (`find_call()`), or named by a
+    question webhook's URL (`named_call()`), which carries it because aftercall's own
+    TwiML put it there and Twilio's signature covers the URL. One named by a URL has not
+    been checked against the database: `answer_question()` checks it in the statement
+    that stores the answer, and nothing may be written for it before that.
 
     A snapshot, never written back: the functions below change the database with
     statements guarded by its current state (another webhook of the same call may have
@@ -166,16 +211,40 @@ class LiveCall:
     """
 
     attempt_id: int
+    call_sid: str
     request_id: int
-    phone: str
     survey_version_id: int
-    # The request's report fields (aftercall.models.REPORT_FIELDS), copied onto answers.
-    report: Mapping[str, Any]
+    version_digest: str  # the version's content digest, or its first DIGEST_PREFIX characters
+    language: str  # one the survey speaks (SurveyDefinition.language_for)
     definition: SurveyDefinition
 
     @property
-    def language(self) -> str:
-        return self.definition.language_for(self.report["language"])
+    def ref(self) -> str:
+        """What a question webhook's URL carries to name this call (`named_call()`)."""
+        digest = self.version_digest[:DIGEST_PREFIX]
+        return f"{self.request_id}.{self.survey_version_id}.{digest}.{self.language}"
+
+
+def named_call(attempt_id: int, call_sid: str, ref: str | None) -> LiveCall | None:
+    """The call a question webhook's URL names (`LiveCall.ref`), without a query: None
+    if the URL names none, or a survey version this process has not read yet (then
+    `find_call()` reads it). Not checked against the database: see `LiveCall`."""
+    parts = (ref or "").split(".")
+    if len(parts) != 4 or not call_sid or not (parts[0].isdigit() and parts[1].isdigit()):
+        return None
+    request_id, version_id, digest, language = int(parts[0]), int(parts[1]), *parts[2:]
+    definition = known_definition(version_id, digest) if len(digest) == DIGEST_PREFIX else None
+    if definition is None or definition.language_for(language) != language:
+        return None
+    return LiveCall(
+        attempt_id=attempt_id,
+        call_sid=call_sid,
+        request_id=request_id,
+        survey_version_id=version_id,
+        version_digest=digest,
+        language=language,
+        definition=definition,
+    )
 
 
 def find_attempt(session: Session, attempt_id: int, call_sid: str) -> CallAttempt | None:
@@ -217,24 +286,25 @@ def find_call(
             pinned = _pin_version(session, row.request_id, row.survey_name, catalog)
             if pinned is None:
                 return None
-            version_id, definition = pinned
+            version_id, digest, definition = pinned
         else:
             version = session.get(SurveyVersion, version_id)
             assert version is not None  # a foreign key guarantees it
             definition = definition_of(version)
     return LiveCall(
         attempt_id=attempt_id,
+        call_sid=call_sid,
         request_id=row.request_id,
-        phone=row.phone,
         survey_version_id=version_id,
-        report={name: row._mapping[name] for name in REPORT_FIELDS},
+        version_digest=digest,
+        language=definition.language_for(row.language),
         definition=definition,
     )
 
 
 def _pin_version(
     session: Session, request_id: int, survey_name: str, catalog: SurveyCatalog
-) -> tuple[int, SurveyDefinition] | None:
+) -> tuple[int, str, SurveyDefinition] | None:
     try:
         definition = catalog.get(survey_name)
     except UnknownSurvey:
@@ -246,7 +316,7 @@ def _pin_version(
         .where(_REQUESTS.c.id == request_id, _REQUESTS.c.survey_version_id.is_(None))
         .values(survey_version_id=version.id)
     )
-    return version.id, definition
+    return version.id, version.content_sha256, definition
 
 
 def _belongs(attempt: CallAttempt, call_sid: str) -> bool:
@@ -293,31 +363,35 @@ def note_answered_by(session: Session, call: LiveCall, answered_by: str) -> None
     )
 
 
-def answers_by_key(session: Session, request_id: int) -> dict[str, int | None]:
-    rows = session.connection().execute(_ANSWERS_OF_REQUEST, {"request_id": request_id})
+def answers_by_key(db: Session | Connection, request_id: int) -> dict[str, int | None]:
+    connection = db.connection() if isinstance(db, Session) else db
+    rows = connection.execute(_ANSWERS_OF_REQUEST, {"request_id": request_id})
     return {key: value for key, value in rows}
 
 
 def answer_question(
-    session: Session, call: LiveCall, question: Question, *, value: int, keys: str
-) -> dict[str, int | None]:
+    connection: Connection, call: LiveCall, question: Question, *, value: int, keys: str
+) -> dict[str, int | None] | None:
     """Store a keypad answer unless the question already has one (a redelivery: the
     first delivery's answer stands and nothing is written). Returns the request's
-    answers by question key, this one included, as the call flow needs them."""
-    connection = session.connection()
+    answers by question key, this one included, as the call flow needs them; None, with
+    nothing written, if the call is not what `call` says (one named by a URL, see
+    `LiveCall`). One statement on PostgreSQL, which needs no transaction around it."""
+    row = _answer_row(call, question, value=value, keys=keys)
     if connection.dialect.name == "postgresql":
-        # One round trip: the insert and the answers stored before it, in one statement.
-        row = _answer_row(call, question, value=value, keys=keys)
-        answers = {key: value for key, value in connection.execute(_STORE_AND_READ, row)}
+        rows = connection.execute(_ANSWER_AND_READ, row).all()
+        if all(key is not None for key, _ in rows):
+            return None  # no row for the call
+        answers = {key: value for key, value in rows if key is not None}
     else:
-        answers = answers_by_key(session, call.request_id)
-        if question.key in answers:
-            return answers
-        if store_answer(session, call, question, value=value, keys=keys) is not None:
-            answers[question.key] = value
+        if connection.execute(_STORE_ANSWER["sqlite"], row).first() is None and (
+            connection.execute(_IS_THE_CALL, row).first() is None
+        ):
+            return None
+        answers = answers_by_key(connection, call.request_id)
     if question.key not in answers:
         # The same webhook delivered twice at once: the other delivery stored it.
-        return answers_by_key(session, call.request_id)
+        return answers_by_key(connection, call.request_id)
     return answers
 
 
@@ -385,9 +459,11 @@ def _answer_row(
     recording_sid: str | None = None,
     recording_seconds: int | None = None,
 ) -> dict[str, Any]:
+    # The parameters of _THE_CALL and of an answer's insert (_ANSWER_FIELDS).
     return {
-        "request_id": call.request_id,
         "attempt_id": call.attempt_id,
+        "call_sid": call.call_sid,
+        "request_id": call.request_id,
         "survey_version_id": call.survey_version_id,
         "question_key": question.key,
         "kind": question.kind.value,
@@ -396,9 +472,6 @@ def _answer_row(
         "recording_url": recording_url,
         "recording_sid": recording_sid,
         "recording_seconds": recording_seconds,
-        # The request's report fields, copied for reports (the ORM's before_insert
-        # hook that would copy them does not run for Core).
-        **call.report,
         "received_at": utcnow(),
     }
 
@@ -428,7 +501,7 @@ def record_transcript(
 
 def opt_out(session: Session, call: LiveCall, source: str = "keypad") -> None:
     """Put the caller's number on the do-not-call list and end the survey."""
-    phone = call.phone
+    phone = session.scalar(select(_REQUESTS.c.phone).where(_REQUESTS.c.id == call.request_id))
     if session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is None:
         try:
             with session.begin_nested():

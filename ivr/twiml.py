@@ -37,9 +37,16 @@ class CallUrls:
     """The absolute webhook URLs of one call attempt, under PUBLIC_BASE_URL."""
 
     base: str  # e.g. https://surveys.example.com/voice/attempts/42
+    # The call, as a question webhook's URL names it (ivr.calls.LiveCall.ref): what the
+    # webhook needs to store a keypad answer without reading the call first.
+    ref: str = ""
 
     def question(self, key: str, attempt: int, *, after_one: bool = False) -> str:
-        query = {"try": attempt, **({"stage": "after-one"} if after_one else {})}
+        query = {
+            "try": attempt,
+            **({"stage": "after-one"} if after_one else {}),
+            **({"ref": self.ref} if self.ref else {}),
+        }
         return f"{self.base}/questions/{key}?{urlencode(query)}"
 
     def recording(self, key: str, attempt: int) -> str:

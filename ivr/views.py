@@ -85,14 +85,19 @@ def start(attempt_id: int) -> Response:
         step = flow.opening(call.definition)
         if isinstance(step, flow.Finish):
             calls.finish_survey(session, call)
-        return _twiml(render_step(step, phrases, _urls(attempt_id)))
+        return _twiml(render_step(step, phrases, _urls(call)))
 
 
 @bp.post("/attempts/<int:attempt_id>/questions/<key>")
 def question(attempt_id: int, key: str) -> Response:
     runtime = _runtime()
-    attempt_number = _try_number()
     after_one = request.args.get("stage") == "after-one"
+    named = calls.named_call(attempt_id, request.form.get("CallSid", ""), request.args.get("ref"))
+    if named is not None:
+        reply = _answer_named_call(runtime, named, key, after_one)
+        if reply is not None:
+            return reply
+    attempt_number = _try_number()
     answered = None
     with runtime.db.session() as session:
         call = _find_call(session, attempt_id)
@@ -108,8 +113,10 @@ def question(attempt_id: int, key: str) -> Response:
             step: flow.Step = flow.ListenForZero(asked, attempt_number)
         elif isinstance(result, keypad.Answered):
             answers = calls.answer_question(
-                session, call, asked, value=result.value, keys=result.keys
+                session.connection(), call, asked, value=result.value, keys=result.keys
             )
+            if answers is None:  # another webhook pinned another survey version just now
+                return _unavailable()
             answered = (call.request_id, asked.kind.value, result.value)
             step = flow.after_answer(call.definition, key, answers)
         else:
@@ -119,10 +126,39 @@ def question(attempt_id: int, key: str) -> Response:
             )
         if isinstance(step, flow.Finish):
             calls.finish_survey(session, call)
-        reply = _twiml(render_step(step, phrases, _urls(attempt_id)))
+        reply = _twiml(render_step(step, phrases, _urls(call)))
     if answered is not None:
         # After the commit: the alert job reads the answer back from the database.
         alerts.queue_detractor_alert(runtime, *answered)
+    return reply
+
+
+def _answer_named_call(
+    runtime: Runtime, call: calls.LiveCall, key: str, after_one: bool
+) -> Response | None:
+    """The busiest webhook, a keypad answer, in one statement and no transaction when
+    the URL names the call (`calls.named_call()`): the answer is stored and the call
+    checked in the same statement. None when that is not the case here (another key,
+    or the call is not what the URL says; nothing was written): `question()` then
+    reads the call and does everything as for any webhook."""
+    asked = call.definition.question(key)
+    if asked is None or asked.kind is QuestionKind.COMMENT:
+        return None
+    result = keypad.interpret(asked.kind, request.form.get("Digits"), after_one=after_one)
+    if not isinstance(result, keypad.Answered):
+        return None
+    with runtime.db.single_statement() as connection:
+        answers = calls.answer_question(
+            connection, call, asked, value=result.value, keys=result.keys
+        )
+    if answers is None:
+        return None
+    step = flow.after_answer(call.definition, key, answers)
+    if isinstance(step, flow.Finish):
+        with runtime.db.session() as session:
+            calls.finish_survey(session, call)
+    reply = _twiml(render_step(step, _phrases(call), _urls(call)))
+    alerts.queue_detractor_alert(runtime, call.request_id, asked.kind.value, result.value)
     return reply
 
 
@@ -153,7 +189,7 @@ def recording(attempt_id: int, key: str) -> Response:
         step = flow.after_answer(call.definition, key, answers)
         if isinstance(step, flow.Finish):
             calls.finish_survey(session, call)
-        return _twiml(render_step(step, phrases, _urls(attempt_id)))
+        return _twiml(render_step(step, phrases, _urls(call)))
 
 
 @bp.post("/attempts/<int:attempt_id>/questions/<key>/transcription")
@@ -219,7 +255,7 @@ def answering_machine(attempt_id: int) -> Response:
         try:
             live = runtime.twilio.calls(call_sid)
             if leave_message:
-                live.update(url=f"{_urls(attempt_id).base}/voicemail", method="POST")
+                live.update(url=f"{_base_url(attempt_id)}/voicemail", method="POST")
             else:
                 live.update(status="completed")
         except TwilioException as exc:
@@ -257,8 +293,12 @@ def _phrases(call: calls.LiveCall) -> Phrasebook:
     )
 
 
-def _urls(attempt_id: int) -> CallUrls:
-    return CallUrls(f"{_runtime().settings.public_base_url}/voice/attempts/{attempt_id}")
+def _urls(call: calls.LiveCall) -> CallUrls:
+    return CallUrls(_base_url(call.attempt_id), ref=call.ref)
+
+
+def _base_url(attempt_id: int) -> str:
+    return f"{_runtime().settings.public_base_url}/voice/attempts/{attempt_id}"
 
 
 def _try_number() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -10,6 +11,11 @@ from flask.testing import FlaskClient
 
 from aftercall.models import CallAttempt
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER, PUBLIC_BASE_URL, sign
+
+
+def without_ref(url: str) -> str:
+    """A question URL without the call it names (ivr.calls.LiveCall.ref)."""
+    return re.sub(r"&ref=[^&]*", "", url)
 
 
 @dataclass

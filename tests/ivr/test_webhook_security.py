@@ -73,6 +73,49 @@ def test_a_call_sid_that_does_not_belong_to_the_attempt_is_unknown(call, runtime
     assert count_rows(runtime) == (0, 0, 0)
 
 
+def _nps_action(c) -> tuple[str, str]:
+    """The NPS question's URL as the start webhook served it, and the call it names."""
+    action = c.start().root.find("./Gather").get("action")
+    return action, action.split("&ref=")[1]
+
+
+def test_a_url_naming_another_request_stores_nothing_there(call, runtime):
+    # Signed (so only by someone holding the auth token, or a bug of ours): a question
+    # URL whose ref names another call's request. The one-statement answer finds no
+    # such call and writes nothing; the webhook reads the real call and answers for it.
+    victim, c = call(), call()
+    _, victim_ref = _nps_action(victim)
+    action, ref = _nps_action(c)
+    reply = c.post(action.replace(ref, victim_ref), c.params(Digits="9"))
+    assert reply.root.find("./Gather") is not None
+    with runtime.db.session() as session:
+        stored = session.execute(select(Answer.request_id, Answer.attempt_id)).all()
+    assert len(stored) == 1
+    assert stored[0].attempt_id == c.attempt_id
+    assert stored[0].request_id != int(victim_ref.split(".")[0])
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["", "x", "1.2.3", "1.1.0000000000000000.en", "1.1.9e8d4ccaba14f945.xx", "a.b.c.d", "..."],
+)
+def test_a_malformed_or_unknown_ref_falls_back_to_reading_the_call(call, runtime, ref):
+    c = call()
+    action, real = _nps_action(c)
+    reply = c.post(action.replace(real, ref), c.params(Digits="9"))
+    assert reply.root.find("./Gather") is not None
+    with runtime.db.session() as session:
+        assert session.scalars(select(Answer.value)).all() == [9]
+
+
+def test_a_named_call_with_another_call_sid_is_unknown(call, runtime):
+    c = call()
+    action, _ = _nps_action(c)
+    c.call_sid = "CA" + "e" * 32
+    unavailable(c.post(action, c.params(Digits="9")))
+    assert count_rows(runtime)[0] == 0
+
+
 @pytest.mark.parametrize(
     "path",
     ["questions/nope?try=1", "questions/improve?try=1", "questions/nps/recording?try=1"],
