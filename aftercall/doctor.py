@@ -803,7 +803,10 @@ def webhook_urls(settings: Settings) -> list[WebhookUrl]:
         WebhookUrl("call (Url)", f"{base}/start"),
         WebhookUrl("status callback", f"{base}/status"),
         WebhookUrl("machine detection", f"{base}/amd"),
-        WebhookUrl("keypad answers", f"{base}/questions/<question>?try=<n>"),
+        WebhookUrl(
+            "keypad answers",
+            f"{base}/questions/<question>?try=<n>&ref=<request.version.digest.language>",
+        ),
         WebhookUrl("recorded comment", f"{base}/questions/<question>/recording"),
         WebhookUrl("transcription", f"{base}/questions/<question>/transcription"),
         WebhookUrl("voicemail message", f"{base}/voicemail"),

@@ -53,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
@@ -410,13 +411,20 @@ def job_p50(redis: Redis, job_ids: list[str]) -> float:
     return statistics.median(durations) if durations else float("nan")
 
 
-def measure_no_ops(run: Run, workers: Workers, redis: Redis, timeout: float) -> None:
-    before = finished_jobs(redis)
-    load, cpu = LoadSampler(), workers.cpu_seconds()
-    run.window = (time.time(), 0.0)
-    ids = seed_no_ops(redis, run.requests)
+def wait_for_run(
+    run: Run,
+    workers: Workers,
+    redis: Redis,
+    timeout: float,
+    done: Callable[[], bool],
+    cpu: float,
+    load: LoadSampler,
+) -> None:
+    """Wait until `done()`, a job fails or `timeout` passes, sampling the load; then
+    note the run's window, its workers' CPU per request since `cpu` (their CPU seconds
+    when the run began) and the load it ran under."""
     deadline = time.monotonic() + timeout
-    while not set(ids) <= finished_jobs(redis):
+    while not done():
         if FailedJobRegistry(CALL_QUEUE, connection=redis).count:
             break
         if time.monotonic() > deadline:
@@ -427,6 +435,14 @@ def measure_no_ops(run: Run, workers: Workers, redis: Redis, timeout: float) -> 
     run.window = (run.window[0], time.time())
     run.cpu_per_request = (workers.cpu_seconds() - cpu) / run.requests
     run.load = load.span()
+
+
+def measure_no_ops(run: Run, workers: Workers, redis: Redis, timeout: float) -> None:
+    before = finished_jobs(redis)
+    load, cpu = LoadSampler(), workers.cpu_seconds()
+    run.window = (time.time(), 0.0)
+    ids = set(seed_no_ops(redis, run.requests))
+    wait_for_run(run, workers, redis, timeout, lambda: ids <= finished_jobs(redis), cpu, load)
     ran = sorted(finished_jobs(redis) - before)
     run.jobs = len(ran)
     starts = sorted(
@@ -449,18 +465,10 @@ def measure_calls(
     load, cpu = LoadSampler(), workers.cpu_seconds()
     run.window = (time.time(), 0.0)
     seed_requests(runtime, run.phones, f"{run.kind}-{run.workers}-{run.cps:g}")
-    deadline = time.monotonic() + timeout
-    while placed_count(runtime.db) < run.requests or not queue_is_idle(redis):
-        if FailedJobRegistry(CALL_QUEUE, connection=redis).count:
-            break
-        if time.monotonic() > deadline:
-            run.timed_out = True
-            break
-        load.sample()
-        time.sleep(0.2)
-    run.window = (run.window[0], time.time())
-    run.cpu_per_request = (workers.cpu_seconds() - cpu) / run.requests
-    run.load = load.span()
+    wait_for_run(
+        run, workers, redis, timeout,
+        lambda: placed_count(runtime.db) >= run.requests and queue_is_idle(redis), cpu, load,
+    )  # fmt: skip
     ran = sorted(finished_jobs(redis) - before)
     run.jobs = len(ran)
     run.job_p50 = job_p50(redis, ran)
