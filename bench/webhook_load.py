@@ -28,7 +28,8 @@ Localhost only, and bounded: at most rate x seconds + closed-requests (+ warm-up
 per server, each run at most its duration plus the timeout (and the time the server
 takes to work off what it had queued). Prints, per run and server: posts sent,
 acknowledged and failed, acknowledged posts/s, latency percentiles, the generator's own
-lateness, the load average and gunicorn's CPU time per post; then the answer-webhook /
+lateness, the load average and CPU time per post (gunicorn's, PostgreSQL's, the
+generator's and the whole machine's); then the answer-webhook /
 bare ratios, the database check and whether issue 6's target was met.
 
     python -m bench.webhook_load                       # 500/s for 20 s, then closed loop
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -353,6 +355,7 @@ class Figures:
     cpu_per_post: float = float("nan")  # gunicorn's CPU seconds per post sent
     db_cpu_per_post: float = float("nan")  # the load database's PostgreSQL backends'
     machine_cpu_per_post: float = float("nan")  # every process's, the generator's included
+    generator_cpu_per_post: float = float("nan")  # the load generator processes'
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -372,10 +375,13 @@ def measure(
     timeout: float,
 ) -> Figures:
     load = os.getloadavg()[0]
+    # The generator runs in child processes that have been reaped when drive() returns.
+    generator_cpu = _children_cpu_seconds()
     outcomes, start = drive(
         HOST, port, [post.raw for post in posts], rate=rate, concurrency=concurrency,
         max_seconds=seconds, processes=processes, timeout=timeout,
     )  # fmt: skip
+    generator_cpu = _children_cpu_seconds() - generator_cpu
     acked, error_kinds = [], {}
     for outcome in outcomes:
         post = posts[outcome.index]
@@ -396,7 +402,13 @@ def measure(
         p50=percentile(latencies, 0.50), p95=percentile(latencies, 0.95),
         p99=percentile(latencies, 0.99), max=latencies[-1] if latencies else float("nan"),
         lag_p99=percentile(lags, 0.99), acked=acked, error_kinds=error_kinds, load=load,
+        generator_cpu_per_post=generator_cpu / len(outcomes) if outcomes else float("nan"),
     )  # fmt: skip
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ms(seconds: float) -> str:
@@ -408,13 +420,14 @@ def print_table(title: str, rows: dict[str, Figures], lag: bool) -> None:
     header = f"{'':16}{'sent':>7}{'ok':>7}{'errors':>8}{'req/s':>9}"
     header += f"{'p50':>13}{'p95':>13}{'p99':>13}{'max':>13}"
     header += f"{'gen lag p99':>13}" if lag else ""
-    print(header + f"{'load':>7}{'CPU/post':>10}{'db CPU':>10}{'all CPU':>10}")
+    print(header + f"{'load':>7}{'CPU/post':>10}{'db CPU':>10}{'gen CPU':>10}{'all CPU':>10}")
     for name, f in rows.items():
         line = f"{name:16}{f.sent:>7}{f.ok:>7}{f.errors:>8}{f.rate:>9.1f}"
         line += f"{ms(f.p50):>13}{ms(f.p95):>13}{ms(f.p99):>13}{ms(f.max):>13}"
         line += f"{ms(f.lag_p99):>13}" if lag else ""
         line += f"{f.load:>7.2f}{ms(f.cpu_per_post):>10}"
-        print(line + f"{ms(f.db_cpu_per_post):>10}{ms(f.machine_cpu_per_post):>10}")
+        line += f"{ms(f.db_cpu_per_post):>10}{ms(f.generator_cpu_per_post):>10}"
+        print(line + f"{ms(f.machine_cpu_per_post):>10}")
         if f.error_kinds:
             print(f"{'':16}errors: {f.error_kinds}")
     bare, answer = rows["bare endpoint"], rows["answer webhook"]

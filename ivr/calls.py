@@ -311,6 +311,9 @@ def _pin_version(
         log.error("request %s names unknown survey %r", request_id, survey_name)
         return None
     version = version_for(session, definition)
+    # Parsed from what the version stored (the same content: its digest says so) and
+    # cached, so that the call's next webhooks find it without a query (named_call()).
+    definition = definition_of(version)
     session.execute(
         update(_REQUESTS)
         .where(_REQUESTS.c.id == request_id, _REQUESTS.c.survey_version_id.is_(None))

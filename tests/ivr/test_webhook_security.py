@@ -157,6 +157,19 @@ def test_database_outage_ends_the_call_politely(settings, make_attempt, tmp_path
     unavailable(c.post(f"{c.base}/questions/nps?try=1", c.params(Digits="9")))
 
 
+def test_database_outage_ends_a_named_call_politely(call, settings):
+    # The one-statement answer (the URL names the call, the survey version is known to
+    # this process) meets a database that is down: the same polite goodbye.
+    action, _ = _nps_action(call())
+    broken = settings.with_overrides(
+        database_url="postgresql+psycopg://nobody:nothing@127.0.0.1:1/none"
+    )
+    app = create_app(runtime=Runtime.from_settings(broken))
+    attempt_id = int(action.split("/attempts/")[1].split("/")[0])
+    c = SignedCall(app.test_client(), attempt_id, "CA" + "1" * 32, "+14155550123")
+    unavailable(c.post(action, c.params(Digits="9")))
+
+
 def test_signature_check_has_no_off_switch():
     # Without an auth token nothing can be verified, so everything is refused.
     runtime = Runtime.from_settings(Settings(database_url="sqlite://"))
