@@ -2,7 +2,8 @@
 
 A `Database` owns an engine and a session factory for one URL. Units of work go through
 `Database.session()`, which commits on success and rolls back on any error, so a
-failure never leaves half-written rows behind.
+failure never leaves half-written rows behind; a unit of work that is one statement
+(atomic by itself) may use `Database.single_statement()` instead.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def _find(session: Session, name: str, digest: str) -> SurveyVersion | None:
 # digest). The digest is part of the key so that a version id meaning other content
 # (another database in the same process, a test's emptied tables) can never be served
 # from here; 16 hex digits (64 bits) are as good as the whole for that, and short enough
-# for the survey webhooks' URLs to carry (ivr.calls.CallRef).
+# for the survey webhooks' URLs to carry (ivr.calls.LiveCall.ref).
 DIGEST_PREFIX = 16
 _DEFINITIONS: dict[tuple[int, str], SurveyDefinition] = {}
 

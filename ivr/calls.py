@@ -1,7 +1,9 @@
 """What ivr/ writes: call progress, answers, opt-outs and outcomes, one webhook at a time.
 
 Each function takes a session and plain values, does its writes inside the caller's
-unit of work (so a webhook commits everything or nothing), and is safe to run twice:
+unit of work (so a webhook commits everything or nothing; `answer_question()` may also
+be the whole unit of work, one statement on a connection of its own), and is safe to
+run twice:
 Twilio may deliver any webhook more than once, and a repeated delivery must change
 nothing. Flask views call these; they know nothing of HTTP.
 
@@ -419,7 +421,9 @@ def record_answer(
         if answer_id is None
         else session.get(Answer, answer_id)
     )
-    assert answer is not None  # stored now, or by the delivery that won
+    # Stored now, or by the delivery that won; find_call() read the call in this unit of
+    # work, so it is what `call` says (an error here ends the call politely).
+    assert answer is not None
     return answer
 
 
@@ -434,9 +438,10 @@ def store_answer(
     recording_sid: str | None = None,
     recording_seconds: int | None = None,
 ) -> int | None:
-    """Insert an answer in one statement; returns its id, or None when the question
-    already had one (a redelivery, or the same webhook delivered twice at once: the
-    unique constraint on (request_id, question_key) decides, nothing is written)."""
+    """Insert an answer in one statement; returns its id, or None when nothing was
+    written: the question already had one (a redelivery, or the same webhook delivered
+    twice at once: the unique constraint on (request_id, question_key) decides), or the
+    call is not what `call` says (see `answer_question()`)."""
     connection = session.connection()
     return connection.execute(
         _STORE_ANSWER[connection.dialect.name],

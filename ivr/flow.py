@@ -70,6 +70,14 @@ def after_rejection(
     return Finish(moved_on=True)
 
 
+def may_finish_after(definition: SurveyDefinition, question_key: str) -> bool:
+    """Whether the survey can end right after `question_key`, depending on the answers:
+    true when every later question is conditional (or there is none)."""
+    keys = [q.key for q in definition.questions]
+    later = definition.questions[keys.index(question_key) + 1 :]
+    return all(question.when is not None for question in later)
+
+
 def _next_question(
     definition: SurveyDefinition, after_key: str | None, answers: Mapping[str, int | None]
 ) -> Ask | Finish:

@@ -138,11 +138,16 @@ def _answer_named_call(
 ) -> Response | None:
     """The busiest webhook, a keypad answer, in one statement and no transaction when
     the URL names the call (`calls.named_call()`): the answer is stored and the call
-    checked in the same statement. None when that is not the case here (another key,
-    or the call is not what the URL says; nothing was written): `question()` then
-    reads the call and does everything as for any webhook."""
+    checked in the same statement. Only for a question the survey cannot end after,
+    so that the statement is the webhook's only write. None when that is not the case
+    here (another key, a question that may be the last, or the call is not what the URL
+    says; nothing was written): `question()` then reads the call and does everything
+    as for any webhook."""
     asked = call.definition.question(key)
     if asked is None or asked.kind is QuestionKind.COMMENT:
+        return None
+    if flow.may_finish_after(call.definition, key):
+        # The answer and the survey's end are one transaction, in question().
         return None
     result = keypad.interpret(asked.kind, request.form.get("Digits"), after_one=after_one)
     if not isinstance(result, keypad.Answered):
@@ -153,13 +158,10 @@ def _answer_named_call(
         )
     if answers is None:
         return None
-    step = flow.after_answer(call.definition, key, answers)
-    if isinstance(step, flow.Finish):
-        with runtime.db.session() as session:
-            calls.finish_survey(session, call)
-    reply = _twiml(render_step(step, _phrases(call), _urls(call)))
     alerts.queue_detractor_alert(runtime, call.request_id, asked.kind.value, result.value)
-    return reply
+    step = flow.after_answer(call.definition, key, answers)
+    assert not isinstance(step, flow.Finish)  # may_finish_after() said so
+    return _twiml(render_step(step, _phrases(call), _urls(call)))
 
 
 @bp.post("/attempts/<int:attempt_id>/questions/<key>/recording")

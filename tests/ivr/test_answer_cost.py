@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import event, func, select
 
-from aftercall.models import Answer
-from ivr import calls
+from aftercall.models import Answer, CallAttempt, RequestState
+from ivr import calls, flow
 
 
 @contextmanager
@@ -122,3 +122,25 @@ def test_an_answer_already_stored_is_not_stored_again(call, runtime):
         assert calls.store_answer(session, live, nps, value=3, keys="3") is None
     with runtime.db.session() as session:
         assert session.scalars(select(Answer.value)).all() == [9]
+
+
+def test_the_answer_that_may_end_the_survey_is_one_transaction_with_its_end(call, runtime):
+    # After CSAT only a conditional question is left: answering it may end the survey,
+    # so the answer and the request's completion are written together, in a transaction.
+    c = call()
+    csat = c.press(c.start(), "9")
+    with sql_statements(runtime) as statements:
+        reply = c.press(csat, "5")
+    assert reply.verbs() == ["Say", "Hangup"]
+    assert not any(statement.startswith("autocommit") for statement in statements)
+    with runtime.db.session() as session:
+        request = session.get(CallAttempt, c.attempt_id).request
+        assert request.state is RequestState.COMPLETED
+        assert {a.question_key: a.value for a in request.answers} == {"nps": 9, "csat": 5}
+
+
+def test_may_finish_after_looks_for_a_later_unconditional_question(runtime):
+    definition = runtime.catalog.get("post-call")
+    assert not flow.may_finish_after(definition, "nps")  # csat always follows
+    assert flow.may_finish_after(definition, "csat")  # only "improve", when nps <= 6
+    assert flow.may_finish_after(definition, "improve")  # the last question
