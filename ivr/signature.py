@@ -9,8 +9,8 @@ to turn this off: an unsigned request is refused in every configuration.
 The check is the twilio SDK's `RequestValidator.validate()` (tests/ivr/test_signature.py
 proves the two agree on any URL, form and signature), done once per webhook instead of
 the validator's way: it computes the HMAC for the URL with and without the port every
-time, and reads the form one parameter at a time; on the answer webhook that was a
-sixth of the handler's CPU (bench/RESULTS.md).
+time, and reads the form one parameter at a time (on an answer webhook's form, 49 us
+against 20 us here: small, but every webhook pays it).
 """
 
 from __future__ import annotations
