@@ -133,6 +133,9 @@ class PhoneNetwork:
         self._calls: dict[str, SimCall] = {}
         self._recordings: dict[str, dict[str, Any]] = {}
         self._events: list[tuple[float, int, Callable[[], None]]] = []
+        # An event taken off the queue is still pending until it has run: a call's end
+        # posts its final status callback after the call already counts as ended.
+        self._running_events = 0
         self._order = itertools.count()
         self._recent_creates: deque[float] = deque()
         self._faults: list[list[Any]] = []
@@ -450,7 +453,7 @@ class PhoneNetwork:
                 event = self._next_event(wait_when_empty=False)
                 if event is None:
                     return
-                event()
+                self._run(event)
 
     def start_driver(self) -> None:
         """Runs calls in a background thread as they arrive (server mode)."""
@@ -469,13 +472,24 @@ class PhoneNetwork:
                 if event is None:
                     continue
                 try:
-                    event()
+                    self._run(event)
                 except Exception:
                     log.exception("phonesim: a call step failed")
 
+    def _run(self, event: Callable[[], None]) -> None:
+        try:
+            event()
+        finally:
+            with self._lock:
+                self._running_events -= 1
+
     def _busy(self) -> bool:
         with self._lock:
-            return bool(self._events) or any(not call.ended for call in self._calls.values())
+            return (
+                bool(self._events)
+                or self._running_events > 0
+                or any(not call.ended for call in self._calls.values())
+            )
 
     def _next_event(self, wait_when_empty: bool) -> Callable[[], None] | None:
         with self._wakeup:
@@ -484,10 +498,12 @@ class PhoneNetwork:
                     at = self._events[0][0]
                     if self.clock.simulated:
                         action = heapq.heappop(self._events)[2]
+                        self._running_events += 1
                         self.clock.advance_to(at)
                         return action
                     delay = at - self.clock.time()
                     if delay <= 0:
+                        self._running_events += 1
                         return heapq.heappop(self._events)[2]
                     self._wakeup.wait(min(delay, 0.2))
                 elif wait_when_empty:

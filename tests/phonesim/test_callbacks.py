@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
@@ -294,3 +295,28 @@ def test_canceling_a_ringing_call_from_its_ringing_callback(
     assert call.documents == []
     assert call.answered_at is None
     assert call.duration == 0
+
+
+def test_the_network_is_busy_until_the_final_callback_is_delivered(
+    network: PhoneNetwork, twilio_client: Client, webapp: TwimlApp, statuses: list[dict[str, str]]
+) -> None:
+    # The call counts as ended before its final status callback is posted: a driver
+    # that stopped counting the call then would let run_until_idle (and anyone waiting
+    # for a quiet network) go on while the web tier is still recording the end.
+    record = webapp.handlers["/status"]
+
+    def slow_to_record(params: dict[str, str]) -> None:
+        if params["CallStatus"] == "completed":
+            time.sleep(0.5)
+        record(params)
+
+    webapp.handlers["/status"] = slow_to_record
+    network.set_persona(TO, Persona.answering([]))
+    network.start_driver()
+    twilio_client.calls.create(
+        to=TO, from_=FROM, url=webapp.url("/welcome"), status_callback=webapp.url("/status")
+    )
+
+    network.run_until_idle(timeout=10)
+
+    assert [p["CallStatus"] for p in statuses] == ["completed"]
