@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -313,7 +313,9 @@ def test_an_intake_key_cannot_read_reports(client, keys, path):
 
 def test_a_reports_key_cannot_send_or_read_survey_requests(client, keys, runtime):
     runtime.settings = runtime.settings.with_overrides(redis_url="redis://127.0.0.1:1/0")
-    call = {"phone": "+14155550123", "source_call_id": "crm-1", "ended_at": "2026-11-23T10:00:00Z"}
+    # A call that ended minutes ago (a fixed date would age past intake's limit).
+    ended = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    call = {"phone": "+14155550123", "source_call_id": "crm-1", "ended_at": ended}
     for name in ("reports", "full"):
         response = client.post("/api/v1/survey-requests", json=call, headers=keys[name])
         check_response("/api/v1/survey-requests", "POST", 403, response.get_json())
