@@ -215,10 +215,15 @@ def transcription(attempt_id: int, key: str) -> Response:
 @bp.post("/attempts/<int:attempt_id>/status")
 def status(attempt_id: int) -> Response:
     runtime = _runtime()
+    form = request.form
+    if calls.is_progress(form.get("CallStatus", "")):
+        with runtime.db.single_statement() as connection:
+            calls.record_progress(connection, attempt_id, form.get("CallSid", ""), form)
+        return _twiml(VoiceResponse())
     ended_request = None
     with runtime.db.session() as session:
-        attempt = calls.find_attempt(session, attempt_id, request.form.get("CallSid", ""))
-        if attempt is not None and calls.record_status(session, attempt, request.form.to_dict()):
+        attempt = calls.find_attempt(session, attempt_id, form.get("CallSid", ""))
+        if attempt is not None and calls.record_status(session, attempt, form.to_dict()):
             ended_request = attempt.request_id
     if ended_request is not None:
         _hand_back_to_dialer(runtime, ended_request, attempt_id)

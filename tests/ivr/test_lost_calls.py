@@ -48,9 +48,12 @@ def test_a_lost_attempt_stays_lost_under_late_progress_callbacks(runtime, make_a
         attempt = session.get(CallAttempt, made.id)
         assert calls.record_lost(session, attempt, AT)
         assert not calls.record_lost(session, attempt, AT)  # already ended
-        calls.record_status(
-            session, attempt, {"CallSid": attempt.call_sid, "CallStatus": "ringing"}
-        )
+        session.flush()
+        calls.record_progress(
+            session.connection(), attempt.id, attempt.call_sid,
+            {"CallSid": attempt.call_sid, "CallStatus": "ringing"},
+        )  # fmt: skip
+        session.refresh(attempt)
         assert attempt.status == "lost"
         # Twilio's own final word still counts.
         assert calls.record_status(
