@@ -223,7 +223,12 @@ def status(attempt_id: int) -> Response:
     ended_request = None
     with runtime.db.session() as session:
         attempt = calls.find_attempt(session, attempt_id, form.get("CallSid", ""))
-        if attempt is not None and calls.record_status(session, attempt, form.to_dict()):
+        if (
+            attempt is not None
+            and calls.record_status(session, attempt, form.to_dict())
+            # A request done with (answered, opted out) leaves the dialer nothing to decide.
+            and not attempt.request.state.is_final_for_survey
+        ):
             ended_request = attempt.request_id
     if ended_request is not None:
         _hand_back_to_dialer(runtime, ended_request, attempt_id)
