@@ -112,8 +112,7 @@ def _settle(runtime: Runtime, attempt_id: int, call_sid: str | None, now: dateti
     if call.answered_by:
         params["AnsweredBy"] = call.answered_by
     with runtime.db.session() as session:
-        attempt = calls.find_attempt(session, attempt_id, call_sid)
-        if attempt is None or not calls.record_status(session, attempt, params):
+        if calls.record_status(session.connection(), attempt_id, call_sid, params) is None:
             return "settled meanwhile"
     log.warning("attempt %s: final status callback never came; Twilio says %s",
                 attempt_id, call.status)  # fmt: skip

@@ -10,13 +10,15 @@ nothing. Flask views call these; they know nothing of HTTP.
 The survey webhooks' reads and writes (`find_call()` and what takes a LiveCall) are Core
 statements on the session's connection, for speed: they do not flush ORM changes
 pending in the session first, so flush before calling them if they must see one.
-Status callbacks and settlement work on ORM objects (`find_attempt()`).
+So are the status callbacks': the event and the attempt's update in one statement on
+PostgreSQL (`record_progress()`, `record_status()`). A lost attempt (`record_lost()`,
+rare: dialer.settlement) is settled on ORM objects.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -30,6 +32,7 @@ from sqlalchemy import (
     Connection,
     Insert,
     Integer,
+    Row,
     Select,
     Update,
     bindparam,
@@ -254,23 +257,70 @@ _ADVANCE_ATTEMPT_VALUES = {
 }  # fmt: skip
 
 
-def _record_progress_statement() -> Update:
-    recorded = _insert_event(postgresql).cte("recorded")
-    return (
-        update(_ATTEMPTS)
-        .where(_ATTEMPTS.c.id.in_(select(recorded.c.attempt_id)))
-        .values(_ADVANCE_ATTEMPT_VALUES)
-        .add_cte(recorded)
-        .returning(_ATTEMPTS.c.id)
+# What a final status adds: when and how the call ended.
+_END_ATTEMPT_VALUES = {
+    **_ADVANCE_ATTEMPT_VALUES,
+    "ended_at": _given("occurred_at", _EVENTS.c.occurred_at),
+    "duration_seconds": _given("duration_seconds", _ATTEMPTS.c.duration_seconds),
+    "sip_response_code": _given("sip_response_code", _ATTEMPTS.c.sip_response_code),
+    "error_code": _given("error_code", _ATTEMPTS.c.error_code),
+}
+_ENDED = (_ATTEMPTS.c.request_id, _ATTEMPTS.c.number, _ATTEMPTS.c.answered_by)
+
+
+@dataclass(frozen=True)
+class _StatusStatements:
+    """A status callback's writes: the event kept once, then the attempt updated only
+    if the event was new. PostgreSQL: one statement; SQLite: the two in turn."""
+
+    both: Update  # PostgreSQL: the event's INSERT in a CTE, the attempt's UPDATE after it
+    event: Insert  # SQLite
+    attempt: Update  # SQLite
+
+    @classmethod
+    def build(cls, values: dict[str, Any], returning: tuple[Column[Any], ...]) -> _StatusStatements:
+        recorded = _insert_event(postgresql).cte("recorded")
+        return cls(
+            both=update(_ATTEMPTS)
+            .where(_ATTEMPTS.c.id.in_(select(recorded.c.attempt_id)))
+            .values(values)
+            .add_cte(recorded)
+            .returning(*returning),
+            event=_insert_event(sqlite),
+            attempt=update(_ATTEMPTS)
+            .where(_ATTEMPTS.c.id == bindparam("attempt_id"))
+            .values(values)
+            .returning(*returning),
+        )
+
+    def run(self, connection: Connection, row: dict[str, Any]) -> Row[Any] | None:
+        """The attempt's row as updated, or None if nothing was written."""
+        if connection.dialect.name == "postgresql":
+            return connection.execute(self.both, row).first()
+        if connection.execute(self.event, row).first() is None:
+            return None
+        return connection.execute(self.attempt, row).first()
+
+
+_RECORD_PROGRESS = _StatusStatements.build(_ADVANCE_ATTEMPT_VALUES, (_ATTEMPTS.c.id,))
+_RECORD_END = _StatusStatements.build(_END_ATTEMPT_VALUES, _ENDED)
+# The request whose attempt just ended, locked until the unit of work ends: a webhook
+# finishing the survey at the same moment waits, or has already committed.
+_REQUEST_AT_END = (
+    select(
+        _REQUESTS.c.state,
+        select(func.max(_ATTEMPTS.c.number))
+        .where(_ATTEMPTS.c.request_id == _REQUESTS.c.id)
+        .scalar_subquery()
+        .label("latest"),
     )
-
-
-_RECORD_PROGRESS = _record_progress_statement()
-_RECORD_EVENT_SQLITE = _insert_event(sqlite)
-_ADVANCE_ATTEMPT = (
-    update(_ATTEMPTS)
-    .where(_ATTEMPTS.c.id == bindparam("attempt_id"))
-    .values(_ADVANCE_ATTEMPT_VALUES)
+    .where(_REQUESTS.c.id == bindparam("request_id"))
+    .with_for_update(of=_REQUESTS)
+)
+_SET_REQUEST_STATE = (
+    update(_REQUESTS)
+    .where(_REQUESTS.c.id == bindparam("request_id"))
+    .values(state=bindparam("state", type_=_REQUESTS.c.state.type))
 )
 
 
@@ -332,21 +382,12 @@ def named_call(attempt_id: int, call_sid: str, ref: str | None) -> LiveCall | No
     )
 
 
-def find_attempt(session: Session, attempt_id: int, call_sid: str) -> CallAttempt | None:
-    """The attempt a webhook is about, or None if the CallSid does not belong to it."""
-    if not call_sid:
-        return None
-    attempt = session.get(CallAttempt, attempt_id)
-    if attempt is None or not _belongs(attempt, call_sid):
-        return None
-    return attempt
-
-
 def find_call(
     session: Session, attempt_id: int, call_sid: str, catalog: SurveyCatalog
 ) -> LiveCall | None:
     """The call a webhook is about, or None if there is none or the CallSid does not
-    belong to it (see `find_attempt()`), in one SELECT: the attempt joined with its
+    belong to it (a CallSid not stored yet is claimed: Twilio can post before the
+    dialer has stored the one the create-call response carried), in one SELECT: the attempt joined with its
     request and its survey version's digest. The survey version's definition is read
     only the first time this process meets it; a request that has no version yet gets
     the catalog's current one, pinned for the rest of its life. None too when the
@@ -405,14 +446,6 @@ def _pin_version(
         .values(survey_version_id=version.id)
     )
     return version.id, version.content_sha256, definition
-
-
-def _belongs(attempt: CallAttempt, call_sid: str) -> bool:
-    if attempt.call_sid is None:
-        # As in find_call(): the webhook came before the dialer stored the CallSid.
-        attempt.call_sid = call_sid
-        return True
-    return attempt.call_sid == call_sid
 
 
 def start_survey(session: Session, call: LiveCall, answered_by: str | None) -> None:
@@ -648,12 +681,7 @@ def record_progress(
         "rank": _rank(status),
         "answered_by": (params.get("AnsweredBy") or "")[:32] or None,
     }
-    if connection.dialect.name == "postgresql":
-        return connection.execute(_RECORD_PROGRESS, row).first() is not None
-    if connection.execute(_RECORD_EVENT_SQLITE, row).first() is None:
-        return False
-    connection.execute(_ADVANCE_ATTEMPT, row)
-    return True
+    return _RECORD_PROGRESS.run(connection, row) is not None
 
 
 def _event_values(status: str, params: Mapping[str, str]) -> dict[str, Any]:
@@ -667,34 +695,61 @@ def _event_values(status: str, params: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def record_status(session: Session, attempt: CallAttempt, params: Mapping[str, str]) -> bool:
-    """Apply a final status callback (the call is over; progress goes through
-    `record_progress()`); duplicates and late ones change nothing.
+@dataclass(frozen=True)
+class AttemptEnded:
+    """A final status ended an attempt: its request, and the request's state now."""
 
-    Returns True when this callback ended the attempt (the first final status).
+    request_id: int
+    request_state: RequestState
+
+
+def record_status(
+    connection: Connection, attempt_id: int, call_sid: str, params: Mapping[str, str]
+) -> AttemptEnded | None:
+    """Apply a final status callback (the call is over; progress goes through
+    `record_progress()`) and settle the request the attempt was for, in the caller's
+    transaction. Duplicates, late ones and callbacks with another attempt's CallSid
+    change nothing.
+
+    Returns what ended when this callback ended the attempt (the first final status),
+    else None.
     """
     status = params.get("CallStatus", "")
     if status not in FINAL_STATUSES:
-        log.warning("attempt %s: ignoring CallStatus %r here", attempt.id, status[:40])
-        return False
-    values = _event_values(status, params)
-    try:
-        with session.begin_nested():
-            session.add(CallEvent(attempt_id=attempt.id, **values))
-    except IntegrityError:
-        return False  # this status was already recorded
-
-    occurred_at = values["occurred_at"]
-    if params.get("AnsweredBy"):
-        attempt.answered_by = params["AnsweredBy"][:32]
-    if _rank(status) >= _rank(attempt.status):
-        attempt.status = status
-    attempt.ended_at = occurred_at
-    attempt.duration_seconds = parse_int(params.get("CallDuration"))
-    attempt.sip_response_code = parse_int(params.get("SipResponseCode"))
-    attempt.error_code = (params.get("ErrorCode") or "")[:16] or None
-    _settle_request(session, attempt, status)
-    return True
+        log.warning("attempt %s: ignoring CallStatus %r", attempt_id, status[:40])
+        return None
+    if not call_sid:
+        return None
+    row = {
+        "attempt_id": attempt_id,
+        "call_sid": call_sid,
+        **_event_values(status, params),
+        "rank": _rank(status),
+        "answered_by": (params.get("AnsweredBy") or "")[:32] or None,
+        "duration_seconds": parse_int(params.get("CallDuration")),
+        "sip_response_code": parse_int(params.get("SipResponseCode")),
+        "error_code": (params.get("ErrorCode") or "")[:16] or None,
+    }
+    ended = _RECORD_END.run(connection, row)
+    if ended is None:
+        return None
+    request_id, number, answered_by = ended
+    state, latest = connection.execute(_REQUEST_AT_END, {"request_id": request_id}).one()
+    if number != latest:
+        # A late callback for an earlier attempt says nothing about the request.
+        return AttemptEnded(request_id, state)
+    outcome = _request_outcome(
+        state,
+        status,
+        machine=is_machine(answered_by),
+        has_answers=lambda: bool(
+            connection.execute(_HAS_ANSWERS, {"request_id": request_id}).first()
+        ),
+    )
+    if outcome is None:
+        return AttemptEnded(request_id, state)
+    connection.execute(_SET_REQUEST_STATE, {"request_id": request_id, "state": outcome})
+    return AttemptEnded(request_id, outcome)
 
 
 def record_lost(session: Session, attempt: CallAttempt, at: datetime) -> bool:
@@ -713,30 +768,35 @@ def record_lost(session: Session, attempt: CallAttempt, at: datetime) -> bool:
     request = attempt.request
     if attempt.number != max(a.number for a in request.attempts):
         return True
-    if request.state is RequestState.CALLING:
-        request.state = RequestState.FAILED
-        if request.due_at is None:
-            request.due_at = attempt.created_at
-    elif request.state is RequestState.IN_PROGRESS:
-        _settle_request(session, attempt, LOST)
+    outcome = _request_outcome(
+        request.state,
+        LOST,
+        machine=False,
+        has_answers=lambda: bool(answers_by_key(session, request.id)),
+    )
+    if outcome is not None:
+        request.state = outcome
+    if outcome is RequestState.FAILED and request.due_at is None:
+        request.due_at = attempt.created_at
     return True
 
 
-def _settle_request(session: Session, attempt: CallAttempt, status: str) -> None:
-    request = attempt.request
-    latest = max(a.number for a in request.attempts)
-    if attempt.number != latest:
-        return  # a late callback for an earlier attempt says nothing about this one
-    if request.state is RequestState.IN_PROGRESS:
+def _request_outcome(
+    state: RequestState, status: str, *, machine: bool, has_answers: Callable[[], bool]
+) -> RequestState | None:
+    """What the end of a request's latest attempt, with a final `status` (or `lost`),
+    makes of the request in `state`; None: the request stays as it is."""
+    if state is RequestState.IN_PROGRESS:
         # Hung up before the end of the survey.
-        has_answers = bool(answers_by_key(session, request.id))
-        request.state = RequestState.PARTIAL if has_answers else RequestState.ABANDONED
-    elif request.state in _NOT_YET_REACHED - {RequestState.VOICEMAIL}:
+        return RequestState.PARTIAL if has_answers() else RequestState.ABANDONED
+    if status == LOST:
+        # Nobody knows whether the phone rang: the dialer's follow-up decides.
+        return RequestState.FAILED if state is RequestState.CALLING else None
+    if state in _NOT_YET_REACHED - {RequestState.VOICEMAIL}:
         if status == "completed":
-            machine = is_machine(attempt.answered_by)
-            request.state = RequestState.VOICEMAIL if machine else RequestState.ABANDONED
-        else:
-            request.state = _UNANSWERED_OUTCOMES[status]
+            return RequestState.VOICEMAIL if machine else RequestState.ABANDONED
+        return _UNANSWERED_OUTCOMES[status]
+    return None
 
 
 _KEPT_PARAMS = frozenset(

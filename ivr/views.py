@@ -220,18 +220,13 @@ def status(attempt_id: int) -> Response:
         with runtime.db.single_statement() as connection:
             calls.record_progress(connection, attempt_id, form.get("CallSid", ""), form)
         return _twiml(VoiceResponse())
-    ended_request = None
     with runtime.db.session() as session:
-        attempt = calls.find_attempt(session, attempt_id, form.get("CallSid", ""))
-        if (
-            attempt is not None
-            and calls.record_status(session, attempt, form.to_dict())
-            # A request done with (answered, opted out) leaves the dialer nothing to decide.
-            and not attempt.request.state.is_final_for_survey
-        ):
-            ended_request = attempt.request_id
-    if ended_request is not None:
-        _hand_back_to_dialer(runtime, ended_request, attempt_id)
+        ended = calls.record_status(
+            session.connection(), attempt_id, form.get("CallSid", ""), form.to_dict()
+        )
+    # A request done with (answered, opted out) leaves the dialer nothing to decide.
+    if ended is not None and not ended.request_state.is_final_for_survey:
+        _hand_back_to_dialer(runtime, ended.request_id, attempt_id)
     return _twiml(VoiceResponse())
 
 

@@ -56,7 +56,10 @@ def test_a_lost_attempt_stays_lost_under_late_progress_callbacks(runtime, make_a
         session.refresh(attempt)
         assert attempt.status == "lost"
         # Twilio's own final word still counts.
-        assert calls.record_status(
-            session, attempt, {"CallSid": attempt.call_sid, "CallStatus": "busy"}
-        )
+        ended = calls.record_status(
+            session.connection(), attempt.id, attempt.call_sid,
+            {"CallSid": attempt.call_sid, "CallStatus": "busy"},
+        )  # fmt: skip
+        assert ended is not None and ended.request_id == attempt.request_id
+        session.refresh(attempt)
         assert attempt.status == "busy"

@@ -5,10 +5,12 @@ should fail and be a decision)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select, update
 
-from aftercall.models import CallAttempt, CallEvent, RequestState
+from aftercall.models import CallAttempt, CallEvent, RequestState, SurveyRequest
 from ivr import calls
 from tests.ivr.test_answer_cost import sql_statements
 
@@ -139,3 +141,53 @@ def test_a_progress_callback_after_the_attempt_was_lost_leaves_it_lost(make_atte
     attempt, events = _attempt(runtime, made.id)
     assert attempt.status == "lost"
     assert [e.status for e in events] == ["ringing"]
+
+
+def test_a_final_callback_for_an_earlier_attempt_leaves_the_request_alone(call, runtime):
+    c = call()
+    with runtime.db.session() as session:
+        first = session.get(CallAttempt, c.attempt_id)
+        session.add(CallAttempt(request_id=first.request_id, number=2, call_sid="CA" + "2" * 32))
+    c.status("busy", 2, SipResponseCode="486")  # attempt 1's, late
+    with runtime.db.session() as session:
+        first = session.get(CallAttempt, c.attempt_id)
+        assert first.status == "busy"
+        assert first.request.state is RequestState.CALLING
+
+
+def test_a_final_callback_waits_for_a_survey_finishing_at_the_same_moment(call, runtime):
+    # The last answer's webhook has finished the survey but not yet committed when the
+    # call's completed callback comes: the callback must see "completed", not overwrite
+    # it with "partial" (the request's row is locked while the outcome is decided).
+    if runtime.db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite writes one transaction at a time anyway")
+    c = call()
+    c.start()
+    with runtime.db.session() as session:
+        request_id = session.get(CallAttempt, c.attempt_id).request_id
+    finishing = runtime.db.engine.connect()
+    transaction = finishing.begin()
+    finishing.execute(
+        update(SurveyRequest)
+        .where(SurveyRequest.id == request_id)
+        .values(state=RequestState.COMPLETED)
+    )
+    ended: list[calls.AttemptEnded | None] = []
+
+    def completed_callback() -> None:
+        with runtime.db.session() as session:
+            params = {"CallSid": c.call_sid, "CallStatus": "completed"}
+            ended.append(
+                calls.record_status(session.connection(), c.attempt_id, c.call_sid, params)
+            )
+
+    callback = threading.Thread(target=completed_callback)
+    callback.start()
+    callback.join(0.5)
+    assert callback.is_alive()  # waiting for the request's row
+    transaction.commit()
+    finishing.close()
+    callback.join(10)
+    assert ended[0] is not None and ended[0].request_state is RequestState.COMPLETED
+    with runtime.db.session() as session:
+        assert session.get(SurveyRequest, request_id).state is RequestState.COMPLETED
