@@ -1,0 +1,173 @@
+"""The web tier's CPU for one whole survey call, webhook by webhook, in process.
+
+A survey call is more than its keypad answers: Twilio also posts the start of the call
+and four status callbacks (initiated, ringing, in-progress, completed). This drives
+`--calls` whole calls through the real app (production settings, PostgreSQL, Redis,
+signed posts, Flask's test client: no gunicorn, no network), each as Twilio would: the
+status callbacks, the start webhook, then every question's Gather action taken from the
+TwiML the app returned, until it hangs up. Half the callers are promoters (NPS 9, CSAT
+5), half detractors (NPS 3, CSAT 2, then the recorded comment, which queues an alert).
+
+Prints the CPU time of this process per webhook kind and per call, each beside the bare
+constant-TwiML endpoint's (`bench.constant_twiml`) for the same signed post in the same
+process: the floor of Flask and the test client. Sizing: web CPU per call x calls per
+second = cores the web tier needs (docs/deployment.md).
+
+    python -m bench.call_webhooks --calls 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from urllib.parse import urlsplit
+
+from redis import Redis
+from sqlalchemy import update
+from twilio.request_validator import RequestValidator
+
+from aftercall.config import Settings
+from aftercall.db import Database
+from aftercall.models import CallAttempt, RequestState, SurveyRequest
+from aftercall.web import create_app
+from bench import constant_twiml
+from bench.fresh_database import reset
+from bench.webhook_load import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_REDIS_URL,
+    FROM_NUMBER,
+    PUBLIC_BASE_URL,
+    SeededCall,
+    production_env,
+    seed_calls,
+)
+
+PROMOTER = {"nps": "9", "csat": "5"}
+DETRACTOR = {"nps": "3", "csat": "2"}
+STAMP = "Wed, 02 Dec 2026 07:00:00 +0000"
+
+
+class Caller:
+    """Twilio's side of the calls: signed posts, CPU time per kind of webhook."""
+
+    def __init__(self, app, bare_app) -> None:
+        self.client = app.test_client()
+        self.bare = bare_app.test_client()
+        self.validator = RequestValidator(AUTH_TOKEN)
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.bare_cpu: dict[str, float] = defaultdict(float)
+        self.posts: dict[str, int] = defaultdict(int)
+
+    def post(self, kind: str, url: str, params: dict[str, str]) -> bytes:
+        headers = {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        started = time.process_time()
+        reply = self.client.post(path, data=params, headers=headers)
+        self.cpu[kind] += time.process_time() - started
+        if reply.status_code != 200:
+            raise SystemExit(f"{kind}: {reply.status_code} {reply.data[:200]!r}")
+        started = time.process_time()
+        self.bare.post("/twiml", data=params, headers=headers)
+        self.bare_cpu[kind] += time.process_time() - started
+        self.posts[kind] += 1
+        return reply.data
+
+    def call(self, seeded: SeededCall, keys: dict[str, str]) -> None:
+        base = f"{PUBLIC_BASE_URL}/voice/attempts/{seeded.attempt_id}"
+        params = {
+            "AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": seeded.call_sid,
+            "Called": seeded.phone, "Caller": FROM_NUMBER, "Direction": "outbound-api",
+            "From": FROM_NUMBER, "To": seeded.phone,
+        }  # fmt: skip
+        for sequence, status in enumerate(("initiated", "ringing", "in-progress")):
+            self._status(base, params, status, sequence)
+        twiml = self.post("start", f"{base}/start", {**params, "CallStatus": "in-progress"})
+        while (action := _next_action(twiml)) is not None:
+            url, recording = action
+            form = {**params, "CallStatus": "in-progress"}
+            if recording:
+                form |= {"RecordingUrl": "https://api.twilio.test/rec/RE1", "RecordingSid":
+                         "RE" + "1" * 32, "RecordingDuration": "7", "Digits": "#"}  # fmt: skip
+                twiml = self.post("comment", url, form)
+            else:
+                key = urlsplit(url).path.rsplit("/", 1)[-1]
+                twiml = self.post("answer", url, {**form, "Digits": keys[key]})
+        self._status(base, params, "completed", 3, CallDuration="40", SipResponseCode="200")
+
+    def _status(self, base: str, params: dict[str, str], status: str, sequence: int, **more):
+        kind = "status (completed)" if status == "completed" else "status (progress)"
+        form = {**params, "CallStatus": status, "SequenceNumber": str(sequence),
+                "Timestamp": STAMP, "CallbackSource": "call-progress-events", **more}  # fmt: skip
+        self.post(kind, f"{base}/status", form)
+
+
+def _next_action(twiml: bytes) -> tuple[str, bool] | None:
+    """The URL Twilio would post next (a Gather's or a Record's action), or None when
+    the TwiML hangs up."""
+    root = ET.fromstring(twiml)
+    for verb in ("Gather", "Record"):
+        element = root.find(verb)
+        if element is not None:
+            return element.get("action"), verb == "Record"
+    return None
+
+
+def fresh_calls(url: str, count: int) -> list[SeededCall]:
+    """`count` requests whose first call is being placed: nothing answered, attempts
+    only queued; their survey version pinned, as intake pins it."""
+    seeded = seed_calls(url, count)
+    db = Database(url)
+    with db.session() as session:
+        session.execute(update(SurveyRequest).values(state=RequestState.CALLING))
+        session.execute(
+            update(CallAttempt).values(
+                status="queued", answered_by=None, started_at=None, answered_at=None
+            )
+        )
+    db.dispose()
+    return seeded
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
+    parser.add_argument("--calls", type=int, default=300)
+    args = parser.parse_args(argv)
+    if not args.database_url.startswith("postgresql"):
+        raise SystemExit("measured against PostgreSQL, as deployed")
+
+    reset(args.database_url)
+    Redis.from_url(args.redis_url).flushdb()
+    warmup = 20
+    calls = fresh_calls(args.database_url, warmup + args.calls)
+    app = create_app(Settings.from_env(production_env(args.database_url, args.redis_url)))
+    caller = Caller(app, constant_twiml.create_app())
+    for i, seeded in enumerate(calls[:warmup]):
+        caller.call(seeded, PROMOTER if i % 2 else DETRACTOR)
+    caller = Caller(app, constant_twiml.create_app())
+    for i, seeded in enumerate(calls[warmup:]):
+        caller.call(seeded, PROMOTER if i % 2 else DETRACTOR)
+
+    n = args.calls
+    print(f"{n} whole survey calls, half promoters, half detractors (CPU of this process)")
+    print(f"{'webhook':<20}{'posts/call':>11}{'ms/post':>9}{'bare ms':>9}{'ms/call':>9}")
+    total = bare_total = 0.0
+    for kind in ("status (progress)", "start", "answer", "comment", "status (completed)"):
+        posts, cpu, bare = caller.posts[kind], caller.cpu[kind], caller.bare_cpu[kind]
+        total, bare_total = total + cpu, bare_total + bare
+        print(f"{kind:<20}{posts / n:>11.1f}{cpu / posts * 1000:>9.2f}"
+              f"{bare / posts * 1000:>9.2f}{cpu / n * 1000:>9.2f}")  # fmt: skip
+    posts = sum(caller.posts.values())
+    print(f"{'whole call':<20}{posts / n:>11.1f}{total / posts * 1000:>9.2f}"
+          f"{bare_total / posts * 1000:>9.2f}{total / n * 1000:>9.2f}")  # fmt: skip
+    print(f"ratio to the bare endpoint: {total / bare_total:.1f}x the CPU for the same posts")
+
+
+if __name__ == "__main__":
+    main()
