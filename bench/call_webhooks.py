@@ -25,7 +25,7 @@ from collections import defaultdict
 from urllib.parse import urlsplit
 
 from redis import Redis
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from twilio.request_validator import RequestValidator
 
 from aftercall.config import Settings
@@ -133,7 +133,7 @@ def fresh_calls(url: str, count: int) -> list[SeededCall]:
     return seeded
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
@@ -167,7 +167,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'whole call':<20}{posts / n:>11.1f}{total / posts * 1000:>9.2f}"
           f"{bare_total / posts * 1000:>9.2f}{total / n * 1000:>9.2f}")  # fmt: skip
     print(f"ratio to the bare endpoint: {total / bare_total:.1f}x the CPU for the same posts")
+    states = outcomes(args.database_url)
+    print(f"requests afterwards: {states}")
+    return 0 if states == {RequestState.COMPLETED.value: len(calls)} else 1
+
+
+def outcomes(url: str) -> dict[str, int]:
+    """Every call was answered to the end: each request should be completed."""
+    db = Database(url)
+    with db.session() as session:
+        rows = session.execute(
+            select(SurveyRequest.state, func.count()).group_by(SurveyRequest.state)
+        ).all()
+    db.dispose()
+    return {state.value: count for state, count in rows}
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
