@@ -136,31 +136,41 @@ def question(attempt_id: int, key: str) -> Response:
 def _answer_named_call(
     runtime: Runtime, call: calls.LiveCall, key: str, after_one: bool
 ) -> Response | None:
-    """The busiest webhook, a keypad answer, in one statement and no transaction when
-    the URL names the call (`calls.named_call()`): the answer is stored and the call
-    checked in the same statement. Only for a question the survey cannot end after,
-    so that the statement is the webhook's only write. None when that is not the case
-    here (another key, a question that may be the last, or the call is not what the URL
-    says; nothing was written): `question()` then reads the call and does everything
-    as for any webhook."""
+    """The busiest webhook, a keypad answer, without reading the call first when the
+    URL names it (`calls.named_call()`): the answer is stored and the call checked in
+    the same statement, in no transaction when the survey cannot end after this
+    question (the statement is the webhook's only write), else in one with the survey's
+    end. None when that is not the case here (another key, or the call is not what the
+    URL says; nothing was written): `question()` then reads the call and does
+    everything as for any webhook."""
     asked = call.definition.question(key)
     if asked is None or asked.kind is QuestionKind.COMMENT:
-        return None
-    if flow.may_finish_after(call.definition, key):
-        # The answer and the survey's end are one transaction, in question().
         return None
     result = keypad.interpret(asked.kind, request.form.get("Digits"), after_one=after_one)
     if not isinstance(result, keypad.Answered):
         return None
-    with runtime.db.single_statement() as connection:
-        answers = calls.answer_question(
-            connection, call, asked, value=result.value, keys=result.keys
-        )
-    if answers is None:
-        return None
+    if flow.may_finish_after(call.definition, key):
+        # The answer that may be the last and the survey's end: one transaction.
+        with runtime.db.session() as session:
+            answers = calls.answer_question(
+                session.connection(), call, asked, value=result.value, keys=result.keys
+            )
+            if answers is None:
+                return None
+            step = flow.after_answer(call.definition, key, answers)
+            if isinstance(step, flow.Finish):
+                calls.finish_survey(session, call)
+    else:
+        with runtime.db.single_statement() as connection:
+            answers = calls.answer_question(
+                connection, call, asked, value=result.value, keys=result.keys
+            )
+        if answers is None:
+            return None
+        step = flow.after_answer(call.definition, key, answers)
+        assert not isinstance(step, flow.Finish)  # may_finish_after() said so
+    # After the commit: the alert job reads the answer back from the database.
     alerts.queue_detractor_alert(runtime, call.request_id, asked.kind.value, result.value)
-    step = flow.after_answer(call.definition, key, answers)
-    assert not isinstance(step, flow.Finish)  # may_finish_after() said so
     return _twiml(render_step(step, _phrases(call), _urls(call)))
 
 
