@@ -448,20 +448,35 @@ def _pin_version(
     return version.id, version.content_sha256, definition
 
 
-def start_survey(session: Session, call: LiveCall, answered_by: str | None) -> None:
-    """A person picked up and is hearing the survey."""
-    attempt_values: dict[str, Any] = {
-        "answered_at": func.coalesce(_ATTEMPTS.c.answered_at, utcnow()),
+_START_ATTEMPT = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("attempt_id"))
+    .values(
+        answered_at=func.coalesce(_ATTEMPTS.c.answered_at, _given("now", _ATTEMPTS.c.answered_at)),
         # Never backwards: a final status (a late start webhook) stays.
-        "status": case(
+        status=case(
             (_ATTEMPTS.c.status.in_(_BEFORE_ANSWER), "in-progress"), else_=_ATTEMPTS.c.status
         ),
-    }
-    if answered_by:
-        attempt_values["answered_by"] = answered_by
-    connection = session.connection()
-    connection.execute(
-        update(_ATTEMPTS).where(_ATTEMPTS.c.id == call.attempt_id).values(attempt_values)
+        answered_by=func.coalesce(
+            _given("answered_by", _ATTEMPTS.c.answered_by), _ATTEMPTS.c.answered_by
+        ),
+    )
+)
+_MOVE_REQUEST = (
+    update(_REQUESTS)
+    .where(
+        _REQUESTS.c.id == bindparam("request_id"),
+        _REQUESTS.c.state.in_(bindparam("when_in", expanding=True, type_=_REQUESTS.c.state.type)),
+    )
+    .values(state=bindparam("state", type_=_REQUESTS.c.state.type))
+)
+
+
+def start_survey(session: Session, call: LiveCall, answered_by: str | None) -> None:
+    """A person picked up and is hearing the survey."""
+    session.connection().execute(
+        _START_ATTEMPT,
+        {"attempt_id": call.attempt_id, "now": utcnow(), "answered_by": answered_by or None},
     )
     _move_request(session, call, RequestState.IN_PROGRESS, when_in=_NOT_YET_REACHED)
 
@@ -471,9 +486,7 @@ def _move_request(
 ) -> None:
     """Set the request's state if its current state (in the database) is one of `when_in`."""
     session.connection().execute(
-        update(_REQUESTS)
-        .where(_REQUESTS.c.id == call.request_id, _REQUESTS.c.state.in_(list(when_in)))
-        .values(state=state)
+        _MOVE_REQUEST, {"request_id": call.request_id, "state": state, "when_in": list(when_in)}
     )
 
 
