@@ -189,7 +189,8 @@ def recording(attempt_id: int, key: str) -> Response:
             return _twiml(goodbye(phrases, "opted_out"))
         recording_url = form.get("RecordingUrl", "")[:500]
         if recording_url:
-            calls.record_answer(
+            # Stored unless a delivery before this one stored it (then nothing changes).
+            calls.store_answer(
                 session, call, asked, value=None,
                 keys=form.get("Digits", "")[:keypad.MAX_KEYS_KEPT],
                 recording_url=recording_url,
