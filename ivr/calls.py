@@ -687,19 +687,20 @@ def record_progress(
     assert is_progress(status), status
     if not call_sid:
         return False
-    row = {
-        "attempt_id": attempt_id,
-        "call_sid": call_sid,
-        **_event_values(status, params),
-        "rank": _rank(status),
-        "answered_by": (params.get("AnsweredBy") or "")[:32] or None,
-    }
+    row = _status_row(attempt_id, call_sid, status, params)
     return _RECORD_PROGRESS.run(connection, row) is not None
 
 
-def _event_values(status: str, params: Mapping[str, str]) -> dict[str, Any]:
-    # A CallEvent's columns from the callback's parameters.
+def _status_row(
+    attempt_id: int, call_sid: str, status: str, params: Mapping[str, str]
+) -> dict[str, Any]:
+    # The parameters of a status callback's statements (_StatusStatements): the
+    # CallEvent's columns, and what the attempt's update needs.
     return {
+        "attempt_id": attempt_id,
+        "call_sid": call_sid,
+        "rank": _rank(status),
+        "answered_by": (params.get("AnsweredBy") or "")[:32] or None,
         "status": status,
         "sequence_number": parse_int(params.get("SequenceNumber")),
         "occurred_at": _timestamp(params.get("Timestamp")) or utcnow(),
@@ -734,11 +735,7 @@ def record_status(
     if not call_sid:
         return None
     row = {
-        "attempt_id": attempt_id,
-        "call_sid": call_sid,
-        **_event_values(status, params),
-        "rank": _rank(status),
-        "answered_by": (params.get("AnsweredBy") or "")[:32] or None,
+        **_status_row(attempt_id, call_sid, status, params),
         "duration_seconds": parse_int(params.get("CallDuration")),
         "sip_response_code": parse_int(params.get("SipResponseCode")),
         "error_code": (params.get("ErrorCode") or "")[:16] or None,
