@@ -305,18 +305,22 @@ class _StatusStatements:
 _RECORD_PROGRESS = _StatusStatements.build(_ADVANCE_ATTEMPT_VALUES, (_ATTEMPTS.c.id,))
 _RECORD_END = _StatusStatements.build(_END_ATTEMPT_VALUES, _ENDED)
 # The request whose attempt just ended, locked until the unit of work ends: a webhook
-# finishing the survey at the same moment waits, or has already committed.
-_REQUEST_AT_END = (
-    select(
-        _REQUESTS.c.state,
-        select(func.max(_ATTEMPTS.c.number))
-        .where(_ATTEMPTS.c.request_id == _REQUESTS.c.id)
-        .scalar_subquery()
-        .label("latest"),
-    )
+# finishing the survey, or the dialer claiming the next attempt, at the same moment
+# waits, or has already committed. Its state and latest attempt are read after the lock,
+# in a statement of their own: one that waited for the lock would see the row as now
+# committed but its subqueries as they were before the wait (READ COMMITTED).
+_LOCK_REQUEST = (
+    select(_REQUESTS.c.id)
     .where(_REQUESTS.c.id == bindparam("request_id"))
     .with_for_update(of=_REQUESTS)
 )
+_REQUEST_AT_END = select(
+    _REQUESTS.c.state,
+    select(func.max(_ATTEMPTS.c.number))
+    .where(_ATTEMPTS.c.request_id == _REQUESTS.c.id)
+    .scalar_subquery()
+    .label("latest"),
+).where(_REQUESTS.c.id == bindparam("request_id"))
 _SET_REQUEST_STATE = (
     update(_REQUESTS)
     .where(_REQUESTS.c.id == bindparam("request_id"))
@@ -744,6 +748,7 @@ def record_status(
     if ended is None:
         return None
     request_id, number, answered_by = ended
+    connection.execute(_LOCK_REQUEST, {"request_id": request_id})
     state, latest = connection.execute(_REQUEST_AT_END, {"request_id": request_id}).one()
     if number != latest:
         # A late callback for an earlier attempt says nothing about the request.

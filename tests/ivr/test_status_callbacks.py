@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from aftercall.models import CallAttempt, CallEvent, RequestState, SurveyRequest
 from ivr import calls
@@ -191,3 +191,45 @@ def test_a_final_callback_waits_for_a_survey_finishing_at_the_same_moment(call, 
     assert ended[0] is not None and ended[0].request_state is RequestState.COMPLETED
     with runtime.db.session() as session:
         assert session.get(SurveyRequest, request_id).state is RequestState.COMPLETED
+
+
+def test_a_late_final_callback_waits_for_the_dialer_claiming_the_next_attempt(
+    make_attempt, runtime
+):
+    # Attempt 1 was taken for lost and its retry is being claimed (the request back to
+    # calling, attempt 2 inserted, not yet committed) when attempt 1's own final status
+    # comes after all: it must see attempt 2 and leave the request to it.
+    if runtime.db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite writes one transaction at a time anyway")
+    made = make_attempt()
+    with runtime.db.session() as session:
+        attempt = session.get(CallAttempt, made.id)
+        assert calls.record_lost(session, attempt, attempt.created_at)
+        attempt.request.state = RequestState.SCHEDULED
+        request_id = attempt.request_id
+    placing = runtime.db.engine.connect()
+    transaction = placing.begin()
+    placing.execute(
+        update(SurveyRequest)
+        .where(SurveyRequest.id == request_id)
+        .values(state=RequestState.CALLING)
+    )
+    placing.execute(insert(CallAttempt).values(request_id=request_id, number=2, status="queued"))
+    ended: list[calls.AttemptEnded | None] = []
+
+    def late_final_callback() -> None:
+        with runtime.db.session() as session:
+            params = {"CallSid": made.call_sid, "CallStatus": "busy"}
+            ended.append(calls.record_status(session.connection(), made.id, made.call_sid, params))
+
+    callback = threading.Thread(target=late_final_callback)
+    callback.start()
+    callback.join(0.5)
+    assert callback.is_alive()  # waiting for the request's row
+    transaction.commit()
+    placing.close()
+    callback.join(10)
+    assert ended[0] is not None and ended[0].request_state is RequestState.CALLING
+    with runtime.db.session() as session:
+        assert session.get(SurveyRequest, request_id).state is RequestState.CALLING
+        assert session.get(CallAttempt, made.id).status == "busy"
