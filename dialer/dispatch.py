@@ -6,8 +6,10 @@ validity window, a paused dialer), waits for a pacing slot, then places the call
 the concurrency limit leaves room. It is safe to run twice: a duplicate delivery
 finds the request no longer `scheduled` (or the attempt already made) and does nothing.
 
-`after_attempt()` runs when an attempt ends (the status webhook queues it): it
-schedules the retry that the survey's rules allow, or leaves the outcome as final.
+`after_attempt()` runs when an attempt ends without reaching anyone for the survey (the
+status webhook queues it unless the request is done with; reconciliation when that
+job was lost): it schedules the retry that the survey's rules allow, or leaves the
+outcome as final.
 """
 
 from __future__ import annotations

@@ -391,8 +391,8 @@ def find_call(
 ) -> LiveCall | None:
     """The call a webhook is about, or None if there is none or the CallSid does not
     belong to it (a CallSid not stored yet is claimed: Twilio can post before the
-    dialer has stored the one the create-call response carried), in one SELECT: the attempt joined with its
-    request and its survey version's digest. The survey version's definition is read
+    dialer has stored the one the create-call response carried), in one SELECT: the
+    attempt joined with its request and its survey version's digest. The survey version's definition is read
     only the first time this process meets it; a request that has no version yet gets
     the catalog's current one, pinned for the rest of its life. None too when the
     request's survey is gone from the catalog and was never pinned.

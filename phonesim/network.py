@@ -498,13 +498,14 @@ class PhoneNetwork:
                     at = self._events[0][0]
                     if self.clock.simulated:
                         action = heapq.heappop(self._events)[2]
-                        self._running_events += 1
                         self.clock.advance_to(at)
+                        self._running_events += 1  # until _run() has run it
                         return action
                     delay = at - self.clock.time()
                     if delay <= 0:
-                        self._running_events += 1
-                        return heapq.heappop(self._events)[2]
+                        action = heapq.heappop(self._events)[2]
+                        self._running_events += 1  # until _run() has run it
+                        return action
                     self._wakeup.wait(min(delay, 0.2))
                 elif wait_when_empty:
                     self._wakeup.wait(0.2)
