@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from aftercall.models import CallAttempt, CallEvent, RequestState, SurveyRequest
 from ivr import calls
@@ -166,29 +166,14 @@ def test_a_final_callback_waits_for_a_survey_finishing_at_the_same_moment(call, 
     with runtime.db.session() as session:
         request_id = session.get(CallAttempt, c.attempt_id).request_id
     finishing = runtime.db.engine.connect()
-    transaction = finishing.begin()
+    finishing.begin()
     finishing.execute(
         update(SurveyRequest)
         .where(SurveyRequest.id == request_id)
         .values(state=RequestState.COMPLETED)
     )
-    ended: list[calls.AttemptEnded | None] = []
-
-    def completed_callback() -> None:
-        with runtime.db.session() as session:
-            params = {"CallSid": c.call_sid, "CallStatus": "completed"}
-            ended.append(
-                calls.record_status(session.connection(), c.attempt_id, c.call_sid, params)
-            )
-
-    callback = threading.Thread(target=completed_callback)
-    callback.start()
-    callback.join(0.5)
-    assert callback.is_alive()  # waiting for the request's row
-    transaction.commit()
-    finishing.close()
-    callback.join(10)
-    assert ended[0] is not None and ended[0].request_state is RequestState.COMPLETED
+    ended = _final_callback_waiting_for(finishing, runtime, c.attempt_id, c.call_sid, "completed")
+    assert ended is not None and ended.request_state is RequestState.COMPLETED
     with runtime.db.session() as session:
         assert session.get(SurveyRequest, request_id).state is RequestState.COMPLETED
 
@@ -208,28 +193,39 @@ def test_a_late_final_callback_waits_for_the_dialer_claiming_the_next_attempt(
         attempt.request.state = RequestState.SCHEDULED
         request_id = attempt.request_id
     placing = runtime.db.engine.connect()
-    transaction = placing.begin()
+    placing.begin()
     placing.execute(
         update(SurveyRequest)
         .where(SurveyRequest.id == request_id)
         .values(state=RequestState.CALLING)
     )
     placing.execute(insert(CallAttempt).values(request_id=request_id, number=2, status="queued"))
-    ended: list[calls.AttemptEnded | None] = []
-
-    def late_final_callback() -> None:
-        with runtime.db.session() as session:
-            params = {"CallSid": made.call_sid, "CallStatus": "busy"}
-            ended.append(calls.record_status(session.connection(), made.id, made.call_sid, params))
-
-    callback = threading.Thread(target=late_final_callback)
-    callback.start()
-    callback.join(0.5)
-    assert callback.is_alive()  # waiting for the request's row
-    transaction.commit()
-    placing.close()
-    callback.join(10)
-    assert ended[0] is not None and ended[0].request_state is RequestState.CALLING
+    ended = _final_callback_waiting_for(placing, runtime, made.id, made.call_sid, "busy")
+    assert ended is not None and ended.request_state is RequestState.CALLING
     with runtime.db.session() as session:
         assert session.get(SurveyRequest, request_id).state is RequestState.CALLING
         assert session.get(CallAttempt, made.id).status == "busy"
+
+
+def _final_callback_waiting_for(
+    other: Connection, runtime, attempt_id: int, call_sid: str, status: str
+) -> calls.AttemptEnded | None:
+    """Apply a final status while `other`, a connection in a transaction that changed
+    the attempt's request, has not committed: the callback must wait for it (the
+    request's row lock), then decide on what it committed. Commits and closes `other`."""
+    ended: list[calls.AttemptEnded | None] = []
+
+    def final_callback() -> None:
+        with runtime.db.session() as session:
+            params = {"CallSid": call_sid, "CallStatus": status}
+            ended.append(calls.record_status(session.connection(), attempt_id, call_sid, params))
+
+    callback = threading.Thread(target=final_callback)
+    callback.start()
+    callback.join(0.5)
+    assert callback.is_alive()  # waiting for the request's row
+    other.commit()
+    other.close()
+    callback.join(10)
+    assert not callback.is_alive()
+    return ended[0]
