@@ -321,11 +321,6 @@ _REQUEST_AT_END = select(
     .scalar_subquery()
     .label("latest"),
 ).where(_REQUESTS.c.id == bindparam("request_id"))
-_SET_REQUEST_STATE = (
-    update(_REQUESTS)
-    .where(_REQUESTS.c.id == bindparam("request_id"))
-    .values(state=bindparam("state", type_=_REQUESTS.c.state.type))
-)
 
 
 def is_machine(answered_by: str | None) -> bool:
@@ -390,12 +385,12 @@ def find_call(
     session: Session, attempt_id: int, call_sid: str, catalog: SurveyCatalog
 ) -> LiveCall | None:
     """The call a webhook is about, or None if there is none or the CallSid does not
-    belong to it (a CallSid not stored yet is claimed: Twilio can post before the
-    dialer has stored the one the create-call response carried), in one SELECT: the
-    attempt joined with its request and its survey version's digest. The survey version's definition is read
-    only the first time this process meets it; a request that has no version yet gets
-    the catalog's current one, pinned for the rest of its life. None too when the
-    request's survey is gone from the catalog and was never pinned.
+    belong to it (a CallSid not stored yet is claimed: Twilio can post before the dialer
+    has stored the one the create-call response carried), in one SELECT: the attempt
+    joined with its request and its survey version's digest. The survey version's
+    definition is read only the first time this process meets it; a request that has no
+    version yet gets the catalog's current one, pinned for the rest of its life. None
+    too when the request's survey is gone from the catalog and was never pinned.
     """
     if not call_sid:
         return None
@@ -763,7 +758,9 @@ def record_status(
     )
     if outcome is None:
         return AttemptEnded(request_id, state)
-    connection.execute(_SET_REQUEST_STATE, {"request_id": request_id, "state": outcome})
+    connection.execute(
+        _MOVE_REQUEST, {"request_id": request_id, "state": outcome, "when_in": [state]}
+    )
     return AttemptEnded(request_id, outcome)
 
 
