@@ -71,6 +71,12 @@ FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "cancele
 # aftercall's own final status: Twilio never told how the call ended (dialer.settlement).
 LOST = "lost"
 _FINAL_RANK = 4
+# How far along an attempt is, by status (0 for any other): in Python (`_rank()`) and
+# in the status callbacks' SQL alike.
+_RANK = {
+    **_STATUS_ORDER,
+    **{status: _FINAL_RANK for status in (*FINAL_STATUSES, LOST)},
+}
 
 # States in which nobody has been reached yet on the current attempt.
 _NOT_YET_REACHED = frozenset(
@@ -206,10 +212,6 @@ _ANSWER_AND_READ = _answer_and_read_statement()
 # event, an UPDATE, BEGIN and COMMIT) it cost twice an answer's CPU.
 _EVENTS = CallEvent.__table__
 _EVENT_FIELDS = ("status", "sequence_number", "occurred_at", "received_at", "params")
-_PLACED_RANK = {
-    **_STATUS_ORDER,
-    **{status: _FINAL_RANK for status in (*FINAL_STATUSES, LOST)},
-}
 
 
 def _insert_event(dialect: ModuleType) -> Insert:
@@ -250,7 +252,7 @@ _ADVANCE_ATTEMPT_VALUES = {
     ),
     # Never backwards: a late "ringing" after "in-progress", or after the end, is history.
     "status": case(
-        (bindparam("rank", type_=Integer) >= case(_PLACED_RANK, value=_ATTEMPTS.c.status, else_=0),
+        (bindparam("rank", type_=Integer) >= case(_RANK, value=_ATTEMPTS.c.status, else_=0),
          _given("status", _EVENTS.c.status)),
         else_=_ATTEMPTS.c.status,
     ),
@@ -826,9 +828,7 @@ def _answer(session: Session, request_id: int, key: str) -> Answer | None:
 
 
 def _rank(status: str) -> int:
-    if status in FINAL_STATUSES or status == LOST:
-        return _FINAL_RANK
-    return _STATUS_ORDER.get(status, 0)
+    return _RANK.get(status, 0)
 
 
 def parse_int(value: str | None) -> int | None:
