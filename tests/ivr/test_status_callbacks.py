@@ -165,13 +165,7 @@ def test_a_final_callback_waits_for_a_survey_finishing_at_the_same_moment(call, 
     c.start()
     with runtime.db.session() as session:
         request_id = session.get(CallAttempt, c.attempt_id).request_id
-    finishing = runtime.db.engine.connect()
-    finishing.begin()
-    finishing.execute(
-        update(SurveyRequest)
-        .where(SurveyRequest.id == request_id)
-        .values(state=RequestState.COMPLETED)
-    )
+    finishing = _moving_uncommitted(runtime, request_id, RequestState.COMPLETED)
     ended = _final_callback_waiting_for(finishing, runtime, c.attempt_id, c.call_sid, "completed")
     assert ended is not None and ended.request_state is RequestState.COMPLETED
     with runtime.db.session() as session:
@@ -192,19 +186,22 @@ def test_a_late_final_callback_waits_for_the_dialer_claiming_the_next_attempt(
         assert calls.record_lost(session, attempt, attempt.created_at)
         attempt.request.state = RequestState.SCHEDULED
         request_id = attempt.request_id
-    placing = runtime.db.engine.connect()
-    placing.begin()
-    placing.execute(
-        update(SurveyRequest)
-        .where(SurveyRequest.id == request_id)
-        .values(state=RequestState.CALLING)
-    )
+    placing = _moving_uncommitted(runtime, request_id, RequestState.CALLING)
     placing.execute(insert(CallAttempt).values(request_id=request_id, number=2, status="queued"))
     ended = _final_callback_waiting_for(placing, runtime, made.id, made.call_sid, "busy")
     assert ended is not None and ended.request_state is RequestState.CALLING
     with runtime.db.session() as session:
         assert session.get(SurveyRequest, request_id).state is RequestState.CALLING
         assert session.get(CallAttempt, made.id).status == "busy"
+
+
+def _moving_uncommitted(runtime, request_id: int, state: RequestState) -> Connection:
+    """A connection whose open transaction has moved the request to `state` (what
+    another webhook or the dialer is doing at this moment), not yet committed."""
+    other = runtime.db.engine.connect()
+    other.begin()
+    other.execute(update(SurveyRequest).where(SurveyRequest.id == request_id).values(state=state))
+    return other
 
 
 def _final_callback_waiting_for(
