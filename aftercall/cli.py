@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING
 import click
 from sqlalchemy.orm import Session
 
-from aftercall import cli_intake, cli_report, cli_users, migrate
-from aftercall.config import ConfigError, Settings
-from aftercall.runtime import Runtime
-from aftercall.survey import SurveyCatalog, SurveyError
+from aftercall import cli_intake, cli_report, cli_users
+from aftercall.wiring import runtime_from_settings
+from core import migrate
+from core.config import ConfigError, Settings
+from core.runtime import Runtime
+from core.survey import SurveyCatalog, SurveyError
+from dialer.scheduling import CALL_QUEUE
 from scoring.formats import to_table
 from scoring.report import totals
 
@@ -60,7 +63,7 @@ def db_upgrade(ctx: _Context, revision: str) -> None:
     """
     from zoneinfo import ZoneInfo
 
-    from aftercall.db import one_off_session
+    from core.db import one_off_session
     from scoring import rollup
 
     url = ctx.settings.database_url
@@ -83,7 +86,7 @@ def db_rebuild_rollup(ctx: _Context) -> None:
     """
     from zoneinfo import ZoneInfo
 
-    from aftercall.db import one_off_session
+    from core.db import one_off_session
     from scoring import rollup
 
     with one_off_session(ctx.settings.database_url) as session:
@@ -354,7 +357,7 @@ def dialer() -> None:
 
 def _runtime(ctx: _Context) -> Runtime:
 
-    return Runtime.from_settings(ctx.settings)
+    return runtime_from_settings(ctx.settings)
 
 
 @dialer.command("status")
@@ -366,7 +369,7 @@ def dialer_status(ctx: _Context) -> None:
     from dialer.dispatch import paused_reason
 
     runtime = _runtime(ctx)
-    queue = runtime.call_queue
+    queue = runtime.queue(CALL_QUEUE)
     click.echo(f"queued now:      {queue.count}")
     click.echo(f"scheduled later: {ScheduledJobRegistry(queue=queue).count}")
     reason = paused_reason(runtime)
@@ -409,9 +412,9 @@ def dialer_reconcile(ctx: _Context) -> None:
 @pass_context
 def purge(ctx: _Context, age: str, dry_run: bool) -> None:
     """Anonymise customers' personal data in old survey requests; figures stay the same."""
-    from aftercall.db import one_off_session, utcnow
-    from aftercall.retention import parse_age
-    from aftercall.retention import purge as purge_old
+    from core.db import one_off_session, utcnow
+    from core.retention import parse_age
+    from core.retention import purge as purge_old
 
     try:
         before = utcnow() - parse_age(age)
@@ -449,8 +452,8 @@ def customer_export(ctx: _Context, phone: str) -> None:
     """Print, as JSON, everything aftercall holds about PHONE."""
     import json
 
-    from aftercall.db import one_off_session
-    from aftercall.retention import customer_data
+    from core.db import one_off_session
+    from core.retention import customer_data
 
     number = _customer_phone(ctx, phone)
     with one_off_session(ctx.settings.database_url) as session:
@@ -463,8 +466,8 @@ def customer_export(ctx: _Context, phone: str) -> None:
 @pass_context
 def customer_forget(ctx: _Context, phone: str, dry_run: bool) -> None:
     """Anonymise every survey of PHONE (the do-not-call entry, if any, is kept)."""
-    from aftercall.db import one_off_session
-    from aftercall.retention import forget_customer
+    from core.db import one_off_session
+    from core.retention import forget_customer
 
     number = _customer_phone(ctx, phone)
     with one_off_session(ctx.settings.database_url) as session:
@@ -479,8 +482,8 @@ def customer_forget(ctx: _Context, phone: str, dry_run: bool) -> None:
 
 def _delete_recordings(ctx: _Context, session: Session) -> None:
     """The anonymised comments' audio, deleted in the Twilio account (or why not)."""
-    from aftercall.retention import delete_recordings
-    from aftercall.telephony import rest_client
+    from core.retention import delete_recordings
+    from core.telephony import rest_client
 
     settings = ctx.settings
     if not (settings.twilio_account_sid and settings.twilio_auth_token):

@@ -20,11 +20,12 @@ from typing import Any
 
 import click
 
-from aftercall.api_access import iso_utc
-from aftercall.config import Settings
-from aftercall.db import one_off_session
-from aftercall.runtime import Runtime
-from dialer import apikeys
+from aftercall.web.api_access import iso_utc
+from aftercall.wiring import runtime_from_settings
+from core import apikeys
+from core.config import Settings
+from core.db import one_off_session
+from core.runtime import Runtime
 from dialer.csv_import import CsvFileError, call_from_text, import_calls, read_calls_file
 from dialer.intake import IntakeRejected, IntakeResult, accept_calls
 
@@ -44,7 +45,7 @@ def _settings() -> Settings:
 
 @contextmanager
 def _runtime() -> Iterator[Runtime]:
-    runtime = Runtime.from_settings(_settings())
+    runtime = runtime_from_settings(_settings())
     try:
         yield runtime
     finally:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from aftercall.runtime import Runtime
+from aftercall.wiring import runtime_from_settings
 from scoring.filters import parse_report_query
 from scoring.formats import to_csv, to_table
 from scoring.report import ReportError, report, totals
@@ -43,7 +43,7 @@ def report_command(
     params = {**filters, "by": ",".join(by)}
     if compare and output == "csv":
         raise click.UsageError("--compare works with --format table or json, not csv")
-    runtime = Runtime.from_settings(settings)
+    runtime = runtime_from_settings(settings)
     try:
         query = parse_report_query(params, ZoneInfo(settings.report_time_zone))
         previous = query.previous_period() if compare == "previous" else None

@@ -1,6 +1,6 @@
 """`aftercall user`: the people who may sign in to the dashboard.
 
-Roles (scoring.users): admin, supervisor (full phone numbers and recordings) and analyst
+Roles (core.users): admin, supervisor (full phone numbers and recordings) and analyst
 (masked numbers, no recordings), the default.
 
 Passwords come from a hidden prompt (asked twice) or, for scripts, from standard input
@@ -17,8 +17,8 @@ from contextlib import contextmanager
 import click
 from sqlalchemy.orm import Session
 
-from aftercall.db import one_off_session
-from scoring.users import (
+from core.db import one_off_session
+from core.users import (
     DEFAULT_ROLE,
     ROLES,
     UserError,

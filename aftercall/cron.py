@@ -1,16 +1,24 @@
 """Every periodic job, for `rq cron aftercall.cron` (the Procfile's cron process).
 
-rq's cron scheduler takes one configuration module; this is it. Each part of aftercall
-registers its own jobs in its own module, imported here.
+rq's cron scheduler takes one configuration module; this is it. The jobs themselves live
+in their domains (dialer.jobs, scoring.jobs) and in aftercall.jobs; this module only
+says when each runs, so no home-made scheduling loop exists anywhere.
 """
 
 from rq import cron
 
-import dialer.cron  # noqa: F401  (reconciliation, every minute)
 from aftercall.jobs import purge_old_data
-from aftercall.runtime import CALL_QUEUE
+from dialer.jobs import reconcile
+from dialer.scheduling import CALL_QUEUE
 from scoring.jobs import compact_rollup, tidy_rollup
 
+# Reconciliation (dialer.scheduling.reconcile) rebuilds from the database what Redis lost
+# or a dead process left behind: call jobs and follow-ups that are gone, failed or
+# orphaned, due jobs no rq scheduler released, and attempts whose final status callback
+# never came (asked of Twilio's Calls API, dialer.settlement). It is idempotent, so
+# running it every minute costs a few queries, a few Redis lookups per scheduled
+# request, and a Twilio lookup per overdue attempt.
+cron.register(reconcile, queue_name=CALL_QUEUE, interval=60)
 # The triggers' deltas, folded into the daily rollup: reports read fewer rows.
 cron.register(compact_rollup, queue_name=CALL_QUEUE, interval=60)
 # Once a day, at a quiet hour (UTC): the rollup's rows back in day order.

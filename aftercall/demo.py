@@ -41,18 +41,20 @@ from typing import Any
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from aftercall import migrate
-from aftercall.config import Settings
-from aftercall.db import Database
-from aftercall.models import CallAttempt, RequestState, SurveyRequest
-from aftercall.runtime import Runtime, use_worker_runtime
-from aftercall.survey import QuestionKind, SurveyCatalog, SurveyDefinition
 from aftercall.web import create_app
+from aftercall.wiring import PROCESS_WIRING
+from core import migrate
+from core.config import Settings
+from core.db import Database
+from core.models import CallAttempt, RequestState, SurveyRequest
+from core.runtime import Runtime, use_worker_runtime
+from core.survey import QuestionKind, SurveyCatalog, SurveyDefinition
+from core.users import create_user
 from dialer import scheduling
 from dialer.intake import CallEnded, accept_calls
+from dialer.scheduling import CALL_QUEUE
 from scoring.alerts import ALERT_QUEUE
 from scoring.report import ReportQuery, ReportRow, outcomes, report
-from scoring.users import create_user
 
 DEMO_ACCOUNT_SID = "AC" + "d" * 32
 DEMO_AUTH_TOKEN = "demo-auth-token"
@@ -244,7 +246,7 @@ class SimulatedDeployment:
     def __post_init__(self) -> None:
         alerts = Queue(ALERT_QUEUE, connection=self.runtime.redis)
         self.worker = InProcessWorker(
-            [self.runtime.call_queue, alerts], connection=self.runtime.redis
+            [self.runtime.queue(CALL_QUEUE), alerts], connection=self.runtime.redis
         )
 
     def run_campaign(
@@ -267,7 +269,7 @@ class SimulatedDeployment:
         rejected = sum(1 for r in results if r.request_id is None)
         accepted = [r.request_id for r in results if r.accepted]
         progress(calls - len(accepted))
-        queue = runtime.call_queue
+        queue = runtime.queue(CALL_QUEUE)
         settled: set[int] = set()
         while True:
             if stop is not None and stop.is_set():
@@ -319,7 +321,7 @@ class SimulatedDeployment:
         (dialer.test_call), and the clock moves there instead of the demo waiting for
         it. `on_clock_jump` is told the new time.
         """
-        queue, clock = self.runtime.call_queue, self.network.clock
+        queue, clock = self.runtime.queue(CALL_QUEUE), self.network.clock
         while not stop.wait(POLL_SECONDS):
             scheduling.release_due_jobs(queue, clock.now())
             if self._drain() or any(not call.ended for call in self.network.calls):
@@ -365,6 +367,7 @@ def simulated_deployment(
         base_url = local_url(host, server.port)
         redis = None if os.environ.get("REDIS_URL") else FakeRedis()
         runtime = Runtime(
+            wiring=PROCESS_WIRING,
             settings=settings.with_overrides(
                 public_base_url=base_url, twilio_api_base=network.api_base
             ),

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from aftercall.config import REQUIRED_IN_PRODUCTION, ConfigError, Settings
+from core.config import REQUIRED_IN_PRODUCTION, ConfigError, Settings
 
 DEFAULT_TIMEOUT = 5.0
 # A status callback for an attempt that cannot exist: the web process checks its
@@ -114,7 +114,7 @@ def configuration(
 ) -> tuple[Settings | None, list[Finding]]:
     """The settings the other checks use (None if malformed), and what is wrong with them.
 
-    Production's own refusal (aftercall.config) stops at the first kind of problem;
+    Production's own refusal (core.config) stops at the first kind of problem;
     this names every missing setting and goes on, so the other checks still run.
     """
     env = os.environ if environ is None else environ
@@ -195,7 +195,7 @@ def configuration(
 
 
 def surveys(settings: Settings) -> list[Finding]:
-    from aftercall.survey import SurveyCatalog, SurveyError
+    from core.survey import SurveyCatalog, SurveyError
     from ivr.prompts import check_phrases
 
     check = "surveys"
@@ -243,7 +243,7 @@ def database(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Findi
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from aftercall import migrate
+    from core import migrate
 
     check = "database"
     url = settings.database_url
@@ -349,7 +349,7 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 def _engine(url: str, timeout: float) -> Engine:
-    from aftercall.db import make_engine
+    from core.db import make_engine
 
     if make_url(url).get_backend_name() == "postgresql":
         # libpq's connect_timeout: an unreachable host fails in seconds, not minutes.
@@ -388,8 +388,8 @@ def _queue_findings(settings: Settings, connection) -> list[Finding]:
     # What the dashboard's Queues page shows, read the same way (aftercall.queue_status:
     # without rq's registry cleanup, so a diagnosis never moves a job).
     from aftercall.queue_status import overview
-    from aftercall.runtime import CALL_QUEUE
     from dialer.dispatch import PAUSE_KEY
+    from dialer.scheduling import CALL_QUEUE
     from scoring.alerts import ALERT_QUEUE, alerts_enabled
 
     check = "redis"
@@ -491,7 +491,7 @@ def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list
     from requests.exceptions import RequestException
     from twilio.base.exceptions import TwilioException
 
-    from aftercall.telephony import rest_client
+    from core.telephony import rest_client
 
     check = "twilio"
     where = settings.twilio_api_base or "Twilio's API"
@@ -797,7 +797,7 @@ def _signed_webhook(settings: Settings, timeout: float) -> Finding:
 
 
 def webhook_urls(settings: Settings) -> list[WebhookUrl]:
-    """The URLs Twilio is given, per call, by the dialer and the TwiML (ivr.views)."""
+    """The URLs Twilio is given, per call, by the dialer and the TwiML (aftercall.web.voice)."""
     base = f"{settings.public_base_url}/voice/attempts/<attempt id>"
     return [
         WebhookUrl("call (Url)", f"{base}/start"),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from aftercall.retention import purge_expired
-from aftercall.runtime import worker_runtime
+from core.retention import purge_expired
+from core.runtime import worker_runtime
 
 
 def purge_old_data() -> str:

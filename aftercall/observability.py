@@ -37,12 +37,13 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from aftercall.runtime import CALL_QUEUE, Runtime
+from core.masking import mask_numbers
+from core.runtime import Runtime
+from dialer.scheduling import CALL_QUEUE
 
 log = logging.getLogger(__name__)
 OUR_LOGGERS = ("aftercall", "dialer", "ivr", "scoring")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_PHONE = re.compile(r"\+?\d[\d ().-]{7,}\d")
 
 # -- logs ---------------------------------------------------------------------------
 
@@ -64,11 +65,6 @@ class JsonFormatter(logging.Formatter):
 
 
 JsonFormatter.converter = time.gmtime
-
-
-def mask_numbers(text: str) -> str:
-    """Every run that looks like a phone number, down to its last two digits."""
-    return _PHONE.sub(lambda m: "•" * (len(m.group()) - 2) + m.group()[-2:], text)
 
 
 def _context() -> dict[str, str]:

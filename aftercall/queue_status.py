@@ -12,7 +12,7 @@ as analysts see them on the dashboard), in their arguments and in the exception'
 line: whoever reads queue health has no need of the number, and an exception message can
 carry one. Integers are left alone: aftercall's jobs take request ids.
 
-This module knows nothing of Flask: the dashboard's Queues page (scoring.queue_views)
+This module knows nothing of Flask: the dashboard's Queues page (aftercall.web.dashboard.queues)
 calls it with a Redis connection and plain values.
 """
 
@@ -36,9 +36,9 @@ from rq.results import Result
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.utils import as_text, now, utcparse
 
-from aftercall.runtime import CALL_QUEUE
+from core.masking import mask_phone
+from dialer.scheduling import CALL_QUEUE
 from scoring.alerts import ALERT_QUEUE
-from scoring.detractors import mask_phone
 
 # Always listed, even before their first job: the queues aftercall's processes serve.
 KNOWN_QUEUES = (CALL_QUEUE, ALERT_QUEUE)

@@ -28,9 +28,6 @@ from redis import Redis
 from sqlalchemy import func, select, update
 from twilio.request_validator import RequestValidator
 
-from aftercall.config import Settings
-from aftercall.db import Database
-from aftercall.models import CallAttempt, RequestState, SurveyRequest
 from aftercall.web import create_app
 from bench import constant_twiml
 from bench.fresh_database import reset
@@ -45,6 +42,9 @@ from bench.webhook_load import (
     production_env,
     seed_calls,
 )
+from core.config import Settings
+from core.db import Database
+from core.models import CallAttempt, RequestState, SurveyRequest
 
 PROMOTER = {"nps": "9", "csat": "5"}
 DETRACTOR = {"nps": "3", "csat": "2"}

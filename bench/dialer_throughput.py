@@ -1,7 +1,7 @@
 """Dialer throughput: survey calls placed per second by `rq worker` processes, against a no-op job.
 
 Runs the Procfile's `worker` command (`rq worker --with-scheduler --worker-class
-dialer.worker.CallWorker ... calls alerts`, same environment as production: PostgreSQL,
+aftercall.worker.CallWorker ... calls alerts`, same environment as production: PostgreSQL,
 Redis, `AFTERCALL_ENV=production`) as 1, 2 and 4 processes. The twilio SDK in the work
 horses places the calls with phonesim, served over HTTP by a process of its own, which
 answers the Calls API as Twilio does and keeps a journal of every create request. No
@@ -67,22 +67,23 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 from rq.scheduler import RQScheduler
 from sqlalchemy import create_engine, func, select, text
 
-from aftercall.config import Settings
-from aftercall.db import Database
-from aftercall.models import CallAttempt
-from aftercall.runtime import CALL_QUEUE, Runtime
+from aftercall.wiring import runtime_from_settings
 from bench.fresh_database import reset
 from bench.pacing import max_in_any_window
 from bench.proc_cpu import group_cpu_seconds
 from bench.webhook_load import ACCOUNT_SID, AUTH_TOKEN, HOST, PRODUCTION, free_port
+from core.config import Settings
+from core.db import Database
+from core.models import CallAttempt
+from core.runtime import Runtime
 from dialer.calling_hours import CallingWindow, zones_for_number
 from dialer.intake import CallEnded, accept_calls
-from dialer.scheduling import JOB_TTL_SECONDS
+from dialer.scheduling import CALL_QUEUE, JOB_TTL_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/aftercall_dialer"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/7"
-WORKER_CLASS = "--worker-class dialer.worker.CallWorker"
+WORKER_CLASS = "--worker-class aftercall.worker.CallWorker"
 NO_OP = "os.getpid"
 SURVEY = "dialer-bench"
 # The shipped survey's questions do not matter here; its dialing rules do: calling
@@ -271,7 +272,7 @@ def callable_numbers(count: int, minutes: float) -> list[str]:
 
 
 def intake_runtime(env: dict[str, str]) -> Runtime:
-    return Runtime.from_settings(Settings.from_env(env))
+    return runtime_from_settings(Settings.from_env(env))
 
 
 def seed_requests(runtime: Runtime, phones: list[str], tag: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from aftercall import migrate
+from core import migrate
 
 
 def reset(url: str) -> None:

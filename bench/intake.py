@@ -22,14 +22,15 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from aftercall.config import Settings
-from aftercall.db import Database
-from aftercall.models import SurveyRequest
-from aftercall.runtime import Runtime
-from aftercall.survey import SurveyCatalog
 from aftercall.web import create_app
+from aftercall.wiring import PROCESS_WIRING
 from bench.fresh_database import reset
-from dialer.apikeys import create_key
+from core.apikeys import create_key
+from core.config import Settings
+from core.db import Database
+from core.models import SurveyRequest
+from core.runtime import Runtime
+from core.survey import SurveyCatalog
 from dialer.csv_import import import_calls, read_calls_file
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # a Monday, inside US calling hours
@@ -64,6 +65,7 @@ def runtime_for(url: str, redis_url: str | None) -> Runtime:
     redis = Redis.from_url(redis_url) if redis_url else FakeRedis()
     redis.flushdb()
     return Runtime(
+        wiring=PROCESS_WIRING,
         settings=settings,
         db=Database(url),
         catalog=SurveyCatalog.from_directory(settings.surveys_dir),

@@ -31,9 +31,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, func, select, text
 
-from aftercall.db import Database, one_off_session
-from aftercall.models import Answer, SurveyRequest, User
 from bench.fresh_database import reset
+from core.db import Database, one_off_session
+from core.models import Answer, SurveyRequest, User
 from scoring import rollup
 from scoring.detractors import detractors
 from scoring.report import ReportQuery, report
@@ -177,9 +177,9 @@ def dashboard_page(url: str) -> Callable[[], object]:
     """GET /dashboard for the last 30 days, signed in, through the real Flask app."""
     import re
 
-    from aftercall.config import Settings
     from aftercall.web import create_app
-    from scoring.users import create_user
+    from core.config import Settings
+    from core.users import create_user
 
     settings = Settings(database_url=url, report_time_zone=ZONE.key)
     app = create_app(settings)

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
 
-from aftercall.db import Database
-from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest, SurveyVersion
 from bench.fresh_database import reset
+from core.db import Database
+from core.models import Answer, CallAttempt, RequestState, SurveyRequest, SurveyVersion
 from scoring import rollup
 
 ENDED = datetime(2026, 11, 23, 15, tzinfo=UTC)

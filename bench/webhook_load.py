@@ -59,13 +59,13 @@ from redis import Redis
 from sqlalchemy import func, insert, select, text
 from twilio.request_validator import RequestValidator
 
-from aftercall.db import Database
-from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest, SurveyVersion
-from aftercall.survey import SurveyCatalog, SurveyDefinition
-from aftercall.survey_versions import version_for
 from bench.fresh_database import reset
 from bench.load_generator import DEFAULT_TIMEOUT_SECONDS, Outcome, drive, http_request
 from bench.proc_cpu import group_cpu_seconds, machine_cpu_seconds, process_cpu_seconds
+from core.db import Database
+from core.models import Answer, CallAttempt, RequestState, SurveyRequest, SurveyVersion
+from core.survey import SurveyCatalog, SurveyDefinition
+from core.survey_versions import version_for
 from ivr.calls import LiveCall
 from ivr.twiml import CallUrls
 

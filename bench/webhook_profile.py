@@ -21,7 +21,6 @@ from collections import Counter
 from redis import Redis
 from sqlalchemy import event
 
-from aftercall.config import Settings
 from aftercall.web import create_app
 from bench.fresh_database import reset
 from bench.webhook_load import (
@@ -32,6 +31,7 @@ from bench.webhook_load import (
     production_env,
     seed_calls,
 )
+from core.config import Settings
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aftercall.runtime import Runtime
+from core.runtime import Runtime
 from dialer.intake import CallEnded, IntakeRejected, IntakeResult, Rejection, accept_calls
 
 REQUIRED_COLUMNS = ("phone", "source_call_id", "ended_at")

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aftercall.models import CallAttempt, RequestState, SurveyRequest
-from aftercall.runtime import Runtime
-from aftercall.survey import DialingSettings, UnknownSurvey
-from aftercall.survey_versions import definition_of
+from core.models import CallAttempt, RequestState, SurveyRequest
+from core.runtime import Runtime
+from core.survey import DialingSettings, UnknownSurvey
+from core.survey_versions import definition_of
 from dialer import rules, scheduling
 from dialer.calling_hours import zones_for_number
 from dialer.pacing import acquire_call_slot

@@ -20,10 +20,10 @@ import phonenumbers
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aftercall.models import RequestState, SurveyRequest
-from aftercall.runtime import Runtime
-from aftercall.survey import SurveyCatalog, UnknownSurvey
-from aftercall.survey_versions import version_for
+from core.models import RequestState, SurveyRequest
+from core.runtime import Runtime
+from core.survey import SurveyCatalog, UnknownSurvey
+from core.survey_versions import version_for
 from dialer import rules, scheduling
 from dialer.calling_hours import zones_for_number
 from dialer.rules import Suppression

@@ -7,7 +7,7 @@ safe to run twice, because the database, not Redis, decides.
 
 from __future__ import annotations
 
-from aftercall.runtime import worker_runtime
+from core.runtime import worker_runtime
 from dialer import dispatch, scheduling
 
 

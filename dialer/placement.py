@@ -31,9 +31,9 @@ from sqlalchemy import Select, func, select, update
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from urllib3.exceptions import ProtocolError
 
-from aftercall.db import utcnow
-from aftercall.models import IN_FLIGHT_STATUSES, CallAttempt, RequestState, SurveyRequest
-from aftercall.runtime import Runtime
+from core.db import utcnow
+from core.models import IN_FLIGHT_STATUSES, CallAttempt, RequestState, SurveyRequest
+from core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aftercall.models import CallAttempt, OptOut, RequestState, SurveyRequest
-from aftercall.survey import DialingSettings
+from core.models import CallAttempt, OptOut, RequestState, SurveyRequest
+from core.survey import DialingSettings
 from dialer.calling_hours import CallingWindow
 
 HARD_CAP_CALLS = 3
 HARD_CAP_DAYS = 30
-# The longest fatigue period a survey may set (aftercall.survey validates it).
+# The longest fatigue period a survey may set (core.survey validates it).
 MAX_FATIGUE_DAYS = 365
 # Attempt statuses that mean no call reached the network: Twilio refused the request
 # (status "rejected" is aftercall's own marker for that). They count for nothing.

@@ -24,13 +24,15 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
-from aftercall.db import utcnow
-from aftercall.models import CallAttempt, RequestState, SurveyRequest
-from aftercall.runtime import Runtime
+from core.db import utcnow
+from core.models import CallAttempt, RequestState, SurveyRequest
+from core.runtime import Runtime
 from dialer.settlement import FINAL_STATUS_OVERDUE, settle_overdue_attempts
 
 log = logging.getLogger(__name__)
 
+# The queue of survey calls and the dialer's follow-ups, kept apart from any other work.
+CALL_QUEUE = "calls"
 PLACE_CALL = "dialer.jobs.place_due_call"
 AFTER_ATTEMPT = "dialer.jobs.after_attempt"
 # Outcomes after which the dialer decides about a retry (dispatch.after_attempt).
@@ -87,7 +89,7 @@ def enqueue_call(
     pipeline: Pipeline | None = None,
 ) -> str:
     job_id = call_job_id(request_id, attempt_number, due_at)
-    runtime.call_queue.enqueue_at(
+    runtime.queue(CALL_QUEUE).enqueue_at(
         due_at,
         PLACE_CALL,
         request_id,
@@ -127,7 +129,7 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
     - a call job rq's scheduler left waiting past its time is put on the queue.
     """
     now = runtime.now()
-    late = release_due_jobs(runtime.call_queue, now - patience.scheduler)
+    late = release_due_jobs(runtime.queue(CALL_QUEUE), now - patience.scheduler)
     if late:
         log.warning("reconcile: %d call jobs were overdue (no rq scheduler running); "
                     "queued them", late)  # fmt: skip
@@ -153,7 +155,7 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
             select(SurveyRequest.id).where(
                 SurveyRequest.state.in_(AWAITING_FOLLOW_UP),
                 SurveyRequest.due_at.is_not(None),
-                # updated_at is the database's wall-clock stamp (aftercall.models), and
+                # updated_at is the database's wall-clock stamp (core.models), and
                 # the grace is for a job running in real time: the wall clock, not
                 # runtime.now(), which the demo and tests run in simulated time.
                 SurveyRequest.updated_at < utcnow() - patience.follow_up,
@@ -169,7 +171,9 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
     for request_id in unsettled:
         job_id = f"follow-up-{request_id}"
         if not _will_run(runtime, job_id, patience.stalled_job):
-            runtime.call_queue.enqueue(AFTER_ATTEMPT, request_id, job_id=job_id, result_ttl=60)
+            runtime.queue(CALL_QUEUE).enqueue(
+                AFTER_ATTEMPT, request_id, job_id=job_id, result_ttl=60
+            )
             restored += 1
     if restored:
         log.warning("reconcile: queued %d survey call jobs that Redis had lost", restored)

@@ -8,10 +8,10 @@ request `calling` or `in_progress`, forever, and hold a line of the concurrency 
 Once an attempt is overdue (any call it started must be over by now) reconciliation
 asks Twilio's Calls API about it:
 - Twilio tells a final status: it is applied through the very function the status
-  webhook uses (ivr.calls.record_status), as if the callback had arrived;
+  webhook uses (ivr.attempts.record_status), as if the callback had arrived;
 - the call is still live: it is left alone, and asked about again next time;
 - Twilio has no such call (20404), or the attempt never got a CallSid: the attempt is
-  `lost` (ivr.calls.record_lost), which counts toward the request's limits.
+  `lost` (ivr.attempts.record_lost), which counts toward the request's limits.
 A Twilio API error leaves the attempt for the next run. The retry decision that follows
 an ended attempt is not made here: reconciliation queues the dialer's follow-up.
 """
@@ -27,10 +27,10 @@ from requests.exceptions import RequestException
 from sqlalchemy import or_, select
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from aftercall.models import CallAttempt
-from aftercall.runtime import Runtime
+from core.models import CallAttempt
+from core.runtime import Runtime
+from dialer import attempts
 from dialer.placement import CALL_TIME_LIMIT, IN_FLIGHT, RING_TIMEOUT
-from ivr import calls
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _settle(runtime: Runtime, attempt_id: int, call_sid: str | None, now: dateti
     except (TwilioException, RequestException) as exc:
         log.warning("attempt %s: could not ask Twilio about %s: %s", attempt_id, call_sid, exc)
         return "unknown"
-    if call.status not in calls.FINAL_STATUSES:
+    if call.status not in attempts.FINAL_STATUSES:
         return "live"
     params = {"CallSid": call_sid, "CallStatus": call.status, "CallbackSource": "calls-api"}
     if call.end_time is not None:
@@ -112,7 +112,7 @@ def _settle(runtime: Runtime, attempt_id: int, call_sid: str | None, now: dateti
     if call.answered_by:
         params["AnsweredBy"] = call.answered_by
     with runtime.db.session() as session:
-        if calls.record_status(session.connection(), attempt_id, call_sid, params) is None:
+        if attempts.record_status(session.connection(), attempt_id, call_sid, params) is None:
             return "settled meanwhile"
     log.warning("attempt %s: final status callback never came; Twilio says %s",
                 attempt_id, call.status)  # fmt: skip
@@ -122,7 +122,7 @@ def _settle(runtime: Runtime, attempt_id: int, call_sid: str | None, now: dateti
 def _record_lost(runtime: Runtime, attempt_id: int, now: datetime, why: str) -> str:
     with runtime.db.session() as session:
         attempt = session.get(CallAttempt, attempt_id)
-        if attempt is None or not calls.record_lost(session, attempt, now):
+        if attempt is None or not attempts.record_lost(session, attempt, now):
             return "settled meanwhile"
     log.warning("attempt %s: lost (%s)", attempt_id, why)
     return "lost"

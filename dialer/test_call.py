@@ -35,10 +35,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
-from aftercall.runtime import Runtime
-from aftercall.survey import UnknownSurvey
-from aftercall.survey_versions import version_for
+from core.models import Answer, CallAttempt, RequestState, SurveyRequest
+from core.runtime import Runtime
+from core.survey import UnknownSurvey
+from core.survey_versions import version_for
 from dialer import rules, scheduling
 from dialer.calling_hours import zones_for_number
 from dialer.intake import IntakeRejected, Rejection, normalise_phone

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aftercall.survey import Question, SurveyDefinition
+from core.survey import Question, SurveyDefinition
 from ivr.keypad import Rejection
 
 

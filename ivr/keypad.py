@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from aftercall.survey import QuestionKind
+from core.survey import QuestionKind
 
 OPT_OUT_KEY = "*"
 FINISH_KEY = "#"

@@ -8,7 +8,7 @@ override or the rendering shows up in the preview the moment it shows up on call
 
 What the preview adds is only the operator's description of each scene (English labels
 such as "No key pressed"), never a sentence the caller hears. It reads no database and
-places no call; the dashboard shows it (scoring.survey_views).
+places no call; the dashboard shows it (aftercall.web.dashboard.surveys).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from aftercall.survey import Question, QuestionKind, SurveyDefinition
+from core.survey import Question, QuestionKind, SurveyDefinition
 from ivr import flow
 from ivr.keypad import FINISH_KEY, OPT_OUT_KEY, Rejection
 from ivr.prompts import Phrasebook, Voice

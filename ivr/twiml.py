@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from aftercall.survey import Question, QuestionKind
+from core.survey import Question, QuestionKind
 from ivr.flow import Ask, Finish, ListenForZero, Step
 from ivr.keypad import FINISH_KEY, OPT_OUT_KEY, Rejection
 from ivr.prompts import Phrasebook

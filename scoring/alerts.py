@@ -34,15 +34,15 @@ from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aftercall.config import Settings
-from aftercall.models import Answer, SurveyRequest
-from aftercall.runtime import ALERT_QUEUE as ALERT_QUEUE  # the queue these jobs run on
-from aftercall.runtime import Runtime, worker_runtime
+from core.config import Settings
+from core.models import Answer, SurveyRequest
+from core.runtime import Runtime, worker_runtime
 from dialer.test_call import is_test_call
 from scoring.detractors import is_detractor_answer
 
 log = logging.getLogger(__name__)
 
+ALERT_QUEUE = "alerts"  # the queue these jobs run on
 DELIVER_JOB = "scoring.alerts.deliver_detractor_alert"
 # 10 s, 30 s, 1 min, 5 min, 15 min: a receiver restarting or briefly overloaded gets
 # about 20 minutes to come back before the alert lands in rq's failed job registry.
@@ -90,7 +90,7 @@ def queue_detractor_alert(runtime: Runtime, request_id: int, kind: str, value: i
             log.error("ALERT_WEBHOOK_URL is set but ALERT_WEBHOOK_SECRET is not: alerts are off")
         return False
     try:
-        runtime.alert_queue.enqueue(
+        runtime.queue(ALERT_QUEUE).enqueue(
             DELIVER_JOB,
             request_id,
             job_id=alert_job_id(request_id),

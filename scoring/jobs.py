@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aftercall.runtime import worker_runtime
+from core.runtime import worker_runtime
 from scoring import rollup
 
 

@@ -26,8 +26,8 @@ from sqlalchemy import String, and_, case, column, func, literal, select, union,
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 
-from aftercall.db import UTCDateTime
-from aftercall.models import (
+from core.db import UTCDateTime
+from core.models import (
     CES_COUNTERS,
     CSAT_COUNTERS,
     FUNNEL_COUNTERS,

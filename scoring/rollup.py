@@ -34,8 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from aftercall.db import utcnow
-from aftercall.models import (
+from core.db import utcnow
+from core.models import (
     ROLLUP_COUNTERS,
     ROLLUP_KEYS,
     ReportRollup,

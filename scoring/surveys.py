@@ -4,7 +4,7 @@ and how many requests and answers point at each version.
 Counts are made by the database (one grouped query per table), never by loading rows.
 It only reads: a survey file that no request has used yet has no version row, and
 showing the page does not make one (intake or the first call does, see
-aftercall.survey_versions). Surveys removed from the folder still have their versions,
+core.survey_versions). Surveys removed from the folder still have their versions,
 and answers pointing at them, so they are listed too.
 """
 
@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from aftercall.models import Answer, SurveyRequest, SurveyVersion
-from aftercall.survey import SurveyCatalog, SurveyDefinition
+from core.models import Answer, SurveyRequest, SurveyVersion
+from core.survey import SurveyCatalog, SurveyDefinition
 
 
 @dataclass(frozen=True)

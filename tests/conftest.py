@@ -19,10 +19,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from aftercall import migrate
-from aftercall.config import Settings
-from aftercall.db import Database
-from aftercall.models import (
+from aftercall.web import create_app
+from aftercall.wiring import PROCESS_WIRING
+from core import migrate
+from core.config import Settings
+from core.db import Database
+from core.models import (
     Base,
     CallAttempt,
     RequestState,
@@ -31,9 +33,8 @@ from aftercall.models import (
     report_daily_delta,
     report_daily_teams,
 )
-from aftercall.runtime import Runtime
-from aftercall.survey import SurveyCatalog
-from aftercall.web import create_app
+from core.runtime import Runtime
+from core.survey import SurveyCatalog
 from scoring import rollup
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -111,7 +112,10 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     db = Database(settings.database_url)
     empty_tables(db)
     yield Runtime(
-        settings=settings, db=db, catalog=SurveyCatalog.from_directory(settings.surveys_dir)
+        wiring=PROCESS_WIRING,
+        settings=settings,
+        db=db,
+        catalog=SurveyCatalog.from_directory(settings.surveys_dir),
     )
     db.dispose()
 

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from aftercall.cli import main
 from aftercall.demo import demo_settings, run_demo
-from aftercall.models import RequestState
+from core.models import RequestState
 
 pytestmark = pytest.mark.e2e
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from aftercall.config import DEFAULT_SURVEYS_DIR
-from aftercall.survey import SurveyCatalog
+from core.config import DEFAULT_SURVEYS_DIR
+from core.survey import SurveyCatalog
 from tests.dashboard.test_browser import browser  # noqa: F401 - the shared fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]

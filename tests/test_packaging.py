@@ -52,14 +52,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_carries_the_files_that_are_not_python(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
 
-    versions = sorted((ROOT / "aftercall/migrations/versions").glob("*.py"))
-    assert versions and {f"aftercall/migrations/versions/{p.name}" for p in versions} <= names
+    versions = sorted((ROOT / "core/migrations/versions").glob("*.py"))
+    assert versions and {f"core/migrations/versions/{p.name}" for p in versions} <= names
     expected = {
-        "aftercall/migrations/env.py",
-        "aftercall/migrations/script.py.mako",
-        "aftercall/surveys/post-call.toml",
+        "core/migrations/env.py",
+        "core/migrations/script.py.mako",
+        "core/surveys/post-call.toml",
     }
-    for folder in ("scoring/templates", "scoring/static"):
+    for folder in ("aftercall/web/dashboard/templates", "aftercall/web/dashboard/static"):
         expected |= {
             path.relative_to(ROOT).as_posix()
             for path in (ROOT / folder).rglob("*")
@@ -108,7 +108,7 @@ def test_the_installed_command_checks_surveys_and_migrates_a_database(wheel: Pat
     database = tmp_path / "installed.db"
     env["DATABASE_URL"] = f"sqlite:///{database}"
     upgraded = run([str(bin_dir / "aftercall"), "db", "upgrade"], tmp_path, env).stdout
-    head = sorted((ROOT / "aftercall/migrations/versions").glob("*.py"))[-1].name.split("_")[0]
+    head = sorted((ROOT / "core/migrations/versions").glob("*.py"))[-1].name.split("_")[0]
     assert upgraded.strip() == f"database at revision {head}"
     with sqlite3.connect(database) as connection:
         (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aftercall import migrate
+from core import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,7 @@ def test_worker_starts_and_listens_on_the_call_queue(tmp_path):
 def test_phonesim_command_serves_the_twilio_api(tmp_path):
     from twilio.rest import Client
 
-    from aftercall.telephony import RedirectingHttpClient
+    from core.telephony import RedirectingHttpClient
 
     port = free_port()
     env = {**os.environ, "TWILIO_ACCOUNT_SID": "AC" + "5" * 32, "TWILIO_AUTH_TOKEN": "secret"}

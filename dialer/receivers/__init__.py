@@ -5,5 +5,5 @@ events mean a voice call with an agent is over and where their fields are; `mapp
 holds what they share (paths into an event, turning found values into a `CallEnded`),
 `mapping_file` reads a deployment's overrides (RECEIVERS_FILE), and `outcome` sends the
 call to dialer.intake and counts what happened. The HTTP routes and their
-authentication are in dialer.api.
+authentication are in aftercall.web.intake_api.
 """

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from aftercall.config import ConfigError
+from core.config import ConfigError
 from dialer.csv_import import EARLIEST_ENDED_AT, LATEST_ENDED_AT, check_text, parse_ended_at
 from dialer.intake import CallEnded, IntakeRejected
 

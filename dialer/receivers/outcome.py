@@ -16,7 +16,7 @@ from enum import StrEnum
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
-from aftercall.runtime import Runtime
+from core.runtime import Runtime
 from dialer.intake import CallEnded, IntakeResult, accept_calls
 from dialer.receivers.mapping import EventIgnored, InvalidEvent
 

@@ -3,7 +3,7 @@
 TaskRouter posts each event of a Workspace to its EventCallbackUrl, form-encoded, signed
 with X-Twilio-Signature like any Twilio webhook, and wants an answer within 15 seconds
 (twilio.com/docs/taskrouter/api/event/reference). The route checks the signature with
-ivr.signature and always acknowledges what is signed, so this module only decides what
+core.signature and always acknowledges what is signed, so this module only decides what
 an event means: a finished voice task becomes a `CallEnded`; every other event type is
 `EventIgnored`; a task whose attributes lack what the mapping looks for is an
 `InvalidEvent`, which the route logs and acknowledges (TaskRouter sends the same
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aftercall.config import Settings
+from core.config import Settings
 from dialer.intake import CallEnded
 from dialer.receivers.mapping import (
     EventIgnored,

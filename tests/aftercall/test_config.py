@@ -1,6 +1,6 @@
 import pytest
 
-from aftercall.config import REQUIRED_IN_PRODUCTION, ConfigError, Settings
+from core.config import REQUIRED_IN_PRODUCTION, ConfigError, Settings
 
 
 def test_local_defaults_need_nothing():

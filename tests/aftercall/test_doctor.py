@@ -26,13 +26,15 @@ from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 from sqlalchemy import create_engine, text
 
-from aftercall import doctor, migrate
+from aftercall import doctor
 from aftercall.cli import main
-from aftercall.config import Settings
 from aftercall.demo import LateBoundApp
 from aftercall.doctor import Finding, Status
-from aftercall.runtime import Runtime
 from aftercall.web import create_app
+from aftercall.wiring import PROCESS_WIRING
+from core import migrate
+from core.config import Settings
+from core.runtime import Runtime
 from phonesim import BackgroundServer, PhoneNetwork
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, _required_server
 from tests.test_procfile import free_port, procfile
@@ -140,7 +142,9 @@ def serve(runtime: Runtime, settings: Settings) -> tuple[BackgroundServer, Setti
     server = BackgroundServer(late).start()
     settings = settings.with_overrides(public_base_url=server.base_url)
     late.app = create_app(
-        runtime=Runtime(settings=settings, db=runtime.db, catalog=runtime.catalog)
+        runtime=Runtime(
+            wiring=PROCESS_WIRING, settings=settings, db=runtime.db, catalog=runtime.catalog
+        )
     )
     return server, settings
 

@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import create_engine, inspect, text
 
-from aftercall import migrate
-from aftercall.db import Database
+from core import migrate
+from core.db import Database
 from scoring import rollup
 from scoring.report import ReportQuery, report
 

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from aftercall import migrate
-from aftercall.models import Base
+from core import migrate
+from core.models import Base
 
 
 def test_migrated_schema_matches_the_models(database_url):

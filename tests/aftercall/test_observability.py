@@ -9,9 +9,11 @@ from dataclasses import replace
 import pytest
 from flask import request
 
-from aftercall.config import ConfigError, Settings
-from aftercall.observability import JsonFormatter, mask_numbers
+from aftercall.observability import JsonFormatter
 from aftercall.web import create_app
+from core.config import ConfigError, Settings
+from core.masking import mask_numbers
+from dialer.scheduling import CALL_QUEUE
 from tests.conftest import PUBLIC_BASE_URL, sign
 from tests.scoring.test_report import add
 
@@ -35,11 +37,11 @@ def test_a_log_line_is_json_with_the_ids_and_no_phone_number(app):
         assert "call_sid" not in unparsed  # a log line never reads the body itself
         assert request.form["CallSid"] == "CA123"  # as the webhook view does
         record = logging.LogRecord(
-            "ivr.views", logging.WARNING, __file__, 1, "no survey for %s", ("+1 415 555 0123",),
+            "aftercall.web.voice", logging.WARNING, __file__, 1, "no survey for %s", ("+1 415 555 0123",),
             None,
         )  # fmt: skip
         line = json.loads(formatter.format(record))
-    assert line["level"] == "warning" and line["logger"] == "ivr.views"
+    assert line["level"] == "warning" and line["logger"] == "aftercall.web.voice"
     assert (line["request_id"], line["call_sid"]) == ("req-42", "CA123")
     assert "555" not in line["message"] and line["message"].endswith("23")
 
@@ -74,7 +76,7 @@ def test_metrics_count_requests_latency_and_queues(runtime, redis_url, make_atte
     url = f"{PUBLIC_BASE_URL}/voice/attempts/{attempt.id}/start"
     params = {"CallSid": attempt.call_sid or "CA1", "CallStatus": "in-progress"}
     client.post(url, data=params, headers={"X-Twilio-Signature": sign(url, params)})
-    runtime.call_queue.enqueue("dialer.jobs.reconcile")
+    runtime.queue(CALL_QUEUE).enqueue("dialer.jobs.reconcile")
 
     text = client.get("/metrics").get_data(as_text=True)
 

@@ -20,10 +20,10 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from aftercall.cli import main
-from aftercall.models import Answer
-from aftercall.retention import delete_recordings, purge
-from aftercall.runtime import use_worker_runtime
-from aftercall.telephony import RedirectingHttpClient
+from core.models import Answer
+from core.retention import delete_recordings, purge
+from core.runtime import use_worker_runtime
+from core.telephony import RedirectingHttpClient
 from phonesim import PhoneNetwork, SimClock
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.scoring.test_report import START, _version_id, add

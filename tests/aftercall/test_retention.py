@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from aftercall.cli import main
-from aftercall.models import Answer, OptOut, SurveyRequest
-from aftercall.retention import PURGED_PHONE, parse_age, purge
+from core.models import Answer, OptOut, SurveyRequest
+from core.retention import PURGED_PHONE, parse_age, purge
 from scoring.report import ReportQuery, report
 from tests.scoring.test_report import START, _version_id, add
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from aftercall.config import DEFAULT_SURVEYS_DIR
-from aftercall.survey import (
+from core.config import DEFAULT_SURVEYS_DIR
+from core.survey import (
     QuestionKind,
     SurveyCatalog,
     SurveyDefinition,

@@ -17,9 +17,10 @@ from sqlalchemy import select
 
 from aftercall import cli_intake
 from aftercall.cli import main
-from aftercall.models import SurveyRequest
-from aftercall.runtime import Runtime
-from dialer import apikeys
+from aftercall.wiring import runtime_from_settings
+from core import apikeys
+from core.models import SurveyRequest
+from core.runtime import Runtime
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 10:00 New York, 07:00 San Francisco
 ENDED_AT = NOW - timedelta(minutes=2)
@@ -46,12 +47,10 @@ def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
-class _PinnedRuntime(Runtime):
-    @classmethod
-    def from_settings(cls, settings: Any) -> Runtime:
-        runtime = Runtime.from_settings(settings)
-        runtime.now = lambda: NOW
-        return runtime
+def _pinned_runtime(settings: Any) -> Runtime:
+    runtime = runtime_from_settings(settings)
+    runtime.now = lambda: NOW
+    return runtime
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ def cli(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Resu
     monkeypatch.setenv("REDIS_URL", UNREACHABLE_REDIS)
     for name in ("AFTERCALL_ENV", "SURVEYS_DIR", "DEFAULT_SURVEY", "DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(cli_intake, "Runtime", _PinnedRuntime)
+    monkeypatch.setattr(cli_intake, "runtime_from_settings", _pinned_runtime)
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from aftercall.models import ApiKey
-from dialer import apikeys
+from core import apikeys
+from core.models import ApiKey
 from tests.api.conftest import NOW
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from aftercall.models import RequestState
+from core.models import RequestState
 from dialer.csv_import import parse_calls
 from tests.api.conftest import DELAY, ENDED_AT, NOW, parse_time, stored_requests
 

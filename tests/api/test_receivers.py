@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
-from aftercall.models import OptOut, RequestState
 from aftercall.web import create_app
-from dialer import apikeys
+from core import apikeys
+from core.models import OptOut, RequestState
 from dialer.receivers import outcome as receiver_outcome
 from dialer.receivers.mapping import MappingError
-from dialer.scheduling import call_job_id
+from dialer.scheduling import CALL_QUEUE, call_job_id
 from tests.api.conftest import ENDED_AT, stored_requests
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.dialer.receiver_events import (
@@ -114,7 +114,7 @@ def test_an_accepted_event_queues_the_first_survey_call(runtime, redis_url):
     row = stored_requests(runtime)[form["TaskSid"]]
     job_id = call_job_id(row.id, 1, row.due_at)
     assert Job.exists(job_id, connection=runtime.redis)
-    assert runtime.call_queue.scheduled_job_registry.get_job_ids() == [job_id]
+    assert runtime.queue(CALL_QUEUE).scheduled_job_registry.get_job_ids() == [job_id]
 
 
 def test_a_repeated_flex_event_creates_nothing_new(client, runtime):

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from dialer import apikeys
+from core import apikeys
 from phonesim import BackgroundServer
 from tests.openapi import SPEC_PATH
 

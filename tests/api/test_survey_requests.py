@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from aftercall.models import Answer, CallAttempt, RequestState
-from dialer import apikeys
+from core import apikeys
+from core.models import Answer, CallAttempt, RequestState
 from dialer.intake import CallEnded, accept_calls
 from tests.api.conftest import DELAY, ENDED_AT, NOW, parse_time, stored_requests
 
@@ -312,7 +312,7 @@ def test_an_unexpected_failure_is_a_json_500_without_a_stack_trace(app, client, 
     def broken(runtime, calls):
         raise RuntimeError("database on fire at /srv/secret/path.py line 12")
 
-    monkeypatch.setattr("dialer.api.accept_calls", broken)
+    monkeypatch.setattr("aftercall.web.intake_api.accept_calls", broken)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     response = client.post(URL, json=item("crm-1"), headers=auth)
     error = assert_json_error(response, 500, "internal_error")

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from aftercall import migrate
-from aftercall.db import Database
-from aftercall.runtime import Runtime
-from aftercall.survey import SurveyCatalog
+from aftercall.wiring import PROCESS_WIRING
+from core import migrate
+from core.db import Database
+from core.runtime import Runtime
+from core.survey import SurveyCatalog
 from phonesim import PersonaMix
 from tests.chaos.harness import (
     SHARDS,
@@ -131,7 +132,10 @@ def launch(settings, surveys_dir: Path, tmp_path: Path) -> Iterator[Callable[...
         db = Database(database_url)  # the cron process, behind the proxy too
         stack.append(db.dispose)
         runtime = Runtime(
-            settings=runtime_settings, db=db, catalog=SurveyCatalog.from_directory(surveys_dir)
+            wiring=PROCESS_WIRING,
+            settings=runtime_settings,
+            db=db,
+            catalog=SurveyCatalog.from_directory(surveys_dir),
         )
         return Campaign(runtime, network, deployment, redis, observer, db_proxy)
 

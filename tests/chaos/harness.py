@@ -36,20 +36,21 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
-from aftercall.db import Database
-from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
-from aftercall.runtime import CALL_QUEUE, Runtime
-from aftercall.survey import QuestionKind, SurveyCatalog
+from core.db import Database
+from core.models import Answer, CallAttempt, RequestState, SurveyRequest
+from core.runtime import Runtime
+from core.survey import QuestionKind, SurveyCatalog
 from dialer import scheduling
 from dialer.calling_hours import CallingWindow, zones_for_number
 from dialer.intake import CallEnded, accept_calls
+from dialer.scheduling import CALL_QUEUE
 from ivr import keypad
 from ivr.prompts import builtin_phrase
 from phonesim import Persona, PersonaMix
 from tests.chaos.network import ShardedNetwork
 
 REPO = Path(__file__).resolve().parents[2]
-WORKER_CLASS = "dialer.worker.CallWorker"
+WORKER_CLASS = "aftercall.worker.CallWorker"
 SURVEY = "chaos"
 MAX_ATTEMPTS = 2
 # The survey the campaigns run: the shipped questions, short retry waits, and calling

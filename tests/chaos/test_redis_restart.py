@@ -10,7 +10,7 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
-from aftercall.runtime import CALL_QUEUE
+from dialer.scheduling import CALL_QUEUE
 from tests.chaos.harness import REACHABLE, callable_numbers, check_campaign
 
 pytestmark = pytest.mark.chaos

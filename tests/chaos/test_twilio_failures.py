@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from aftercall.models import CallAttempt
+from core.models import CallAttempt
 from dialer.dispatch import TRANSIENT_BACKOFF
 from tests.chaos.harness import REACHABLE, callable_numbers, check_campaign
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.chaos
 
 REQUESTS = 100
 RATE_LIMITED, SERVER_ERRORS, TIMEOUTS = 12, 8, 3
-# The SDK gives up after 10 s (aftercall.telephony.rest_client).
+# The SDK gives up after 10 s (core.telephony.rest_client).
 SLOWER_THAN_THE_CLIENT = 11.0
 
 

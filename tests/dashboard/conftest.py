@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask.testing import FlaskClient
 
-from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
+from core.models import Answer, CallAttempt, RequestState, SurveyRequest
+from core.users import create_user
 from scoring.report import ReportQuery
-from scoring.users import create_user
 from tests.dashboard.dom import parse
 
 USERNAME = "sue"  # a supervisor: sees full numbers and recordings
@@ -59,9 +59,9 @@ class Call:
 
 
 def _version_id(session) -> int:
-    from aftercall.config import DEFAULT_SURVEYS_DIR
-    from aftercall.survey import SurveyCatalog
-    from aftercall.survey_versions import version_for
+    from core.config import DEFAULT_SURVEYS_DIR
+    from core.survey import SurveyCatalog
+    from core.survey_versions import version_for
 
     definition = SurveyCatalog.from_directory(DEFAULT_SURVEYS_DIR).get("post-call")
     return version_for(session, definition).id

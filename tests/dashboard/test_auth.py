@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from aftercall.db import utcnow
-from aftercall.models import User
 from aftercall.web import create_app
-from scoring.users import LOCKOUT, MAX_FAILED_LOGINS, delete_user
+from core.db import utcnow
+from core.models import User
+from core.users import LOCKOUT, MAX_FAILED_LOGINS, delete_user
 from tests.dashboard.conftest import PASSWORD, USERNAME, csrf_from, sign_in
 from tests.dashboard.dom import parse
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.charts import (
+from aftercall.web.dashboard.charts import (
     BOTTOM,
     HEIGHT,
     LEFT,

@@ -2,8 +2,8 @@
 
 from datetime import timedelta
 
+from aftercall.web.dashboard.views import filter_choices
 from scoring.report import ReportQuery
-from scoring.views import filter_choices
 from tests.scoring.test_report import START, add
 
 

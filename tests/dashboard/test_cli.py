@@ -7,8 +7,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from aftercall.cli import main
-from aftercall.models import User
-from scoring.users import authenticate
+from core.models import User
+from core.users import authenticate
 
 PASSWORD = "correct horse battery"
 

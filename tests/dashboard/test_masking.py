@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scoring.users import set_role
+from core.users import set_role
 from tests.dashboard.conftest import (
     RANGE,
     USERNAME,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import event
 
-from scoring import views
+from aftercall.web.dashboard import views
 from scoring.detractors import detractors
 from scoring.report import report
 from tests.dashboard.conftest import (

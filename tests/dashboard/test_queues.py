@@ -11,9 +11,9 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from aftercall.web import create_app
-from dialer.apikeys import INTAKE, REPORTS_FULL, create_key
-from scoring.users import create_user
-from scoring.views import SECURITY_HEADERS
+from aftercall.web.dashboard.views import SECURITY_HEADERS
+from core.apikeys import INTAKE, REPORTS_FULL, create_key
+from core.users import create_user
 from tests.aftercall.rq_processes import PHONE, call_customer, run_burst_worker
 from tests.dashboard.conftest import PASSWORD, csrf_from, sign_in
 from tests.dashboard.dom import parse

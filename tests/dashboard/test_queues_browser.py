@@ -13,7 +13,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from aftercall.web import create_app
-from scoring.users import create_user
+from core.users import create_user
 from tests.aftercall.rq_processes import PHONE, call_customer, run_burst_worker, wait_until, worker
 from tests.dashboard.conftest import PASSWORD
 from tests.dashboard.test_browser import browser  # noqa: F401 - the shared fixture

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from aftercall import migrate
+from core import migrate
 
 CREATED = datetime(2026, 11, 1, tzinfo=UTC)
 

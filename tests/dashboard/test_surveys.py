@@ -19,17 +19,18 @@ from rq import SimpleWorker
 from rq.job import Job
 from sqlalchemy import func, select, update
 
-from aftercall.config import DEFAULT_SURVEYS_DIR
-from aftercall.models import Answer, CallAttempt, OptOut, RequestState, SurveyRequest
-from aftercall.runtime import use_worker_runtime
-from aftercall.survey import SurveyCatalog
-from aftercall.survey_versions import version_for
 from aftercall.web import create_app
+from core.config import DEFAULT_SURVEYS_DIR
+from core.models import Answer, CallAttempt, OptOut, RequestState, SurveyRequest
+from core.runtime import use_worker_runtime
+from core.survey import SurveyCatalog
+from core.survey_versions import version_for
+from core.users import create_user
 from dialer import scheduling
+from dialer.scheduling import CALL_QUEUE
 from dialer.test_call import TEST_CALL_PREFIX
 from ivr.preview import call_script
 from phonesim import Comment, Persona
-from scoring.users import create_user
 from tests.dashboard.conftest import PASSWORD, add_calls, csrf_from, month_of_calls, sign_in
 from tests.dashboard.dom import parse
 from tests.e2e.conftest import campaign  # noqa: F401 - the e2e fixture, for the whole-path test
@@ -170,7 +171,7 @@ def test_a_survey_never_used_has_no_version_and_the_page_makes_none(signed_in, r
     )
     assert "None yet" in row.text
     assert count(runtime, SurveyRequest.id) == 0
-    from aftercall.models import SurveyVersion
+    from core.models import SurveyVersion
 
     assert count(runtime, SurveyVersion.id) == 0
 
@@ -505,8 +506,8 @@ def test_a_test_call_rings_through_the_dialer_and_phonesim(campaign):  # noqa: F
 
     use_worker_runtime(runtime)
     try:
-        worker = SimpleWorker([runtime.call_queue], connection=runtime.redis)
-        scheduling.release_due_jobs(runtime.call_queue, network.clock.now())
+        worker = SimpleWorker([runtime.queue(CALL_QUEUE)], connection=runtime.redis)
+        scheduling.release_due_jobs(runtime.queue(CALL_QUEUE), network.clock.now())
         worker.work(burst=True)
         network.run_until_idle(timeout=30)
         worker.work(burst=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.users import create_user
 from ivr.preview import call_script
-from scoring.users import create_user
 from tests.dashboard.conftest import PASSWORD
 from tests.dashboard.test_browser import browser, live_url  # noqa: F401 - shared fixtures
 

@@ -1,4 +1,4 @@
-"""scoring.users without Flask: creating users, passwords, the lockout rule."""
+"""core.users without Flask: creating users, passwords, the lockout rule."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from aftercall.models import User
-from scoring.detractors import Contact
-from scoring.users import (
+from core.masking import Contact
+from core.models import User
+from core.users import (
     LOCKOUT,
     MAX_FAILED_LOGINS,
     UserError,

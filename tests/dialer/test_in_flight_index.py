@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, text
 
-from aftercall.models import IN_FLIGHT_STATUSES, CallAttempt, RequestState, SurveyRequest
+from core.models import IN_FLIGHT_STATUSES, CallAttempt, RequestState, SurveyRequest
 from dialer.placement import calls_in_flight
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from aftercall.models import OptOut, RequestState, SurveyRequest
+from core.models import OptOut, RequestState, SurveyRequest
 from dialer.intake import CallEnded, IntakeRejected, Rejection, normalise_phone, register_call
 
 ENDED = datetime(2026, 11, 23, 14, 0, tzinfo=timezone(timedelta(hours=-5)))

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aftercall.config import Settings
+from core.config import Settings
 from dialer.receivers import amazon_connect, genesys_cloud, mapping_file, twilio_flex
 from dialer.receivers.mapping import (
     EventIgnored,

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aftercall.models import CallAttempt, OptOut, RequestState, SurveyRequest
-from aftercall.survey import DialingSettings
+from core.models import CallAttempt, OptOut, RequestState, SurveyRequest
+from core.survey import DialingSettings
 from dialer import rules
 from dialer.rules import Suppression
 

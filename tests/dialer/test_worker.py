@@ -1,4 +1,4 @@
-"""dialer.worker.CallWorker: what it prepares before its first job."""
+"""aftercall.worker.CallWorker: what it prepares before its first job."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import sys
 
 from redis import Redis
 
-from aftercall import runtime as runtime_module
-from aftercall.runtime import use_worker_runtime, worker_runtime
+from core import runtime as runtime_module
+from core.runtime import use_worker_runtime, worker_runtime
 from tests.conftest import _required_server
 
 
@@ -16,7 +16,7 @@ def test_the_call_worker_prepares_the_dialer_before_its_first_job_without_connec
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none")
     use_worker_runtime(None)
     try:
-        from dialer.worker import CallWorker
+        from aftercall.worker import CallWorker
 
         # rq asks Redis its version when a worker is made; nothing is written.
         redis = Redis.from_url(_required_server("AFTERCALL_TEST_REDIS_URL", "Redis"))

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aftercall.config import Settings
 from aftercall.demo import LateBoundApp
-from aftercall.models import SurveyRequest
-from aftercall.runtime import Runtime, use_worker_runtime
 from aftercall.web import create_app
+from aftercall.wiring import PROCESS_WIRING
+from core.config import Settings
+from core.models import SurveyRequest
+from core.runtime import Runtime, use_worker_runtime
 from dialer.intake import CallEnded, register_call
 from dialer.placement import Placed, place_call
 from phonesim import BackgroundServer, PhoneNetwork, SimCall, SimClock
@@ -80,6 +81,7 @@ def campaign(runtime: Runtime, redis_url: str) -> Iterator[Campaign]:
         public_base_url=server.base_url, twilio_api_base=network.api_base
     )
     live = Runtime(
+        wiring=PROCESS_WIRING,
         settings=settings.with_overrides(redis_url=redis_url, calls_per_second=100.0),
         db=runtime.db,
         catalog=runtime.catalog,

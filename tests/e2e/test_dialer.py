@@ -14,11 +14,12 @@ from rq import SimpleWorker
 from sqlalchemy import select
 from twilio.rest import Client
 
-from aftercall.models import CallAttempt, OptOut, RequestState, SurveyRequest
-from aftercall.telephony import RedirectingHttpClient
+from core.models import CallAttempt, OptOut, RequestState, SurveyRequest
+from core.telephony import RedirectingHttpClient
 from dialer import dispatch, scheduling
 from dialer.intake import CallEnded, accept_calls
 from dialer.pacing import acquire_call_slot, window_and_limit
+from dialer.scheduling import CALL_QUEUE
 from dialer.settlement import FINAL_STATUS_OVERDUE
 from phonesim import Persona
 
@@ -34,7 +35,7 @@ class Dialer:
         self.campaign = campaign
         self.runtime = campaign.runtime
         self.network = campaign.network
-        self.queue = self.runtime.call_queue
+        self.queue = self.runtime.queue(CALL_QUEUE)
         self.worker = SimpleWorker([self.queue], connection=self.runtime.redis)
         self.counter = 0
 

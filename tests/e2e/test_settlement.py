@@ -12,10 +12,11 @@ import requests
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
-from aftercall.db import Database
-from aftercall.models import CallAttempt, RequestState, SurveyRequest
-from aftercall.runtime import Runtime, use_worker_runtime
-from aftercall.telephony import rest_client
+from aftercall.wiring import PROCESS_WIRING
+from core.db import Database
+from core.models import CallAttempt, RequestState, SurveyRequest
+from core.runtime import Runtime, use_worker_runtime
+from core.telephony import rest_client
 from dialer import dispatch, scheduling
 from dialer.placement import PlacementFailure, classify
 from dialer.settlement import FINAL_STATUS_OVERDUE, settle_overdue_attempts
@@ -142,6 +143,7 @@ def test_a_call_job_that_failed_is_queued_again(dialer):
     result = dialer.intake(phone)
     unreachable = "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none"
     broken = Runtime(
+        wiring=PROCESS_WIRING,
         settings=dialer.runtime.settings.with_overrides(database_url=unreachable),
         db=Database(unreachable),
         catalog=dialer.runtime.catalog,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from aftercall.models import OptOut, RequestState
+from core.models import OptOut, RequestState
 from phonesim import Comment, Persona
 
 pytestmark = pytest.mark.e2e
@@ -137,7 +137,7 @@ def test_answering_machine_is_hung_up_on_after_detection(campaign):
 def test_answering_machine_gets_a_message_when_the_survey_asks_for_it(campaign, tmp_path):
     from dataclasses import replace
 
-    from aftercall.survey import SurveyCatalog
+    from core.survey import SurveyCatalog
 
     definition = replace(campaign.runtime.catalog.get("post-call"), leave_voicemail=True)
     campaign.runtime.catalog = SurveyCatalog({"post-call": definition})

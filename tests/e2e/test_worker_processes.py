@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from aftercall.models import CallAttempt, RequestState, SurveyRequest
+from aftercall.wiring import PROCESS_WIRING
+from core.models import CallAttempt, RequestState, SurveyRequest
 from dialer.calling_hours import CallingWindow, zones_for_number
 from dialer.intake import CallEnded, accept_calls
 from phonesim import Persona
@@ -38,10 +39,11 @@ def numbers_in_calling_hours(count: int) -> list[str]:
 
 
 def test_worker_processes_place_each_call_once(campaign, redis_url):
-    from aftercall.db import utcnow
-    from aftercall.runtime import Runtime
+    from core.db import utcnow
+    from core.runtime import Runtime
 
     runtime = Runtime(
+        wiring=PROCESS_WIRING,
         settings=campaign.runtime.settings,
         db=campaign.runtime.db,
         catalog=campaign.runtime.catalog,
@@ -69,7 +71,11 @@ def test_worker_processes_place_each_call_once(campaign, redis_url):
         "PUBLIC_BASE_URL": settings.public_base_url,
         "CALLS_PER_SECOND": "5",
     }
-    command = ["rq", "worker", "--burst", "--with-scheduler", "--url", redis_url, "calls"]
+    # The Procfile's worker class: it builds the Runtime every job of the process uses.
+    command = [
+        "rq", "worker", "--burst", "--with-scheduler", "--worker-class",
+        "aftercall.worker.CallWorker", "--url", redis_url, "calls",
+    ]  # fmt: skip
     workers = [
         subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(2)

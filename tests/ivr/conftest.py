@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from flask.testing import FlaskClient
 
-from aftercall.models import CallAttempt
+from core.models import CallAttempt
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER, PUBLIC_BASE_URL, sign
 
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event, func, select
 
-from aftercall.models import Answer, CallAttempt, RequestState
+from core.models import Answer, CallAttempt, RequestState
 from ivr import calls, flow
 
 

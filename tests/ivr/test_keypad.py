@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aftercall.survey import QuestionKind
+from core.survey import QuestionKind
 from ivr.keypad import (
     Answered,
     NeedsSecondDigit,

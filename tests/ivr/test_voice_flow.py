@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from aftercall.models import Answer, CallAttempt, OptOut, RequestState, SurveyRequest, SurveyVersion
+from core.models import Answer, CallAttempt, OptOut, RequestState, SurveyRequest, SurveyVersion
 from tests.conftest import PUBLIC_BASE_URL
 from tests.ivr.conftest import without_ref
 
@@ -411,7 +411,7 @@ thanks = "Thanks, bye."
 
 @pytest.fixture
 def effort_survey(runtime, tmp_path):
-    from aftercall.survey import SurveyCatalog
+    from core.survey import SurveyCatalog
 
     (tmp_path / "effort.toml").write_text(CES_YESNO_SURVEY)
     runtime.catalog = SurveyCatalog.from_directory(tmp_path)
@@ -453,7 +453,7 @@ def test_condition_false_skips_the_question(call, runtime):
 
 
 def test_request_for_a_survey_removed_from_the_catalog_gets_a_goodbye(call, runtime):
-    from aftercall.survey import SurveyCatalog
+    from core.survey import SurveyCatalog
 
     c = call(survey="retired")
     runtime.catalog = SurveyCatalog({})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from aftercall.config import Settings
-from aftercall.models import Answer, CallEvent, OptOut
-from aftercall.runtime import Runtime
 from aftercall.web import create_app
+from aftercall.wiring import runtime_from_settings
+from core.config import Settings
+from core.models import Answer, CallEvent, OptOut
 from tests.conftest import PUBLIC_BASE_URL, sign
 from tests.ivr.conftest import SignedCall
 
@@ -150,7 +150,7 @@ def test_database_outage_ends_the_call_politely(settings, make_attempt, tmp_path
     broken = settings.with_overrides(
         database_url="postgresql+psycopg://nobody:nothing@127.0.0.1:1/none"
     )
-    runtime = Runtime.from_settings(broken)
+    runtime = runtime_from_settings(broken)
     app = create_app(runtime=runtime)
     c = SignedCall(app.test_client(), 1, "CA" + "1" * 32, "+14155550123")
     unavailable(c.start())
@@ -164,7 +164,7 @@ def test_database_outage_ends_a_named_call_politely(call, settings):
     broken = settings.with_overrides(
         database_url="postgresql+psycopg://nobody:nothing@127.0.0.1:1/none"
     )
-    app = create_app(runtime=Runtime.from_settings(broken))
+    app = create_app(runtime=runtime_from_settings(broken))
     attempt_id = int(action.split("/attempts/")[1].split("/")[0])
     c = SignedCall(app.test_client(), attempt_id, "CA" + "1" * 32, "+14155550123")
     unavailable(c.post(action, c.params(Digits="9")))
@@ -172,7 +172,7 @@ def test_database_outage_ends_a_named_call_politely(call, settings):
 
 def test_signature_check_has_no_off_switch():
     # Without an auth token nothing can be verified, so everything is refused.
-    runtime = Runtime.from_settings(Settings(database_url="sqlite://"))
+    runtime = runtime_from_settings(Settings(database_url="sqlite://"))
     client = create_app(runtime=runtime).test_client()
     response = client.post(
         "/voice/attempts/1/start",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from twilio.rest import Client
 
-from aftercall.telephony import RedirectingHttpClient
+from core.telephony import RedirectingHttpClient
 from phonesim import PhoneNetwork, SimClock
 from tests.phonesim.twiml_app import TwimlApp
 

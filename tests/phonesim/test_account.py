@@ -12,7 +12,7 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from aftercall.telephony import RedirectingHttpClient
+from core.telephony import RedirectingHttpClient
 from phonesim import DEFAULT_NUMBERS, PhoneNetwork, SimClock
 from tests.phonesim.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM, START
 

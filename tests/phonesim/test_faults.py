@@ -11,7 +11,7 @@ import requests
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from aftercall.telephony import RedirectingHttpClient
+from core.telephony import RedirectingHttpClient
 from phonesim import EagerClock, Persona, PhoneNetwork
 from tests.phonesim.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM, START
 from tests.phonesim.twiml_app import TwimlApp

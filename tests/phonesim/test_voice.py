@@ -385,7 +385,7 @@ def test_a_broken_webhook_is_an_application_error(
 def test_unsigned_by_the_apps_token_is_rejected_and_recorded(
     clock: object, webapp: TwimlApp
 ) -> None:
-    from aftercall.telephony import RedirectingHttpClient
+    from core.telephony import RedirectingHttpClient
     from phonesim import SimClock
 
     with PhoneNetwork(ACCOUNT_SID, "another-token", clock=SimClock(START)) as network:

@@ -18,10 +18,11 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import select
 from werkzeug.wrappers import Request, Response
 
-from aftercall.models import Answer, CallAttempt
-from aftercall.runtime import CALL_QUEUE, Runtime, use_worker_runtime
 from aftercall.web import create_app
-from dialer.scheduling import release_due_jobs
+from aftercall.wiring import PROCESS_WIRING
+from core.models import Answer, CallAttempt
+from core.runtime import Runtime, use_worker_runtime
+from dialer.scheduling import CALL_QUEUE, release_due_jobs
 from phonesim import BackgroundServer
 from scoring import alerts
 from tests.conftest import PUBLIC_BASE_URL
@@ -71,7 +72,7 @@ def receiver():
 
 def configured(runtime: Runtime, redis_url: str, **overrides: str) -> Runtime:
     settings = runtime.settings.with_overrides(redis_url=redis_url, **overrides)
-    return Runtime(settings=settings, db=runtime.db, catalog=runtime.catalog)
+    return Runtime(wiring=PROCESS_WIRING, settings=settings, db=runtime.db, catalog=runtime.catalog)
 
 
 @pytest.fixture
@@ -306,6 +307,7 @@ def test_alerts_off_queues_nothing(runtime, redis_url, make_attempt, overrides):
 
 def test_redis_down_still_answers_with_the_next_question_quickly(runtime, make_attempt):
     down = Runtime(
+        wiring=PROCESS_WIRING,
         settings=runtime.settings.with_overrides(
             redis_url="redis://127.0.0.1:1/0",
             alert_webhook_url="http://127.0.0.1:9/hook",
@@ -327,7 +329,7 @@ def test_redis_down_still_answers_with_the_next_question_quickly(runtime, make_a
 
 
 def test_an_admins_test_call_sends_no_alert(alerting, receiver, make_attempt):
-    from aftercall.models import SurveyRequest
+    from core.models import SurveyRequest
     from dialer.test_call import TEST_CALL_FLAG, TEST_CALL_PREFIX
 
     call = open_call(alerting, make_attempt)

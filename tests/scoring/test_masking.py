@@ -10,16 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.detractors import (
-    MASK,
-    MIN_HIDDEN_DIGITS,
-    Contact,
-    Detractor,
-    hide_digits,
-    mask_phone,
-    shown_to,
-)
-from scoring.users import ROLES, contact_for_role
+from core.masking import MASK, MIN_HIDDEN_DIGITS, Contact, hide_digits, mask_phone
+from core.users import ROLES, contact_for_role
+from scoring.detractors import Detractor, shown_to
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aftercall.models import Answer, CallAttempt, RequestState, SurveyRequest
+from core.models import Answer, CallAttempt, RequestState, SurveyRequest
 from scoring.report import ReportError, ReportQuery, report, totals
 from tests.conftest import empty_tables
 
@@ -47,9 +47,9 @@ def add(session, index, *, agent="alice", team="north", ended=START, state=Reque
 
 
 def _version_id(session) -> int:
-    from aftercall.config import DEFAULT_SURVEYS_DIR
-    from aftercall.survey import SurveyCatalog
-    from aftercall.survey_versions import version_for
+    from core.config import DEFAULT_SURVEYS_DIR
+    from core.survey import SurveyCatalog
+    from core.survey_versions import version_for
 
     definition = SurveyCatalog.from_directory(DEFAULT_SURVEYS_DIR).get("post-call")
     return version_for(session, definition).id

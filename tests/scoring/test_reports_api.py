@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from aftercall.cli import main
-from aftercall.models import Answer, RequestState
-from dialer import apikeys
+from core import apikeys
+from core.models import Answer, RequestState
 from tests.openapi import check_response, documented_paths
 from tests.scoring.test_report import START, _version_id, add
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from aftercall.models import (
+from core.models import (
     CES_COUNTERS,
     CSAT_COUNTERS,
     FUNNEL_COUNTERS,
@@ -249,7 +249,7 @@ def test_rollup_columns_cover_every_suppression_reason():
 
 
 def test_the_cron_job_compacts(pg, monkeypatch):
-    from aftercall.runtime import use_worker_runtime
+    from core.runtime import use_worker_runtime
     from scoring.jobs import compact_rollup, tidy_rollup
 
     random_history(pg, random.Random(11), size=10)
@@ -282,7 +282,7 @@ def test_db_upgrade_switches_the_rollup_to_the_report_time_zone(pg, monkeypatch)
 def test_migration_round_trip_on_postgresql(pg):
     from sqlalchemy import create_engine, inspect, text
 
-    from aftercall import migrate
+    from core import migrate
 
     engine = create_engine(pg.settings.database_url)
     with engine.begin() as connection:

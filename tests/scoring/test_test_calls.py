@@ -22,17 +22,19 @@ from rq import SimpleWorker
 from sqlalchemy import select, text
 
 from aftercall.cli import main
-from aftercall.models import Answer, RequestState, SurveyRequest
-from aftercall.runtime import use_worker_runtime
 from aftercall.web import create_app
-from dialer import apikeys, scheduling
+from core import apikeys
+from core.models import Answer, RequestState, SurveyRequest
+from core.runtime import use_worker_runtime
+from core.users import create_user
+from dialer import scheduling
 from dialer.intake import CallEnded, register_call
+from dialer.scheduling import CALL_QUEUE
 from dialer.test_call import TEST_CALL_FLAG, TEST_CALL_PREFIX, is_test_call
 from phonesim import Comment, Persona
 from scoring import rollup
 from scoring.detractors import detractors
 from scoring.report import ReportQuery, _Plan, group_values, outcomes, report, totals
-from scoring.users import create_user
 from tests.dashboard.conftest import PASSWORD, csrf_from, sign_in
 from tests.e2e.conftest import campaign  # noqa: F401 - the e2e fixture
 from tests.scoring.test_report import add
@@ -176,8 +178,8 @@ def place_and_answer_test_call(runtime, network, admin) -> int:
     request_id = int(response.headers["Location"].rsplit("/", 1)[1])
     use_worker_runtime(runtime)
     try:
-        worker = SimpleWorker([runtime.call_queue], connection=runtime.redis)
-        scheduling.release_due_jobs(runtime.call_queue, network.clock.now())
+        worker = SimpleWorker([runtime.queue(CALL_QUEUE)], connection=runtime.redis)
+        scheduling.release_due_jobs(runtime.queue(CALL_QUEUE), network.clock.now())
         worker.work(burst=True)
         network.run_until_idle(timeout=30)
         worker.work(burst=True)

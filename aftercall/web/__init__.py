@@ -1,0 +1,54 @@
+"""The Flask application factory: one app serving Twilio's webhooks (and, as they land,
+the intake API and the supervisors' dashboard), each area its own blueprint."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from aftercall import observability
+from aftercall.web.api_access import install_json_errors
+from aftercall.web.context import attach_runtime
+from aftercall.wiring import runtime_from_settings
+from core.config import Settings
+from core.runtime import Runtime
+from ivr.prompts import check_phrases
+
+# Twilio's webhook bodies are a few hundred bytes; nothing aftercall accepts is large.
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
+    if runtime is None:
+        runtime = runtime_from_settings(settings or Settings.from_env())
+    for name in runtime.catalog.names():
+        check_phrases(runtime.catalog.get(name), f"{name}.toml")
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    attach_runtime(app, runtime)
+
+    from aftercall.web.dashboard.queues import bp as queues
+    from aftercall.web.dashboard.surveys import bp as surveys
+    from aftercall.web.dashboard.views import bp as dashboard
+    from aftercall.web.intake_api import bp as api
+    from aftercall.web.reports_api import bp as reports
+    from aftercall.web.voice import bp as voice
+
+    app.register_blueprint(voice)
+    app.register_blueprint(api)
+    app.register_blueprint(reports)
+    app.register_blueprint(dashboard)
+    app.register_blueprint(surveys)
+    app.register_blueprint(queues)
+    install_json_errors(app)
+    observability.configure_logging(runtime.settings.json_logs)
+    observability.install(app, runtime)
+
+    @app.get("/healthz")
+    def health():
+        with runtime.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+
+    return app

@@ -1,0 +1,516 @@
+"""The supervisors' dashboard: sign-in, one page of figures, and CSV downloads of its tables.
+
+    GET  /dashboard             headline scores, trends, distributions, funnel, agents,
+                                detractors, for the filters in the query string
+    GET  /dashboard/export.csv  one of the page's tables (?table=agents|trend|detractors)
+    GET  /dashboard/login       the sign-in form; POST signs in
+    POST /dashboard/logout
+
+Handlers parse the filters, ask scoring.report and scoring.detractors for the figures
+(every sum and count is done by the database), and render. The page works without
+JavaScript: filters are a GET form, sorting and paging are links.
+
+What a user sees of customers follows their role (core.users): the detractor table,
+on the page and in its CSV, is built by csv_export.detractor_table for the signed-in
+user's `Contact`, read from the database on every request; templates only render it.
+
+Security: a signed session cookie (HttpOnly, SameSite=Lax, Secure in production, sent
+only under /dashboard), a per-session CSRF token on every POST, a strict
+Content-Security-Policy (no inline script or style, nothing from other origins), and
+sign-in rules from core.users (generic failure message, lockout).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import asdict, dataclass, replace
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.blueprints import BlueprintSetupState
+from sqlalchemy.orm import Session
+
+from aftercall.web.context import current_runtime, runtime_of
+from aftercall.web.dashboard import charts
+from core.users import LOCKOUT, MAX_FAILED_LOGINS, SignedIn, authenticate, signed_in_user
+from scoring import csv_export
+from scoring.buckets import UNITS, buckets
+from scoring.detractors import Contact, detractors
+from scoring.filters import parse_report_query
+from scoring.report import (
+    CSAT_SCALE,
+    MIN_RELIABLE_SAMPLE,
+    NPS_SCALE,
+    ReportError,
+    ReportQuery,
+    ReportRow,
+    group_values,
+    report,
+    totals,
+)
+
+bp = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/dashboard",
+    template_folder="templates",
+    static_folder="static",
+)
+
+DEFAULT_DAYS = 30
+# Longer ranges are still fine by week or month; by day the trend chart stops being one.
+MAX_RANGE_DAYS = 3 * 366
+DETRACTORS_PER_PAGE = 20
+AGENTS_PER_PAGE = 50
+# Far past any real list; keeps the OFFSET inside what every database accepts.
+MAX_PAGE_NUMBER = 10_000
+CHOICE_DIMENSIONS = ("queue", "team", "survey")
+LOGIN_FAILED = "Wrong username or password."
+SESSION_HOURS = 12
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@bp.record_once
+def _configure_sessions(state: BlueprintSetupState) -> None:
+    """The app's session cookie is the dashboard's, so the blueprint sets it up."""
+    settings = runtime_of(state.app).settings
+    state.app.secret_key = settings.secret_key
+    state.app.config.update(
+        SESSION_COOKIE_NAME="aftercall_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        # Twilio's webhooks and the API have no use for a supervisor's cookie.
+        SESSION_COOKIE_PATH=bp.url_prefix,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+    )
+
+
+@bp.after_request
+def security_headers(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    if request.endpoint != "dashboard.static":
+        # Figures about named agents and customers' comments: never kept in a cache.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.before_request
+def require_sign_in() -> Response | None:
+    if request.endpoint in ("dashboard.login", "dashboard.static"):
+        return None
+    user_id = session.get("user_id")
+    user = None
+    if isinstance(user_id, int):
+        with current_runtime().db.session() as db:
+            user = signed_in_user(db, user_id)
+    if user is None:
+        session.pop("user_id", None)
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("dashboard.login", next=target))
+    g.user = user
+    return None
+
+
+# -- CSRF -----------------------------------------------------------------------------
+
+
+def csrf_token() -> str:
+    """This session's token for POST forms, made on first use."""
+    token = session.get("csrf_token")
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf_token"] = token
+    return token
+
+
+def check_csrf() -> None:
+    expected = session.get("csrf_token")
+    given = request.form.get("csrf_token", "")
+    if not isinstance(expected, str) or not expected:
+        abort(400, "the form has expired; reload the page and try again")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        abort(400, "the form has expired; reload the page and try again")
+
+
+@bp.context_processor
+def template_globals() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "user": g.get("user")}
+
+
+# -- sign-in --------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    """Only back into the dashboard: `next` must not send a signed-in user elsewhere."""
+    if target and target.startswith(bp.url_prefix or "/dashboard") and "\\" not in target:
+        return target
+    return url_for("dashboard.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str:
+    next_url = request.values.get("next")
+    error = None
+    if request.method == "POST":
+        check_csrf()
+        with current_runtime().db.session() as db:
+            user = authenticate(
+                db, request.form.get("username", ""), request.form.get("password", "")
+            )
+        if user is not None:
+            _start_session(user)
+            return redirect(_safe_next(next_url))
+        error = LOGIN_FAILED
+    return render_template(
+        "dashboard/login.html",
+        error=error,
+        next_url=next_url,
+        max_failed=MAX_FAILED_LOGINS,
+        lockout_minutes=int(LOCKOUT.total_seconds() // 60),
+    )
+
+
+def _start_session(user: SignedIn) -> None:
+    # A fresh session (and CSRF token) on sign-in, so nothing planted before it survives.
+    session.clear()
+    session.permanent = True
+    session["user_id"] = user.id
+    csrf_token()
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    check_csrf()
+    session.clear()
+    return redirect(url_for("dashboard.login"))
+
+
+# -- filters --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the supervisor asked to see, as the query string carries it."""
+
+    since: date
+    until: date  # included
+    queue: str = ""
+    team: str = ""
+    survey: str = ""
+    unit: str = "day"
+    sort: str = csv_export.DEFAULT_AGENT_SORT
+    page: int = 1  # of the detractor list
+    agents_page: int = 1
+
+    def args(self, **changes: Any) -> dict[str, str]:
+        """Query-string arguments for a link to this view with some filters changed."""
+        values = asdict(replace(self, **changes))
+        return {k: str(v) for k, v in values.items() if v not in ("", None)}
+
+    def query(self, zone: ZoneInfo, by: tuple[str, ...] = ()) -> ReportQuery:
+        params = {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "queue": self.queue,
+            "team": self.team,
+            "survey": self.survey,
+        }
+        return replace(parse_report_query(params, zone), by=by)
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(current_runtime().settings.report_time_zone)
+
+
+def default_filters() -> Filters:
+    today = current_runtime().now().astimezone(_zone()).date()
+    return Filters(since=today - timedelta(days=DEFAULT_DAYS - 1), until=today)
+
+
+def parse_filters(args: dict[str, str]) -> Filters:
+    """The filters from a query string; ReportError naming the first bad parameter."""
+    defaults = default_filters()
+    dates = {}
+    for name in ("since", "until"):
+        text = (args.get(name) or "").strip()
+        try:
+            dates[name] = date.fromisoformat(text) if text else getattr(defaults, name)
+        except ValueError:
+            raise ReportError(f"{name}: expected a date like 2026-11-23") from None
+    if dates["since"] > dates["until"]:
+        raise ReportError("since: must not be after until")
+    if (dates["until"] - dates["since"]).days > MAX_RANGE_DAYS:
+        raise ReportError(f"the range may span at most {MAX_RANGE_DAYS} days")
+    unit = args.get("unit") or defaults.unit
+    if unit not in UNITS:
+        raise ReportError(f"unit: expected one of {', '.join(UNITS)}")
+    pages = {name: _page_number(args, name) for name in ("page", "agents_page")}
+    filters = Filters(
+        since=dates["since"],
+        until=dates["until"],
+        queue=(args.get("queue") or "").strip(),
+        team=(args.get("team") or "").strip(),
+        survey=(args.get("survey") or "").strip(),
+        unit=unit,
+        sort=_sort(args.get("sort")),
+        **pages,
+    )
+    filters.query(_zone())  # the shared parser's checks (lengths, characters)
+    return filters
+
+
+def _page_number(args: dict[str, str], name: str) -> int:
+    try:
+        page = int(args.get(name) or 1)
+    except ValueError:
+        raise ReportError(f"{name}: expected a number") from None
+    if not 1 <= page <= MAX_PAGE_NUMBER:
+        raise ReportError(f"{name}: expected a number from 1 to {MAX_PAGE_NUMBER}")
+    return page
+
+
+def _sort(text: str | None) -> str:
+    key, descending = csv_export.parse_sort(text)
+    return f"-{key}" if descending else key
+
+
+def filter_choices(db: Session, query: ReportQuery | None = None) -> dict[str, list[str]]:
+    """The values each dropdown offers: those of the period on screen (all time without
+    one); a value chosen in the filters is always offered, even if the period lacks it."""
+    choices = group_values(db, CHOICE_DIMENSIONS, query or ReportQuery())
+    if query is not None:
+        for name in CHOICE_DIMENSIONS:
+            chosen = getattr(query, name)
+            if chosen is not None and chosen not in choices[name]:
+                choices[name] = sorted([*choices[name], chosen])
+    return choices
+
+
+# -- the page -------------------------------------------------------------------------
+
+
+def _one(rows: list[ReportRow]) -> ReportRow:
+    return rows[0] if rows else ReportRow(group={})
+
+
+def _trend_points(
+    rows: list[ReportRow], query: ReportQuery, unit: str
+) -> tuple[list[charts.Point], list[charts.Point]]:
+    """NPS and CSAT per period, every period of the range present (gaps where no data)."""
+    by_label = {row.group.get(unit): row for row in rows}
+    nps, csat = [], []
+    assert query.since is not None and query.until is not None
+    for period in buckets(query.since, query.until, unit, query.time_zone):
+        row = by_label.get(period.label) or ReportRow(group={})
+        nps.append(
+            charts.Point(
+                period.label,
+                row.nps,
+                f"{period.label}: NPS {_signed(row.nps)} (n={row.nps_responses})",
+            )
+        )
+        csat.append(
+            charts.Point(
+                period.label,
+                row.csat,
+                f"{period.label}: CSAT {_percent(row.csat)} (n={row.csat_responses})",
+            )
+        )
+    return nps, csat
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.1f}"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}%"
+
+
+NPS_KINDS = {range(0, 7): "detractor", range(7, 9): "passive", range(9, 11): "promoter"}
+CSAT_KINDS = {range(1, 3): "dissatisfied", range(3, 4): "neutral", range(4, 6): "satisfied"}
+
+
+def _bars(distribution: dict[int, int], scale: range, kinds: dict[range, str]) -> list[charts.Bar]:
+    total = sum(distribution.values())
+    result = []
+    for point in scale:
+        count = distribution.get(point, 0)
+        kind = next(name for span, name in kinds.items() if point in span)
+        share = f" ({100 * count / total:.0f}%)" if total else ""
+        result.append(charts.Bar(str(point), count, kind, f"{point}: {count} answers{share}"))
+    return result
+
+
+def _funnel(row: ReportRow) -> list[dict[str, Any]]:
+    reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.suppressed.items() if v)
+    steps = [
+        ("received", "Received", row.received, "finished support calls handed to aftercall"),
+        (
+            "suppressed",
+            "Suppressed",
+            row.suppressed_total,
+            f"why: {reasons}" if reasons else "a dialing rule said no",
+        ),
+        ("placed", "Placed", row.placed, "requests with at least one call placed"),
+        ("answered", "Answered", row.answered, "a person or a machine picked up"),
+        ("reached", "Reached", row.reached, "a person picked up"),
+        ("completed", "Completed", row.completed, "answered every question"),
+        ("partial", "Partial", row.partial, "hung up part way"),
+        ("opted_out", "Opted out", row.opted_out, "asked not to be called again"),
+    ]
+    return [
+        {"key": key, "label": label, "count": count, "note": note, "max": row.received or 1}
+        for key, label, count, note in steps
+    ]
+
+
+def _agents_page(table: csv_export.Table, page: int) -> dict[str, Any]:
+    """One page of the sorted agent table: a contact center of 2,000 agents gets a page
+    a browser renders at once; the CSV download has them all."""
+    start = (page - 1) * AGENTS_PER_PAGE
+    return {
+        "agents": replace(table, rows=table.rows[start : start + AGENTS_PER_PAGE]),
+        "agents_shown": (start + 1, min(start + AGENTS_PER_PAGE, len(table.rows))),
+        "agents_total": len(table.rows),
+    }
+
+
+def dashboard_page(
+    db: Session, filters: Filters, zone: ZoneInfo, contact: Contact
+) -> dict[str, Any]:
+    """Everything the page shows: seven small queries, whatever the size of the data;
+    customers' details as far as `contact` allows."""
+    query = filters.query(zone)
+    trend_rows = report(db, replace(query, by=(filters.unit,)))
+    # The periods partition the range, so their counts add up to the headline exactly:
+    # no third report over the same rows.
+    headline = totals(trend_rows)
+    agent_rows = report(db, replace(query, by=("agent",)))
+    offset = (filters.page - 1) * DETRACTORS_PER_PAGE
+    unhappy = detractors(db, query, limit=DETRACTORS_PER_PAGE + 1, offset=offset)
+    nps_points, csat_points = _trend_points(trend_rows, query, filters.unit)
+    return {
+        "headline": headline,
+        "reliable_min": MIN_RELIABLE_SAMPLE,
+        "nps_trend": charts.line_chart(
+            nps_points,
+            chart_id="nps-trend",
+            title="NPS by " + filters.unit,
+            low=-100,
+            high=100,
+            ticks=(-100, -50, 0, 50, 100),
+        ),
+        "csat_trend": charts.line_chart(
+            csat_points,
+            chart_id="csat-trend",
+            title="CSAT by " + filters.unit,
+            low=0,
+            high=100,
+            ticks=(0, 25, 50, 75, 100),
+        ),
+        "nps_bars": charts.bar_chart(
+            _bars(headline.nps_distribution, NPS_SCALE, NPS_KINDS),
+            chart_id="nps-distribution",
+            title="NPS answers, 0 to 10",
+        ),
+        "csat_bars": charts.bar_chart(
+            _bars(headline.csat_distribution, CSAT_SCALE, CSAT_KINDS),
+            chart_id="csat-distribution",
+            title="CSAT answers, 1 to 5",
+        ),
+        "funnel": _funnel(headline),
+        **_agents_page(csv_export.agent_table(agent_rows, filters.sort), filters.agents_page),
+        "trend": csv_export.trend_table(trend_rows, filters.unit),
+        "detractors": csv_export.detractor_table(unhappy[:DETRACTORS_PER_PAGE], zone, contact),
+        "contact": contact.value,
+        "has_next_page": len(unhappy) > DETRACTORS_PER_PAGE,
+        "choices": filter_choices(db, query),
+    }
+
+
+@bp.get("/")
+def trailing_slash() -> Response:
+    return redirect(url_for("dashboard.index", **request.args))
+
+
+@bp.get("")
+def index() -> tuple[str, int] | str:
+    try:
+        filters = parse_filters(request.args.to_dict())
+    except ReportError as exc:
+        filters = default_filters()
+        with current_runtime().db.session() as db:
+            choices = filter_choices(db, filters.query(_zone()))
+        return render_template(
+            "dashboard/index.html", filters=filters, error=str(exc), choices=choices
+        ), 400
+    zone = _zone()
+    with current_runtime().db.session() as db:
+        page = dashboard_page(db, filters, zone, g.user.contact)
+    return render_template(
+        "dashboard/index.html", filters=filters, zone=zone.key, units=UNITS, **page
+    )
+
+
+# -- CSV ------------------------------------------------------------------------------
+
+EXPORTS = ("agents", "trend", "detractors")
+
+
+def export_table(
+    db: Session, name: str, filters: Filters, zone: ZoneInfo, contact: Contact
+) -> csv_export.Table:
+    """The named table exactly as the page with these filters shows it to a reader with
+    `contact`."""
+    query = filters.query(zone)
+    if name == "agents":
+        return csv_export.agent_table(report(db, replace(query, by=("agent",))), filters.sort)
+    if name == "trend":
+        return csv_export.trend_table(report(db, replace(query, by=(filters.unit,))), filters.unit)
+    offset = (filters.page - 1) * DETRACTORS_PER_PAGE
+    entries = detractors(db, query, limit=DETRACTORS_PER_PAGE, offset=offset)
+    return csv_export.detractor_table(entries, zone, contact)
+
+
+@bp.get("/export.csv")
+def export() -> Response:
+    name = request.args.get("table", "")
+    if name not in EXPORTS:
+        abort(400, f"table: expected one of {', '.join(EXPORTS)}")
+    try:
+        filters = parse_filters(request.args.to_dict())
+    except ReportError as exc:
+        abort(400, str(exc))
+    zone = _zone()
+    with current_runtime().db.session() as db:
+        table = export_table(db, name, filters, zone, g.user.contact)
+    filename = f"aftercall-{name}-{filters.since}-to-{filters.until}.csv"
+    return Response(
+        csv_export.to_csv(table),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,428 @@
+"""The tables every part of aftercall shares, as SQLAlchemy 2.0 typed models.
+
+Who writes what: `dialer/` creates survey requests and call attempts; `ivr/` records
+what happened on the call (status events, answers, opt-outs, outcomes); `scoring/`
+only reads. Rules that must hold whatever code path writes (one answer per question,
+one survey per source call, one opt-out per number) are constraints in the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+    false,
+    select,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from core.db import UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class RequestState(StrEnum):
+    """Where a survey request is in its life.
+
+    pending -> scheduled -> calling -> in_progress -> completed | partial | abandoned |
+    opted_out; an unanswered attempt ends in no_answer, busy, voicemail or failed, from
+    which the dialer may schedule another attempt.
+    """
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    CALLING = "calling"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    PARTIAL = "partial"  # hung up after answering some questions
+    ABANDONED = "abandoned"  # a person picked up but answered nothing
+    OPTED_OUT = "opted_out"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    VOICEMAIL = "voicemail"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    SUPPRESSED = "suppressed"  # a dialing rule said no; the reason is kept
+
+    @property
+    def is_final_for_survey(self) -> bool:
+        """A person was reached (or said no): never call this request again."""
+        return self in {
+            RequestState.COMPLETED,
+            RequestState.PARTIAL,
+            RequestState.ABANDONED,
+            RequestState.OPTED_OUT,
+            RequestState.EXPIRED,
+            RequestState.CANCELED,
+            RequestState.SUPPRESSED,
+        }
+
+
+def _enum(enum_cls: type[StrEnum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK constraint: readable in SQL, same on both
+    # backends, and a new state is a one-line migration rather than an ALTER TYPE.
+    return Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda cls: [member.value for member in cls],
+        validate_strings=True,
+    )
+
+
+class SurveyVersion(Base):
+    """One version of a survey definition file, frozen as it was asked.
+
+    A new row is made whenever the file's content changes; calls pin the version they
+    started with, so editing a survey never changes the meaning of stored answers.
+    """
+
+    __tablename__ = "survey_versions"
+    __table_args__ = (
+        UniqueConstraint("survey_name", "version"),
+        UniqueConstraint("survey_name", "content_sha256", name="uq_survey_versions_content"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]]
+    source_path: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SurveyRequest(Base):
+    """One finished support call that may be surveyed."""
+
+    __tablename__ = "survey_requests"
+    __table_args__ = (
+        Index("ix_survey_requests_phone_created", "phone", "created_at"),
+        Index("ix_survey_requests_state_due", "state", "due_at"),
+        # Reports select by the support call's end time, often per agent.
+        Index("ix_survey_requests_ended", "call_ended_at"),
+        Index("ix_survey_requests_agent_ended", "agent", "call_ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    source_call_id: Mapped[str] = mapped_column(String(200), unique=True)
+    agent: Mapped[str | None] = mapped_column(String(200))
+    queue: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    call_ended_at: Mapped[datetime]
+    extra: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    survey_name: Mapped[str] = mapped_column(String(100))
+    # Pinned at intake (or, failing that, when the call starts): the version asked.
+    survey_version_id: Mapped[int | None] = mapped_column(ForeignKey("survey_versions.id"))
+    state: Mapped[RequestState] = mapped_column(
+        _enum(RequestState, "request_state"), default=RequestState.PENDING
+    )
+    due_at: Mapped[datetime | None]
+    # Calls Twilio accepted for this request; kept by the dialer so that reports need
+    # not count attempts.
+    calls_placed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Why a dialing rule kept this call from being surveyed (not sampled, opted out, ...).
+    suppression_reason: Mapped[str | None] = mapped_column(String(40))
+    # The API key that sent it (None: the CLI, a CSV import): only that key may read it
+    # back through the intake API.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    # An admin's test call (dialer.test_call sets it, nothing else does): what makes a
+    # request a test call. No report figure counts it (scoring.report.filtered, the
+    # rollup's triggers since migration 0009), no alert is sent, no retry placed.
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    survey_version: Mapped[SurveyVersion | None] = relationship()
+    attempts: Mapped[list[CallAttempt]] = relationship(
+        back_populates="request", order_by="CallAttempt.number"
+    )
+    answers: Mapped[list[Answer]] = relationship(back_populates="request", order_by="Answer.id")
+
+
+# Twilio statuses of a call not yet over: what the dialer's concurrency limit counts and
+# settlement watches. Few rows at any time, among every call ever placed, hence the
+# partial index below, which those queries' `status IN (...)` lets the database use.
+IN_FLIGHT_STATUSES = ("queued", "initiated", "ringing", "in-progress")
+_IN_FLIGHT_SQL = "status IN ('queued', 'initiated', 'ringing', 'in-progress')"
+
+
+class CallAttempt(Base):
+    """One outbound call placed for a survey request."""
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        UniqueConstraint("request_id", "number"),
+        CheckConstraint("number >= 1", name="number_positive"),
+        Index(
+            "ix_call_attempts_in_flight",
+            "created_at",
+            postgresql_where=text(_IN_FLIGHT_SQL),
+            sqlite_where=text(_IN_FLIGHT_SQL),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("survey_requests.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The latest Twilio CallStatus (queued, initiated, ringing, in-progress, completed,
+    # busy, no-answer, failed, canceled).
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None]
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    sip_response_code: Mapped[int | None]
+
+    request: Mapped[SurveyRequest] = relationship(back_populates="attempts")
+    events: Mapped[list[CallEvent]] = relationship(
+        back_populates="attempt", order_by="CallEvent.id"
+    )
+
+
+class CallEvent(Base):
+    """A status callback as Twilio delivered it: the attempt's status history."""
+
+    __tablename__ = "call_events"
+    # Twilio may deliver the same callback twice; each status is kept once per attempt.
+    __table_args__ = (UniqueConstraint("attempt_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("call_attempts.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    sequence_number: Mapped[int | None]
+    occurred_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    attempt: Mapped[CallAttempt] = relationship(back_populates="events")
+
+
+class Answer(Base):
+    """The customer's answer to one question, committed the moment it arrived."""
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        UniqueConstraint("request_id", "question_key"),
+        CheckConstraint(
+            "value IS NOT NULL OR recording_url IS NOT NULL", name="value_or_recording"
+        ),
+        Index("ix_answers_kind_value", "kind", "value"),
+        # Lets report queries read scores straight from the index, request by request.
+        Index("ix_answers_request_kind_value", "request_id", "kind", "value"),
+        # Reports over a period, overall and per agent, as index-only scans (is_test
+        # too: every report leaves test calls out, and a column outside the index would
+        # send each row to the table).
+        Index("ix_answers_report", "call_ended_at", "agent", "kind", "value", "is_test"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("survey_requests.id"))
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("call_attempts.id"), index=True)
+    # Copied from the request when the answer is stored (they never change), so that
+    # reports read one table: see the `before_insert` hook below.
+    call_ended_at: Mapped[datetime | None]
+    agent: Mapped[str | None] = mapped_column(String(200))
+    queue: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    survey_name: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str | None] = mapped_column(String(16))
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    survey_version_id: Mapped[int] = mapped_column(ForeignKey("survey_versions.id"))
+    question_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[int | None]
+    keys: Mapped[str] = mapped_column(String(64), default="")  # the raw keys pressed
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    recording_seconds: Mapped[int | None]
+    transcript: Mapped[str | None] = mapped_column(Text)
+    transcript_status: Mapped[str | None] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    request: Mapped[SurveyRequest] = relationship(back_populates="answers")
+
+
+class OptOut(Base):
+    """A number on the do-not-call list."""
+
+    __tablename__ = "opt_outs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How it arrived: "keypad" during a survey, "api", "cli", "import".
+    source: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("survey_requests.id"))
+
+
+# What a key may do (core.apikeys): stored as its scopes in a fixed order, space
+# separated; `reports` and `reports:full` (numbers and recordings) exclude each other.
+API_KEY_SCOPE_SETS = (
+    "intake",
+    "reports",
+    "reports:full",
+    "intake reports",
+    "intake reports:full",
+)
+
+
+class ApiKey(Base):
+    """A contact-center system allowed to use the API. Only a hash of the key is kept."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(
+            "scopes IN (" + ", ".join(f"'{s}'" for s in API_KEY_SCOPE_SETS) + ")", name="scopes"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # sha256 of the full key: keys are long random strings, so a fast hash is enough
+    # and lookups stay a single indexed equality.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings and logs
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    # No default: a key without scopes must fail to insert, never get a wide one.
+    scopes: Mapped[str] = mapped_column(String(64))
+
+
+USER_ROLES = ("admin", "supervisor", "analyst")
+
+
+class User(Base):
+    """A person who signs in to the dashboard (admins, supervisors, analysts)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in USER_ROLES) + ")", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # What the user sees of customers (core.users): "admin" and "supervisor" full
+    # phone numbers and recordings, "analyst" masked numbers and no recordings.
+    role: Mapped[str] = mapped_column(String(20), default="analyst")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+
+
+# -- the report rollup ----------------------------------------------------------------
+# Daily figures per agent/queue/team/survey/language in the report time zone, so that a
+# report over months reads thousands of rows instead of millions. PostgreSQL keeps them
+# current with triggers on survey_requests and answers (migration 0005); scoring.rollup
+# reads, compacts and rebuilds them. SQLite has the tables but never fills them: reports
+# there always aggregate the answers and requests themselves.
+
+NPS_COUNTERS = tuple(f"nps_{value}" for value in range(0, 11))
+CSAT_COUNTERS = tuple(f"csat_{value}" for value in range(1, 6))
+CES_COUNTERS = tuple(f"ces_{value}" for value in range(1, 8))
+FUNNEL_COUNTERS = ("received", "placed", "calls_placed", "answered", "reached", "completed",
+                   "partial", "opted_out", "attempts_for_completed")  # fmt: skip
+# One column per dialer.rules.Suppression value (a test keeps the two lists equal).
+SUPPRESSION_REASONS = ("not_sampled", "opted_out", "surveyed_recently", "survey_under_way",
+                       "call_cap_reached", "no_calling_window", "validity_expired")  # fmt: skip
+SUPPRESSION_COUNTERS = tuple(f"suppressed_{reason}" for reason in SUPPRESSION_REASONS)
+ROLLUP_COUNTERS = (*NPS_COUNTERS, *CSAT_COUNTERS, *CES_COUNTERS, *FUNNEL_COUNTERS,
+                   *SUPPRESSION_COUNTERS)  # fmt: skip
+ROLLUP_KEYS = ("day", "agent", "queue", "team", "survey_name", "language")
+
+
+def _rollup_table(name: str, *extra: Any, per_agent: bool = True) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column("day", Date, nullable=False),
+        *([Column("agent", String(200))] if per_agent else []),
+        Column("queue", String(200)),
+        Column("team", String(200)),
+        Column("survey_name", String(100)),
+        Column("language", String(16)),
+        *(Column(name, Integer, nullable=False, server_default="0") for name in ROLLUP_COUNTERS),
+        *extra,
+    )
+
+
+# One row per day and key, as compaction leaves them.
+report_daily = _rollup_table("report_daily", Index("ix_report_daily_day", "day"))
+# The same without the agent (all agents of a queue/team/survey/language together),
+# rewritten from report_daily for each day compaction touches: the trend, headline and
+# funnel of a contact center read a few hundred rows a day instead of one per agent.
+report_daily_teams = _rollup_table(
+    "report_daily_teams", Index("ix_report_daily_teams_day", "day"), per_agent=False
+)
+# What the triggers append as requests and answers change (+1 for the new row, -1 for
+# the old), folded into report_daily by scoring.rollup.compact every minute. Append-only,
+# so concurrent writers never wait for each other on a shared counter row.
+report_daily_delta = _rollup_table("report_daily_delta")
+
+
+class ReportRollup(Base):
+    """The rollup's one setting: the time zone its days are in (empty: rollup off)."""
+
+    __tablename__ = "report_rollup"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    rebuilt_at: Mapped[datetime | None]
+
+
+REPORT_FIELDS = ("call_ended_at", "agent", "queue", "team", "survey_name", "language", "is_test")
+
+
+@event.listens_for(Answer, "before_insert")
+def _copy_report_fields(_mapper: Any, connection: Any, answer: Answer) -> None:
+    """Every answer carries its request's report fields, whatever code path stores it."""
+    if answer.call_ended_at is not None:
+        return
+    row = connection.execute(
+        select(*(getattr(SurveyRequest, name) for name in REPORT_FIELDS)).where(
+            SurveyRequest.id == answer.request_id
+        )
+    ).one()
+    for name, value in zip(REPORT_FIELDS, row, strict=True):
+        setattr(answer, name, value)

@@ -1,0 +1,260 @@
+"""A survey call, turn by turn: what the customer did, stored, and what they hear next.
+
+The voice webhooks (aftercall.web.voice) parse Twilio's form and render TwiML; in between
+everything is here: which unit of work a turn takes, storing what the customer did
+(ivr.calls), choosing the next step (ivr.flow), finishing the survey when the step says
+it is done (`_settle()`, the one place that does), and telling the other domains about a
+committed answer (core.events). It knows nothing of HTTP or TwiML.
+
+Every function returns a `Turn`: the call (None when aftercall knows no such call: the
+caller hears a polite goodbye) and what to say next.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from core.events import AnswerGiven, answer_given
+from core.runtime import Runtime
+from core.survey import QuestionKind
+from core.telephony import is_machine
+from ivr import calls, flow, keypad
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Goodbye:
+    """The call ends with a closing phrase of the survey's language."""
+
+    phrase: str  # "opted_out" or "voicemail"
+
+
+@dataclass(frozen=True)
+class HangUp:
+    """The call ends without a word (an answering machine, no message to leave)."""
+
+
+Reply = flow.Step | Goodbye | HangUp
+
+
+@dataclass(frozen=True)
+class Turn:
+    call: calls.LiveCall | None
+    reply: Reply | None = None
+
+
+NO_SUCH_CALL = Turn(None)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The keys a Gather's action brought, as the webhook received them."""
+
+    digits: str | None
+    after_one: bool  # the NPS second-key stage: "1" was pressed, a "0" may follow
+    try_number: int  # which try of the question this was (1 = first)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A Record's action: the recorded comment (empty URL: nothing was said)."""
+
+    url: str
+    sid: str | None
+    seconds: int | None
+    digits: str
+
+
+def start(runtime: Runtime, attempt_id: int, call_sid: str, answered_by: str | None) -> Turn:
+    """The call was answered: greet and ask, or, for a machine, leave the message."""
+    with runtime.db.session() as session:
+        call = _find_call(runtime, session, attempt_id, call_sid)
+        if call is None:
+            return NO_SUCH_CALL
+        if is_machine(answered_by) and calls.record_machine(session, call, answered_by):
+            return Turn(call, voicemail_reply(call))
+        calls.start_survey(session, call, answered_by)
+        return Turn(call, _settle(session, call, flow.opening(call.definition)))
+
+
+def press_keys(
+    runtime: Runtime, attempt_id: int, call_sid: str, ref: str | None, key: str, keys: Keys
+) -> Turn:
+    """The customer pressed keys (or none) at question `key`."""
+    named = calls.named_call(attempt_id, call_sid, ref)
+    if named is not None:
+        turn = _answer_named_call(runtime, named, key, keys)
+        if turn is not None:
+            return turn
+    answered = None
+    with runtime.db.session() as session:
+        call = _find_call(runtime, session, attempt_id, call_sid)
+        asked = call.definition.question(key) if call else None
+        if call is None or asked is None or asked.kind is QuestionKind.COMMENT:
+            return NO_SUCH_CALL
+        result = keypad.interpret(asked.kind, keys.digits, after_one=keys.after_one)
+        if isinstance(result, keypad.OptedOut):
+            calls.opt_out(session, call)
+            return Turn(call, Goodbye("opted_out"))
+        if isinstance(result, keypad.NeedsSecondDigit):
+            step: flow.Step = flow.ListenForZero(asked, keys.try_number)
+        elif isinstance(result, keypad.Answered):
+            answers = calls.answer_question(
+                session.connection(), call, asked, value=result.value, keys=result.keys
+            )
+            if answers is None:  # another webhook pinned another survey version just now
+                return NO_SUCH_CALL
+            answered = AnswerGiven(call.request_id, asked.kind.value, result.value)
+            step = flow.after_answer(call.definition, key, answers)
+        else:
+            answers = calls.answers_by_key(session, call.request_id)
+            step = flow.after_rejection(
+                call.definition, asked, keys.try_number, result.reason, answers
+            )
+        turn = Turn(call, _settle(session, call, step))
+    if answered is not None:
+        # After the commit: a listener (the alert's job) reads the answer back.
+        answer_given(runtime, answered)
+    return turn
+
+
+def _answer_named_call(runtime: Runtime, call: calls.LiveCall, key: str, keys: Keys) -> Turn | None:
+    """The busiest webhook, a keypad answer, without reading the call first when the
+    URL names it (`calls.named_call()`): the answer is stored and the call checked in
+    the same statement, in no transaction when the survey cannot end after this
+    question (the statement is the webhook's only write), else in one with the survey's
+    end. None when that is not the case here (another key, or the call is not what the
+    URL says; nothing was written): `press_keys()` then reads the call and does
+    everything as for any webhook."""
+    asked = call.definition.question(key)
+    if asked is None or asked.kind is QuestionKind.COMMENT:
+        return None
+    result = keypad.interpret(asked.kind, keys.digits, after_one=keys.after_one)
+    if not isinstance(result, keypad.Answered):
+        return None
+    if flow.may_finish_after(call.definition, key):
+        # The answer that may be the last and the survey's end: one transaction.
+        with runtime.db.session() as session:
+            answers = calls.answer_question(
+                session.connection(), call, asked, value=result.value, keys=result.keys
+            )
+            if answers is None:
+                return None
+            step = _settle(session, call, flow.after_answer(call.definition, key, answers))
+    else:
+        with runtime.db.single_statement() as connection:
+            answers = calls.answer_question(
+                connection, call, asked, value=result.value, keys=result.keys
+            )
+        if answers is None:
+            return None
+        step = flow.after_answer(call.definition, key, answers)
+        assert not isinstance(step, flow.Finish)  # may_finish_after() said so
+    # After the commit: a listener (the alert's job) reads the answer back.
+    answer_given(runtime, AnswerGiven(call.request_id, asked.kind.value, result.value))
+    return Turn(call, step)
+
+
+def record_comment(
+    runtime: Runtime, attempt_id: int, call_sid: str, key: str, recording: Recording
+) -> Turn:
+    """The customer left (or skipped) the recorded comment at question `key`."""
+    with runtime.db.session() as session:
+        call = _find_call(runtime, session, attempt_id, call_sid)
+        asked = call.definition.question(key) if call else None
+        if call is None or asked is None or asked.kind is not QuestionKind.COMMENT:
+            return NO_SUCH_CALL
+        if recording.digits == keypad.OPT_OUT_KEY:
+            calls.opt_out(session, call)
+            return Turn(call, Goodbye("opted_out"))
+        if recording.url:
+            # Stored unless a delivery before this one stored it (then nothing changes).
+            calls.store_answer(
+                session, call, asked, value=None,
+                keys=recording.digits[:keypad.MAX_KEYS_KEPT],
+                recording_url=recording.url,
+                recording_sid=recording.sid,
+                recording_seconds=recording.seconds,
+            )  # fmt: skip
+        # A comment is optional: an empty recording moves on rather than asking again.
+        answers = calls.answers_by_key(session, call.request_id)
+        return Turn(call, _settle(session, call, flow.after_answer(call.definition, key, answers)))
+
+
+def record_transcript(
+    runtime: Runtime,
+    attempt_id: int,
+    call_sid: str,
+    key: str,
+    *,
+    text: str,
+    status: str,
+    recording_url: str | None,
+    recording_sid: str | None,
+) -> None:
+    """Twilio's transcription of a recorded comment arrived (minutes after the call)."""
+    with runtime.db.session() as session:
+        call = _find_call(runtime, session, attempt_id, call_sid)
+        asked = call.definition.question(key) if call else None
+        if call is not None and asked is not None and asked.kind is QuestionKind.COMMENT:
+            calls.record_transcript(
+                session, call, asked, text=text, status=status,
+                recording_url=recording_url, recording_sid=recording_sid,
+            )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MachineVerdict:
+    """What asynchronous machine detection means for a call already playing the survey."""
+
+    stop: bool  # a machine: the survey must stop
+    leave_message: bool  # ... and the voicemail message be played instead
+
+
+def machine_detected(
+    runtime: Runtime, attempt_id: int, call_sid: str, answered_by: str
+) -> MachineVerdict:
+    """Twilio's asynchronous answering machine detection has decided."""
+    with runtime.db.session() as session:
+        call = _find_call(runtime, session, attempt_id, call_sid)
+        if call is None:
+            return MachineVerdict(stop=False, leave_message=False)
+        if not is_machine(answered_by):
+            if answered_by:
+                calls.note_answered_by(session, call, answered_by)
+            return MachineVerdict(stop=False, leave_message=False)
+        stop = calls.record_machine(session, call, answered_by)
+        return MachineVerdict(stop=stop, leave_message=call.definition.leave_voicemail)
+
+
+def voicemail(runtime: Runtime, attempt_id: int, call_sid: str) -> Turn:
+    """The call was steered to the voicemail message after the survey had started."""
+    with runtime.db.session() as session:
+        call = _find_call(runtime, session, attempt_id, call_sid)
+        if call is None:
+            return Turn(None, HangUp())
+        return Turn(call, Goodbye("voicemail"))
+
+
+def voicemail_reply(call: calls.LiveCall) -> Goodbye | HangUp:
+    return Goodbye("voicemail") if call.definition.leave_voicemail else HangUp()
+
+
+def _settle(session: Session, call: calls.LiveCall, step: flow.Step) -> flow.Step:
+    """The one place a survey ends: a Finish step finishes it, in the turn's unit of work."""
+    if isinstance(step, flow.Finish):
+        calls.finish_survey(session, call)
+    return step
+
+
+def _find_call(
+    runtime: Runtime, session: Session, attempt_id: int, call_sid: str
+) -> calls.LiveCall | None:
+    call = calls.find_call(session, attempt_id, call_sid, runtime.catalog)
+    if call is None:
+        log.warning("webhook for unknown call attempt %s", attempt_id)
+    return call
