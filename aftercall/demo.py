@@ -38,6 +38,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from fakeredis import FakeRedis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
@@ -53,6 +54,7 @@ from core.users import create_user
 from dialer import scheduling
 from dialer.intake import CallEnded, accept_calls
 from dialer.scheduling import CALL_QUEUE
+from phonesim import BackgroundServer, Comment, Persona, PersonaMix, PhoneNetwork, SimClock
 from scoring.alerts import ALERT_QUEUE
 from scoring.report import ReportQuery, ReportRow, outcomes, report
 
@@ -295,7 +297,6 @@ class SimulatedDeployment:
     def open_to_visitors(self) -> DemoAdmin:
         """After the campaign: a demo admin to sign in with, a cooperative customer on
         every number, and the network running calls as they are placed."""
-        from phonesim import PersonaMix
 
         password = secrets.token_urlsafe(18)
         with self.runtime.db.session() as session:
@@ -318,7 +319,7 @@ class SimulatedDeployment:
 
         The jump is what makes a test call to any number come through at once: one
         placed outside the number's calling hours is scheduled for their next opening
-        (dialer.test_call), and the clock moves there instead of the demo waiting for
+        (dialer.trial_call), and the clock moves there instead of the demo waiting for
         it. `on_clock_jump` is told the new time.
         """
         queue, clock = self.runtime.queue(CALL_QUEUE), self.network.clock
@@ -343,9 +344,6 @@ def simulated_deployment(
     """The app on `host:port` (0: a free port) over a migrated database, talking to an
     in-process phone network, with the dialer's clock and the network's clock one and
     the same simulated clock. PortUnavailable if the port cannot be had."""
-    from fakeredis import FakeRedis
-
-    from phonesim import BackgroundServer, PhoneNetwork, SimClock
 
     # One access-log line per webhook would bury the demo's own output.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -411,7 +409,6 @@ def cooperative_customer(definition: SurveyDefinition) -> Any:
     gives the answer closest to its usual one that gets that question asked, so a test
     call hears the whole survey, recorded comment included.
     """
-    from phonesim import Comment, Persona
 
     answers: list[Any] = []
     given: dict[str, int | None] = {}

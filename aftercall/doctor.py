@@ -25,12 +25,32 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import phonenumbers
 import requests
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from redis import Redis
+from redis.exceptions import RedisError
+from requests.exceptions import RequestException
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.request_validator import RequestValidator
 
+from aftercall.queue_status import overview
+from core import migrate
 from core.config import REQUIRED_IN_PRODUCTION, ConfigError, Settings
+from core.db import make_engine
+from core.survey import SurveyCatalog, SurveyError
+from core.telephony import rest_client
+from dialer.dispatch import PAUSE_KEY
+from dialer.receivers.mapping import MappingError
+from dialer.receivers.mapping_file import load
+from dialer.scheduling import CALL_QUEUE
+from ivr.prompts import check_phrases
+from scoring.alerts import ALERT_QUEUE, alerts_enabled
+from scoring.rollup import built_zone
 
 DEFAULT_TIMEOUT = 5.0
 # A status callback for an attempt that cannot exist: the web process checks its
@@ -195,8 +215,6 @@ def configuration(
 
 
 def surveys(settings: Settings) -> list[Finding]:
-    from core.survey import SurveyCatalog, SurveyError
-    from ivr.prompts import check_phrases
 
     check = "surveys"
     fix = "aftercall surveys check names the file and field; correct it or SURVEYS_DIR"
@@ -221,8 +239,6 @@ def surveys(settings: Settings) -> list[Finding]:
 
 def receivers(settings: Settings) -> list[Finding]:
     """RECEIVERS_FILE, read as the web process reads it at start (where a mistake stops it)."""
-    from dialer.receivers.mapping import MappingError
-    from dialer.receivers.mapping_file import load
 
     if settings.receivers_file is None:
         return []
@@ -240,10 +256,6 @@ def receivers(settings: Settings) -> list[Finding]:
 
 def database(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
     """Reachable, at the migration head, and (PostgreSQL) the rollup in the report zone."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from core import migrate
 
     check = "database"
     url = settings.database_url
@@ -305,7 +317,6 @@ def database(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Findi
 
 
 def _rollup_zone(session: Session, current: tuple[str, ...]) -> str | None:
-    from scoring.rollup import built_zone
 
     if not current or session.get_bind().dialect.name != "postgresql":
         return None
@@ -349,7 +360,6 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 def _engine(url: str, timeout: float) -> Engine:
-    from core.db import make_engine
 
     if make_url(url).get_backend_name() == "postgresql":
         # libpq's connect_timeout: an unreachable host fails in seconds, not minutes.
@@ -361,8 +371,6 @@ def _engine(url: str, timeout: float) -> Engine:
 
 
 def redis_queues(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
-    from redis import Redis
-    from redis.exceptions import RedisError
 
     check = "redis"
     shown = masked_url(settings.redis_url)
@@ -387,10 +395,6 @@ def redis_queues(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[F
 def _queue_findings(settings: Settings, connection) -> list[Finding]:
     # What the dashboard's Queues page shows, read the same way (aftercall.queue_status:
     # without rq's registry cleanup, so a diagnosis never moves a job).
-    from aftercall.queue_status import overview
-    from dialer.dispatch import PAUSE_KEY
-    from dialer.scheduling import CALL_QUEUE
-    from scoring.alerts import ALERT_QUEUE, alerts_enabled
 
     check = "redis"
     start_worker = (
@@ -488,10 +492,6 @@ def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list
     fetch the Account, then look the from-number up among the account's numbers and
     verified caller IDs.
     """
-    from requests.exceptions import RequestException
-    from twilio.base.exceptions import TwilioException
-
-    from core.telephony import rest_client
 
     check = "twilio"
     where = settings.twilio_api_base or "Twilio's API"
@@ -577,9 +577,6 @@ def _refusal(settings: Settings, exc: BaseException, where: str) -> Finding:
 
 
 def _from_number(settings: Settings, client) -> list[Finding]:
-    import phonenumbers
-    from requests.exceptions import RequestException
-    from twilio.base.exceptions import TwilioException
 
     check = "twilio"
     number = settings.twilio_from_number
@@ -754,7 +751,6 @@ def public_url(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Fin
 
 def _signed_webhook(settings: Settings, timeout: float) -> Finding:
     """Post a status callback signed as Twilio would; the web process must take it."""
-    from twilio.request_validator import RequestValidator
 
     check = "public url"
     if not settings.twilio_auth_token:
@@ -833,7 +829,6 @@ def _twilio_error(exc: BaseException) -> tuple[int | None, int | None, str]:
     the HTTP response ("Unable to fetch page", response); network trouble raises
     requests' exceptions, which have no status.
     """
-    from twilio.base.exceptions import TwilioRestException
 
     if isinstance(exc, TwilioRestException):
         return exc.status, exc.code, exc.msg

@@ -33,13 +33,18 @@ from prometheus_client import (
     CollectorRegistry,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from rq import Queue, Worker, get_current_job
 
 from core.masking import mask_numbers
 from core.runtime import Runtime
+from dialer.receivers.outcome import EVENTS as receiver_events
 from dialer.scheduling import CALL_QUEUE
+from scoring.alerts import ALERT_QUEUE
+from scoring.report import ReportQuery, report, totals
 
 log = logging.getLogger(__name__)
 OUR_LOGGERS = ("aftercall", "dialer", "ivr", "scoring")
@@ -78,8 +83,6 @@ def _context() -> dict[str, str]:
         if call_sid:
             context["call_sid"] = call_sid[:64]
     else:
-        from rq import get_current_job
-
         job = get_current_job()
         if job is not None:
             context["job_id"] = job.id
@@ -116,7 +119,6 @@ def install(app: Flask, runtime: Runtime) -> None:
         buckets=LATENCY_BUCKETS,
         registry=None,  # registered below, per app: tests build many apps
     )
-    from dialer.receivers.outcome import EVENTS as receiver_events
 
     registry = CollectorRegistry()
     registry.register(latency)
@@ -153,7 +155,6 @@ def install(app: Flask, runtime: Runtime) -> None:
 def _scraped(registry: CollectorRegistry) -> CollectorRegistry:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return registry
-    from prometheus_client import multiprocess
 
     combined = CollectorRegistry()
     multiprocess.MultiProcessCollector(combined)
@@ -182,7 +183,6 @@ class _Totals(Collector):
             yield from families
 
     def _survey_totals(self) -> Iterator[Any]:
-        from scoring.report import ReportQuery, report, totals
 
         zone = ZoneInfo(self.runtime.settings.report_time_zone)
         with self.runtime.db.session() as session:
@@ -216,9 +216,6 @@ class _Totals(Collector):
         yield answers
 
     def _queues(self) -> Iterator[Any]:
-        from rq import Queue, Worker
-
-        from scoring.alerts import ALERT_QUEUE
 
         depth = GaugeMetricFamily(
             "aftercall_queue_jobs", "rq jobs by queue and state.", labels=["queue", "state"]

@@ -62,6 +62,7 @@ from twilio.request_validator import RequestValidator
 from bench.fresh_database import reset
 from bench.load_generator import DEFAULT_TIMEOUT_SECONDS, Outcome, drive, http_request
 from bench.proc_cpu import group_cpu_seconds, machine_cpu_seconds, process_cpu_seconds
+from core.config import DEFAULT_SURVEYS_DIR
 from core.db import Database
 from core.models import Answer, CallAttempt, RequestState, SurveyRequest, SurveyVersion
 from core.survey import SurveyCatalog, SurveyDefinition
@@ -127,7 +128,7 @@ class Post:
 def seed_calls(url: str, count: int) -> list[SeededCall]:
     """`count` survey requests, each with a call attempt in progress on the NPS question."""
     db = Database(url)
-    definition = SurveyCatalog.from_directory(ROOT / "aftercall" / "surveys").get(SURVEY)
+    definition = SurveyCatalog.from_directory(DEFAULT_SURVEYS_DIR).get(SURVEY)
     seeded: list[SeededCall] = []
     with db.session() as session:
         version = version_for(session, definition)

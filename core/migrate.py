@@ -10,6 +10,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+from core.db import make_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -31,9 +34,6 @@ def downgrade(database_url: str, revision: str) -> None:
 
 
 def current_revision(database_url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    from core.db import make_engine
 
     engine = make_engine(database_url)
     try:

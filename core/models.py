@@ -87,6 +87,18 @@ class RequestState(StrEnum):
         }
 
 
+class Suppression(StrEnum):
+    """Why a dialing rule (dialer.rules) kept a call from being surveyed; reports count each."""
+
+    NOT_SAMPLED = "not_sampled"
+    OPTED_OUT = "opted_out"
+    SURVEYED_RECENTLY = "surveyed_recently"
+    SURVEY_UNDER_WAY = "survey_under_way"
+    CALL_CAP = "call_cap_reached"
+    NO_CALLING_WINDOW = "no_calling_window"
+    EXPIRED = "validity_expired"
+
+
 def _enum(enum_cls: type[StrEnum], name: str) -> Enum:
     # Stored as plain strings with a CHECK constraint: readable in SQL, same on both
     # backends, and a new state is a one-line migration rather than an ALTER TYPE.
@@ -159,7 +171,7 @@ class SurveyRequest(Base):
     # The API key that sent it (None: the CLI, a CSV import): only that key may read it
     # back through the intake API.
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
-    # An admin's test call (dialer.test_call sets it, nothing else does): what makes a
+    # An admin's test call (dialer.trial_call sets it, nothing else does): what makes a
     # request a test call. No report figure counts it (scoring.report.filtered, the
     # rollup's triggers since migration 0009), no alert is sent, no retry placed.
     is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
@@ -362,7 +374,7 @@ CSAT_COUNTERS = tuple(f"csat_{value}" for value in range(1, 6))
 CES_COUNTERS = tuple(f"ces_{value}" for value in range(1, 8))
 FUNNEL_COUNTERS = ("received", "placed", "calls_placed", "answered", "reached", "completed",
                    "partial", "opted_out", "attempts_for_completed")  # fmt: skip
-# One column per dialer.rules.Suppression value (a test keeps the two lists equal).
+# One column per Suppression value (a test keeps the two lists equal).
 SUPPRESSION_REASONS = ("not_sampled", "opted_out", "surveyed_recently", "survey_under_way",
                        "call_cap_reached", "no_calling_window", "validity_expired")  # fmt: skip
 SUPPRESSION_COUNTERS = tuple(f"suppressed_{reason}" for reason in SUPPRESSION_REASONS)

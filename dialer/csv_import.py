@@ -19,66 +19,28 @@ import io
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from core.runtime import Runtime
-from dialer.intake import CallEnded, IntakeRejected, IntakeResult, Rejection, accept_calls
+from dialer.intake import (
+    CallEnded,
+    IntakeRejected,
+    IntakeResult,
+    Rejection,
+    accept_calls,
+    check_text,
+    parse_ended_at,
+)
 
 REQUIRED_COLUMNS = ("phone", "source_call_id", "ended_at")
 OPTIONAL_COLUMNS = ("agent", "queue", "team", "language", "survey")
 # Rows per accept_calls call: one transaction each, so a huge file neither holds one
 # transaction open for minutes nor commits row by row.
 CHUNK_ROWS = 500
-# A support call that "ended" outside these years is a typo or a unit mix-up; the
-# bounds also keep date arithmetic downstream (first call time, validity) in range.
-EARLIEST_ENDED_AT = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST_ENDED_AT = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class CsvFileError(Exception):
     """The file as a whole cannot be imported (unreadable, not UTF-8, no usable header)."""
-
-
-def check_text(value: str, name: str) -> str:
-    """`value`, if the database can store it as text; IntakeRejected naming `name` if not.
-
-    PostgreSQL refuses NUL characters in text, and nothing can encode a lone surrogate
-    (which JSON escapes and undecodable command-line bytes can produce): either would
-    fail the whole transaction, so it is refused here as one invalid field.
-    """
-    if "\x00" in value:
-        raise IntakeRejected(Rejection.INVALID_FIELD, f"{name} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise IntakeRejected(Rejection.INVALID_FIELD, f"{name} is not valid Unicode text") from None
-    return value
-
-
-def parse_ended_at(text: str) -> datetime:
-    """An ISO 8601 time with a UTC offset ("2026-11-23T14:05:00+01:00", "...Z")."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise IntakeRejected(
-            Rejection.INVALID_FIELD, f"ended_at {text!r} is not an ISO 8601 time"
-        ) from None
-    if value.tzinfo is None:
-        raise IntakeRejected(
-            Rejection.INVALID_FIELD,
-            f"ended_at {text!r} needs a UTC offset (e.g. +01:00 or Z): "
-            "a time without one could be any of 24 hours",
-        )
-    try:
-        in_utc = value.astimezone(UTC)
-    except OverflowError:
-        in_utc = None
-    if in_utc is None or not EARLIEST_ENDED_AT <= in_utc < LATEST_ENDED_AT:
-        raise IntakeRejected(
-            Rejection.INVALID_FIELD, f"ended_at {text!r} is not between 2000 and 2100"
-        )
-    return value
 
 
 def call_from_text(fields: Mapping[str, str], metadata: Mapping[str, str]) -> CallEnded:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import CallAttempt, RequestState, SurveyRequest
+from core.models import CallAttempt, RequestState, Suppression, SurveyRequest
 from core.runtime import Runtime
 from core.survey import DialingSettings, UnknownSurvey
 from core.survey_versions import definition_of
@@ -28,8 +28,6 @@ from dialer import rules, scheduling
 from dialer.calling_hours import zones_for_number
 from dialer.pacing import acquire_call_slot
 from dialer.placement import AtCapacity, PlacementFailure, place_call
-from dialer.rules import Suppression
-from dialer.test_call import is_test_call
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +140,7 @@ def after_attempt(runtime: Runtime, request_id: int) -> str:
         )
         placed = _placed_attempts(session, request_id)
         due: datetime | Suppression | None = None
-        if is_test_call(request):
+        if request.is_test:
             # An admin waiting at the page for one call; an hour later it would surprise.
             verdict = f"final: {request.state.value} (a test call is not retried)"
         elif last is None or not rules.is_retryable(

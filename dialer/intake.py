@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -20,13 +20,12 @@ import phonenumbers
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.models import RequestState, SurveyRequest
+from core.models import RequestState, Suppression, SurveyRequest
 from core.runtime import Runtime
 from core.survey import SurveyCatalog, UnknownSurvey
 from core.survey_versions import version_for
 from dialer import rules, scheduling
 from dialer.calling_hours import zones_for_number
-from dialer.rules import Suppression
 
 # Number types a survey can reach by voice; premium-rate, shared-cost, pagers and the
 # like are rejected at intake.
@@ -70,6 +69,54 @@ class CallEnded:
     survey: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     api_key_id: int | None = None  # the API key that sent it, if one did
+
+
+# Every intake path (API, CSV, CLI, platform events) checks its fields with the
+# functions below. A support call that "ended" outside these years is a typo or a unit mix-up; the
+# bounds also keep date arithmetic downstream (first call time, validity) in range.
+EARLIEST_ENDED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_ENDED_AT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def check_text(value: str, name: str) -> str:
+    """`value`, if the database can store it as text; IntakeRejected naming `name` if not.
+
+    PostgreSQL refuses NUL characters in text, and nothing can encode a lone surrogate
+    (which JSON escapes and undecodable command-line bytes can produce): either would
+    fail the whole transaction, so it is refused here as one invalid field.
+    """
+    if "\x00" in value:
+        raise IntakeRejected(Rejection.INVALID_FIELD, f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IntakeRejected(Rejection.INVALID_FIELD, f"{name} is not valid Unicode text") from None
+    return value
+
+
+def parse_ended_at(text: str) -> datetime:
+    """An ISO 8601 time with a UTC offset ("2026-11-23T14:05:00+01:00", "...Z")."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise IntakeRejected(
+            Rejection.INVALID_FIELD, f"ended_at {text!r} is not an ISO 8601 time"
+        ) from None
+    if value.tzinfo is None:
+        raise IntakeRejected(
+            Rejection.INVALID_FIELD,
+            f"ended_at {text!r} needs a UTC offset (e.g. +01:00 or Z): "
+            "a time without one could be any of 24 hours",
+        )
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST_ENDED_AT <= in_utc < LATEST_ENDED_AT:
+        raise IntakeRejected(
+            Rejection.INVALID_FIELD, f"ended_at {text!r} is not between 2000 and 2100"
+        )
+    return value
 
 
 def normalise_phone(raw: str, default_region: str | None = None) -> str:

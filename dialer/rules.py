@@ -17,13 +17,12 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import CallAttempt, OptOut, RequestState, SurveyRequest
+from core.models import CallAttempt, OptOut, RequestState, Suppression, SurveyRequest
 from core.survey import DialingSettings
 from dialer.calling_hours import CallingWindow
 
@@ -41,16 +40,6 @@ _UNDER_WAY = (
     RequestState.CALLING,
     RequestState.IN_PROGRESS,
 )
-
-
-class Suppression(StrEnum):
-    NOT_SAMPLED = "not_sampled"
-    OPTED_OUT = "opted_out"
-    SURVEYED_RECENTLY = "surveyed_recently"
-    SURVEY_UNDER_WAY = "survey_under_way"
-    CALL_CAP = "call_cap_reached"
-    NO_CALLING_WINDOW = "no_calling_window"
-    EXPIRED = "validity_expired"
 
 
 def is_sampled(source_call_id: str, percent: float) -> bool:

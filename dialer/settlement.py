@@ -8,10 +8,10 @@ request `calling` or `in_progress`, forever, and hold a line of the concurrency 
 Once an attempt is overdue (any call it started must be over by now) reconciliation
 asks Twilio's Calls API about it:
 - Twilio tells a final status: it is applied through the very function the status
-  webhook uses (ivr.attempts.record_status), as if the callback had arrived;
+  webhook uses (dialer.attempts.record_status), as if the callback had arrived;
 - the call is still live: it is left alone, and asked about again next time;
 - Twilio has no such call (20404), or the attempt never got a CallSid: the attempt is
-  `lost` (ivr.attempts.record_lost), which counts toward the request's limits.
+  `lost` (dialer.attempts.record_lost), which counts toward the request's limits.
 A Twilio API error leaves the attempt for the next run. The retry decision that follows
 an ended attempt is not made here: reconciliation queues the dialer's follow-up.
 """

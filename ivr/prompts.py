@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-from core.survey import QuestionKind, SurveyDefinition
+from core.survey import QuestionKind, SurveyDefinition, SurveyError
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,6 @@ def spoken_number(e164: str) -> str:
 
 def check_phrases(definition: SurveyDefinition, source: str) -> None:
     """Fail at start, naming the field, if a survey overrides a phrase wrongly."""
-    from core.survey import SurveyError
 
     for language, table in definition.phrases.items():
         for name, text in table.items():

@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.models import Answer, SurveyRequest
 from core.runtime import Runtime, worker_runtime
-from dialer.test_call import is_test_call
 from scoring.detractors import is_detractor_answer
 
 log = logging.getLogger(__name__)
@@ -140,7 +139,7 @@ def detractor_alert(
     """The alert's JSON for a request with at least one detractor answer, else None
     (also for an admin's test call: its low scores are nobody's to follow up)."""
     request = session.get(SurveyRequest, request_id)
-    if request is None or is_test_call(request):
+    if request is None or request.is_test:
         return None
     rows = session.scalars(
         select(Answer).where(Answer.request_id == request_id).order_by(Answer.id)

@@ -9,7 +9,7 @@ period a report is about.
 Groups: agent, queue, team, survey, language, `meta:<key>` (a metadata field), and one
 of day / week / month in the contact center's time zone (scoring.buckets).
 
-An admin's test call (`SurveyRequest.is_test`, dialer.test_call) counts in no figure:
+An admin's test call (`SurveyRequest.is_test`, dialer.trial_call) counts in no figure:
 every statement here and in scoring.detractors selects through `filtered`, which
 leaves test rows out, as the rollup's triggers do (migration 0009).
 """
@@ -36,9 +36,9 @@ from core.models import (
     SUPPRESSION_COUNTERS,
     Answer,
     RequestState,
+    Suppression,
     SurveyRequest,
 )
-from dialer.rules import Suppression
 from scoring import nps as score
 from scoring import rollup
 from scoring.buckets import UNITS, buckets

@@ -9,6 +9,12 @@ from sqlalchemy import text
 from aftercall import observability
 from aftercall.web.api_access import install_json_errors
 from aftercall.web.context import attach_runtime
+from aftercall.web.dashboard.queues import bp as queues
+from aftercall.web.dashboard.surveys import bp as surveys
+from aftercall.web.dashboard.views import bp as dashboard
+from aftercall.web.intake_api import bp as api
+from aftercall.web.reports_api import bp as reports
+from aftercall.web.voice import bp as voice
 from aftercall.wiring import runtime_from_settings
 from core.config import Settings
 from core.runtime import Runtime
@@ -27,13 +33,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     attach_runtime(app, runtime)
-
-    from aftercall.web.dashboard.queues import bp as queues
-    from aftercall.web.dashboard.surveys import bp as surveys
-    from aftercall.web.dashboard.views import bp as dashboard
-    from aftercall.web.intake_api import bp as api
-    from aftercall.web.reports_api import bp as reports
-    from aftercall.web.voice import bp as voice
 
     app.register_blueprint(voice)
     app.register_blueprint(api)

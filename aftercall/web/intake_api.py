@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -34,8 +34,15 @@ from aftercall.web.context import current_runtime, runtime_of
 from aftercall.web.twilio_auth import is_from_twilio
 from core.models import Answer, CallAttempt, SurveyRequest
 from core.runtime import Runtime
-from dialer.csv_import import check_text, parse_ended_at
-from dialer.intake import CallEnded, IntakeRejected, IntakeResult, Rejection, accept_calls
+from dialer.intake import (
+    CallEnded,
+    IntakeRejected,
+    IntakeResult,
+    Rejection,
+    accept_calls,
+    check_text,
+    parse_ended_at,
+)
 from dialer.receivers import amazon_connect, genesys_cloud, mapping_file, twilio_flex
 from dialer.receivers.outcome import EventOutcome, Platform, Status, receive
 
@@ -249,26 +256,25 @@ def receive_twilio_flex_event() -> Response:
     return response
 
 
-@bp.post("/events/amazon-connect")
-def receive_amazon_connect_event() -> tuple[Response, int]:
-    event = _read_event()
-    receiver = _receivers().amazon_connect
-    outcome = _receive(
-        Platform.AMAZON_CONNECT,
-        lambda: amazon_connect.call_ended(event, receiver),
-        api_key_id=g.api_key_id,
-    )
-    return _event_response(outcome)
+# The receivers EventBridge's API destinations post to: the platform's JSON event, as is.
+_EVENTBRIDGE_RECEIVERS: dict[Platform, Callable[[Any, mapping_file.Receivers], CallEnded]] = {
+    Platform.AMAZON_CONNECT: lambda event, receivers: amazon_connect.call_ended(
+        event, receivers.amazon_connect
+    ),
+    Platform.GENESYS_CLOUD: lambda event, receivers: genesys_cloud.call_ended(
+        event, receivers.genesys_cloud
+    ),
+}
 
 
-@bp.post("/events/genesys-cloud")
-def receive_genesys_cloud_event() -> tuple[Response, int]:
+@bp.post("/events/amazon-connect", defaults={"platform": Platform.AMAZON_CONNECT.value})
+@bp.post("/events/genesys-cloud", defaults={"platform": Platform.GENESYS_CLOUD.value})
+def receive_eventbridge_event(platform: str) -> tuple[Response, int]:
     event = _read_event()
-    receiver = _receivers().genesys_cloud
+    receivers = _receivers()
+    to_call = _EVENTBRIDGE_RECEIVERS[Platform(platform)]
     outcome = _receive(
-        Platform.GENESYS_CLOUD,
-        lambda: genesys_cloud.call_ended(event, receiver),
-        api_key_id=g.api_key_id,
+        Platform(platform), lambda: to_call(event, receivers), api_key_id=g.api_key_id
     )
     return _event_response(outcome)
 

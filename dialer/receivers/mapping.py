@@ -25,8 +25,14 @@ from enum import StrEnum
 from typing import Any
 
 from core.config import ConfigError
-from dialer.csv_import import EARLIEST_ENDED_AT, LATEST_ENDED_AT, check_text, parse_ended_at
-from dialer.intake import CallEnded, IntakeRejected
+from dialer.intake import (
+    EARLIEST_ENDED_AT,
+    LATEST_ENDED_AT,
+    CallEnded,
+    IntakeRejected,
+    check_text,
+    parse_ended_at,
+)
 
 Paths = tuple[str, ...]
 

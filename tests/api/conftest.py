@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from aftercall import cli_intake
+from aftercall.cli import intake as cli_intake
 from aftercall.cli import main
 from aftercall.wiring import runtime_from_settings
 from core import apikeys

@@ -28,7 +28,7 @@ from core.survey_versions import version_for
 from core.users import create_user
 from dialer import scheduling
 from dialer.scheduling import CALL_QUEUE
-from dialer.test_call import TEST_CALL_PREFIX
+from dialer.trial_call import TEST_CALL_PREFIX
 from ivr.preview import call_script
 from phonesim import Comment, Persona
 from tests.dashboard.conftest import PASSWORD, add_calls, csrf_from, month_of_calls, sign_in

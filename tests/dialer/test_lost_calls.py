@@ -1,4 +1,4 @@
-"""ivr.attempts.record_lost: an attempt nobody can tell the end of (dialer.settlement)."""
+"""dialer.attempts.record_lost: an attempt nobody can tell the end of (dialer.settlement)."""
 
 from __future__ import annotations
 

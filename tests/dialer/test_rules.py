@@ -5,10 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.models import CallAttempt, OptOut, RequestState, SurveyRequest
+from core.models import CallAttempt, OptOut, RequestState, Suppression, SurveyRequest
 from core.survey import DialingSettings
 from dialer import rules
-from dialer.rules import Suppression
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 PHONE = "+14155550123"

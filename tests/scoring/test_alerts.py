@@ -330,14 +330,14 @@ def test_redis_down_still_answers_with_the_next_question_quickly(runtime, make_a
 
 def test_an_admins_test_call_sends_no_alert(alerting, receiver, make_attempt):
     from core.models import SurveyRequest
-    from dialer.test_call import TEST_CALL_FLAG, TEST_CALL_PREFIX
+    from dialer.trial_call import TEST_CALL_FLAG, TEST_CALL_PREFIX
 
     call = open_call(alerting, make_attempt)
     with alerting.db.session() as session:
         request = session.get(SurveyRequest, request_id_of(alerting, call))
         request.source_call_id = f"{TEST_CALL_PREFIX}abc"
         request.extra = {TEST_CALL_FLAG: True, "requested_by": "ops"}
-        request.is_test = True  # marked as dialer.test_call.schedule_test_call marks it
+        request.is_test = True  # marked as dialer.trial_call.schedule_test_call marks it
     call.press(call.start(), "2")
     work(alerting)
     assert receiver.deliveries == []

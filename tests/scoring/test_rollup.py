@@ -27,12 +27,12 @@ from core.models import (
     Answer,
     CallAttempt,
     RequestState,
+    Suppression,
     SurveyRequest,
     report_daily,
     report_daily_delta,
     report_daily_teams,
 )
-from dialer.rules import Suppression
 from scoring import rollup
 from scoring.report import ReportQuery, _Plan, group_values, report
 from tests.scoring.test_report import add

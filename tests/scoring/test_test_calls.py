@@ -30,7 +30,7 @@ from core.users import create_user
 from dialer import scheduling
 from dialer.intake import CallEnded, register_call
 from dialer.scheduling import CALL_QUEUE
-from dialer.test_call import TEST_CALL_FLAG, TEST_CALL_PREFIX, is_test_call
+from dialer.trial_call import TEST_CALL_FLAG, TEST_CALL_PREFIX
 from phonesim import Comment, Persona
 from scoring import rollup
 from scoring.detractors import detractors
@@ -208,7 +208,7 @@ def test_a_test_call_answered_in_full_changes_no_figure(campaign, monkeypatch): 
     with runtime.db.session() as session:
         request = session.get(SurveyRequest, request_id)
         assert request.state is RequestState.COMPLETED and request.calls_placed == 1
-        assert request.is_test and is_test_call(request)
+        assert request.is_test
         answers = session.scalars(select(Answer).where(Answer.request_id == request_id)).all()
         # Every answer stored through the webhooks carries the mark, or a figure counts it.
         assert {(a.question_key, a.value, a.is_test) for a in answers} == {
@@ -270,7 +270,7 @@ def test_intake_cannot_make_a_customers_call_a_test_call(runtime):
     assert result.accepted, result
     with runtime.db.session() as session:
         request = session.get(SurveyRequest, result.request_id)
-        assert not request.is_test and not is_test_call(request)
+        assert not request.is_test
         (row,) = report(session, ReportQuery(by=("agent",)))
         assert (row.group["agent"], row.received) == ("alice", 1)
 

@@ -11,7 +11,7 @@
 Signed-in users only, behind the dashboard's own sign-in, security headers, CSRF check
 and template globals (aftercall.web.dashboard.views), not copies of them. The preview is
 ivr.preview.call_script, the same rendering the webhooks answer calls with; a test call
-is dialer.test_call.schedule_test_call, the dialer's own path. Handlers parse, call
+is dialer.trial_call.schedule_test_call, the dialer's own path. Handlers parse, call
 those, and render.
 """
 
@@ -36,7 +36,7 @@ from aftercall.web.context import current_runtime
 from aftercall.web.dashboard import views as dashboard
 from core.survey import SurveyDefinition, UnknownSurvey
 from core.survey_versions import definition_of
-from dialer import test_call
+from dialer import trial_call as test_call
 from ivr.preview import call_script
 from scoring.surveys import stored_version, survey_entries
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from aftercall.cli.context import Context
 from aftercall.wiring import runtime_from_settings
 from scoring.filters import parse_report_query
 from scoring.formats import to_csv, to_table
@@ -37,9 +38,7 @@ def report_command(
     output: str, by: tuple[str, ...], compare: str | None, **filters: str | None
 ) -> None:
     """NPS, CSAT, CES and the call funnel, grouped and filtered."""
-    from aftercall.cli import _Context
-
-    settings = click.get_current_context().ensure_object(_Context).settings
+    settings = click.get_current_context().ensure_object(Context).settings
     params = {**filters, "by": ",".join(by)}
     if compare and output == "csv":
         raise click.UsageError("--compare works with --format table or json, not csv")

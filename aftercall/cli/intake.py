@@ -6,8 +6,7 @@
 
 Each command parses its options, calls dialer (apikeys, csv_import, intake) and prints
 the outcome; no intake rule lives here. Registered on the `main` group by
-aftercall.cli through `register_commands`; this module does not import aftercall.cli at
-import time, so either may be imported first.
+aftercall.cli through `register_commands`; the command context is aftercall.cli.context.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any
 
 import click
 
+from aftercall.cli.context import Context
 from aftercall.web.api_access import iso_utc
 from aftercall.wiring import runtime_from_settings
 from core import apikeys
@@ -38,9 +38,7 @@ def register_commands(group: click.Group) -> None:
 
 def _settings() -> Settings:
     # The same per-invocation settings object the other commands get from pass_context.
-    from aftercall.cli import _Context
-
-    return click.get_current_context().ensure_object(_Context).settings
+    return click.get_current_context().ensure_object(Context).settings
 
 
 @contextmanager

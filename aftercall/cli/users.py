@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import click
 from sqlalchemy.orm import Session
 
+from aftercall.cli.context import Context
 from core.db import one_off_session
 from core.users import (
     DEFAULT_ROLE,
@@ -36,9 +37,7 @@ def register_commands(group: click.Group) -> None:
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    from aftercall.cli import _Context
-
-    settings = click.get_current_context().ensure_object(_Context).settings
+    settings = click.get_current_context().ensure_object(Context).settings
     with one_off_session(settings.database_url) as session:
         yield session
 

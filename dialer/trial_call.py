@@ -17,7 +17,8 @@ Twilio), and answered through the same webhooks. It differs from intake
   owns the number, and `dispatch.dial` re-checks the window before dialling anyway.
   Outside the hours the call is scheduled for the next opening and the admin is told;
 - marked as a test call by `SurveyRequest.is_test`, the one thing that makes it one
-  (`is_test_call`): no report figure counts it (scoring.report, the rollup), it sends no
+  (only `schedule_test_call` sets it: intake cannot make a customer's call one,
+  whatever source call id or metadata it sends): no report figure counts it (scoring.report, the rollup), it sends no
   detractor alert (scoring.alerts) and is never retried (dialer.dispatch). For people
   reading the tables it also has metadata `{"test_call": true, "requested_by":
   <username>}`, a source call id starting with `TEST_CALL_PREFIX` (unique, and
@@ -35,14 +36,13 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from core.models import Answer, CallAttempt, RequestState, SurveyRequest
+from core.models import Answer, CallAttempt, RequestState, Suppression, SurveyRequest
 from core.runtime import Runtime
 from core.survey import UnknownSurvey
 from core.survey_versions import version_for
 from dialer import rules, scheduling
 from dialer.calling_hours import zones_for_number
 from dialer.intake import IntakeRejected, Rejection, normalise_phone
-from dialer.rules import Suppression
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def status_of(runtime: Runtime, request_id: int) -> TestCallStatus | None:
     """The test call `request_id`, or None if there is none (or it is a customer's)."""
     with runtime.db.session() as session:
         request = session.get(SurveyRequest, request_id)
-        if request is None or not is_test_call(request):
+        if request is None or not request.is_test:
             return None
         attempts = session.scalars(
             select(CallAttempt)
@@ -235,13 +235,6 @@ def status_of(runtime: Runtime, request_id: int) -> TestCallStatus | None:
             ),
             answers=tuple((a.question_key, _answer_text(a)) for a in answers),
         )
-
-
-def is_test_call(request: SurveyRequest) -> bool:
-    """Whether `request` is an admin's test call: its `is_test` column, which only
-    `schedule_test_call` sets. Intake cannot make a customer's call one, whatever source
-    call id or metadata it sends."""
-    return request.is_test
 
 
 def _answer_text(answer: Answer) -> str:

@@ -3,7 +3,7 @@ out of every figure (the rollup included), and downgrade puts everything back.
 
 The data is written at revision 0008 with that revision's columns, as a running
 installation holds it: customers' calls, admins' test calls (the `aftercall-test-call:`
-source call id and the `test_call` metadata flag, as dialer.test_call marked them), and
+source call id and the `test_call` metadata flag, as dialer.trial_call marked them), and
 calls carrying only one of the two marks, which were never test calls. On PostgreSQL
 the rollup is on from the start, so its triggers counted the test calls as they came in.
 """

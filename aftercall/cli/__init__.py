@@ -2,44 +2,53 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import click
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy.orm import Session
 
-from aftercall import cli_intake, cli_report, cli_users
+from aftercall.cli import intake as cli_intake
+from aftercall.cli import report as cli_report
+from aftercall.cli import users as cli_users
+from aftercall.cli.context import Context, pass_context
+from aftercall.demo import (
+    CampaignStopped,
+    DemoResult,
+    PortUnavailable,
+    SimulatedDeployment,
+    demo_settings,
+    demo_start_time,
+    simulated_deployment,
+    stop_on_signals,
+)
+from aftercall.doctor import Status, diagnose
 from aftercall.wiring import runtime_from_settings
 from core import migrate
-from core.config import ConfigError, Settings
+from core.db import one_off_session, utcnow
+from core.retention import customer_data, delete_recordings, forget_customer, parse_age
+from core.retention import purge as purge_old
 from core.runtime import Runtime
 from core.survey import SurveyCatalog, SurveyError
-from dialer.scheduling import CALL_QUEUE
+from core.telephony import rest_client
+from dialer.dispatch import pause, paused_reason, resume
+from dialer.intake import IntakeRejected, normalise_phone
+from dialer.scheduling import CALL_QUEUE, reconcile
+from ivr.prompts import check_phrases
+from phonesim.account import DEFAULT_NUMBERS, E164
+from phonesim.server import serve
+from scoring import rollup
 from scoring.formats import to_table
 from scoring.report import totals
 
 if TYPE_CHECKING:
     import threading
-    from datetime import datetime
-
-    from aftercall.demo import DemoResult, SimulatedDeployment
-
-
-class _Context:
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = Settings.from_env()
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
-        return self._settings
-
-
-pass_context = click.make_pass_decorator(_Context, ensure=True)
 
 
 @click.group()
@@ -55,16 +64,12 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 @pass_context
-def db_upgrade(ctx: _Context, revision: str) -> None:
+def db_upgrade(ctx: Context, revision: str) -> None:
     """Bring the database schema up to date (safe to run on every release).
 
     On PostgreSQL it also keeps the daily report rollup in REPORT_TIME_ZONE, rebuilding
     it (once) when that setting changed.
     """
-    from zoneinfo import ZoneInfo
-
-    from core.db import one_off_session
-    from scoring import rollup
 
     url = ctx.settings.database_url
     migrate.upgrade(url, revision)
@@ -78,16 +83,12 @@ def db_upgrade(ctx: _Context, revision: str) -> None:
 
 @db.command("rebuild-rollup")
 @pass_context
-def db_rebuild_rollup(ctx: _Context) -> None:
+def db_rebuild_rollup(ctx: Context) -> None:
     """Rebuild the daily report rollup from the requests and answers (PostgreSQL).
 
     Needed only after tables were changed behind the triggers' back (TRUNCATE, a
     restore of one table); writers wait while it runs.
     """
-    from zoneinfo import ZoneInfo
-
-    from core.db import one_off_session
-    from scoring import rollup
 
     with one_off_session(ctx.settings.database_url) as session:
         rollup.switch_off(session)
@@ -98,7 +99,7 @@ def db_rebuild_rollup(ctx: _Context) -> None:
 
 @db.command("current")
 @pass_context
-def db_current(ctx: _Context) -> None:
+def db_current(ctx: Context) -> None:
     """Print the schema revision the database is at."""
     click.echo(
         migrate.current_revision(ctx.settings.database_url) or "empty (run: aftercall db upgrade)"
@@ -113,11 +114,8 @@ def surveys() -> None:
 @surveys.command("check")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @pass_context
-def surveys_check(ctx: _Context, directory: str | None) -> None:
+def surveys_check(ctx: Context, directory: str | None) -> None:
     """Validate every survey file; exit 1 naming the file and field of the first error."""
-    from pathlib import Path
-
-    from ivr.prompts import check_phrases
 
     folder = Path(directory) if directory else ctx.settings.surveys_dir
     try:
@@ -157,17 +155,6 @@ def demo(calls: int, seed: int, serve: bool, host: str, port: int) -> None:
     database (never DATABASE_URL): sign in with the demo admin it prints, browse the
     campaign's reports, and place test calls that the simulator answers. Ctrl-C stops.
     """
-    import os
-    from datetime import UTC, datetime
-
-    from aftercall.demo import (
-        CampaignStopped,
-        PortUnavailable,
-        demo_settings,
-        demo_start_time,
-        simulated_deployment,
-        stop_on_signals,
-    )
 
     ctx = click.get_current_context()
     if not serve:
@@ -268,7 +255,7 @@ def _serve_demo(deployment: SimulatedDeployment, stop: threading.Event) -> None:
 )
 @pass_context
 def phonesim(
-    ctx: _Context,
+    ctx: Context,
     host: str,
     port: int,
     seed: int,
@@ -282,8 +269,6 @@ def phonesim(
     Its account is TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, so `aftercall doctor`
     with the same settings checks the account and the from-number against it.
     """
-    from phonesim.account import DEFAULT_NUMBERS, E164
-    from phonesim.server import serve
 
     for option, given in (("--number", numbers), ("--caller-id", caller_ids)):
         for number in given:
@@ -323,7 +308,6 @@ def phonesim(
 )
 def doctor(timeout: float) -> None:
     """Check the configuration, database, Redis, Twilio and the public URL; exit 1 on a FAIL."""
-    from aftercall.doctor import Status, diagnose
 
     diagnosis = diagnose(timeout=timeout)
     section = None
@@ -355,18 +339,15 @@ def dialer() -> None:
     """The dialer: queue health, pausing and resuming calls."""
 
 
-def _runtime(ctx: _Context) -> Runtime:
+def _runtime(ctx: Context) -> Runtime:
 
     return runtime_from_settings(ctx.settings)
 
 
 @dialer.command("status")
 @pass_context
-def dialer_status(ctx: _Context) -> None:
+def dialer_status(ctx: Context) -> None:
     """Print queued and scheduled call jobs and whether dialing is paused."""
-    from rq.registry import ScheduledJobRegistry
-
-    from dialer.dispatch import paused_reason
 
     runtime = _runtime(ctx)
     queue = runtime.queue(CALL_QUEUE)
@@ -379,9 +360,8 @@ def dialer_status(ctx: _Context) -> None:
 @dialer.command("pause")
 @click.option("--reason", default="paused by an operator", show_default=True)
 @pass_context
-def dialer_pause(ctx: _Context, reason: str) -> None:
+def dialer_pause(ctx: Context, reason: str) -> None:
     """Stop placing calls (due calls are held back and retried, not lost)."""
-    from dialer.dispatch import pause
 
     pause(_runtime(ctx), reason)
     click.echo(f"dialing paused: {reason}")
@@ -389,9 +369,8 @@ def dialer_pause(ctx: _Context, reason: str) -> None:
 
 @dialer.command("resume")
 @pass_context
-def dialer_resume(ctx: _Context) -> None:
+def dialer_resume(ctx: Context) -> None:
     """Resume placing calls, e.g. after fixing Twilio credentials."""
-    from dialer.dispatch import resume
 
     resume(_runtime(ctx))
     click.echo("dialing resumed")
@@ -399,9 +378,8 @@ def dialer_resume(ctx: _Context) -> None:
 
 @dialer.command("reconcile")
 @pass_context
-def dialer_reconcile(ctx: _Context) -> None:
+def dialer_reconcile(ctx: Context) -> None:
     """Re-queue scheduled calls that Redis lost (the database is the source of truth)."""
-    from dialer.scheduling import reconcile
 
     click.echo(f"re-queued {reconcile(_runtime(ctx))} scheduled calls")
 
@@ -410,11 +388,8 @@ def dialer_reconcile(ctx: _Context) -> None:
 @click.option("--older-than", "age", required=True, help="e.g. 180d or 26w (support call end).")
 @click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
 @pass_context
-def purge(ctx: _Context, age: str, dry_run: bool) -> None:
+def purge(ctx: Context, age: str, dry_run: bool) -> None:
     """Anonymise customers' personal data in old survey requests; figures stay the same."""
-    from core.db import one_off_session, utcnow
-    from core.retention import parse_age
-    from core.retention import purge as purge_old
 
     try:
         before = utcnow() - parse_age(age)
@@ -436,8 +411,7 @@ def customer() -> None:
     """One customer's data, by phone number (data subject requests)."""
 
 
-def _customer_phone(ctx: _Context, phone: str) -> str:
-    from dialer.intake import IntakeRejected, normalise_phone
+def _customer_phone(ctx: Context, phone: str) -> str:
 
     try:
         return normalise_phone(phone, ctx.settings.default_region or None)
@@ -448,12 +422,8 @@ def _customer_phone(ctx: _Context, phone: str) -> str:
 @customer.command("export")
 @click.argument("phone")
 @pass_context
-def customer_export(ctx: _Context, phone: str) -> None:
+def customer_export(ctx: Context, phone: str) -> None:
     """Print, as JSON, everything aftercall holds about PHONE."""
-    import json
-
-    from core.db import one_off_session
-    from core.retention import customer_data
 
     number = _customer_phone(ctx, phone)
     with one_off_session(ctx.settings.database_url) as session:
@@ -464,10 +434,8 @@ def customer_export(ctx: _Context, phone: str) -> None:
 @click.argument("phone")
 @click.option("--dry-run", is_flag=True)
 @pass_context
-def customer_forget(ctx: _Context, phone: str, dry_run: bool) -> None:
+def customer_forget(ctx: Context, phone: str, dry_run: bool) -> None:
     """Anonymise every survey of PHONE (the do-not-call entry, if any, is kept)."""
-    from core.db import one_off_session
-    from core.retention import forget_customer
 
     number = _customer_phone(ctx, phone)
     with one_off_session(ctx.settings.database_url) as session:
@@ -480,10 +448,8 @@ def customer_forget(ctx: _Context, phone: str, dry_run: bool) -> None:
             _delete_recordings(ctx, session)
 
 
-def _delete_recordings(ctx: _Context, session: Session) -> None:
+def _delete_recordings(ctx: Context, session: Session) -> None:
     """The anonymised comments' audio, deleted in the Twilio account (or why not)."""
-    from core.retention import delete_recordings
-    from core.telephony import rest_client
 
     settings = ctx.settings
     if not (settings.twilio_account_sid and settings.twilio_auth_token):
@@ -497,6 +463,6 @@ def _delete_recordings(ctx: _Context, session: Session) -> None:
 
 
 # The intake (apikey, enqueue, import), report and dashboard-user commands live in
-# their own modules; they read settings through _Context when they run.
+# their own modules; they read settings through Context when they run.
 for module in (cli_intake, cli_report, cli_users):
     module.register_commands(main)
