@@ -305,6 +305,43 @@ class OptOut(Base):
     request_id: Mapped[int | None] = mapped_column(ForeignKey("survey_requests.id"))
 
 
+class ContactLeg(Base):
+    """One leg of a customer's conversation, as a contact-center platform reported it (an
+    Amazon Connect contact record): kept until the conversation's last leg is known, so
+    that the conversation becomes one survey request, after its end, rating its last
+    agent (dialer.receivers.conversations). A transferred call has a leg per agent, and
+    the legs arrive in any order and more than once."""
+
+    __tablename__ = "contact_legs"
+    __table_args__ = (
+        UniqueConstraint("platform", "leg_id", name="uq_contact_legs_leg"),
+        Index("ix_contact_legs_conversation", "platform", "conversation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    # The first leg's id (Connect: InitialContactId, or the ContactId of the first leg).
+    conversation_id: Mapped[str] = mapped_column(String(256))
+    leg_id: Mapped[str] = mapped_column(String(256))
+    previous_leg_id: Mapped[str | None] = mapped_column(String(256))
+    next_leg_id: Mapped[str | None] = mapped_column(String(256))
+    channel: Mapped[str | None] = mapped_column(String(20))
+    initiation_method: Mapped[str | None] = mapped_column(String(40))
+    # The number on the leg's customer side, as the platform wrote it (checked at intake).
+    phone: Mapped[str | None] = mapped_column(String(64))
+    agent: Mapped[str | None] = mapped_column(String(200))
+    queue: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    agent_connected_at: Mapped[datetime | None]
+    after_contact_work_at: Mapped[datetime | None]
+    transfer_completed_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    # The platform's version of the leg (Connect: LastUpdateTimestamp): an older copy
+    # delivered late never overwrites a newer one.
+    updated_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # What a key may do (core.apikeys): stored as its scopes in a fixed order, space
 # separated; `reports` and `reports:full` (numbers and recordings) exclude each other.
 API_KEY_SCOPE_SETS = (

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.runtime import Runtime
 from dialer.intake import CallEnded, IntakeResult, accept_calls
+from dialer.receivers.conversations import ConversationOngoing
 from dialer.receivers.mapping import EventIgnored, InvalidEvent
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Status(StrEnum):
     ACCEPTED = "accepted"  # a survey request, scheduled
     REJECTED = "rejected"  # intake said no (opted out, duplicate, ...); suppressions stored
     IGNORED = "ignored"  # not an event the receiver surveys on (chat, no agent, ...)
+    WAITING = "waiting"  # a leg of a conversation not over yet: kept until its last leg
     INVALID = "invalid"  # cannot be mapped as sent
 
 
@@ -76,6 +78,8 @@ def receive(
         call = to_call()
     except EventIgnored as exc:
         outcome = EventOutcome(platform, Status.IGNORED, exc.reason.value, exc.detail)
+    except ConversationOngoing as exc:
+        outcome = EventOutcome(platform, Status.WAITING, "later_leg_to_come", exc.detail)
     except InvalidEvent as exc:
         outcome = EventOutcome(
             platform, Status.INVALID, exc.code, exc.detail, http_status=exc.status

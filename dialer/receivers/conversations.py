@@ -1,0 +1,161 @@
+"""A customer's conversation from its legs: one survey request after the last leg,
+rating the last agent.
+
+A transferred call is one conversation with several legs, each reported on its own,
+in any order and more than once (dialer.receivers.contact_records for Amazon Connect).
+Each leg is kept (`store_leg`, in `contact_legs`); the conversation becomes a survey
+request only once all its legs are in:
+
+- **Complete** when its first leg is in and every leg's next leg is in. A leg whose
+  next leg is still missing says the customer went on talking to someone else.
+- **Ended** at the latest end of its legs: in a transfer, a leg's end is the moment
+  it was handed on (AWS: "the DisconnectTimestamp of the previous contact indicates
+  when that contact ended"), so the latest end is the customer's.
+- **Rates** the agent whose after-contact work began last, among the legs an agent
+  talked on. AWS's published rule for telling them apart: in a transfer the consulted
+  agent enters after-contact work after the initiator; in a consult (or a conference
+  the consulted agent leaves) before. A cold transfer's initiator also carries
+  `TransferCompletedTimestamp`. Without after-contact work times, the leg that ended
+  last. A leg to an external party (EXTERNAL_OUTBOUND) is never rated: nobody of the
+  contact center is on it.
+- **Calls** the first leg's customer number: a later leg's endpoint may be a third
+  party's.
+
+The request's `source_call_id` is the conversation's id (Connect: the first leg's
+ContactId), so every redelivery and every later copy of a leg is intake's duplicate,
+and nothing new is created. A conversation whose last leg never arrives is never
+surveyed (docs/integrations.md says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.models import ContactLeg
+from dialer.intake import CallEnded
+from dialer.receivers.mapping import EventIgnored, IgnoreReason
+
+# Legs whose far end is not the customer: AWS's data model says an external outbound
+# leg's CustomerEndpoint is "the customer or external third party participant".
+THIRD_PARTY_METHODS = frozenset({"EXTERNAL_OUTBOUND"})
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One leg of a conversation, as much of it as the survey needs (contact_legs)."""
+
+    platform: str
+    conversation_id: str
+    leg_id: str
+    previous_leg_id: str | None
+    next_leg_id: str | None
+    channel: str
+    initiation_method: str | None
+    phone: str | None
+    agent: str | None
+    queue: str | None
+    team: str | None
+    agent_connected_at: datetime | None
+    after_contact_work_at: datetime | None
+    transfer_completed_at: datetime | None
+    ended_at: datetime | None
+    updated_at: datetime | None
+
+
+_LEGS = ContactLeg.__table__
+_LEG_FIELDS = tuple(f.name for f in fields(Leg))
+_UPDATED = tuple(name for name in _LEG_FIELDS if name not in ("platform", "leg_id"))
+
+
+class ConversationOngoing(Exception):
+    """The conversation has a leg still to come: its survey waits for it."""
+
+    def __init__(self, conversation_id: str, detail: str) -> None:
+        super().__init__(detail)
+        self.conversation_id = conversation_id
+        self.detail = detail
+
+
+def store_leg(session: Session, leg: Leg) -> None:
+    """Keep `leg`, or its newer copy: a copy the platform updated later
+    (`updated_at`) replaces the stored one; an older or equal copy changes nothing."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    values = {name: getattr(leg, name) for name in _LEG_FIELDS}
+    insert = dialect.insert(_LEGS).values(values)
+    newer = or_(
+        _LEGS.c.updated_at.is_(None),
+        insert.excluded.updated_at > _LEGS.c.updated_at,
+    )
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[_LEGS.c.platform, _LEGS.c.leg_id],
+            set_={name: insert.excluded[name] for name in _UPDATED},
+            where=newer,
+        )
+    )
+
+
+def legs_of(session: Session, platform: str, conversation_id: str) -> list[Leg]:
+    rows = session.execute(
+        select(*(_LEGS.c[name] for name in _LEG_FIELDS)).where(
+            _LEGS.c.platform == platform, _LEGS.c.conversation_id == conversation_id
+        )
+    ).all()
+    return [Leg(**row._mapping) for row in rows]
+
+
+def conversation_call(conversation_id: str, legs: Iterable[Leg]) -> CallEnded:
+    """The survey request a complete conversation makes; ConversationOngoing while a leg
+    is missing, EventIgnored when no agent talked to the customer (abandoned)."""
+    by_id = {leg.leg_id: leg for leg in legs}
+    first = by_id.get(conversation_id)
+    if first is None:
+        raise ConversationOngoing(conversation_id, f"its first leg {conversation_id} is not in")
+    for leg in by_id.values():
+        if leg.next_leg_id is not None and leg.next_leg_id not in by_id:
+            raise ConversationOngoing(
+                conversation_id, f"leg {leg.leg_id} went on to {leg.next_leg_id}, not in yet"
+            )
+    rated = _rated_leg(by_id.values())
+    if rated is None:
+        raise EventIgnored(IgnoreReason.NO_AGENT, f"no agent took conversation {conversation_id}")
+    phone = first.phone if first.initiation_method not in THIRD_PARTY_METHODS else None
+    ended = [leg.ended_at for leg in by_id.values() if leg.ended_at is not None]
+    return CallEnded(
+        phone=phone or rated.phone or "",
+        source_call_id=conversation_id,
+        ended_at=max(ended) if ended else _latest(rated),
+        agent=rated.agent,
+        queue=rated.queue,
+        team=rated.team,
+        metadata={
+            "contact_id": rated.leg_id,
+            "legs": len(by_id),
+            "initiation_method": first.initiation_method or "",
+        },
+    )
+
+
+def _rated_leg(legs: Iterable[Leg]) -> Leg | None:
+    talked = [
+        leg
+        for leg in legs
+        if leg.agent is not None
+        and leg.agent_connected_at is not None
+        and leg.initiation_method not in THIRD_PARTY_METHODS
+    ]
+    if not talked:
+        return None
+    return max(talked, key=lambda leg: (_latest(leg), leg.agent_connected_at))
+
+
+def _latest(leg: Leg) -> datetime:
+    """When the leg's agent was last with it: after-contact work began, else its end."""
+    return leg.after_contact_work_at or leg.ended_at or leg.agent_connected_at or _NEVER
