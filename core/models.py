@@ -307,7 +307,7 @@ class OptOut(Base):
 
 class ContactLeg(Base):
     """One leg of a customer's conversation, as a contact-center platform reported it (an
-    Amazon Connect contact record): kept until the conversation's last leg is known, so
+    Amazon Connect contact record, a Twilio Flex reservation): kept until the conversation's last leg is known, so
     that the conversation becomes one survey request, after its end, rating its last
     agent (dialer.receivers.conversations). A transferred call has a leg per agent, and
     the legs arrive in any order and more than once."""
@@ -332,13 +332,20 @@ class ContactLeg(Base):
     agent: Mapped[str | None] = mapped_column(String(200))
     queue: Mapped[str | None] = mapped_column(String(200))
     team: Mapped[str | None] = mapped_column(String(200))
+    # The customer's language and the survey, where the platform's event says them.
+    language: Mapped[str | None] = mapped_column(String(16))
+    survey: Mapped[str | None] = mapped_column(String(100))
     agent_connected_at: Mapped[datetime | None]
     after_contact_work_at: Mapped[datetime | None]
     transfer_completed_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    # The platform's version of the leg (Connect: LastUpdateTimestamp): an older copy
-    # delivered late never overwrites a newer one.
+    # The platform's version of the leg (Connect: LastUpdateTimestamp, TaskRouter: the
+    # event's time): a newer copy's values win, an older one only fills what is unknown.
     updated_at: Mapped[datetime | None]
+    # The platform's own word that the conversation is over (a TaskRouter task event).
+    is_end: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # What the survey request's metadata will carry from this leg (a Flex task's call_sid).
+    call_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -247,7 +247,10 @@ def get_survey_request(request_id: int) -> Response:
 def receive_twilio_flex_event() -> Response:
     receiver = _receivers().twilio_flex
     form = request.form.to_dict()
-    outcome = _receive(Platform.TWILIO_FLEX, lambda: twilio_flex.call_ended(form, receiver))
+    runtime = current_runtime()
+    outcome = _receive(
+        Platform.TWILIO_FLEX, lambda: twilio_flex.call_after_event(runtime, form, receiver)
+    )
     # TaskRouter wants 204 with Content-Type application/json, whatever aftercall made
     # of the event: an event it cannot map is logged and counted, since TaskRouter would
     # only send the same one again.

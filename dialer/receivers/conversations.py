@@ -30,10 +30,11 @@ surveyed (docs/integrations.md says so).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,6 +68,10 @@ class Leg:
     transfer_completed_at: datetime | None
     ended_at: datetime | None
     updated_at: datetime | None
+    language: str | None = None
+    survey: str | None = None
+    is_end: bool = False
+    call_metadata: dict[str, Any] = field(default_factory=dict)
 
 
 _LEGS = ContactLeg.__table__
@@ -84,8 +89,10 @@ class ConversationOngoing(Exception):
 
 
 def store_leg(session: Session, leg: Leg) -> None:
-    """Keep `leg`, or its newer copy: a copy the platform updated later
-    (`updated_at`) replaces the stored one; an older or equal copy changes nothing."""
+    """Keep `leg`, merged with what is known of it: where a copy the platform updated
+    later (`updated_at`) and the stored one differ, the later one's values win; an older
+    copy only fills what is still unknown (Flex's reservation.accepted arriving after
+    its wrapup still tells when the agent took the call)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     values = {name: getattr(leg, name) for name in _LEG_FIELDS}
     insert = dialect.insert(_LEGS).values(values)
@@ -93,12 +100,21 @@ def store_leg(session: Session, leg: Leg) -> None:
         _LEGS.c.updated_at.is_(None),
         insert.excluded.updated_at > _LEGS.c.updated_at,
     )
-    session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[_LEGS.c.platform, _LEGS.c.leg_id],
-            set_={name: insert.excluded[name] for name in _UPDATED},
-            where=newer,
+    merged: dict[str, Any] = {
+        name: case(
+            (newer, func.coalesce(insert.excluded[name], _LEGS.c[name])),
+            else_=func.coalesce(_LEGS.c[name], insert.excluded[name]),
         )
+        for name in _UPDATED
+        if name not in ("is_end", "call_metadata", "updated_at")
+    }
+    merged["is_end"] = _LEGS.c.is_end | insert.excluded.is_end
+    merged["call_metadata"] = case(
+        (newer, insert.excluded.call_metadata), else_=_LEGS.c.call_metadata
+    )
+    merged["updated_at"] = case((newer, insert.excluded.updated_at), else_=_LEGS.c.updated_at)
+    session.execute(
+        insert.on_conflict_do_update(index_elements=[_LEGS.c.platform, _LEGS.c.leg_id], set_=merged)
     )
 
 
@@ -123,7 +139,7 @@ def conversation_call(conversation_id: str, legs: Iterable[Leg]) -> CallEnded:
             raise ConversationOngoing(
                 conversation_id, f"leg {leg.leg_id} went on to {leg.next_leg_id}, not in yet"
             )
-    rated = _rated_leg(by_id.values())
+    rated = rated_leg(by_id.values())
     if rated is None:
         raise EventIgnored(IgnoreReason.NO_AGENT, f"no agent took conversation {conversation_id}")
     phone = first.phone if first.initiation_method not in THIRD_PARTY_METHODS else None
@@ -143,17 +159,18 @@ def conversation_call(conversation_id: str, legs: Iterable[Leg]) -> CallEnded:
     )
 
 
-def _rated_leg(legs: Iterable[Leg]) -> Leg | None:
+def rated_leg(legs: Iterable[Leg]) -> Leg | None:
+    """The leg whose agent was with the customer last (see the module's docstring)."""
     talked = [
         leg
         for leg in legs
         if leg.agent is not None
-        and leg.agent_connected_at is not None
+        and (leg.agent_connected_at or leg.after_contact_work_at) is not None
         and leg.initiation_method not in THIRD_PARTY_METHODS
     ]
     if not talked:
         return None
-    return max(talked, key=lambda leg: (_latest(leg), leg.agent_connected_at))
+    return max(talked, key=lambda leg: (_latest(leg), leg.agent_connected_at or _NEVER))
 
 
 def _latest(leg: Leg) -> datetime:

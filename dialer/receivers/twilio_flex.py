@@ -14,6 +14,18 @@ Timestamp, TimestampMs, WorkerName on reservation events) are as Twilio document
 what is inside TaskAttributes depends on the Flex configuration. The defaults read the
 attributes Flex sets on voice tasks (`from`, `to`, `direction`, `call_sid`); deployments
 point them elsewhere in RECEIVERS_FILE.
+
+**The agent, and transfers.** Task events carry no worker (Twilio's event reference
+lists no Worker fields for them); reservation events do. A Flex transfer, cold or warm,
+to a worker or a queue, keeps the task and gives each agent a reservation of it, and
+the task wraps up only when its last reservation does. So every accepted reservation
+is kept as a leg of the task's conversation (dialer.receivers.conversations), and the
+task's end (`task.completed` by default) makes one survey request, once every accepted
+reservation has wrapped up: it rates the worker whose reservation wrapped up last
+(the transferee in a cold or warm transfer, the first agent after a consult he stayed
+through) and counts the delay from that wrap-up, when the call ended. Reservation events
+arrive in any order and more than once; the same worker may hold two reservations.
+docs/integrations.md lists the events the Workspace must send.
 """
 
 from __future__ import annotations
@@ -24,7 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import Settings
+from core.runtime import Runtime
 from dialer.intake import CallEnded
+from dialer.receivers.conversations import (
+    ConversationOngoing,
+    Leg,
+    legs_of,
+    rated_leg,
+    store_leg,
+)
 from dialer.receivers.mapping import (
     EventIgnored,
     FieldMap,
@@ -32,15 +52,20 @@ from dialer.receivers.mapping import (
     InvalidEvent,
     check_keys,
     field_map_from_toml,
+    first,
+    moment,
     names_setting,
     to_call,
 )
+from dialer.receivers.outcome import Platform
 
-# Events after which a task's call is over. Task events carry no worker; reservation
-# events carry WorkerName (the agent) with the task's fields.
-SUPPORTED_EVENTS = frozenset(
-    {"task.completed", "task.wrapup", "reservation.completed", "reservation.wrapup"}
-)
+PLATFORM = Platform.TWILIO_FLEX.value
+
+# Events after which a task's call is over (task events carry no worker).
+SUPPORTED_EVENTS = frozenset({"task.completed", "task.wrapup"})
+# Reservation events: a worker took the task, and when it wrapped up.
+ACCEPTED = "reservation.accepted"
+WRAPPED = frozenset({"reservation.wrapup", "reservation.completed"})
 DEFAULT_FIELDS = FieldMap(
     source_call_id=("TaskSid",),
     phone=("TaskAttributes.from",),
@@ -85,8 +110,99 @@ def auth_token(settings: Settings) -> str:
     return settings.flex_auth_token or settings.twilio_auth_token
 
 
+def call_after_event(
+    runtime: Runtime, form: Mapping[str, str], receiver: FlexReceiver
+) -> CallEnded:
+    """The survey request a TaskRouter event completes: a reservation event is kept as a
+    leg of its task, a task's end as the task's end, and the task is decided
+    (`task_call`) with what is known. Raises what `dialer.receivers.outcome.receive`
+    counts: ConversationOngoing, EventIgnored, InvalidEvent."""
+    event_type = form.get("EventType", "")
+    if not event_type:
+        raise InvalidEvent("invalid_event", "no EventType: not a TaskRouter event callback", 400)
+    if event_type == ACCEPTED or event_type in WRAPPED:
+        _check_channel(form, receiver)
+        leg = _reservation_leg(form, event_type)
+    else:
+        leg = _task_end_leg(call_ended(form, receiver))
+    with runtime.db.session() as session:
+        store_leg(session, leg)
+        legs = legs_of(session, PLATFORM, leg.conversation_id)
+    return task_call(leg.conversation_id, legs)
+
+
+def task_call(task_sid: str, legs: list[Leg]) -> CallEnded:
+    """The survey request a task makes once it ended and every accepted reservation has
+    wrapped up; ConversationOngoing before that. A task that ended with no reservation
+    known (a Workspace that sends no reservation events, or a task event that overtook
+    them all) is surveyed without an agent, as before reservations were read."""
+    end = next((leg for leg in legs if leg.is_end), None)
+    if end is None:
+        raise ConversationOngoing(task_sid, f"task {task_sid} has not ended yet")
+    taken = [leg for leg in legs if not leg.is_end]
+    open_ = [leg.leg_id for leg in taken if leg.after_contact_work_at is None]
+    if open_:
+        raise ConversationOngoing(task_sid, f"reservation {open_[0]} has not wrapped up yet")
+    rated = rated_leg(taken)
+    return CallEnded(
+        phone=end.phone or "",
+        source_call_id=task_sid,
+        ended_at=(rated.after_contact_work_at if rated else None) or end.ended_at,
+        agent=rated.agent if rated else None,
+        queue=(rated.queue if rated else None) or end.queue,
+        team=end.team,
+        language=end.language or "en",
+        survey=end.survey,
+        metadata=end.call_metadata,
+    )
+
+
+def _task_end_leg(call: CallEnded) -> Leg:
+    return Leg(
+        platform=PLATFORM, conversation_id=call.source_call_id, leg_id=call.source_call_id,
+        previous_leg_id=None, next_leg_id=None, channel="voice", initiation_method=None,
+        phone=call.phone, agent=None, queue=call.queue, team=call.team,
+        agent_connected_at=None, after_contact_work_at=None, transfer_completed_at=None,
+        ended_at=call.ended_at, updated_at=call.ended_at, language=call.language,
+        survey=call.survey, is_end=True,
+        call_metadata=dict(call.metadata),
+    )  # fmt: skip
+
+
+def _reservation_leg(form: Mapping[str, str], event_type: str) -> Leg:
+    task_sid, reservation_sid = form.get("TaskSid", ""), form.get("ReservationSid", "")
+    if not task_sid or not reservation_sid:
+        raise InvalidEvent("invalid_event", f"{event_type} without TaskSid or ReservationSid", 400)
+    found = first(form, ("TimestampMs", "Timestamp"))
+    if found is None:
+        raise InvalidEvent("unmapped_field", f"{event_type} without Timestamp")
+    at = moment(found[1], found[0])
+    worker = (form.get("WorkerName") or "").strip()[:200] or None
+    if worker is None:
+        raise InvalidEvent("unmapped_field", f"{event_type} without WorkerName")
+    wrapped = event_type in WRAPPED
+    return Leg(
+        platform=PLATFORM, conversation_id=task_sid[:256], leg_id=reservation_sid[:256],
+        previous_leg_id=None, next_leg_id=None, channel="voice", initiation_method=None,
+        phone=None, agent=worker, queue=(form.get("TaskQueueName") or "").strip()[:200] or None,
+        team=None, agent_connected_at=None if wrapped else at,
+        after_contact_work_at=at if wrapped else None,
+        transfer_completed_at=None, ended_at=at if wrapped else None, updated_at=at,
+    )  # fmt: skip
+
+
+def _check_channel(form: Mapping[str, str], receiver: FlexReceiver) -> None:
+    channel = form.get("TaskChannelUniqueName", "")
+    if receiver.channels and channel.lower() not in receiver.channels:
+        raise EventIgnored(
+            IgnoreReason.NOT_VOICE,
+            f"task channel {channel or '(none)'!r} is not {', '.join(sorted(receiver.channels))}",
+        )
+
+
 def call_ended(form: Mapping[str, str], receiver: FlexReceiver) -> CallEnded:
-    """The finished call a TaskRouter event callback reports, or why there is none."""
+    """The finished task a TaskRouter task event reports (its agent comes from the
+    task's reservations), or why there is none."""
     event_type = form.get("EventType", "")
     if not event_type:
         raise InvalidEvent("invalid_event", "no EventType: not a TaskRouter event callback", 400)

@@ -8,6 +8,7 @@ API destination's connection sends it.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +26,7 @@ from tests.api.conftest import ENDED_AT, stored_requests
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.dialer.receiver_events import (
     CONNECT_AGENT_ID,
+    ENDED_EPOCH,
     GENESYS_USER_ID,
     connect_as_in_aws_sample,
     connect_disconnected,
@@ -164,7 +166,8 @@ def test_flex_events_are_checked_with_the_flex_accounts_token(runtime):
     ("form", "outcome"),
     [
         (flex_task_event(event_type="task.created"), "ignored:event_not_selected"),
-        (flex_task_event(event_type="reservation.accepted"), "ignored:event_not_selected"),
+        (flex_reservation_event(EventType="reservation.rejected"), "ignored:event_not_selected"),
+        (flex_reservation_event(EventType="reservation.accepted"), "waiting:later_leg_to_come"),
         (flex_task_event(channel="chat"), "ignored:not_voice"),
         ({"EventType": "worker.activity.update", "WorkerSid": "WK" + "1" * 32},
          "ignored:event_not_selected"),
@@ -179,11 +182,71 @@ def test_flex_events_that_make_no_request_are_acknowledged(client, runtime, form
     assert stored_requests(runtime) == {}
 
 
-def test_reservation_events_name_the_agent_when_configured(app_with, runtime):
-    client = app_with('[twilio-flex]\nevents = ["reservation.completed"]\n')
-    assert_flex_answer(post_flex(client, flex_task_event()), "ignored:event_not_selected")
-    assert_flex_answer(post_flex(client, flex_reservation_event()), "accepted")
-    assert stored_requests(runtime)["WT" + "c" * 32].agent == "alice"
+def flex_reservation(task_sid: str, worker: str, reservation: str, event_type: str, minute: int):
+    """A reservation event of `worker` on the task, `minute` minutes before the call's end."""
+    at = ENDED_EPOCH - 60 * minute
+    return flex_reservation_event(
+        task_sid, EventType=event_type, WorkerName=worker, ReservationSid=reservation,
+        ResourceSid=reservation, Timestamp=str(at), TimestampMs=str(at * 1000),
+    )  # fmt: skip
+
+
+def test_the_task_names_the_agent_of_its_reservation(client, runtime):
+    task = "WT" + "c" * 32
+    events = [
+        flex_reservation(task, "alice", "WR" + "1" * 32, "reservation.accepted", 5),
+        flex_reservation(task, "alice", "WR" + "1" * 32, "reservation.wrapup", 0),
+        flex_task_event(task),
+    ]
+    outcomes = [post_flex(client, form).headers["X-Aftercall-Outcome"] for form in events]
+    assert outcomes == ["waiting:later_leg_to_come", "waiting:later_leg_to_come", "accepted"]
+    request = stored_requests(runtime)[task]
+    assert (request.agent, request.queue) == ("alice", "billing")
+    assert request.call_ended_at == datetime.fromtimestamp(ENDED_EPOCH, UTC)
+
+
+def flex_transfer(task: str, *, warm: bool) -> list[dict[str, str]]:
+    """Alice takes the call and hands it to Bob on the same task (Flex keeps the task and
+    gives Bob a reservation). Cold: Alice wraps up as she hands on. Warm: she stays until
+    Bob has the customer, then leaves; Bob wraps up last either way."""
+    alice, bob = "WR" + "a" * 32, "WR" + "b" * 32
+    return [
+        flex_reservation(task, "alice", alice, "reservation.accepted", 12),
+        flex_reservation(task, "alice", alice, "reservation.wrapup", 8 if warm else 10),
+        flex_reservation(task, "bob", bob, "reservation.accepted", 9),
+        flex_reservation(task, "bob", bob, "reservation.wrapup", 0),
+        flex_task_event(task, event_type="task.completed"),
+    ]
+
+
+@pytest.mark.parametrize("warm", [False, True])
+@pytest.mark.parametrize("order", ["as sent", "reservations reversed", "twice"])
+def test_a_flex_transfer_is_one_survey_rating_the_last_worker(client, runtime, warm, order):
+    task = "WT" + "e" * 32
+    events = flex_transfer(task, warm=warm)
+    if order == "reservations reversed":
+        events = [*reversed(events[:-1]), events[-1]]
+    elif order == "twice":
+        events = events + events
+    outcomes = [post_flex(client, form).headers["X-Aftercall-Outcome"] for form in events]
+    assert outcomes.count("accepted") == 1
+    assert (stored_requests(runtime)[task].agent, len(stored_requests(runtime))) == ("bob", 1)
+
+
+def test_a_task_whose_last_reservation_has_not_wrapped_up_waits_for_it(client, runtime):
+    task = "WT" + "f" * 32
+    alice = "WR" + "9" * 32
+    post_flex(client, flex_reservation(task, "alice", alice, "reservation.accepted", 3))
+    assert_flex_answer(post_flex(client, flex_task_event(task)), "waiting:later_leg_to_come")
+    assert stored_requests(runtime) == {}
+    wrapped = flex_reservation(task, "alice", alice, "reservation.completed", 0)
+    assert_flex_answer(post_flex(client, wrapped), "accepted")
+    assert stored_requests(runtime)[task].agent == "alice"
+
+
+def test_reservation_events_are_no_survey_trigger_of_their_own(app_with):
+    with pytest.raises(MappingError):
+        app_with('[twilio-flex]\nevents = ["reservation.completed"]\n')
 
 
 def test_a_flex_attribute_mapping_override(app_with, runtime):

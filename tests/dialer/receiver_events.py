@@ -83,7 +83,7 @@ def flex_task_event(
 
 def flex_reservation_event(task_sid: str = "WT" + "c" * 32, **overrides: str) -> dict[str, str]:
     """reservation.completed: the task's fields plus the worker who handled it."""
-    form = flex_task_event(task_sid, event_type="reservation.completed", **overrides)
+    form = flex_task_event(task_sid, event_type="reservation.completed")
     form.update(
         ResourceType="Reservation",
         ResourceSid="WR" + "5" * 32,
@@ -92,7 +92,7 @@ def flex_reservation_event(task_sid: str = "WT" + "c" * 32, **overrides: str) ->
         WorkerName="alice",
         WorkerAttributes=json.dumps({"full_name": "Alice Example", "team_name": "north"}),
     )
-    return form
+    return form | overrides
 
 
 def connect_disconnected(

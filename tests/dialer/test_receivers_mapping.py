@@ -136,10 +136,28 @@ def test_a_completed_flex_voice_task_is_a_call():
     assert call.metadata == {"call_sid": "CA" + "b" * 32}
 
 
-def test_a_reservation_event_names_the_agent():
-    receiver = mapping_file.parse({"twilio-flex": {"events": ["reservation.completed"]}})
-    call = twilio_flex.call_ended(flex_reservation_event(), receiver.twilio_flex)
-    assert (call.agent, call.source_call_id) == ("alice", "WT" + "c" * 32)
+def test_the_task_rates_the_worker_whose_reservation_wrapped_up_last():
+    # Reservations are legs of the task (the task events carry no worker): the rule
+    # itself, on legs as the receiver keeps them.
+    task = "WT" + "c" * 32
+    end = twilio_flex._task_end_leg(twilio_flex.call_ended(flex_task_event(task), FLEX))
+    first = twilio_flex._reservation_leg(
+        flex_reservation_event(task, WorkerName="alice", ReservationSid="WR1",
+                               Timestamp="1795445000", TimestampMs=""),
+        "reservation.wrapup",
+    )  # fmt: skip
+    last = twilio_flex._reservation_leg(
+        flex_reservation_event(task, WorkerName="bob", ReservationSid="WR2",
+                               Timestamp="1795445600", TimestampMs=""),
+        "reservation.completed",
+    )  # fmt: skip
+    call = twilio_flex.task_call(task, [last, end, first])
+    assert (call.agent, call.source_call_id, call.phone) == ("bob", task, "+14155550123")
+
+
+def test_a_reservation_event_is_no_survey_trigger_of_its_own():
+    with pytest.raises(MappingError):
+        mapping_file.parse({"twilio-flex": {"events": ["reservation.completed"]}})
 
 
 def test_an_outbound_flex_call_surveys_the_called_customer():

@@ -1,7 +1,8 @@
 """contact_legs: the legs of a customer's conversation, until its last one is known
 
 Amazon Connect writes a contact record per leg of a transferred call (and for consults
-and conferences), delivered at least once, in any order. aftercall keeps each leg until
+and conferences), Twilio Flex a reservation per agent of a task, delivered at least once,
+in any order. aftercall keeps each leg until
 the conversation's legs are all in, then makes one survey request of it, rating the last
 agent (dialer.receivers.conversations).
 
@@ -38,11 +39,15 @@ def upgrade() -> None:
         sa.Column("agent", sa.String(length=200), nullable=True),
         sa.Column("queue", sa.String(length=200), nullable=True),
         sa.Column("team", sa.String(length=200), nullable=True),
+        sa.Column("language", sa.String(length=16), nullable=True),
+        sa.Column("survey", sa.String(length=100), nullable=True),
         sa.Column("agent_connected_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("after_contact_work_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("transfer_completed_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("ended_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("is_end", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("call_metadata", sa.JSON(), nullable=False),
         sa.Column("received_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contact_legs")),
         sa.UniqueConstraint("platform", "leg_id", name="uq_contact_legs_leg"),
