@@ -3,8 +3,9 @@
 The intake API (aftercall.web.intake_api) and the report API (aftercall.web.reports_api) are separate blueprints
 that both register `require_api_key` and `api_error`. Keys themselves (creation,
 hashing, revocation, scopes) are core.apikeys. Which scopes each blueprint accepts is
-`BLUEPRINT_SCOPES`, here, in one table: a valid key without one of them gets 403, a
-blueprint missing from the table refuses every key. Every error under /api/ is
+`BLUEPRINT_SCOPES`, here, in one table (and `ENDPOINT_SCOPES` for the routes that
+differ from their blueprint): a valid key without one of them gets 403, a blueprint
+missing from the table refuses every key. Every error under /api/ is
 `{"error": {"code": ..., "message": ...}}`, never an HTML page or a stack trace.
 """
 
@@ -29,6 +30,12 @@ API_PREFIX = "/api/"
 BLUEPRINT_SCOPES = {
     "api": (apikeys.INTAKE,),  # aftercall.web.intake_api: sending calls, looking up survey requests
     "reports": (apikeys.REPORTS, apikeys.REPORTS_FULL),  # aftercall.web.reports_api
+}
+# Routes that accept other scopes than their blueprint: a survey request (an alert's
+# link) is read back by the intake key that sent it, or by any key with `reports:full`,
+# which may read every customer's number and answers anyway.
+ENDPOINT_SCOPES = {
+    "api.get_survey_request": (apikeys.INTAKE, apikeys.REPORTS_FULL),
 }
 _ERROR_CODES = {
     400: "bad_request",
@@ -86,7 +93,9 @@ def require_api_key() -> Response | None:
     if name is None:
         log.warning("refused an unknown or revoked API key on %s %s", request.method, request.path)
         return _unauthorized("the API key is unknown or revoked", error="invalid_token")
-    accepted = BLUEPRINT_SCOPES.get(request.blueprint or "", ())
+    accepted = ENDPOINT_SCOPES.get(request.endpoint or "") or BLUEPRINT_SCOPES.get(
+        request.blueprint or "", ()
+    )
     if not scopes & set(accepted):
         log.warning("API key %s lacks the scope for %s %s", name, request.method, request.path)
         return _insufficient_scope(name, scopes, accepted)

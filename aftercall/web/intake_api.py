@@ -32,6 +32,7 @@ from sqlalchemy.orm import selectinload
 from aftercall.web.api_access import ApiError, api_error, error_response, iso_utc, require_api_key
 from aftercall.web.context import current_runtime, runtime_of
 from aftercall.web.twilio_auth import is_from_twilio
+from core import apikeys
 from core.models import Answer, CallAttempt, SurveyRequest
 from core.runtime import Runtime
 from dialer.intake import (
@@ -237,8 +238,12 @@ def get_survey_request(request_id: int) -> Response:
             ],
         )
         # Another key's request is as unknown as a missing one: an intake key reads back
-        # only what it sent, so a leaked key does not open every customer's record.
-        if survey_request is None or survey_request.api_key_id != g.api_key_id:
+        # only what it sent, so a leaked key does not open every customer's record; a
+        # `reports:full` key reads any (a platform's events came with no key, or another).
+        readable = survey_request is not None and (
+            apikeys.REPORTS_FULL in g.api_key_scopes or survey_request.api_key_id == g.api_key_id
+        )
+        if not readable:
             raise ApiError(404, "not_found", f"no survey request {request_id}")
         return jsonify(request_json(survey_request))
 

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from core import apikeys
-from core.models import ApiKey
-from tests.api.conftest import NOW
+from core.models import ApiKey, SurveyRequest
+from dialer.intake import CallEnded, accept_calls
+from tests.api.conftest import ENDED_AT, NOW
 
 
 def create(runtime, name="crm"):
@@ -220,3 +221,25 @@ def test_cli_scope_mistakes_exit_non_zero_and_say_why(cli, args, message):
     result = cli("apikey", *args)
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_a_reports_full_key_reads_any_survey_request_and_sends_none(client, runtime):
+    """An alert's link is readable whichever way the call came in (here: the CLI's way,
+    no key), by a key that may see every customer anyway; it still cannot send calls."""
+    (result,) = accept_calls(
+        runtime, [CallEnded(phone="+14155550123", source_call_id="cli-1", ended_at=ENDED_AT)]
+    )
+    with runtime.db.session() as session:
+        full = apikeys.create_key(session, "callbacks", scopes=[apikeys.REPORTS_FULL])
+        masked = apikeys.create_key(session, "bi", scopes=[apikeys.REPORTS])
+        assert session.get(SurveyRequest, result.request_id).api_key_id is None
+    path = f"/api/v1/survey-requests/{result.request_id}"
+    response = client.get(path, headers={"Authorization": f"Bearer {full}"})
+    assert response.status_code == 200 and response.get_json()["phone"] == "+14155550123"
+    assert client.get(path, headers={"Authorization": f"Bearer {masked}"}).status_code == 403
+    sent = client.post(
+        "/api/v1/survey-requests",
+        json={"phone": "+14155550124", "source_call_id": "x", "ended_at": ENDED_AT.isoformat()},
+        headers={"Authorization": f"Bearer {full}"},
+    )
+    assert sent.status_code == 403
