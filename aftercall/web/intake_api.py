@@ -265,12 +265,13 @@ def receive_twilio_flex_event() -> Response:
 
 
 # The receivers EventBridge's API destinations post to: the platform's JSON event, as is.
-_EVENTBRIDGE_RECEIVERS: dict[Platform, Callable[[Any, mapping_file.Receivers], CallEnded]] = {
-    Platform.AMAZON_CONNECT: lambda event, receivers: amazon_connect.call_ended(
+_EventReceiver = Callable[[Runtime, Any, mapping_file.Receivers], CallEnded]
+_EVENTBRIDGE_RECEIVERS: dict[Platform, _EventReceiver] = {
+    Platform.AMAZON_CONNECT: lambda runtime, event, receivers: amazon_connect.call_ended(
         event, receivers.amazon_connect
     ),
-    Platform.GENESYS_CLOUD: lambda event, receivers: genesys_cloud.call_ended(
-        event, receivers.genesys_cloud
+    Platform.GENESYS_CLOUD: lambda runtime, event, receivers: genesys_cloud.call_after_event(
+        runtime, event, receivers.genesys_cloud
     ),
 }
 
@@ -281,8 +282,9 @@ def receive_eventbridge_event(platform: str) -> tuple[Response, int]:
     event = _read_event()
     receivers = _receivers()
     to_call = _EVENTBRIDGE_RECEIVERS[Platform(platform)]
+    runtime = current_runtime()
     outcome = _receive(
-        Platform(platform), lambda: to_call(event, receivers), api_key_id=g.api_key_id
+        Platform(platform), lambda: to_call(runtime, event, receivers), api_key_id=g.api_key_id
     )
     return _event_response(outcome)
 

@@ -159,12 +159,12 @@ def to_call(event: Any, fields_: FieldMap) -> CallEnded:
         phone=_text(address_number(_scalar_text(phone, phone_path)), phone_path),
         source_call_id=_text(_scalar_text(source_call_id, source_path), source_path),
         ended_at=moment(ended_value, ended_path),
-        agent=_display_name(event, fields_.agent, fields_.agents),
-        queue=_display_name(event, fields_.queue, fields_.queues),
+        agent=display_name(event, fields_.agent, fields_.agents),
+        queue=display_name(event, fields_.queue, fields_.queues),
         team=_optional_text(event, fields_.team, "team"),
         language=language or "en",
         survey=fields_.survey,
-        metadata=_metadata(event, fields_.metadata),
+        metadata=metadata_of(event, fields_.metadata),
     )
 
 
@@ -248,7 +248,7 @@ def _optional_text(event: Any, paths: Paths, what: str) -> str | None:
     return _text(_scalar_text(value, path), path)
 
 
-def _display_name(event: Any, paths: Paths, names: Mapping[str, str]) -> str | None:
+def display_name(event: Any, paths: Paths, names: Mapping[str, str]) -> str | None:
     """The name reports show: the deployment's name for the id (or the ARN, or its last
     part) if it has one, else the id itself (an ARN's last part)."""
     found = first(event, paths)
@@ -262,7 +262,7 @@ def _display_name(event: Any, paths: Paths, names: Mapping[str, str]) -> str | N
     return names.get(resource_id, resource_id)
 
 
-def _metadata(event: Any, paths: Mapping[str, str]) -> dict[str, Any]:
+def metadata_of(event: Any, paths: Mapping[str, str]) -> dict[str, Any]:
     """Found values only; objects and lists as compact JSON text (intake stores scalars)."""
     metadata: dict[str, Any] = {}
     for key, path in paths.items():

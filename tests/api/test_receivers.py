@@ -423,52 +423,106 @@ def test_a_database_failure_is_503_so_eventbridge_delivers_again(
 # -- Genesys Cloud ----------------------------------------------------------------------
 
 
-def test_an_after_call_work_event_becomes_a_survey_request(client, runtime, auth):
+CONVERSATION = "5f7a3b2c-1d4e-4f6a-8b9c-0d1e2f3a4b5c"
+
+
+def genesys_agent(user: str, participant: str, topic: str, minute: int, **body):
+    """`topic` (user.end or acw) of one agent participant, `minute` minutes before the end."""
+    event = genesys_acw(
+        userId=user, participantId=participant, eventTime=(ENDED_EPOCH - 60 * minute) * 1000,
+        **body,
+    )  # fmt: skip
+    return event if topic == "acw" else genesys_topic(event, topic)
+
+
+def genesys_customer_end():
+    return genesys_topic(genesys_acw(userId=None, queueId=None, wrapupCode=None), "customer.end")
+
+
+def test_a_conversation_is_surveyed_at_the_customer_s_end_rating_its_agent(client, runtime, auth):
+    for event in (
+        genesys_agent(GENESYS_USER_ID, "p-1", "user.end", 0, disconnectType="PEER"),
+        genesys_customer_end(),
+    ):
+        response = post_event(client, GENESYS, event, auth)
+    assert response.status_code == 201
+    row = stored_requests(runtime)[CONVERSATION]
+    assert (row.phone, row.agent, row.call_ended_at) == ("+14155550123", GENESYS_USER_ID, ENDED_AT)
+
+
+def genesys_transfer():
+    """Alice (participant p-1) hands the customer to Bob (p-2): her user.end says TRANSFER;
+    both wrap up; the customer ends with Bob."""
+    alice, bob = GENESYS_USER_ID, "ffffffff-0000-4000-8000-000000000000"
+    return [
+        genesys_agent(alice, "p-1", "user.end", 9, disconnectType="TRANSFER"),
+        genesys_agent(alice, "p-1", "acw", 8),
+        genesys_agent(bob, "p-2", "user.end", 0, disconnectType="PEER"),
+        genesys_customer_end(),
+        genesys_agent(bob, "p-2", "acw", -1, wrapupCode="resolved"),
+    ]
+
+
+@pytest.mark.parametrize("order", ["as sent", "reversed", "twice"])
+def test_a_transferred_conversation_is_one_survey_rating_the_last_agent(
+    client, runtime, auth, order
+):
+    events = genesys_transfer()
+    if order == "reversed":
+        events.reverse()
+    elif order == "twice":
+        events = events + events
+    statuses = [post_event(client, GENESYS, event, auth).get_json()["status"] for event in events]
+    assert statuses.count("accepted") == 1
+    assert list(stored_requests(runtime)) == [CONVERSATION]
+    assert stored_requests(runtime)[CONVERSATION].agent == "ffffffff-0000-4000-8000-000000000000"
+
+
+def test_the_customer_s_end_waits_for_the_agent_it_was_handed_to(client, runtime, auth):
+    alice_left = genesys_agent(GENESYS_USER_ID, "p-1", "user.end", 9, disconnectType="TRANSFER")
+    assert post_event(client, GENESYS, alice_left, auth).get_json()["status"] == "waiting"
+    assert (
+        post_event(client, GENESYS, genesys_customer_end(), auth).get_json()["status"] == "waiting"
+    )
+    assert stored_requests(runtime) == {}
+
+
+def test_the_older_rule_survey_on_each_listed_event(app_with, runtime, auth):
+    client = app_with('[genesys-cloud]\ntopics = ["acw"]\n')
     response = post_event(client, GENESYS, genesys_acw(), auth)
     assert response.status_code == 201
-    row = stored_requests(runtime)["5f7a3b2c-1d4e-4f6a-8b9c-0d1e2f3a4b5c"]
+    row = stored_requests(runtime)[CONVERSATION]
     assert (row.phone, row.agent, row.call_ended_at) == ("+14155550123", GENESYS_USER_ID, ENDED_AT)
     assert row.extra == {"wrapup_code": "7fb334b0-0e9e-11e4-9191-0800200c9a66"}
 
 
-def test_a_conversation_is_surveyed_once_whatever_repeats(client, runtime, auth):
-    event = genesys_acw()
-    assert post_event(client, GENESYS, event, auth).status_code == 201
-    # EventBridge redelivers; a transferred call's second agent wraps up too.
-    assert (
-        post_event(client, GENESYS, event, auth).get_json()["reason"] == "duplicate_source_call_id"
-    )
-    second_agent = genesys_acw(userId="ffffffff-0000-4000-8000-000000000000")
-    assert post_event(client, GENESYS, second_agent, auth).get_json()["reason"] == (
-        "duplicate_source_call_id"
-    )
-    assert len(stored_requests(runtime)) == 1
-
-
 @pytest.mark.parametrize(
-    ("event", "reason"),
+    ("event", "status", "reason"),
     [
-        (genesys_acw(mediaType="CHAT"), "not_voice"),
-        (genesys_topic(genesys_acw(), "customer.end"), "event_not_selected"),
-        (genesys_acw(userId=None), "no_agent"),
+        (genesys_acw(mediaType="CHAT"), "ignored", "not_voice"),
+        (genesys_topic(genesys_acw(), "user.start"), "ignored", "event_not_selected"),
+        (genesys_acw(userId=None), "ignored", "no_agent"),
+        (genesys_customer_end(), "ignored", "no_agent"),  # abandoned, or agents still to come
     ],
 )
-def test_genesys_events_filtered_out(client, runtime, auth, event, reason):
+def test_genesys_events_that_make_no_request(client, runtime, auth, event, status, reason):
     body = post_event(client, GENESYS, event, auth).get_json()
-    assert (body["status"], body["reason"]) == ("ignored", reason)
+    assert (body["status"], body["reason"]) == (status, reason)
     assert stored_requests(runtime) == {}
 
 
 def test_genesys_without_an_ani_is_422(client, runtime, auth):
-    response = post_event(client, GENESYS, genesys_acw(ani=None), auth)
+    customer_end = genesys_topic(genesys_acw(ani=None), "customer.end")
+    response = post_event(client, GENESYS, customer_end, auth)
     assert response.status_code == 422
     assert "detail.eventBody.ani" in response.get_json()["error"]["message"]
 
 
 def test_genesys_names_from_the_file(app_with, runtime, auth):
     client = app_with(f'[genesys-cloud.agents]\n"{GENESYS_USER_ID}" = "alice"\n')
-    post_event(client, GENESYS, genesys_acw(), auth)
-    assert stored_requests(runtime)["5f7a3b2c-1d4e-4f6a-8b9c-0d1e2f3a4b5c"].agent == "alice"
+    post_event(client, GENESYS, genesys_agent(GENESYS_USER_ID, "p-1", "acw", 0), auth)
+    post_event(client, GENESYS, genesys_customer_end(), auth)
+    assert stored_requests(runtime)[CONVERSATION].agent == "alice"
 
 
 @settings(
