@@ -45,6 +45,7 @@ from core.db import make_engine
 from core.survey import SurveyCatalog, SurveyError
 from core.telephony import rest_client
 from dialer.dispatch import PAUSE_KEY
+from dialer.receivers import amazon_connect
 from dialer.receivers.mapping import MappingError
 from dialer.receivers.mapping_file import load
 from dialer.scheduling import CALL_QUEUE
@@ -238,17 +239,33 @@ def surveys(settings: Settings) -> list[Finding]:
 
 
 def receivers(settings: Settings) -> list[Finding]:
-    """RECEIVERS_FILE, read as the web process reads it at start (where a mistake stops it)."""
-
-    if settings.receivers_file is None:
-        return []
+    """RECEIVERS_FILE, read as the web process reads it at start (where a mistake stops
+    it), and a mapping known not to work with what the platform really sends."""
     check = "receivers"
     try:
-        load(settings.receivers_file)
+        mapped = load(settings.receivers_file)
     except MappingError as exc:
         fix = "correct the file (docs/integrations.md lists the fields), or unset RECEIVERS_FILE"
         return [fail(check, str(exc), fix)]
-    return [ok(check, f"RECEIVERS_FILE {settings.receivers_file} maps the platforms' events")]
+    findings = []
+    if settings.receivers_file is not None:
+        findings.append(
+            ok(check, f"RECEIVERS_FILE {settings.receivers_file} maps the platforms' events")
+        )
+    if mapped.amazon_connect.fields.phone == amazon_connect.DEFAULT_FIELDS.phone:
+        findings.append(
+            warn(
+                check,
+                "Amazon Connect contact events (POST /api/v1/events/amazon-connect) carry no "
+                "customer number: with the default mapping every one is refused "
+                "(422 unmapped_field)",
+                "send contact records through Amazon Data Firehose to "
+                "/api/v1/events/amazon-connect/contact-records instead, or map [amazon-connect] "
+                "phone to where your events carry the number (docs/integrations.md); "
+                "ignore this if you do not use Amazon Connect's contact events",
+            )
+        )
+    return findings
 
 
 # -- the database ----------------------------------------------------------------------

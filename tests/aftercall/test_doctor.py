@@ -290,14 +290,22 @@ def test_a_default_survey_that_does_not_exist_fails():
     the_failure(doctor.surveys(Settings(default_survey="after-sales")), "after-sales")
 
 
+def test_the_connect_contact_events_default_mapping_is_known_not_to_find_a_number(tmp_path):
+    # AWS's contact events carry no customer number: the default path is in no real event.
+    [finding] = doctor.receivers(Settings())
+    assert finding.status is Status.WARN and "contact-records" in finding.fix
+    path = tmp_path / "receivers.toml"
+    path.write_text('[amazon-connect]\nphone = "detail.tags.customer_number"\n')
+    assert [f.status for f in doctor.receivers(Settings(receivers_file=path))] == [Status.OK]
+
+
 def test_a_receivers_file_is_read_as_the_web_process_reads_it(tmp_path):
-    assert doctor.receivers(Settings()) == []
     path = tmp_path / "receivers.toml"
     path.write_text("[amazon-conect]\n")
     the_failure(doctor.receivers(Settings(receivers_file=path)), "unknown section", "amazon-conect")
     path.write_text("[twilio-flex]\n")
-    [finding] = doctor.receivers(Settings(receivers_file=path))
-    assert finding.status is Status.OK, finding
+    read, connect = doctor.receivers(Settings(receivers_file=path))
+    assert (read.status, connect.status) == (Status.OK, Status.WARN), read
     the_failure(doctor.receivers(Settings(receivers_file=tmp_path / "gone.toml")), "cannot be read")
 
 
