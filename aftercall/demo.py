@@ -24,6 +24,8 @@ signs them with the demo account's token).
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import random
@@ -31,6 +33,7 @@ import secrets
 import signal
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -38,13 +41,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
 from fakeredis import FakeRedis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from aftercall.web import create_app
 from aftercall.wiring import PROCESS_WIRING
-from core import migrate
+from core import apikeys, migrate
 from core.config import Settings
 from core.db import Database
 from core.models import CallAttempt, RequestState, SurveyRequest
@@ -160,6 +164,51 @@ def finished_support_calls(count: int, seed: int, now: datetime) -> Iterator[Cal
         )
 
 
+FIREHOSE_BATCH = 50
+
+
+def demo_contact_records(call: CallEnded, rng: random.Random) -> list[dict[str, Any]]:
+    """The Amazon Connect contact records of a call like `call`, in the shape of AWS's
+    contact record data model: one leg, or for one call in four two, the customer
+    transferred to the call's agent by another, who is then not the one rated."""
+
+    def stamp(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def leg(contact_id: str, agent: str, ended: datetime, **links: Any) -> dict[str, Any]:
+        return {
+            "AWSContactTraceRecordFormatVersion": "2017-03-10",
+            "ContactId": contact_id,
+            "Channel": "VOICE",
+            "InitiationMethod": links.pop("method", "INBOUND"),
+            "CustomerEndpoint": {"Address": call.phone, "Type": "TELEPHONE_NUMBER"},
+            "Agent": {
+                "Username": agent,
+                "ConnectedToAgentTimestamp": stamp(ended - timedelta(minutes=4)),
+                "AfterContactWorkStartTimestamp": stamp(ended),
+                "HierarchyGroups": {"Level1": {"GroupName": call.team}},
+            },
+            "Queue": {"Name": call.queue},
+            "DisconnectTimestamp": stamp(ended),
+            "LastUpdateTimestamp": stamp(ended + timedelta(minutes=1)),
+            "Attributes": {"language": call.language},
+            **links,
+        }
+
+    first = call.source_call_id
+    if rng.random() >= 0.25:
+        return [leg(first, call.agent or "alice", call.ended_at)]
+    handed_on = call.ended_at - timedelta(minutes=rng.randint(2, 6))
+    second = f"{first}-transfer"
+    previous_agent = rng.choice([a for a, _, _ in AGENTS if a != call.agent])
+    return [
+        leg(first, previous_agent, handed_on, NextContactId=second,
+            TransferCompletedTimestamp=stamp(handed_on)),
+        leg(second, call.agent or "alice", call.ended_at, InitialContactId=first,
+            PreviousContactId=first, method="TRANSFER"),
+    ]  # fmt: skip
+
+
 class LateBoundApp:
     """A WSGI app set after its server is up: the app needs the server's address."""
 
@@ -256,6 +305,7 @@ class SimulatedDeployment:
         calls: int,
         progress: Callable[[int], None] = lambda n: None,
         stop: threading.Event | None = None,
+        source: str = "api",
     ) -> DemoResult:
         """Import `calls` finished support calls and run the campaign to its end.
 
@@ -292,6 +342,41 @@ class SimulatedDeployment:
         with runtime.db.session() as session:
             return DemoResult(
                 outcomes(session), report(session, ReportQuery(by=("agent",))), rejected, transcript
+            )
+
+    def _send_as_contact_records(self, finished: list[CallEnded]) -> list[int]:
+        """Post the calls' contact records as Firehose would; the requests they made."""
+        with self.runtime.db.session() as session:
+            key = apikeys.create_key(
+                session, f"demo-firehose-{secrets.token_hex(3)}", scopes=[apikeys.INTAKE]
+            )
+        rng = random.Random(self.seed)
+        records = [record for call in finished for record in demo_contact_records(call, rng)]
+        rng.shuffle(records)  # legs arrive in any order
+        for start in range(0, len(records), FIREHOSE_BATCH):
+            batch = records[start : start + FIREHOSE_BATCH]
+            body = {
+                "requestId": str(uuid.UUID(int=rng.getrandbits(128))),
+                "timestamp": int(self.network.clock.now().timestamp() * 1000),
+                "records": [
+                    {"data": base64.b64encode(json.dumps(r).encode() + b"\n").decode()}
+                    for r in batch
+                ],
+            }
+            response = requests.post(
+                f"{self.base_url}/api/v1/events/amazon-connect/contact-records",
+                json=body,
+                headers={"X-Amz-Firehose-Access-Key": key,
+                         "X-Amz-Firehose-Request-Id": body["requestId"]},
+                timeout=60,
+            )  # fmt: skip
+            response.raise_for_status()
+        ids = [call.source_call_id for call in finished]
+        with self.runtime.db.session() as session:
+            return list(
+                session.scalars(
+                    select(SurveyRequest.id).where(SurveyRequest.source_call_id.in_(ids))
+                )
             )
 
     def open_to_visitors(self) -> DemoAdmin:
@@ -395,11 +480,12 @@ def run_demo(
     settings: Settings,
     progress: Callable[[int], None] = lambda n: None,
     stop: threading.Event | None = None,
+    source: str = "api",
 ) -> DemoResult:
     """A whole campaign (SimulatedDeployment.run_campaign) on a deployment of its own."""
     start = demo_start_time(datetime.now(UTC).date())
     with simulated_deployment(settings, seed, start) as deployment:
-        return deployment.run_campaign(calls, progress, stop)
+        return deployment.run_campaign(calls, progress, stop, source)
 
 
 def cooperative_customer(definition: SurveyDefinition) -> Any:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from random import Random
+
 import pytest
 from click.testing import CliRunner
 
 from aftercall.cli import main
-from aftercall.demo import demo_settings, run_demo
+from aftercall.demo import (
+    demo_contact_records,
+    demo_settings,
+    finished_support_calls,
+    run_demo,
+)
 from core.models import RequestState
 
 pytestmark = pytest.mark.e2e
@@ -32,3 +40,28 @@ def test_demo_command_prints_outcomes_and_scores(tmp_path, monkeypatch):
     assert "Outcomes:" in result.output
     assert "Scores by agent:" in result.output
     assert (tmp_path / "aftercall-demo.db").exists()
+
+
+def test_the_demo_can_play_an_amazon_connect_contact_center(tmp_path, monkeypatch):
+    """`--source connect`: the calls arrive as contact records through Firehose's HTTP
+    endpoint (some transferred, legs shuffled) and each becomes one survey rating the
+    call's last agent: the same campaign as through the intake API."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    by_api = run_demo(30, 5, demo_settings())
+    by_connect = run_demo(30, 5, demo_settings(), source="connect")
+    assert by_connect.outcomes == by_api.outcomes
+    assert by_connect.agents == by_api.agents
+    calls = finished_support_calls(30, 5, datetime(2026, 12, 7, 18, 0, tzinfo=UTC))
+    rng = Random(1)
+    legs = [len(demo_contact_records(call, rng)) for call in calls]
+    assert set(legs) == {1, 2}  # some of the campaign's calls are transferred
+
+
+def test_the_demo_command_takes_its_source(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = CliRunner().invoke(main, ["demo", "--calls", "6", "--source", "connect"])
+    assert result.exit_code == 0, result.output
+    assert "Amazon Connect contact records" in result.output
+    assert "Outcomes:" in result.output

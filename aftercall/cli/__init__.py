@@ -148,7 +148,15 @@ def surveys_check(ctx: Context, directory: str | None) -> None:
     type=click.IntRange(0, 65535),
     help="With --serve: listen on this port (0: any free one).",
 )
-def demo(calls: int, seed: int, serve: bool, host: str, port: int) -> None:
+@click.option(
+    "--source",
+    type=click.Choice(["api", "connect"]),
+    default="api",
+    show_default=True,
+    help="How the finished calls come in: the intake API, or as an Amazon Connect contact "
+    "center sends them (contact records through Firehose, some calls transferred).",
+)
+def demo(calls: int, seed: int, serve: bool, host: str, port: int, source: str) -> None:
     """Run a simulated survey campaign end to end (no Twilio account, no servers).
 
     With --serve it then keeps the app running on --host and --port over the demo's own
@@ -163,6 +171,8 @@ def demo(calls: int, seed: int, serve: bool, host: str, port: int) -> None:
                 raise click.UsageError(f"--{name} needs --serve")
     settings = demo_settings(serve=serve)
     click.echo(f"aftercall demo: {calls} finished support calls, seed {seed}")
+    if source == "connect":
+        click.echo("as Amazon Connect contact records through Firehose's HTTP endpoint")
     click.echo(f"database: {settings.database_url}")
     if serve and os.environ.get("DATABASE_URL"):
         click.echo("(DATABASE_URL ignored: --serve keeps its demo admin in its own database)")
@@ -173,7 +183,9 @@ def demo(calls: int, seed: int, serve: bool, host: str, port: int) -> None:
                 settings, seed, start, host, port if serve else 0
             ) as deployment:
                 with click.progressbar(length=calls, label="placing survey calls") as bar:
-                    result = deployment.run_campaign(calls, progress=bar.update, stop=stop)
+                    result = deployment.run_campaign(
+                        calls, progress=bar.update, stop=stop, source=source
+                    )
                 _echo_demo_result(result)
                 if serve:
                     _serve_demo(deployment, stop)

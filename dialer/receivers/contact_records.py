@@ -137,6 +137,8 @@ def leg_of(record: Any) -> Leg:
         transfer_completed_at=_time(record, "TransferCompletedTimestamp"),
         ended_at=_time(record, "DisconnectTimestamp"),
         updated_at=_time(record, "LastUpdateTimestamp"),
+        # Connect has no language field: a contact flow's attribute says it, if any.
+        language=_text(find(record, "Attributes.language"), 16),
     )
 
 

@@ -151,6 +151,7 @@ def conversation_call(conversation_id: str, legs: Iterable[Leg]) -> CallEnded:
         agent=rated.agent,
         queue=rated.queue,
         team=rated.team,
+        language=first.language or rated.language or "en",
         metadata={
             "contact_id": rated.leg_id,
             "legs": len(by_id),
