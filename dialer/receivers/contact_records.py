@@ -19,13 +19,20 @@ dialer.receivers.conversations, once every leg is in.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from core.runtime import Runtime
 from dialer.intake import CallEnded
-from dialer.receivers.conversations import Leg, conversation_call, legs_of, store_leg
+from dialer.receivers.conversations import (
+    THIRD_PARTY_METHODS,
+    ConversationOngoing,
+    Leg,
+    legs_of,
+    rated_leg,
+    store_leg,
+)
 from dialer.receivers.mapping import (
     EventIgnored,
     IgnoreReason,
@@ -75,6 +82,42 @@ def _raise(exc: Exception) -> Callable[[], CallEnded]:
         raise exc
 
     return to_call
+
+
+def conversation_call(conversation_id: str, legs: Iterable[Leg]) -> CallEnded:
+    """The survey request a Connect conversation makes once complete: its first leg is
+    in and every leg's next leg is in (ConversationOngoing before), ended at its latest
+    leg's end (a handed-on leg's DisconnectTimestamp is when it was handed on), calling
+    the first leg's customer number (an external leg's endpoint is a third party's).
+    EventIgnored when no agent talked to the customer (abandoned)."""
+    by_id = {leg.leg_id: leg for leg in legs}
+    first = by_id.get(conversation_id)
+    if first is None:
+        raise ConversationOngoing(conversation_id, f"its first leg {conversation_id} is not in")
+    for leg in by_id.values():
+        if leg.next_leg_id is not None and leg.next_leg_id not in by_id:
+            raise ConversationOngoing(
+                conversation_id, f"leg {leg.leg_id} went on to {leg.next_leg_id}, not in yet"
+            )
+    rated = rated_leg(by_id.values())
+    if rated is None:
+        raise EventIgnored(IgnoreReason.NO_AGENT, f"no agent took conversation {conversation_id}")
+    phone = first.phone if first.initiation_method not in THIRD_PARTY_METHODS else None
+    ended = [leg.ended_at for leg in by_id.values() if leg.ended_at is not None]
+    return CallEnded(
+        phone=phone or rated.phone or "",
+        source_call_id=conversation_id,
+        ended_at=max(ended) if ended else (rated.after_contact_work_at or rated.agent_connected_at),
+        agent=rated.agent,
+        queue=rated.queue,
+        team=rated.team,
+        language=first.language or rated.language or "en",
+        metadata={
+            "contact_id": rated.leg_id,
+            "legs": len(by_id),
+            "initiation_method": first.initiation_method or "",
+        },
+    )
 
 
 def records_in(data: bytes) -> list[Any]:

@@ -1,30 +1,21 @@
-"""A customer's conversation from its legs: one survey request after the last leg,
-rating the last agent.
+"""The legs of a customer's conversation, kept until the conversation is over, and the
+one rule every platform shares: who was with the customer last.
 
-A transferred call is one conversation with several legs, each reported on its own,
-in any order and more than once (dialer.receivers.contact_records for Amazon Connect).
-Each leg is kept (`store_leg`, in `contact_legs`); the conversation becomes a survey
-request only once all its legs are in:
+A transferred call is one conversation with several legs, reported one by one, in any
+order and more than once: Amazon Connect writes a contact record per leg, Twilio Flex
+gives each agent a reservation of the task, Genesys Cloud sends each agent
+participant's `user.end` and `acw`. Each platform's receiver turns what it gets into a
+`Leg` and keeps it here (`store_leg`, in `contact_legs`); its own rule then says when
+the conversation is over (dialer.receivers.contact_records, twilio_flex, genesys_cloud),
+and the conversation becomes one survey request: after its last leg, rating its last
+agent (`rated_leg`: the agent whose after-contact work began last, else whose leg ended
+last; AWS's rule for telling a transfer from a consult, and the order Flex and Genesys
+wrap agents up in). The request's `source_call_id` is the conversation's id, so every
+redelivery and every later copy of a leg is intake's duplicate.
 
-- **Complete** when its first leg is in and every leg's next leg is in. A leg whose
-  next leg is still missing says the customer went on talking to someone else.
-- **Ended** at the latest end of its legs: in a transfer, a leg's end is the moment
-  it was handed on (AWS: "the DisconnectTimestamp of the previous contact indicates
-  when that contact ended"), so the latest end is the customer's.
-- **Rates** the agent whose after-contact work began last, among the legs an agent
-  talked on. AWS's published rule for telling them apart: in a transfer the consulted
-  agent enters after-contact work after the initiator; in a consult (or a conference
-  the consulted agent leaves) before. A cold transfer's initiator also carries
-  `TransferCompletedTimestamp`. Without after-contact work times, the leg that ended
-  last. A leg to an external party (EXTERNAL_OUTBOUND) is never rated: nobody of the
-  contact center is on it.
-- **Calls** the first leg's customer number: a later leg's endpoint may be a third
-  party's.
-
-The request's `source_call_id` is the conversation's id (Connect: the first leg's
-ContactId), so every redelivery and every later copy of a leg is intake's duplicate,
-and nothing new is created. A conversation whose last leg never arrives is never
-surveyed (docs/integrations.md says so).
+A leg to an external party (Connect's EXTERNAL_OUTBOUND) is never rated: nobody of the
+contact center is on it. A conversation whose last leg never arrives is never surveyed
+(docs/integrations.md says so).
 """
 
 from __future__ import annotations
@@ -39,8 +30,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.models import ContactLeg
-from dialer.intake import CallEnded
-from dialer.receivers.mapping import EventIgnored, IgnoreReason
 
 # Legs whose far end is not the customer: AWS's data model says an external outbound
 # leg's CustomerEndpoint is "the customer or external third party participant".
@@ -125,39 +114,6 @@ def legs_of(session: Session, platform: str, conversation_id: str) -> list[Leg]:
         )
     ).all()
     return [Leg(**row._mapping) for row in rows]
-
-
-def conversation_call(conversation_id: str, legs: Iterable[Leg]) -> CallEnded:
-    """The survey request a complete conversation makes; ConversationOngoing while a leg
-    is missing, EventIgnored when no agent talked to the customer (abandoned)."""
-    by_id = {leg.leg_id: leg for leg in legs}
-    first = by_id.get(conversation_id)
-    if first is None:
-        raise ConversationOngoing(conversation_id, f"its first leg {conversation_id} is not in")
-    for leg in by_id.values():
-        if leg.next_leg_id is not None and leg.next_leg_id not in by_id:
-            raise ConversationOngoing(
-                conversation_id, f"leg {leg.leg_id} went on to {leg.next_leg_id}, not in yet"
-            )
-    rated = rated_leg(by_id.values())
-    if rated is None:
-        raise EventIgnored(IgnoreReason.NO_AGENT, f"no agent took conversation {conversation_id}")
-    phone = first.phone if first.initiation_method not in THIRD_PARTY_METHODS else None
-    ended = [leg.ended_at for leg in by_id.values() if leg.ended_at is not None]
-    return CallEnded(
-        phone=phone or rated.phone or "",
-        source_call_id=conversation_id,
-        ended_at=max(ended) if ended else _latest(rated),
-        agent=rated.agent,
-        queue=rated.queue,
-        team=rated.team,
-        language=first.language or rated.language or "en",
-        metadata={
-            "contact_id": rated.leg_id,
-            "legs": len(by_id),
-            "initiation_method": first.initiation_method or "",
-        },
-    )
 
 
 def rated_leg(legs: Iterable[Leg]) -> Leg | None:

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dialer.receivers.contact_records import leg_of, records_in
-from dialer.receivers.conversations import ConversationOngoing, conversation_call
+from dialer.receivers.contact_records import conversation_call, leg_of, records_in
+from dialer.receivers.conversations import ConversationOngoing
 from dialer.receivers.mapping import EventIgnored, IgnoreReason, InvalidEvent
 from tests.dialer.contact_records import contact_record
 
