@@ -172,3 +172,59 @@ def test_a_genesys_transfer_is_surveyed_once_at_the_customer_s_end(live):
         post_genesys(live, event)
     assert len(surveyed(live)) == 1  # one call to the customer, however many legs
     assert the_request(live, conversation).agent == "bob-id"
+
+
+def test_a_plain_connect_call_is_surveyed_rating_its_agent(live):
+    record = contact_record(
+        FIRST, ended_at=live.now() - timedelta(minutes=10), agent="carol.li", phone=CUSTOMER
+    )
+    firehose(live, [record])
+    assert len(surveyed(live)) == 1
+    assert the_request(live, FIRST).agent == "carol.li"
+
+
+def flex_form(live, task: str, **overrides) -> dict[str, str]:
+    end = int((live.now() - timedelta(minutes=10)).timestamp())
+    attributes = json.dumps({"from": CUSTOMER, "to": "+18005550100", "direction": "inbound"})
+    return flex_task_event(
+        task, phone=CUSTOMER, Timestamp=str(end), TimestampMs=str(end * 1000),
+        TaskAttributes=attributes, **overrides,
+    )  # fmt: skip
+
+
+def test_a_plain_flex_task_is_surveyed_rating_its_worker(live):
+    task = "WT" + "8" * 32
+    accepted = flex_form(live, task, EventType="reservation.accepted", ReservationSid="WR" + "3" * 32,
+                         WorkerName="dana", ResourceType="Reservation")  # fmt: skip
+    wrapped = dict(accepted, EventType="reservation.wrapup")
+    for form in (accepted, wrapped, flex_form(live, task)):
+        post_flex(live, form)
+    assert len(surveyed(live)) == 1
+    assert the_request(live, task).agent == "dana"
+
+
+def test_a_flex_chat_and_a_canceled_task_are_not_surveyed(live):
+    post_flex(live, flex_form(live, "WT" + "9" * 32, TaskChannelUniqueName="chat"))
+    post_flex(live, flex_form(live, "WT" + "0" * 32, EventType="task.canceled"))
+    assert surveyed(live) == []
+
+
+def test_a_plain_genesys_conversation_is_surveyed_and_a_chat_or_abandon_is_not(live):
+    end_ms = int((live.now() - timedelta(minutes=10)).timestamp()) * 1000
+    ani = f"tel:{CUSTOMER}"
+
+    def events(conversation: str, **body):
+        agent = genesys_acw(conversation, ani, userId="erin-id", participantId="p-9",
+                            eventTime=end_ms - 1000, disconnectType="PEER", **body)  # fmt: skip
+        customer = genesys_acw(conversation, ani, userId=None, queueId=None, eventTime=end_ms,
+                               **body)  # fmt: skip
+        return [genesys_topic(agent, "user.end"), genesys_topic(customer, "customer.end")]
+
+    plain = "1e7b2a4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"
+    for event in events(plain) + events("2e7b2a4c-5d6e-4f70-8a9b-0c1d2e3f4a5b", mediaType="CHAT"):
+        post_genesys(live, event)
+    abandoned = genesys_acw("3e7b2a4c-5d6e-4f70-8a9b-0c1d2e3f4a5b", ani, userId=None,
+                            queueId=None, eventTime=end_ms)  # fmt: skip
+    post_genesys(live, genesys_topic(abandoned, "customer.end"))
+    assert len(surveyed(live)) == 1
+    assert the_request(live, plain).agent == "erin-id"
