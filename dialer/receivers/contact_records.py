@@ -29,9 +29,8 @@ from dialer.receivers.conversations import (
     THIRD_PARTY_METHODS,
     ConversationOngoing,
     Leg,
-    legs_of,
+    keep_leg,
     rated_leg,
-    store_leg,
 )
 from dialer.receivers.mapping import (
     EventIgnored,
@@ -69,10 +68,7 @@ def receive_record(runtime: Runtime, data: bytes, api_key_id: int | None) -> lis
 def _conversation_of(runtime: Runtime, record: Any) -> Callable[[], CallEnded]:
     def to_call() -> CallEnded:
         leg = leg_of(record)
-        with runtime.db.session() as session:
-            store_leg(session, leg)
-            legs = legs_of(session, leg.platform, leg.conversation_id)
-        return conversation_call(leg.conversation_id, legs)
+        return conversation_call(leg.conversation_id, keep_leg(runtime, leg))
 
     return to_call
 

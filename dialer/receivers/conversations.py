@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.models import ContactLeg
+from core.runtime import Runtime
 
 # Legs whose far end is not the customer: AWS's data model says an external outbound
 # leg's CustomerEndpoint is "the customer or external third party participant".
@@ -105,6 +106,14 @@ def store_leg(session: Session, leg: Leg) -> None:
     session.execute(
         insert.on_conflict_do_update(index_elements=[_LEGS.c.platform, _LEGS.c.leg_id], set_=merged)
     )
+
+
+def keep_leg(runtime: Runtime, leg: Leg) -> list[Leg]:
+    """Keep `leg` and read every leg of its conversation known so far, in one unit of
+    work (the decision that follows sees this leg, whatever else arrives meanwhile)."""
+    with runtime.db.session() as session:
+        store_leg(session, leg)
+        return legs_of(session, leg.platform, leg.conversation_id)
 
 
 def legs_of(session: Session, platform: str, conversation_id: str) -> list[Leg]:

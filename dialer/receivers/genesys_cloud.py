@@ -38,9 +38,8 @@ from dialer.intake import CallEnded
 from dialer.receivers.conversations import (
     ConversationOngoing,
     Leg,
-    legs_of,
+    keep_leg,
     rated_leg,
-    store_leg,
 )
 from dialer.receivers.mapping import (
     EventIgnored,
@@ -120,9 +119,7 @@ def call_after_event(runtime: Runtime, event: Any, receiver: GenesysReceiver) ->
         leg = _customer_end_leg(event, receiver)
     else:
         leg = _agent_leg(event, receiver, suffix, conversation_id[:256])
-    with runtime.db.session() as session:
-        store_leg(session, leg)
-        legs = legs_of(session, PLATFORM, leg.conversation_id)
+    legs = keep_leg(runtime, leg)
     return conversation_call(leg.conversation_id, legs, require_agent=receiver.require_agent)
 
 

@@ -41,9 +41,8 @@ from dialer.intake import CallEnded
 from dialer.receivers.conversations import (
     ConversationOngoing,
     Leg,
-    legs_of,
+    keep_leg,
     rated_leg,
-    store_leg,
 )
 from dialer.receivers.mapping import (
     EventIgnored,
@@ -125,10 +124,7 @@ def call_after_event(
         leg = _reservation_leg(form, event_type)
     else:
         leg = _task_end_leg(call_ended(form, receiver))
-    with runtime.db.session() as session:
-        store_leg(session, leg)
-        legs = legs_of(session, PLATFORM, leg.conversation_id)
-    return task_call(leg.conversation_id, legs)
+    return task_call(leg.conversation_id, keep_leg(runtime, leg))
 
 
 def task_call(task_sid: str, legs: list[Leg]) -> CallEnded:

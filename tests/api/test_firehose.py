@@ -170,12 +170,12 @@ def test_a_body_that_is_not_firehose_s_is_a_400(client, access_key, payload, hea
 def test_a_database_outage_is_a_503_so_firehose_retries(client, runtime, access_key, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from dialer.receivers import contact_records
+    from dialer.receivers import conversations
 
     def broken(*args, **kwargs):
         raise OperationalError("INSERT", {}, Exception("the database is down"))
 
-    monkeypatch.setattr(contact_records, "store_leg", broken)
+    monkeypatch.setattr(conversations, "store_leg", broken)
     body = firehose_body([contact_record(FIRST, ended_at=ENDED_AT)], request_id="r-down")
     body_json = assert_firehose_answer(firehose_post(client, body, access_key), 503, "r-down")
     assert "down" not in body_json["errorMessage"]  # no insides in the answer
