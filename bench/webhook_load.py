@@ -438,7 +438,12 @@ def print_table(title: str, rows: dict[str, Figures], lag: bool) -> None:
         for name in ("p50", "p95", "p99")
         if getattr(bare, name) > 0
     ]
-    ratios.append(f"server CPU per post {answer.cpu_per_post / bare.cpu_per_post:.1f}x")
+    # /proc counts CPU in clock ticks (10 ms): a tiny run's bare endpoint may show none.
+    ratios.append(
+        f"server CPU per post {answer.cpu_per_post / bare.cpu_per_post:.1f}x"
+        if bare.cpu_per_post > 0
+        else "server CPU per post n/a (too short a run to measure the bare endpoint)"
+    )
     print(f"{'answer / bare':16}" + ", ".join(ratios))
 
 
