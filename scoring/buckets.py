@@ -18,6 +18,10 @@ UNITS = ("day", "week", "month")
 MAX_BUCKETS = 5000
 
 
+class TooManyBuckets(ValueError):
+    """The range holds more than MAX_BUCKETS periods of the unit."""
+
+
 @dataclass(frozen=True)
 class Bucket:
     label: str  # 2026-11-23, 2026-W48, 2026-11
@@ -64,7 +68,7 @@ def buckets(since: datetime, until: datetime, unit: str, zone: ZoneInfo) -> list
         ends = datetime.combine(following, time(0), tzinfo=zone).astimezone(UTC)
         result.append(Bucket(_label(day, unit), starts, ends))
         if len(result) > MAX_BUCKETS:
-            raise ValueError(f"more than {MAX_BUCKETS} {unit}s in the range; narrow it")
+            raise TooManyBuckets(f"more than {MAX_BUCKETS} {unit}s in the range; narrow it")
         day = following
     return result
 

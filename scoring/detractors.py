@@ -29,6 +29,9 @@ from scoring.report import ReportQuery, filtered
 
 CSAT_DETRACTOR_MAX = 2
 MAX_PAGE = 500
+# OFFSET makes the database read and drop every row it skips: deeper than this, narrow
+# the period instead of paging further.
+MAX_OFFSET = 10_000_000
 
 
 @dataclass

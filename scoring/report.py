@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,7 +41,7 @@ from core.models import (
 )
 from scoring import nps as score
 from scoring import rollup
-from scoring.buckets import UNITS, buckets
+from scoring.buckets import MAX_BUCKETS, UNITS, TooManyBuckets, buckets
 
 DIMENSIONS = {
     "agent": SurveyRequest.agent,
@@ -65,10 +65,26 @@ REACHED = (
     RequestState.IN_PROGRESS,
 )
 SUPPRESSION_REASONS = tuple(reason.value for reason in Suppression)
+# The days a report may ask about. Intake stores only calls that ended in 2000 to 2099
+# (dialer.intake), so no figure lies outside them; and bounds this far from the ends of
+# Python's calendar (years 1 to 9999) leave room for every offset, time zone and the
+# previous period's arithmetic, which would otherwise overflow into a 500.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
 
 
 class ReportError(ValueError):
-    """A report was asked for in a way that cannot be answered; the message says why."""
+    """A report was asked for in a way that cannot be answered.
+
+    `parameter` names the request's parameter at fault (None: the request as a whole)
+    and `problem` says what is wrong with it, so that each caller names the parameter its
+    own way: the API `since`, the CLI `--since`. str() gives "since: <problem>".
+    """
+
+    def __init__(self, problem: str, parameter: str | None = None) -> None:
+        super().__init__(f"{parameter}: {problem}" if parameter else problem)
+        self.problem = problem
+        self.parameter = parameter
 
 
 @dataclass(frozen=True)
@@ -88,11 +104,37 @@ class ReportQuery:
         return next((d for d in self.by if d in UNITS), None)
 
     def previous_period(self) -> ReportQuery:
-        """The period of the same length just before this one."""
+        """The period of the same length just before this one; ReportError if it would
+        start before FIRST_DAY (in the report's time zone)."""
         if self.since is None or self.until is None:
-            raise ReportError("comparing with the previous period needs --since and --until")
-        length = self.until - self.since
-        return replace(self, since=self.since - length, until=self.since)
+            raise ReportError("the previous period needs both since and until", "compare")
+        previous = replace(self, since=self.since - (self.until - self.since), until=self.since)
+        if previous.since < datetime.combine(FIRST_DAY, time(0), tzinfo=self.time_zone):
+            starts = previous.since.astimezone(self.time_zone).date()
+            raise ReportError(
+                f"the previous period would start on {starts}, before {FIRST_DAY}, "
+                "the first day a report covers",
+                "compare",
+            )
+        previous.check_periods()
+        return previous
+
+    def check_periods(self) -> None:
+        """ReportError if grouping by day, week or month makes more than MAX_BUCKETS
+        periods between `since` and `until` (an open range is judged by the data, in
+        `report`). The same limit on every database: SQLite needs the periods as a table,
+        and no reader wants more rows than that."""
+        unit = self.time_unit
+        if unit is None or self.since is None or self.until is None:
+            return
+        try:
+            buckets(self.since, self.until, unit, self.time_zone)
+        except TooManyBuckets:
+            raise ReportError(
+                f"more than {MAX_BUCKETS:,} {unit}s between since and until, the most a "
+                "report groups by; narrow the range or group by a longer period",
+                "by",
+            ) from None
 
 
 @dataclass
@@ -366,11 +408,11 @@ def _dimensions(query: ReportQuery) -> list[_Dimension]:
             dims.append(_Dimension(name, meta_key=name[len(META_PREFIX) :]))
         elif name in UNITS:
             if sum(1 for d in query.by if d in UNITS) > 1:
-                raise ReportError("group by one of day, week or month, not several")
+                raise ReportError("group by one of day, week or month, not several", "by")
             dims.append(_Dimension(name, unit=name))
         else:
             allowed = ", ".join([*DIMENSIONS, *UNITS, "meta:<key>"])
-            raise ReportError(f"cannot group by {name!r} (expected one of {allowed})")
+            raise ReportError(f"cannot group by {name!r} (expected one of {allowed})", "by")
     return dims
 
 
@@ -481,7 +523,14 @@ def _bucket_table(session: Session, query: ReportQuery, unit: str):
         ).one()
         since = since or first
         until = until or (last + timedelta(microseconds=1) if last else None)
-    periods = buckets(since, until, unit, query.time_zone) if since and until else []
+    try:
+        periods = buckets(since, until, unit, query.time_zone) if since and until else []
+    except TooManyBuckets:
+        raise ReportError(
+            f"more than {MAX_BUCKETS:,} {unit}s from the first call to the last, the most a "
+            "report groups by; give since and until, or group by a longer period",
+            "by",
+        ) from None
     table = values(
         column("label", String),
         column("starts", UTCDateTime()),

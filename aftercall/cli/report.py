@@ -50,7 +50,7 @@ def report_command(
             rows = report(session, query)
             previous_rows = report(session, previous) if previous else None
     except ReportError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise _usage_error(exc) from None
     finally:
         runtime.db.dispose()
     if output == "json":
@@ -68,6 +68,13 @@ def report_command(
         last_day = previous.until - timedelta(microseconds=1)
         click.echo(f"\nPrevious period ({previous.since:%Y-%m-%d} to {last_day:%Y-%m-%d}):")
         _echo_table(previous_rows, query.by, "no survey requests in the previous period")
+
+
+def _usage_error(error: ReportError) -> click.UsageError:
+    """A ReportError as the command line says it: the parameter by its option's name."""
+    if error.parameter is None:
+        return click.UsageError(error.problem)
+    return click.BadParameter(error.problem, param_hint=f"'--{error.parameter}'")
 
 
 def _echo_table(rows: list, by: tuple[str, ...], empty: str) -> None:

@@ -21,8 +21,8 @@ from flask import Blueprint, Response, g, jsonify, request
 from aftercall.web.api_access import ApiError, api_error, iso_utc, require_api_key
 from aftercall.web.context import current_runtime
 from core.apikeys import REPORTS_FULL
-from scoring.detractors import MAX_PAGE, Contact, detractors, shown_to
-from scoring.filters import parse_report_query
+from scoring.detractors import Contact, detractors, shown_to
+from scoring.filters import parse_page, parse_report_query
 from scoring.report import ReportError, ReportQuery, ReportRow, report, totals
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
@@ -50,7 +50,12 @@ def _query() -> ReportQuery:
     try:
         return parse_report_query(request.args, zone)
     except ReportError as exc:
-        raise ApiError(400, "invalid_query", str(exc)) from None
+        raise _invalid_query(exc) from None
+
+
+def _invalid_query(error: ReportError) -> ApiError:
+    """A ReportError as the API says it: the parameter by its query-string name."""
+    return ApiError(400, "invalid_query", str(error))
 
 
 def _report(query: ReportQuery) -> list[ReportRow]:
@@ -58,7 +63,7 @@ def _report(query: ReportQuery) -> list[ReportRow]:
         try:
             return report(session, query)
         except ReportError as exc:
-            raise ApiError(400, "invalid_query", str(exc)) from None
+            raise _invalid_query(exc) from None
 
 
 def _query_json(query: ReportQuery) -> dict[str, Any]:
@@ -87,7 +92,7 @@ def scores() -> Response:
         try:
             previous = query.previous_period()
         except ReportError as exc:
-            raise ApiError(400, "invalid_query", str(exc)) from None
+            raise _invalid_query(exc) from None
         previous_rows = _report(previous)
         body["previous"] = {
             "query": _query_json(previous),
@@ -123,8 +128,10 @@ def _team_figures(row: ReportRow | None) -> dict[str, Any] | None:
 @bp.get("/detractors")
 def detractor_list() -> Response:
     query = _query()
-    limit = _int_arg("limit", 50, 1, MAX_PAGE)
-    offset = _int_arg("offset", 0, 0, 10_000_000)
+    try:
+        limit, offset = parse_page(request.args)
+    except ReportError as exc:
+        raise _invalid_query(exc) from None
     contact = _contact()
     with current_runtime().db.session() as session:
         entries = detractors(session, query, limit=limit, offset=offset)
@@ -141,14 +148,3 @@ def _contact() -> Contact:
     """Full contact details for a `reports:full` key only; masked for everything else."""
     scopes = g.get("api_key_scopes", frozenset())
     return Contact.FULL if REPORTS_FULL in scopes else Contact.MASKED
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(
-            400, "invalid_query", f"{name}: expected a whole number from {low} to {high}"
-        )
-    return int(raw)

@@ -153,11 +153,14 @@ def test_detractors_page(client, auth):
     [
         "by=colour", "by=day,week", "since=yesterday", "since=2026-03-01T10:00",
         "since=2026-03-05&until=2026-03-01", "compare=team", "compare=sideways",
-        "compare=previous", "limit=0", "agent=%00", "sinec=2026-03-01",
+        "compare=previous", "limit=0", "agent=%00", "sinec=2026-03-01", "since=",
+        "since=20260301", "since=2026-W09", "since=2026-02-30", "since=2026-03-01t10:00:00z",
+        "since=%202026-03-01", "by=agent,,team", "by=meta:%00", "limit=%C2%B2", "offset=%D9%A3",
     ],
 )  # fmt: skip
 def test_bad_report_queries_are_400_with_a_reason(client, auth, query):
-    path = "/api/v1/reports/detractors" if query.startswith("limit") else "/api/v1/reports/scores"
+    on_page = query.startswith(("limit", "offset"))
+    path = "/api/v1/reports/detractors" if on_page else "/api/v1/reports/scores"
     status, body = get(client, auth, f"{path}?{query}")
     assert status == 400
     assert body["error"]["code"] == "invalid_query"
