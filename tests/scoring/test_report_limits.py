@@ -2,20 +2,29 @@
 
 Each bad query names the limit it broke, and the parameter the way its caller spells it:
 `since: ...` in the API's invalid_query message, `'--since'` on the command line (the
-same validation, scoring.filters, serves both).
+same validation, scoring.filters, serves both). The last tests hold docs/openapi.yaml to
+the parser: the spec's patterns are the code's, and what the spec's schema allows is
+exactly what the parser accepts.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from aftercall.cli import main
 from core import apikeys
-from tests.openapi import check_response
+from scoring import filters
+from scoring.report import ReportError
+from tests.openapi import check_response, spec
 
 SCORES = "/api/v1/reports/scores"
 DETRACTORS = "/api/v1/reports/detractors"
@@ -142,3 +151,70 @@ def test_until_the_last_day_includes_it(client, auth):
 def test_a_page_at_the_limits_is_answered(client, auth):
     status, body = get(client, auth, DETRACTORS, {"limit": "500", "offset": "10000000"})
     assert (status, body["limit"], body["offset"]) == (200, 500, 10_000_000)
+
+
+# -- the spec and the parser agree -----------------------------------------------------
+
+
+def _schema(name: str) -> dict:
+    return spec()["components"]["schemas"][name]
+
+
+def test_the_spec_uses_the_parsers_patterns():
+    parameters = spec()["components"]["parameters"]
+    assert parameters["by"]["schema"]["pattern"] == filters.BY_PATTERN
+    assert parameters["by"]["schema"]["maxLength"] == filters.MAX_FILTER_LENGTH
+    moment = [branch["pattern"] for branch in _schema("ReportMoment")["anyOf"]]
+    assert moment == [filters.DATE_PATTERN, filters.DATE_TIME_PATTERN]
+    assert _schema("ReportFilter")["pattern"] == filters.FILTER_PATTERN
+    assert _schema("ReportFilter")["maxLength"] == filters.MAX_FILTER_LENGTH
+
+
+def _accepts(parse, *args, **kwargs) -> bool:
+    try:
+        parse(*args, **kwargs)
+    except ReportError:
+        return False
+    return True
+
+
+BY_WORDS = ["agent", "queue", "team", "day", "week", "month", "meta:", "ticket", "Agent",
+            ",", " ", "\t", "\x00", ":"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(BY_WORDS), max_size=8).map("".join))
+def test_by_is_accepted_exactly_when_the_spec_allows_it(text):
+    allowed = re.fullmatch(filters.BY_PATTERN, text) is not None
+    assert _accepts(filters.parse_by, text) == allowed
+
+
+MOMENT = Draft202012Validator(
+    _schema("ReportMoment"), format_checker=Draft202012Validator.FORMAT_CHECKER
+)
+
+
+@st.composite
+def moments(draw) -> str:
+    """Dates and date-times around the spec's edges: years 1999 to 2100, days to 31,
+    hours to 24, seconds to 60, offsets to 24 hours, in upper and lower case."""
+    year = draw(st.sampled_from([1999, 2000, 2026, 2099, 2100, 9999]))
+    text = f"{year:04d}-{draw(st.integers(1, 13)):02d}-{draw(st.integers(0, 32)):02d}"
+    if draw(st.booleans()):
+        hour, minute, second = (
+            draw(st.integers(0, 24)),
+            draw(st.integers(0, 60)),
+            draw(st.integers(0, 60)),
+        )
+        fraction = draw(st.sampled_from(["", ".5", ".123456", ".123456789", ".1234567890"]))
+        offset = draw(
+            st.sampled_from(["Z", "z", "+00:00", "-14:00", "+23:59", "+24:00", "", "-0800"])
+        )
+        separator = draw(st.sampled_from(["T", "t", " "]))
+        text += f"{separator}{hour:02d}:{minute:02d}:{second:02d}{fraction}{offset}"
+    return text
+
+
+@given(moments())
+def test_since_is_accepted_exactly_when_the_spec_allows_it(text):
+    accepted = _accepts(filters.parse_moment, text, "since", ZoneInfo("UTC"), end_of_day=True)
+    assert accepted == MOMENT.is_valid(text)
