@@ -33,14 +33,20 @@ def post_json(client, path: str, body: dict, auth: dict[str, str]):
     return response
 
 
-def test_the_genesys_example_happens_before_it_is_sent(client, runtime, auth):
-    event = example(GENESYS, "acw")
-    happened = datetime.fromtimestamp(event["detail"]["eventBody"]["eventTime"] / 1000, UTC)
-    sent = datetime.fromisoformat(event["time"])
-    assert timedelta(0) <= sent - happened <= timedelta(minutes=1)
-    assert post_json(client, GENESYS, event, auth).status_code == 201
+def test_the_genesys_examples_make_one_survey_request(client, runtime, auth):
+    """The agent's wrap-up waits for the customer's end, which makes the request rating
+    that agent; each event happened shortly before the integration sent it."""
+    acw, customer_end = example(GENESYS, "acw"), example(GENESYS, "customer_end")
+    for event in (acw, customer_end):
+        happened = datetime.fromtimestamp(event["detail"]["eventBody"]["eventTime"] / 1000, UTC)
+        sent = datetime.fromisoformat(event["time"])
+        assert timedelta(0) <= sent - happened <= timedelta(minutes=1)
+    response = post_json(client, GENESYS, acw, auth)
+    assert (response.status_code, response.get_json()["status"]) == (200, "waiting")
+    assert post_json(client, GENESYS, customer_end, auth).status_code == 201
     (row,) = stored_requests(runtime).values()
-    assert row.call_ended_at == happened
+    assert row.agent == acw["detail"]["eventBody"]["userId"]
+    assert row.call_ended_at == datetime(2026, 11, 23, 14, 57, 40, tzinfo=UTC)
 
 
 def test_the_connect_example_is_answered_as_the_spec_says(client, runtime, auth):

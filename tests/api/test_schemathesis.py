@@ -8,9 +8,9 @@ tested, not only its refusal of an unsigned post.
 
 What a schema cannot say is stated once, in `_refusal_the_spec_describes`, from the
 spec's own descriptions: rules between report parameters (since before until, 5,000
-periods at most, compare's needs), and a platform event whose fields the deployment's
-mapping cannot use (422). Such a case must get exactly that refusal; every other check
-still runs on it. `test_the_api_conforms_to_its_spec_at_length` runs the same with many
+periods at most, compare's needs), a platform event whose fields the deployment's
+mapping cannot use (422), and a Genesys conversation event without its id (400). Such a
+case must get exactly that refusal; every other check still runs on it. `test_the_api_conforms_to_its_spec_at_length` runs the same with many
 more examples; it is marked `fuzz`, left out by default (run it with `-m fuzz`).
 """
 
@@ -37,7 +37,8 @@ from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.openapi import SPEC_PATH
 
 FLEX = "/api/v1/events/twilio-flex"
-EVENTBRIDGE = ("/api/v1/events/amazon-connect", "/api/v1/events/genesys-cloud")
+GENESYS = "/api/v1/events/genesys-cloud"
+EVENTBRIDGE = ("/api/v1/events/amazon-connect", GENESYS)
 SCORES = "/api/v1/reports/scores"
 DETRACTORS = "/api/v1/reports/detractors"
 FIRST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)  # the first day a report covers, in UTC
@@ -132,12 +133,23 @@ def _refusal_the_spec_describes(case, response) -> tuple[int, set[str]] | None:
         # A well-formed event the deployment's mapping cannot use (the customer's number
         # is not where RECEIVERS_FILE looks, a time outside 2000-2099, ...).
         return 422, {"unmapped_field", "invalid_field"}
+    if case.path == GENESYS and _error_code(response) == "invalid_event":
+        # A conversation event without eventBody.conversationId (or no `detail` object):
+        # GenesysDetailEvent requires it, the catch-all EventBridgeEvent cannot.
+        return 400, {"invalid_event"}
     if case.path not in (SCORES, DETRACTORS) or case.method.upper() != "GET":
         return None
     query = case.query or {}
     if _breaks_a_report_rule(query, case.path) or _data_span_too_long(query, response):
         return 400, {"invalid_query"}
     return None
+
+
+def _error_code(response) -> str | None:
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _breaks_a_report_rule(query: dict, path: str) -> bool:
