@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from aftercall.cli import main
 from core import apikeys
 from core.models import Answer, RequestState
+from tests.api.conftest import NOW as API_NOW
 from tests.openapi import check_response, documented_paths
 from tests.scoring.test_report import START, _version_id, add
 
@@ -316,8 +317,10 @@ def test_an_intake_key_cannot_read_reports(client, keys, path):
 
 def test_a_reports_key_cannot_send_or_read_survey_requests(client, keys, runtime):
     runtime.settings = runtime.settings.with_overrides(redis_url="redis://127.0.0.1:1/0")
-    # A call that ended minutes ago (a fixed date would age past intake's limit).
-    ended = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    # On the API tests' pinned clock, inside the number's calling hours: a call that ended
+    # minutes before the wall clock's now was refused (validity_expired) at night.
+    runtime.now = lambda: API_NOW
+    ended = (API_NOW - timedelta(minutes=5)).isoformat()
     call = {"phone": "+14155550123", "source_call_id": "crm-1", "ended_at": ended}
     for name in ("reports", "full"):
         response = client.post("/api/v1/survey-requests", json=call, headers=keys[name])
