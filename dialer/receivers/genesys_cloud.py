@@ -67,6 +67,13 @@ SUPPORTED_TOPICS = frozenset({"acw", "user.end", "customer.end"})
 CUSTOMER_END = "customer.end"
 AGENT_TOPICS = frozenset({"acw", "user.end"})
 PLATFORM = Platform.GENESYS_CLOUD.value
+# disconnectType values of a participant that handed the customer on (Genesys's
+# UserEndEvent model); the agent the customer went to sends events of its own.
+TRANSFERS = frozenset(
+    {"TRANSFER", "CONFERENCE_TRANSFER", "CONSULT_TRANSFER", "FORWARD_TRANSFER",
+     "NO_ANSWER_TRANSFER", "NOT_AVAILABLE_TRANSFER", "DND_TRANSFER"}
+)  # fmt: skip
+
 DEFAULT_FIELDS = FieldMap(
     source_call_id=("detail.eventBody.conversationId",),
     phone=("detail.eventBody.ani",),
@@ -182,14 +189,6 @@ def call_ended(event: Any, receiver: GenesysReceiver) -> CallEnded:
     if receiver.require_agent and first(event, receiver.fields.agent) is None:
         raise EventIgnored(IgnoreReason.NO_AGENT, "no agent in the event")
     return to_call(event, receiver.fields)
-
-
-# disconnectType values of a participant that handed the customer on (Genesys's
-# UserEndEvent model); the agent the customer went to sends events of its own.
-TRANSFERS = frozenset(
-    {"TRANSFER", "CONFERENCE_TRANSFER", "CONSULT_TRANSFER", "FORWARD_TRANSFER",
-     "NO_ANSWER_TRANSFER", "NOT_AVAILABLE_TRANSFER", "DND_TRANSFER"}
-)  # fmt: skip
 
 
 def _customer_end_leg(event: Any, receiver: GenesysReceiver) -> Leg:
