@@ -532,9 +532,14 @@ def print_throughput(runs: list[Run]) -> None:
     for run in runs:
         base = baseline.get(run.workers)
         if run.kind == "call" and base is not None and base.rate > 0:
+            # /proc counts CPU in 10 ms ticks: a tiny run's no-op jobs may show none.
+            cpu = (
+                f"{run.cpu_per_request / base.cpu_per_request:.1f}x"
+                if base.cpu_per_request > 0
+                else "n/a (too short a run to measure the no-op jobs)"
+            )
             print(
-                f"{run.workers:>7}  call/no-op  per s {run.rate / base.rate:.3f}, "
-                f"CPU per job {run.cpu_per_request / base.cpu_per_request:.1f}x"
+                f"{run.workers:>7}  call/no-op  per s {run.rate / base.rate:.3f}, CPU per job {cpu}"
             )
 
 
