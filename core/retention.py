@@ -12,6 +12,11 @@ its RecordingSid only once Twilio confirmed (deleted, or already gone), so a run
 fails half way is finished by the next one. `aftercall purge` and `aftercall customer
 forget` do both; with RETENTION_DAYS set, `rq cron` runs the purge daily.
 
+The legs of customers' conversations that the platforms' receivers keep until a
+conversation is over (`contact_legs`: numbers, agents, times) are deleted, not
+anonymised: they are working storage, and a conversation older than the cutoff will not
+be surveyed any more.
+
 What it keeps on purpose: the do-not-call list (a customer who opted out must stay
 opted out; that record is the reason to keep the number), and Twilio's CallSids.
 """
@@ -20,17 +25,17 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from requests.exceptions import RequestException
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from core.models import Answer, OptOut, SurveyRequest
+from core.models import Answer, ContactLeg, OptOut, SurveyRequest
 
 log = logging.getLogger(__name__)
 PURGED_PHONE = "purged"
@@ -41,6 +46,7 @@ _AGE = re.compile(r"^\s*(\d+)\s*([dw])\s*$")
 class PurgeReport:
     requests: int
     comments: int
+    legs: int = 0  # conversation legs deleted (contact_legs)
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,11 @@ def parse_age(text: str) -> timedelta:
 
 
 def purge(session: Session, before: datetime, *, dry_run: bool = False) -> PurgeReport:
-    """Anonymise the requests whose support call ended before `before`."""
-    return _anonymise(session, SurveyRequest.call_ended_at < before, dry_run=dry_run)
+    """Anonymise the requests whose support call ended before `before`, and delete the
+    conversation legs kept since before then."""
+    report = _anonymise(session, SurveyRequest.call_ended_at < before, dry_run=dry_run)
+    old = func.coalesce(ContactLeg.ended_at, ContactLeg.received_at) < before
+    return replace(report, legs=_delete_legs(session, old, dry_run=dry_run))
 
 
 def forget_customer(session: Session, phone: str, *, dry_run: bool = False) -> PurgeReport:
@@ -98,7 +107,21 @@ def forget_customer(session: Session, phone: str, *, dry_run: bool = False) -> P
     The do-not-call entry stays (keeping someone from being called again is the one use
     of their number the law asks us to keep making).
     """
-    return _anonymise(session, SurveyRequest.phone == phone, dry_run=dry_run)
+    report = _anonymise(session, SurveyRequest.phone == phone, dry_run=dry_run)
+    theirs = ContactLeg.conversation_id.in_(
+        select(ContactLeg.conversation_id).where(ContactLeg.phone == phone)
+    )
+    return replace(report, legs=_delete_legs(session, theirs, dry_run=dry_run))
+
+
+def _delete_legs(session: Session, which: ColumnElement[bool], *, dry_run: bool) -> int:
+    """Delete the conversation legs `which` selects; how many (or would be, dry run)."""
+    count = session.scalar(select(func.count(ContactLeg.id)).where(which)) or 0
+    if count and not dry_run:
+        session.execute(
+            delete(ContactLeg).where(which).execution_options(synchronize_session=False)
+        )
+    return count
 
 
 def customer_data(session: Session, phone: str) -> dict[str, Any]:
@@ -107,6 +130,9 @@ def customer_data(session: Session, phone: str) -> dict[str, Any]:
         select(SurveyRequest).where(SurveyRequest.phone == phone).order_by(SurveyRequest.id)
     ).all()
     opt_out = session.scalar(select(OptOut).where(OptOut.phone == phone))
+    legs = session.scalars(
+        select(ContactLeg).where(ContactLeg.phone == phone).order_by(ContactLeg.id)
+    ).all()
     return {
         "phone": phone,
         "opted_out": None
@@ -146,6 +172,17 @@ def customer_data(session: Session, phone: str) -> dict[str, Any]:
             }
             for r in requests
         ],
+        # Legs of conversations a platform reported, kept until the conversation is over.
+        "conversation_legs": [
+            {
+                "platform": leg.platform,
+                "conversation": leg.conversation_id,
+                "leg": leg.leg_id,
+                "agent": leg.agent,
+                "ended_at": leg.ended_at.isoformat() if leg.ended_at else None,
+            }
+            for leg in legs
+        ],
     }
 
 
@@ -181,7 +218,10 @@ def purge_expired(session: Session, twilio: Client | None, now: datetime, days: 
     """The daily retention run: anonymise what is older than `days`, then delete the
     recordings at Twilio (any a previous run could not delete, too)."""
     report = purge(session, now - timedelta(days=days))
-    note = f"anonymised {report.requests} survey requests, {report.comments} comments"
+    note = (
+        f"anonymised {report.requests} survey requests, {report.comments} comments;"
+        f" deleted {report.legs} conversation legs"
+    )
     if twilio is not None:
         cleanup = delete_recordings(session, twilio)
         note += (

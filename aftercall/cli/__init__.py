@@ -414,6 +414,7 @@ def purge(ctx: Context, age: str, dry_run: bool) -> None:
             f"{verb} {report.requests} survey requests and {report.comments} recorded comments "
             f"from support calls that ended before {before:%Y-%m-%d %H:%M} UTC"
         )
+        _echo_legs(report.legs, dry_run)
         if not dry_run:
             _delete_recordings(ctx, session)
 
@@ -456,8 +457,15 @@ def customer_forget(ctx: Context, phone: str, dry_run: bool) -> None:
         click.echo(
             f"{verb} {report.requests} survey requests and {report.comments} recorded comments"
         )
+        _echo_legs(report.legs, dry_run)
         if not dry_run:
             _delete_recordings(ctx, session)
+
+
+def _echo_legs(legs: int, dry_run: bool) -> None:
+    if legs:
+        verb = "would delete" if dry_run else "deleted"
+        click.echo(f"{verb} {legs} legs of conversations kept for their survey")
 
 
 def _delete_recordings(ctx: Context, session: Session) -> None:

@@ -8,9 +8,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from aftercall.cli import main
-from core.models import Answer, OptOut, SurveyRequest
-from core.retention import PURGED_PHONE, parse_age, purge
+from core.models import Answer, ContactLeg, OptOut, SurveyRequest
+from core.retention import PURGED_PHONE, customer_data, forget_customer, parse_age, purge
+from dialer.receivers.contact_records import leg_of
+from dialer.receivers.conversations import store_leg
 from scoring.report import ReportQuery, report
+from tests.dialer.contact_records import contact_record
 from tests.scoring.test_report import START, _version_id, add
 
 
@@ -102,3 +105,31 @@ def test_a_customer_can_get_and_erase_their_data(runtime, monkeypatch):
     assert after["survey_requests"] == []  # nothing left that names them
     assert after["opted_out"] is not None  # but they are still never called
     assert runner.invoke(main, ["customer", "export", "not a phone"]).exit_code == 2
+
+
+def test_kept_conversation_legs_are_deleted_by_age_and_by_the_customer_s_erasure(runtime):
+    """contact_legs holds numbers and agents until a conversation is over: the retention
+    purge deletes the old ones, an erasure request the customer's whole conversations."""
+    old, recent = START - timedelta(days=400), START
+    with runtime.db.session() as session:
+        for contact, ended, phone, nxt in (
+            ("old-1", old, "+14155550001", None),
+            ("keep-1", recent, "+14155550002", None),
+            ("mine-1", recent, "+14155550003", "mine-2"),
+        ):
+            store_leg(
+                session, leg_of(contact_record(contact, ended_at=ended, phone=phone, next_=nxt))
+            )
+        # The transferred leg names no number of its own, but is the same conversation.
+        store_leg(session, leg_of(contact_record(
+            "mine-2", ended_at=recent, phone=None, initial="mine-1", previous="mine-1",
+        )))  # fmt: skip
+    with runtime.db.session() as session:
+        assert [
+            leg["leg"] for leg in customer_data(session, "+14155550003")["conversation_legs"]
+        ] == ["mine-1"]
+        assert purge(session, START - timedelta(days=30)).legs == 1
+        assert forget_customer(session, "+14155550003", dry_run=True).legs == 2
+        assert forget_customer(session, "+14155550003").legs == 2
+    with runtime.db.session() as session:
+        assert session.scalars(select(ContactLeg.leg_id)).all() == ["keep-1"]
