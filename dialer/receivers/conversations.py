@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from core.models import ContactLeg
 from core.runtime import Runtime
+from dialer.intake import CallEnded
 
 # Legs whose far end is not the customer: AWS's data model says an external outbound
 # leg's CustomerEndpoint is "the customer or external third party participant".
@@ -45,23 +46,35 @@ class Leg:
     platform: str
     conversation_id: str
     leg_id: str
-    previous_leg_id: str | None
-    next_leg_id: str | None
-    channel: str
-    initiation_method: str | None
-    phone: str | None
-    agent: str | None
-    queue: str | None
-    team: str | None
-    agent_connected_at: datetime | None
-    after_contact_work_at: datetime | None
-    transfer_completed_at: datetime | None
-    ended_at: datetime | None
-    updated_at: datetime | None
+    previous_leg_id: str | None = None
+    next_leg_id: str | None = None
+    channel: str = "VOICE"
+    initiation_method: str | None = None
+    phone: str | None = None
+    agent: str | None = None
+    queue: str | None = None
+    team: str | None = None
+    agent_connected_at: datetime | None = None
+    after_contact_work_at: datetime | None = None
+    transfer_completed_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
     language: str | None = None
     survey: str | None = None
     is_end: bool = False
     call_metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def end_leg(platform: str, call: CallEnded, leg_id: str) -> Leg:
+    """The platform's own word that the conversation is over (Flex's task event,
+    Genesys's customer.end), with what it says of the call: the customer, when, and
+    the fields the request takes from it."""
+    return Leg(
+        platform=platform, conversation_id=call.source_call_id[:256], leg_id=leg_id[:256],
+        phone=call.phone, queue=call.queue, team=call.team, ended_at=call.ended_at,
+        updated_at=call.ended_at, language=call.language, survey=call.survey, is_end=True,
+        call_metadata=dict(call.metadata),
+    )  # fmt: skip
 
 
 _LEGS = ContactLeg.__table__

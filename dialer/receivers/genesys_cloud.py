@@ -38,6 +38,7 @@ from dialer.intake import CallEnded
 from dialer.receivers.conversations import (
     ConversationOngoing,
     Leg,
+    end_leg,
     keep_leg,
     rated_leg,
 )
@@ -114,9 +115,9 @@ class GenesysReceiver:
 def call_after_event(runtime: Runtime, event: Any, receiver: GenesysReceiver) -> CallEnded:
     """The survey request a detail event completes (see the module's docstring); raises
     what dialer.receivers.outcome.receive counts."""
-    suffix = _selected_topic(event, receiver)
     if CUSTOMER_END not in receiver.topics:
         return call_ended(event, receiver)
+    suffix = _selected_topic(event, receiver)
     _check_media(event, receiver)
     body = eventbridge_detail(event).get("eventBody")
     conversation_id = find(event, "detail.eventBody.conversationId")
@@ -192,16 +193,8 @@ def call_ended(event: Any, receiver: GenesysReceiver) -> CallEnded:
 
 
 def _customer_end_leg(event: Any, receiver: GenesysReceiver) -> Leg:
-    fields_ = replace(receiver.fields, agent=(), queue=())
-    call = to_call(event, fields_)
-    return Leg(
-        platform=PLATFORM, conversation_id=call.source_call_id[:256], leg_id=f"{call.source_call_id}:customer"[:256],
-        previous_leg_id=None, next_leg_id=None, channel="VOICE", initiation_method=None,
-        phone=call.phone, agent=None, queue=None, team=call.team, agent_connected_at=None,
-        after_contact_work_at=None, transfer_completed_at=None, ended_at=call.ended_at,
-        updated_at=call.ended_at, language=call.language, survey=call.survey, is_end=True,
-        call_metadata=dict(call.metadata),
-    )  # fmt: skip
+    call = to_call(event, replace(receiver.fields, agent=(), queue=()))
+    return end_leg(PLATFORM, call, f"{call.source_call_id}:customer")
 
 
 def _agent_leg(event: Any, receiver: GenesysReceiver, suffix: str, conversation_id: str) -> Leg:
@@ -219,11 +212,10 @@ def _agent_leg(event: Any, receiver: GenesysReceiver, suffix: str, conversation_
     )
     metadata = metadata_of(event, receiver.fields.metadata) if suffix == "acw" else {}
     return Leg(
-        platform=PLATFORM, conversation_id=conversation_id, leg_id=f"{conversation_id}:{participant}"[:256],
-        previous_leg_id=None, next_leg_id=None, channel="VOICE", initiation_method=None,
-        phone=None, agent=agent, queue=display_name(event, receiver.fields.queue, receiver.fields.queues),
-        team=None, agent_connected_at=at,
-        after_contact_work_at=at if suffix == "acw" else None,
+        platform=PLATFORM, conversation_id=conversation_id,
+        leg_id=f"{conversation_id}:{participant}"[:256], agent=agent,
+        queue=display_name(event, receiver.fields.queue, receiver.fields.queues),
+        agent_connected_at=at, after_contact_work_at=at if suffix == "acw" else None,
         transfer_completed_at=at if handed_on else None,
         ended_at=at if suffix == "user.end" else None, updated_at=at, call_metadata=metadata,
     )  # fmt: skip

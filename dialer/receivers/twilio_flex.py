@@ -41,6 +41,7 @@ from dialer.intake import CallEnded
 from dialer.receivers.conversations import (
     ConversationOngoing,
     Leg,
+    end_leg,
     keep_leg,
     rated_leg,
 )
@@ -123,7 +124,8 @@ def call_after_event(
         _check_channel(form, receiver)
         leg = _reservation_leg(form, event_type)
     else:
-        leg = _task_end_leg(call_ended(form, receiver))
+        call = call_ended(form, receiver)
+        leg = end_leg(PLATFORM, call, call.source_call_id)
     return task_call(leg.conversation_id, keep_leg(runtime, leg))
 
 
@@ -153,18 +155,6 @@ def task_call(task_sid: str, legs: list[Leg]) -> CallEnded:
     )
 
 
-def _task_end_leg(call: CallEnded) -> Leg:
-    return Leg(
-        platform=PLATFORM, conversation_id=call.source_call_id, leg_id=call.source_call_id,
-        previous_leg_id=None, next_leg_id=None, channel="voice", initiation_method=None,
-        phone=call.phone, agent=None, queue=call.queue, team=call.team,
-        agent_connected_at=None, after_contact_work_at=None, transfer_completed_at=None,
-        ended_at=call.ended_at, updated_at=call.ended_at, language=call.language,
-        survey=call.survey, is_end=True,
-        call_metadata=dict(call.metadata),
-    )  # fmt: skip
-
-
 def _reservation_leg(form: Mapping[str, str], event_type: str) -> Leg:
     task_sid, reservation_sid = form.get("TaskSid", ""), form.get("ReservationSid", "")
     if not task_sid or not reservation_sid:
@@ -179,11 +169,10 @@ def _reservation_leg(form: Mapping[str, str], event_type: str) -> Leg:
     wrapped = event_type in WRAPPED
     return Leg(
         platform=PLATFORM, conversation_id=task_sid[:256], leg_id=reservation_sid[:256],
-        previous_leg_id=None, next_leg_id=None, channel="voice", initiation_method=None,
-        phone=None, agent=worker, queue=(form.get("TaskQueueName") or "").strip()[:200] or None,
-        team=None, agent_connected_at=None if wrapped else at,
+        agent=worker, queue=(form.get("TaskQueueName") or "").strip()[:200] or None,
+        agent_connected_at=None if wrapped else at,
         after_contact_work_at=at if wrapped else None,
-        transfer_completed_at=None, ended_at=at if wrapped else None, updated_at=at,
+        ended_at=at if wrapped else None, updated_at=at,
     )  # fmt: skip
 
 

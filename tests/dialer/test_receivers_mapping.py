@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from core.config import Settings
 from dialer.receivers import amazon_connect, genesys_cloud, mapping_file, twilio_flex
+from dialer.receivers.conversations import end_leg
 from dialer.receivers.mapping import (
     EventIgnored,
     IgnoreReason,
@@ -141,7 +142,7 @@ def test_the_task_rates_the_worker_whose_reservation_wrapped_up_last():
     # Reservations are legs of the task (the task events carry no worker): the rule
     # itself, on legs as the receiver keeps them.
     task = "WT" + "c" * 32
-    end = twilio_flex._task_end_leg(twilio_flex.call_ended(flex_task_event(task), FLEX))
+    end = end_leg(twilio_flex.PLATFORM, twilio_flex.call_ended(flex_task_event(task), FLEX), task)
     first = twilio_flex._reservation_leg(
         flex_reservation_event(task, WorkerName="alice", ReservationSid="WR1",
                                Timestamp="1795445000", TimestampMs=""),
