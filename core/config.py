@@ -81,6 +81,14 @@ class Settings:
     # A TOML file mapping contact-center platforms' events onto intake fields
     # (dialer.receivers); unset: each receiver's documented defaults.
     receivers_file: Path | None = None
+    # The number customers are transferred to for an in-call survey (its voice URL is
+    # POST /ivr/inbound); unset: TWILIO_FROM_NUMBER.
+    survey_number: str = ""
+    # How long before and after a transfer a support call's end may lie for the caller's
+    # number to match it (and for a late call-ended event to claim the survey).
+    in_call_match_seconds: int = 300
+    # How long a transfer token stays valid after intake issued it.
+    in_call_token_minutes: int = 15
 
     @property
     def json_logs(self) -> bool:
@@ -129,6 +137,13 @@ class Settings:
             log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
             flex_auth_token=get("FLEX_AUTH_TOKEN", ""),
             receivers_file=Path(get("RECEIVERS_FILE", "")) if get("RECEIVERS_FILE", "") else None,
+            survey_number=get("SURVEY_NUMBER", get("TWILIO_FROM_NUMBER", "")),
+            in_call_match_seconds=_number(
+                env, "IN_CALL_MATCH_SECONDS", defaults.in_call_match_seconds, int
+            ),
+            in_call_token_minutes=_number(
+                env, "IN_CALL_TOKEN_MINUTES", defaults.in_call_token_minutes, int
+            ),
         )
         if settings.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]

@@ -72,6 +72,9 @@ class RequestState(StrEnum):
     EXPIRED = "expired"
     CANCELED = "canceled"
     SUPPRESSED = "suppressed"  # a dialing rule said no; the reason is kept
+    # An in-call survey's request, waiting for the customer to be transferred to the
+    # survey number (dialer.in_call); never called back unless the survey says so.
+    AWAITING_TRANSFER = "awaiting_transfer"
 
     @property
     def is_final_for_survey(self) -> bool:
@@ -85,6 +88,23 @@ class RequestState(StrEnum):
             RequestState.CANCELED,
             RequestState.SUPPRESSED,
         }
+
+
+class SurveyMode(StrEnum):
+    """How the customer is reached: called back later, or handed to the survey in the
+    support call itself, when the agent hangs up (dialer.in_call, ivr.inbound)."""
+
+    CALLBACK = "callback"
+    IN_CALL = "in_call"
+
+
+class Attribution(StrEnum):
+    """How an in-call survey knew its support call (None on callbacks: by construction)."""
+
+    TOKEN = "token"  # the transfer carried the token intake issued
+    NUMBER = "number"  # the caller's number matched a support call that had just ended
+    LATE_EVENT = "late_event"  # the support call's event arrived after the survey began
+    NONE = "none"  # neither: the answers count, as "unattributed"
 
 
 class Suppression(StrEnum):
@@ -145,6 +165,14 @@ class SurveyRequest(Base):
         # Reports select by the support call's end time, often per agent.
         Index("ix_survey_requests_ended", "call_ended_at"),
         Index("ix_survey_requests_agent_ended", "agent", "call_ended_at"),
+        # Requests waiting for a transfer (in-call): matched by the caller's number.
+        Index(
+            "ix_survey_requests_awaiting_transfer",
+            "phone",
+            "transfer_expires_at",
+            postgresql_where=text("transfer_expires_at IS NOT NULL"),
+            sqlite_where=text("transfer_expires_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -175,6 +203,15 @@ class SurveyRequest(Base):
     # request a test call. No report figure counts it (scoring.report.filtered, the
     # rollup's triggers since migration 0009), no alert is sent, no retry placed.
     is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Callback, or in-call (the customer transferred to the survey at the end of the
+    # support call): a dimension of every report.
+    mode: Mapped[SurveyMode] = mapped_column(
+        _enum(SurveyMode, "survey_mode"), default=SurveyMode.CALLBACK, server_default="callback"
+    )
+    # In-call only: how the survey knew its support call, and until when a transfer (by
+    # token or by the caller's number) may still claim this request.
+    attribution: Mapped[Attribution | None] = mapped_column(_enum(Attribution, "attribution"))
+    transfer_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -193,12 +230,15 @@ _IN_FLIGHT_SQL = "status IN ('queued', 'initiated', 'ringing', 'in-progress')"
 
 
 class CallAttempt(Base):
-    """One outbound call placed for a survey request."""
+    """One call of a survey request: placed by the dialer (outbound), or the customer's
+    transfer into an in-call survey (inbound, ivr.inbound), which the dialer's pacing,
+    concurrency limit and attempt count never count."""
 
     __tablename__ = "call_attempts"
     __table_args__ = (
         UniqueConstraint("request_id", "number"),
         CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint("direction IN ('outbound', 'inbound')", name="direction"),
         Index(
             "ix_call_attempts_in_flight",
             "created_at",
@@ -222,6 +262,9 @@ class CallAttempt(Base):
     duration_seconds: Mapped[int | None]
     error_code: Mapped[str | None] = mapped_column(String(16))
     sip_response_code: Mapped[int | None]
+    direction: Mapped[str] = mapped_column(
+        String(16), default="outbound", server_default="outbound"
+    )
 
     request: Mapped[SurveyRequest] = relationship(back_populates="attempts")
     events: Mapped[list[CallEvent]] = relationship(
@@ -277,6 +320,7 @@ class Answer(Base):
     survey_name: Mapped[str | None] = mapped_column(String(100))
     language: Mapped[str | None] = mapped_column(String(16))
     is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    mode: Mapped[str | None] = mapped_column(String(16))
     survey_version_id: Mapped[int] = mapped_column(ForeignKey("survey_versions.id"))
     question_key: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
@@ -467,7 +511,9 @@ class ReportRollup(Base):
     rebuilt_at: Mapped[datetime | None]
 
 
-REPORT_FIELDS = ("call_ended_at", "agent", "queue", "team", "survey_name", "language", "is_test")
+REPORT_FIELDS = (
+    "call_ended_at", "agent", "queue", "team", "survey_name", "language", "is_test", "mode"
+)  # fmt: skip
 
 
 @event.listens_for(Answer, "before_insert")
