@@ -8,7 +8,7 @@ says when each runs, so no home-made scheduling loop exists anywhere.
 from rq import cron
 
 from aftercall.jobs import purge_old_data
-from dialer.jobs import reconcile
+from dialer.jobs import expire_transfers, reconcile
 from dialer.scheduling import CALL_QUEUE
 from scoring.jobs import compact_rollup, tidy_rollup
 
@@ -19,6 +19,8 @@ from scoring.jobs import compact_rollup, tidy_rollup
 # running it every minute costs a few queries, a few Redis lookups per scheduled
 # request, and a Twilio lookup per overdue attempt.
 cron.register(reconcile, queue_name=CALL_QUEUE, interval=60)
+# In-call requests whose customer was never transferred before the token's deadline.
+cron.register(expire_transfers, queue_name=CALL_QUEUE, interval=60)
 # The triggers' deltas, folded into the daily rollup: reports read fewer rows.
 cron.register(compact_rollup, queue_name=CALL_QUEUE, interval=60)
 # Once a day, at a quiet hour (UTC): the rollup's rows back in day order.

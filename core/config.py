@@ -89,6 +89,9 @@ class Settings:
     in_call_match_seconds: int = 300
     # How long a transfer token stays valid after intake issued it.
     in_call_token_minutes: int = 15
+    # Seconds the survey number listens, silently, for a token sent as DTMF digits when
+    # the transfer's URL carries none (PSTN platforms); 0: never listen.
+    in_call_listen_seconds: int = 2
 
     @property
     def json_logs(self) -> bool:
@@ -144,6 +147,9 @@ class Settings:
             in_call_token_minutes=_number(
                 env, "IN_CALL_TOKEN_MINUTES", defaults.in_call_token_minutes, int
             ),
+            in_call_listen_seconds=_seconds(
+                env, "IN_CALL_LISTEN_SECONDS", defaults.in_call_listen_seconds, high=10
+            ),
         )
         if settings.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]
@@ -175,6 +181,15 @@ def _number(env: Mapping[str, str], name: str, default: float | None, kind: type
     if value <= 0:
         raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
     return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: int, *, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) > high:
+        raise ConfigError(f"{name} must be a whole number of seconds from 0 to {high}, got {raw!r}")
+    return int(raw)
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

@@ -120,9 +120,16 @@ class DialingSettings:
     # Minutes to wait before attempt 2, 3, ...; the last value repeats.
     retry_minutes: tuple[int, ...] = (30, 120)
     retry_voicemail: bool = False
+    # In-call surveys: call the customer back when they hung up before the first answer.
+    callback_after_in_call_hangup: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         opens, closes = self.calling_hours
+        # Written only when set: a survey that never mentions it keeps the content
+        # digest, and so the version, it had before the setting existed.
+        optional = (
+            {"callback_after_in_call_hangup": True} if self.callback_after_in_call_hangup else {}
+        )
         return {
             "sample_percent": self.sample_percent,
             "fatigue_days": self.fatigue_days,
@@ -133,6 +140,7 @@ class DialingSettings:
             "max_attempts": self.max_attempts,
             "retry_minutes": list(self.retry_minutes),
             "retry_voicemail": self.retry_voicemail,
+            **optional,
         }
 
 
@@ -400,7 +408,7 @@ class _Parser:
         if not isinstance(raw, Mapping):
             raise self.fail("dialing", "expected a table, e.g. [dialing]")
         defaults = DialingSettings()
-        known = set(defaults.to_dict())
+        known = set(defaults.to_dict()) | {"callback_after_in_call_hangup"}
         for unknown in sorted(set(raw) - known):
             raise self.fail(
                 f"dialing.{unknown}", f"unknown field (known: {', '.join(sorted(known))})"
@@ -440,6 +448,7 @@ class _Parser:
             max_attempts=number("max_attempts", 1, 3),
             retry_minutes=tuple(retry),
             retry_voicemail=flag("retry_voicemail"),
+            callback_after_in_call_hangup=flag("callback_after_in_call_hangup"),
         )
 
     def calling_hours(self, raw: Any) -> tuple[time, time]:

@@ -207,7 +207,9 @@ def _set_due(runtime: Runtime, request_id: int, due: datetime) -> None:
 def _placed_attempts(session: Session, request_id: int) -> int:
     return session.scalar(
         select(func.count(CallAttempt.id)).where(
-            CallAttempt.request_id == request_id, CallAttempt.status.not_in(rules.NOT_PLACED)
+            CallAttempt.request_id == request_id,
+            CallAttempt.status.not_in(rules.NOT_PLACED),
+            CallAttempt.direction == "outbound",
         )
     )
 

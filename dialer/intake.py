@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -20,11 +20,12 @@ import phonenumbers
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.models import RequestState, Suppression, SurveyRequest
+from core.config import Settings
+from core.models import RequestState, Suppression, SurveyMode, SurveyRequest
 from core.runtime import Runtime
 from core.survey import SurveyCatalog, UnknownSurvey
 from core.survey_versions import version_for
-from dialer import rules, scheduling
+from dialer import in_call, rules, scheduling
 from dialer.calling_hours import zones_for_number
 
 # Number types a survey can reach by voice; premium-rate, shared-cost, pagers and the
@@ -69,6 +70,9 @@ class CallEnded:
     survey: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     api_key_id: int | None = None  # the API key that sent it, if one did
+    # Callback (called later), or in-call (transferred to the survey as the agent hangs
+    # up: dialer.in_call).
+    mode: SurveyMode = SurveyMode.CALLBACK
 
 
 # Every intake path (API, CSV, CLI, platform events) checks its fields with the
@@ -145,6 +149,9 @@ class IntakeResult:
     due_at: datetime | None = None
     reason: str | None = None  # machine-readable: a Rejection or a Suppression value
     detail: str | None = None
+    mode: SurveyMode = SurveyMode.CALLBACK
+    # An accepted in-call request: where to transfer the customer, with its token.
+    transfer: in_call.Transfer | None = None
 
     @property
     def accepted(self) -> bool:
@@ -157,40 +164,50 @@ def register_call(
     ended: CallEnded,
     *,
     now: datetime,
-    default_survey: str,
-    default_region: str | None = None,
+    settings: Settings,
     history: rules.NumberHistory | None = None,
-    fallback_time_zone: str = "UTC",
 ) -> IntakeResult:
     """Validate, apply the dialing rules, and store the request in one savepoint.
 
     Invalid input raises nothing and writes nothing (the result says why). A call the
     rules suppress is stored as a `suppressed` request with its reason, so reports can
-    count it; an accepted one is `scheduled` with its first call time.
+    count it; an accepted callback is `scheduled` with its first call time, an accepted
+    in-call request `awaiting_transfer` with its transfer token. A call whose customer
+    is already answering an in-call survey that did not know the call (the event came
+    late) is attached to that survey instead: it is never called back.
     """
     try:
-        request = _new_request(session, catalog, ended, default_survey, default_region)
+        request = _new_request(
+            session, catalog, ended, settings.default_survey, settings.default_region or None
+        )
     except IntakeRejected as exc:
         return IntakeResult(ended.source_call_id, reason=exc.reason.value, detail=exc.detail)
+    request.mode = ended.mode
+    window = timedelta(seconds=settings.in_call_match_seconds)
+    surveyed = in_call.unattributed_survey(session, request.phone, request.call_ended_at, window)
+    if surveyed is not None:
+        return _attach(session, surveyed, request)
 
-    definition = catalog.get(request.survey_name)
-    settings = definition.dialing
+    dialing = catalog.get(request.survey_name).dialing
     if history is None:
         history = rules.load_history(session, [request.phone], now)
     outcome: datetime | Suppression | None = rules.intake_suppression(
-        history, request.phone, request.source_call_id, settings, now
+        history, request.phone, request.source_call_id, dialing, now
     )
-    if outcome is None:
+    if outcome is None and request.mode is SurveyMode.IN_CALL:
+        # The customer is still on the line: calling hours and the delay do not apply.
+        in_call.await_transfer(request, settings, now)
+    elif outcome is None:
         outcome = rules.first_call_time(
             now,
             request.call_ended_at,
-            settings,
-            zones_for_number(request.phone, fallback_time_zone),
+            dialing,
+            zones_for_number(request.phone, settings.fallback_time_zone),
         )
     if isinstance(outcome, Suppression):
         request.state = RequestState.SUPPRESSED
         request.suppression_reason = outcome.value
-    else:
+    elif isinstance(outcome, datetime):
         request.state = RequestState.SCHEDULED
         request.due_at = outcome
     try:
@@ -207,7 +224,41 @@ def register_call(
             detail=_SUPPRESSION_DETAILS[outcome],
         )
     history.accepted(request.phone)
-    return IntakeResult(ended.source_call_id, request_id=request.id, due_at=request.due_at)
+    return IntakeResult(
+        ended.source_call_id,
+        request_id=request.id,
+        due_at=request.due_at,
+        mode=request.mode,
+        transfer=in_call.Transfer.of(settings, request),
+    )
+
+
+def _attach(session: Session, surveyed: SurveyRequest, request: SurveyRequest) -> IntakeResult:
+    """The call's customer is in (or has finished) an in-call survey that began before
+    this event arrived: the survey takes the call's fields, in a savepoint."""
+    try:
+        with session.begin_nested():
+            in_call.claim_survey(
+                session,
+                surveyed,
+                source_call_id=request.source_call_id,
+                ended_at=request.call_ended_at,
+                agent=request.agent,
+                queue=request.queue,
+                team=request.team,
+                metadata=request.extra,
+                api_key_id=request.api_key_id,
+            )
+    except IntegrityError:
+        session.expire(surveyed)
+        detail = f"call {request.source_call_id!r} was already sent"
+        return IntakeResult(request.source_call_id, reason=Rejection.DUPLICATE.value, detail=detail)
+    return IntakeResult(
+        request.source_call_id,
+        request_id=surveyed.id,
+        mode=SurveyMode.IN_CALL,
+        detail="attached to the customer's in-call survey, which began before this event",
+    )
 
 
 _SUPPRESSION_DETAILS = {
@@ -237,19 +288,12 @@ def accept_calls(runtime: Runtime, calls: Iterable[CallEnded]) -> list[IntakeRes
         history = rules.load_history(session, _phones_of(calls, default_region), now)
         results = [
             register_call(
-                session,
-                runtime.catalog,
-                ended,
-                now=now,
-                default_survey=settings.default_survey,
-                default_region=default_region,
-                history=history,
-                fallback_time_zone=settings.fallback_time_zone,
+                session, runtime.catalog, ended, now=now, settings=settings, history=history
             )
             for ended in calls
         ]
     scheduling.enqueue_first_calls(
-        runtime, [(r.request_id, r.due_at) for r in results if r.accepted]
+        runtime, [(r.request_id, r.due_at) for r in results if r.accepted and r.due_at]
     )
     return results
 

@@ -8,7 +8,7 @@ safe to run twice, because the database, not Redis, decides.
 from __future__ import annotations
 
 from core.runtime import worker_runtime
-from dialer import dispatch, scheduling
+from dialer import dispatch, in_call, scheduling
 
 
 def place_due_call(request_id: int, attempt_number: int) -> str:
@@ -21,3 +21,7 @@ def after_attempt(request_id: int) -> str:
 
 def reconcile() -> int:
     return scheduling.reconcile(worker_runtime())
+
+
+def expire_transfers() -> int:
+    return in_call.expire_unclaimed(worker_runtime())

@@ -121,7 +121,10 @@ def _may_have_reached_twilio(exc: Exception) -> bool:
 def calls_in_flight(now: datetime) -> Select[tuple[int]]:
     """The calls still ringing or in progress (read through the partial index of them)."""
     return select(func.count(CallAttempt.id)).where(
-        CallAttempt.status.in_(IN_FLIGHT), CallAttempt.created_at >= now - IN_FLIGHT_HORIZON
+        CallAttempt.status.in_(IN_FLIGHT),
+        CallAttempt.created_at >= now - IN_FLIGHT_HORIZON,
+        # Customers transferred into in-call surveys take no outbound line.
+        CallAttempt.direction == "outbound",
     )
 
 

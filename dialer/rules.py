@@ -39,6 +39,7 @@ _UNDER_WAY = (
     RequestState.SCHEDULED,
     RequestState.CALLING,
     RequestState.IN_PROGRESS,
+    RequestState.AWAITING_TRANSFER,
 )
 
 
@@ -75,6 +76,8 @@ def calls_placed_since(session: Session, phone: str, since: datetime) -> int:
             SurveyRequest.phone == phone,
             CallAttempt.created_at >= since,
             CallAttempt.status.not_in(NOT_PLACED),
+            # A customer transferred into an in-call survey was not called.
+            CallAttempt.direction == "outbound",
         )
     )
 
@@ -91,6 +94,9 @@ class NumberHistory:
     under_way: set[str] = field(default_factory=set)
     # When calls were placed to each number within the last HARD_CAP_DAYS days.
     placed: dict[str, list[datetime]] = field(default_factory=dict)
+    # When each number was last surveyed in a support call (in-call surveys): fatigue
+    # counts them, the call cap does not (nobody was called).
+    transferred: dict[str, list[datetime]] = field(default_factory=dict)
 
     def accepted(self, phone: str) -> None:
         self.under_way.add(phone)
@@ -113,7 +119,7 @@ def load_history(session: Session, phones: Iterable[str], now: datetime) -> Numb
             )
         )
         rows = session.execute(
-            select(SurveyRequest.phone, CallAttempt.created_at)
+            select(SurveyRequest.phone, CallAttempt.created_at, CallAttempt.direction)
             .join(CallAttempt.request)
             .where(
                 SurveyRequest.phone.in_(chunk),
@@ -121,8 +127,9 @@ def load_history(session: Session, phones: Iterable[str], now: datetime) -> Numb
                 CallAttempt.status.not_in(NOT_PLACED),
             )
         )
-        for phone, created_at in rows:
-            history.placed.setdefault(phone, []).append(created_at)
+        for phone, created_at, direction in rows:
+            times = history.placed if direction == "outbound" else history.transferred
+            times.setdefault(phone, []).append(created_at)
     return history
 
 
@@ -141,8 +148,9 @@ def intake_suppression(
     if phone in history.under_way:
         return Suppression.SURVEY_UNDER_WAY
     placed = history.placed.get(phone, [])
+    surveyed = placed + history.transferred.get(phone, [])
     fatigue_since = now - timedelta(days=settings.fatigue_days)
-    if settings.fatigue_days and any(at >= fatigue_since for at in placed):
+    if settings.fatigue_days and any(at >= fatigue_since for at in surveyed):
         return Suppression.SURVEYED_RECENTLY
     cap_since = now - timedelta(days=HARD_CAP_DAYS)
     if sum(1 for at in placed if at >= cap_since) >= HARD_CAP_CALLS:

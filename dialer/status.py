@@ -13,8 +13,9 @@ from collections.abc import Mapping
 
 from redis.exceptions import RedisError
 
+from core.models import RequestState
 from core.runtime import Runtime
-from dialer import attempts
+from dialer import attempts, in_call
 from dialer.scheduling import AFTER_ATTEMPT, CALL_QUEUE
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,12 @@ def take_status(runtime: Runtime, attempt_id: int, params: Mapping[str, str]) ->
         return
     with runtime.db.session() as session:
         ended = attempts.record_status(session.connection(), attempt_id, call_sid, params)
-    # A request done with (answered, opted out) leaves the dialer nothing to decide.
+    # A request done with (answered, opted out) leaves the dialer nothing to decide,
+    # but for an in-call survey hung up unanswered, which its survey may call back.
     if ended is not None and not ended.request_state.is_final_for_survey:
         _hand_back(runtime, ended.request_id, attempt_id)
+    elif ended is not None and ended.request_state is RequestState.ABANDONED:
+        in_call.callback_after_hang_up(runtime, ended.request_id)
 
 
 def _hand_back(runtime: Runtime, request_id: int, attempt_id: int) -> None:

@@ -35,6 +35,13 @@ VOICES = {
 
 PHRASES: dict[str, dict[str, str]] = {
     "en": {
+        "greeting_in_call": (
+            "Thank you for staying on the line. This is a short automated survey from "
+            "{company} about the call you just had. To stop these surveys, press star at "
+            "any time."
+        ),
+        "already_surveyed": "Thank you, we already have your answers. Goodbye.",
+        "released": "Thank you for calling {company}. Goodbye.",
         "greeting": (
             "Hello, this is {company}. To stop these calls, press star at any time. "
             "This is a short automated survey about your recent call with us. "
@@ -58,6 +65,13 @@ PHRASES: dict[str, dict[str, str]] = {
         "unavailable": "Sorry, this survey is not available right now. Goodbye.",
     },
     "es": {
+        "greeting_in_call": (
+            "Gracias por permanecer en la línea. Esta es una breve encuesta automática de "
+            "{company} sobre la llamada que acaba de tener. Para no recibir más "
+            "encuestas, marque asterisco en cualquier momento."
+        ),
+        "already_surveyed": "Gracias, ya tenemos sus respuestas. Adiós.",
+        "released": "Gracias por llamar a {company}. Adiós.",
         "greeting": (
             "Hola, le llama {company}. Para no recibir más llamadas, marque asterisco "
             "en cualquier momento. Esta es una breve encuesta automática sobre su "
@@ -79,6 +93,13 @@ PHRASES: dict[str, dict[str, str]] = {
         "unavailable": "Lo sentimos, esta encuesta no está disponible ahora. Adiós.",
     },
     "pl": {
+        "greeting_in_call": (
+            "Dziękujemy za pozostanie na linii. To krótka automatyczna ankieta {company} "
+            "o rozmowie, którą właśnie zakończyłeś. Aby nie otrzymywać więcej ankiet, "
+            "naciśnij gwiazdkę w dowolnym momencie."
+        ),
+        "already_surveyed": "Dziękujemy, mamy już Twoje odpowiedzi. Do widzenia.",
+        "released": "Dziękujemy za telefon do {company}. Do widzenia.",
         "greeting": (
             "Dzień dobry, tu {company}. Aby nie otrzymywać więcej takich połączeń, "
             "naciśnij gwiazdkę w dowolnym momencie. To krótka automatyczna ankieta o "

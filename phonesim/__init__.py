@@ -13,7 +13,9 @@ from the twilio SDK's source and its test fixtures: the error JSON it parses, th
 create/update parameter names, the Account, IncomingPhoneNumber and OutgoingCallerId
 shapes and list paging fields. From memory, unverified: the exact error messages, the
 HTTP status of 20005 (401), the code of a malformed PageSize or Page (400, 20001),
-MachineDetectionDuration in milliseconds, Duration (minutes) on completed callbacks.
+MachineDetectionDuration in milliseconds, Duration (minutes) on completed callbacks,
+the code of an invalid VoiceMethod (400, 20001), the SIP codes of a rejected incoming
+call (486 busy, 487 no-answer).
 - REST Call resource, twilio.com/docs/voice/api/call-resource: create/fetch/update/list,
   parameters To, From, Url, Method, Twiml, StatusCallback, StatusCallbackEvent,
   StatusCallbackMethod, Timeout, TimeLimit (default 4 hours), MachineDetection, AsyncAmd, AsyncAmdStatusCallback(+Method);
@@ -21,8 +23,19 @@ MachineDetectionDuration in milliseconds, Duration (minutes) on completed callba
 - The account, `phonesim.account`: Account fetch (friendly_name, status active,
   suspended or closed, type Full or Trial), IncomingPhoneNumbers (capabilities voice,
   sms, mms, fax; PhoneNumber filter with partial numbers and `*`) and OutgoingCallerIds,
-  list and fetch. Owned by default: `DEFAULT_NUMBERS`; more with `numbers=`,
-  `caller_ids=` or `net.account.add_number(...)`.
+  list and fetch; a number's VoiceUrl, VoiceMethod, StatusCallback and
+  StatusCallbackMethod updated over the API or with `net.configure_number(...)`. Owned
+  by default: `DEFAULT_NUMBERS`; more with `numbers=`, `caller_ids=` or
+  `net.account.add_number(...)`.
+- Incoming calls, twilio.com/docs/usage/webhooks/voice-webhooks and
+  /docs/voice/twiml/reject: `net.dial_in(caller, number, ...)` (a contact center
+  transferring its customer to the survey number). The number's voice URL is requested
+  while the call rings (CallStatus=ringing, Direction=inbound, Caller/Called, the
+  From/To/Caller/Called City, State, Zip and Country parameters, the country from the
+  number's prefix, the rest empty), its TwiML answers the call (a first <Reject> leaves
+  it unanswered), and the number's StatusCallback gets the `completed` event. Caller IDs
+  pass as given ("anonymous", "+266696687"); `send_digits` is the DTMF the transferring
+  platform sends into the first <Gather>.
 - Errors, twilio.com/docs/errors and /docs/usage/twilios-response: 20003 (401, wrong
   or missing credentials), 20404 (also: right credentials, another account's path),
   20005 (creating a call on an account that is not active), 21211 (invalid To), 21215
@@ -43,12 +56,14 @@ MachineDetectionDuration in milliseconds, Duration (minutes) on completed callba
 - Webhook security, twilio.com/docs/usage/security: X-Twilio-Signature over the exact
   URL (and POST parameters), computed with the SDK's RequestValidator.
 
-Left out: inbound calls, <Dial>/<Conference>/<Enqueue>/<Stream>/<Connect>/<Sms>
+Left out: <Dial>/<Conference>/<Enqueue>/<Stream>/<Connect>/<Sms>
 (recorded as unsupported-verb application errors), speech recognition (input="speech"
 hears silence), real audio (a <Play> lasts 5 s; recordings are silent WAVs),
 StatusCallback on TwiML verbs, recordingStatusCallback, fallback URLs, AMD tuning
-parameters, pricing, the Recordings/Transcriptions list APIs, buying, releasing,
-verifying or configuring numbers over the API, checking that a call's From is one of
+parameters, pricing, the Recordings/Transcriptions list APIs, buying, releasing or
+verifying numbers over the API, the number fields other than the voice URL and status
+callback (SMS, fallback URLs, applications, caller name lookup; inbound calls carry no
+CallerName, ForwardedFrom or CallToken), checking that a call's From is one of
 the account's numbers (Twilio's 21210; phonesim places calls from any valid number),
 queueing calls above the CPS limit (Twilio queues them; phonesim answers 429 when
 `calls_per_second` is exceeded, like Twilio's API concurrency limit), and API keys
@@ -70,6 +85,9 @@ Usage::
     sid = client.calls.create(to="+15551230001", from_="+15550000000", url=app_url).sid
     net.run_until_idle()
     call = net.call(sid)             # call.heard, call.keys_sent, call.status ...
+    net.configure_number("+14155550100", voice_url=app_url, status_callback=status_url)
+    call = net.dial_in("+15551230001", "+14155550100", send_digits="123#")
+    net.run_until_idle()             # an inbound call, the same SimCall to assert on
     net.stop()
 """
 

@@ -7,7 +7,12 @@ verified caller ID (OutgoingCallerIds)? The JSON shapes are those the twilio SDK
 outgoing_caller_id.py) and its own fixtures show. The REST side is `phonesim.rest`.
 
 Numbers and caller IDs are configured, not bought or verified over the API (no POST or
-DELETE on either list), and nothing answers incoming calls to them.
+DELETE on either list). What a number does with an incoming call is configured as at
+Twilio: its `voice_url` and `voice_method` (the TwiML that answers) and its
+`status_callback` and `status_callback_method` (told when the call ends), set with
+`PhoneNetwork.configure_number` or a POST to the number (`IncomingPhoneNumbers/{Sid}.json`
+with VoiceUrl, VoiceMethod, StatusCallback, StatusCallbackMethod). The other fields of
+the resource (SMS URLs, fallback URLs, applications, trunks) keep Twilio's defaults.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +35,28 @@ ACCOUNT_TYPES = ("Full", "Trial")
 # From, so configurations written for those work against the simulator unchanged.
 DEFAULT_NUMBERS = ("+14155550100", "+15005550006")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+METHODS = ("GET", "POST")
+URL = re.compile(r"^https?://[^\s/?#]+\S*$")
 
 
 def _check_number(number: str) -> str:
     if not E164.fullmatch(number):
         raise ValueError(f"{number!r} is not a phone number in E.164 (+14155550100)")
     return number
+
+
+def check_url(url: str | None, name: str) -> str | None:
+    """A webhook URL Twilio could request: http(s) and a host; None or "" clears it."""
+    if url and not URL.fullmatch(url):
+        raise ValueError(f"{name} {url!r} is not a fully qualified http(s) URL")
+    return url or None
+
+
+def check_method(method: str, name: str) -> str:
+    """GET or POST, in any case, as Twilio accepts them; stored upper case."""
+    if method.upper() not in METHODS:
+        raise ValueError(f"{name} {method!r} is not GET or POST")
+    return method.upper()
 
 
 def _sid(prefix: str, *parts: str) -> str:
@@ -52,7 +73,8 @@ def friendly(number: str) -> str:
 
 @dataclass(frozen=True)
 class IncomingNumber:
-    """A number the account owns (bought, ported or hosted), with its capabilities."""
+    """A number the account owns (bought, ported or hosted), with its capabilities and
+    what it does with an incoming call (`PhoneNetwork.dial_in`)."""
 
     phone_number: str
     sid: str
@@ -60,7 +82,15 @@ class IncomingNumber:
     voice: bool = True
     sms: bool = True
     mms: bool = False
+    # The TwiML that answers an incoming call; None: nothing does (the call cannot
+    # be put through).
     voice_url: str | None = None
+    voice_method: str = "POST"
+    # Told when an incoming call to the number ends (the `completed` event only, as
+    # Twilio does for a number's StatusCallback).
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    date_updated: datetime | None = None
 
     @property
     def friendly_name(self) -> str:
@@ -82,7 +112,7 @@ class IncomingNumber:
                 "voice": self.voice,
             },
             "date_created": created,
-            "date_updated": created,
+            "date_updated": rfc2822(self.date_updated) if self.date_updated else created,
             "emergency_address_sid": None,
             "emergency_address_status": "unregistered",
             "emergency_status": "Inactive",
@@ -97,15 +127,15 @@ class IncomingNumber:
             "sms_method": "POST",
             "sms_url": "",
             "status": "in-use",
-            "status_callback": "",
-            "status_callback_method": "POST",
+            "status_callback": self.status_callback or "",
+            "status_callback_method": self.status_callback_method,
             "trunk_sid": None,
             "uri": f"/{API_VERSION}/Accounts/{account_sid}/IncomingPhoneNumbers/{self.sid}.json",
             "voice_application_sid": "",
             "voice_caller_id_lookup": False,
             "voice_fallback_method": "POST",
             "voice_fallback_url": None,
-            "voice_method": "POST",
+            "voice_method": self.voice_method,
             "voice_receive_mode": "voice",
             "voice_url": self.voice_url,
         }
@@ -202,6 +232,32 @@ class Account:
         with self._lock:
             self._numbers[number] = incoming
         return incoming
+
+    def configure_number(
+        self,
+        number: str,
+        *,
+        voice_url: str | None,
+        voice_method: str = "POST",
+        status_callback: str | None = None,
+        status_callback_method: str = "POST",
+        when: datetime | None = None,
+    ) -> IncomingNumber:
+        """Sets what `number` does with incoming calls, as the Console or the REST
+        update of an IncomingPhoneNumber does; the number must be owned."""
+        configured = {
+            "voice_url": check_url(voice_url, "VoiceUrl"),
+            "voice_method": check_method(voice_method, "VoiceMethod"),
+            "status_callback": check_url(status_callback, "StatusCallback"),
+            "status_callback_method": check_method(status_callback_method, "StatusCallbackMethod"),
+        }
+        with self._lock:
+            current = self._numbers.get(number)
+            if current is None:
+                raise ValueError(f"{number!r} is not a number of account {self.sid}")
+            updated = replace(current, **configured, date_updated=when or current.date_updated)
+            self._numbers[number] = updated
+        return updated
 
     def verify_caller_id(self, number: str) -> CallerId:
         caller_id = CallerId(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import phonenumbers
+
 from phonesim.clock import rfc2822
 from phonesim.journal import AppError, CallbackPost, DocumentFetch, KeyPress, Prompt, RestExchange
 from phonesim.persona import Callee, Persona
@@ -63,6 +65,12 @@ class SimCall:
     date_created: datetime
     # Seconds a call may last once answered (Twilio's TimeLimit).
     time_limit: int = 4 * 3600
+    # "outbound-api" (created over the REST API) or "inbound" (`PhoneNetwork.dial_in`).
+    direction: str = "outbound-api"
+    # The account's number an inbound call reached.
+    phone_number_sid: str | None = None
+    # DTMF the caller's side sent once connected (inbound; see `PhoneNetwork.dial_in`).
+    send_digits: str = ""
     callee: Callee = field(init=False)
     status: str = "queued"
     answered_by: str | None = None
@@ -99,7 +107,8 @@ class SimCall:
 
     @property
     def keys_sent(self) -> str:
-        """Every key the callee pressed, in order."""
+        """Every key pressed on the other end of the line, in order (the callee's, or
+        an inbound caller's, their platform's `send_digits` included)."""
         return "".join(k.key for k in self.key_presses)
 
     @property
@@ -135,7 +144,7 @@ class SimCall:
             "caller_name": None,
             "date_created": rfc2822(self.date_created),
             "date_updated": rfc2822(self.date_updated),
-            "direction": "outbound-api",
+            "direction": self.direction,
             "duration": None if duration is None else str(duration),
             "end_time": rfc2822(self.end_time),
             "forwarded_from": None,
@@ -143,7 +152,7 @@ class SimCall:
             "from_formatted": self.from_,
             "group_sid": None,
             "parent_call_sid": None,
-            "phone_number_sid": None,
+            "phone_number_sid": self.phone_number_sid,
             "price": None,
             "price_unit": "USD",
             "queue_time": "0",
@@ -176,10 +185,39 @@ class SimCall:
             "CallStatus": self.status,
             "Called": self.to,
             "Caller": self.from_,
-            "Direction": "outbound-api",
+            "Direction": self.direction,
             "From": self.from_,
             "To": self.to,
         }
+        if self.direction == "inbound":
+            params.update(_geography(self.from_, ("From", "Caller")))
+            params.update(_geography(self.to, ("To", "Called")))
         if self.answered_by:
             params["AnsweredBy"] = self.answered_by
         return params
+
+
+def _geography(number: str, prefixes: tuple[str, ...]) -> dict[str, str]:
+    """Twilio's location parameters of an inbound call's party, "if available": the
+    country (ISO 3166 alpha-2) that the number's country code and prefix say; city,
+    state and ZIP, which come from carrier data phonesim does not have, are empty, as
+    Twilio sends them for numbers it cannot place (mobiles, withheld caller IDs)."""
+    country = ""
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        parsed = None  # "anonymous", "Restricted": no number to place
+    if parsed is not None:
+        country = phonenumbers.region_code_for_number(parsed) or ""
+        country = "" if country == "ZZ" else country
+    params: dict[str, str] = {}
+    for prefix in prefixes:
+        params.update(
+            {
+                f"{prefix}City": "",
+                f"{prefix}State": "",
+                f"{prefix}Zip": "",
+                f"{prefix}Country": country,
+            }
+        )
+    return params

@@ -12,6 +12,11 @@ the call's `pending` interrupt and schedule the call "now"; the driver throws th
 interrupt into the generator at its current yield, which is the moment Twilio would
 abandon the TwiML it is executing.
 
+Calls come both ways: `create_call` (REST) places outbound calls to personas;
+`dial_in` brings an incoming call from a persona to one of the account's numbers,
+answered by the TwiML at the number's voice URL. Both run the same lifecycle, driver
+and TwiML interpreter, and both can be redirected or hung up over the REST API.
+
 Two ways to drive: `run_until_idle()` in the caller's thread (tests, the demo), or
 `start_driver()` for a background thread that runs calls as they arrive (server mode).
 """
@@ -30,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Literal
 
-from phonesim.account import DEFAULT_NUMBERS, E164, Account
+from phonesim.account import DEFAULT_NUMBERS, E164, Account, IncomingNumber
 from phonesim.call import (
     ENDED,
     STATUS_EVENTS,
@@ -69,6 +74,7 @@ DEFAULT_AUTH_TOKEN = "phonesim-auth-token"
 TRANSCRIPTION_DELAY = 8.0
 DEFAULT_RING_TIMEOUT = 60  # Twilio's default `Timeout`
 DEFAULT_TIME_LIMIT = 4 * 3600  # Twilio's default `TimeLimit`: a call ends after 4 hours
+DTMF_KEYS = frozenset("0123456789*#w")  # what `sendDigits` takes; "w" waits half a second
 
 _CALL_LISTS = {
     DocumentFetch: "documents",
@@ -158,6 +164,27 @@ class PhoneNetwork:
             if number not in self._personas:
                 self._personas[number] = self.persona_mix.choose(self.seed, number)
             return self._personas[number]
+
+    def configure_number(
+        self,
+        number: str,
+        *,
+        voice_url: str | None,
+        voice_method: str = "POST",
+        status_callback: str | None = None,
+        status_callback_method: str = "POST",
+    ) -> IncomingNumber:
+        """What an owned `number` does with incoming calls (`dial_in`): the TwiML at
+        `voice_url` answers them, `status_callback` hears when they end. The same as
+        updating the IncomingPhoneNumber's VoiceUrl etc. over the REST API."""
+        return self.account.configure_number(
+            number,
+            voice_url=voice_url,
+            voice_method=voice_method,
+            status_callback=status_callback,
+            status_callback_method=status_callback_method,
+            when=self.clock.now(),
+        )
 
     def set_account_status(self, status: str) -> None:
         """active, suspended or closed; an account that is not active places no calls."""
@@ -270,6 +297,7 @@ class PhoneNetwork:
                 ) from None
 
     def calls_to(self, number: str) -> list[SimCall]:
+        """Calls placed to `number`, and incoming calls to it if it is the account's."""
         return [call for call in self.calls if call.to == number]
 
     def recording(self, sid: str) -> dict[str, Any] | None:
@@ -378,10 +406,7 @@ class PhoneNetwork:
                 persona=self.persona_for(to),
                 date_created=now,
             )
-            call.runner = self._lifecycle(call)
-            next(call.runner)  # primed: nothing happens until the driver dials
-            self._calls[call.sid] = call
-            self._schedule_call(call, self.clock.time())
+            self._launch(call)
         return call
 
     def update_call(self, sid: str, form: dict[str, list[str]]) -> SimCall:
@@ -416,6 +441,90 @@ class PhoneNetwork:
                     call.url, call.method, call.twiml = url or call.url, method, twiml
             call.date_updated = now
         return call
+
+    # -- incoming calls ---------------------------------------------------------------
+    def dial_in(
+        self,
+        from_number: str,
+        to_number: str,
+        *,
+        persona: Persona | None = None,
+        send_digits: str = "",
+        url_query: str = "",
+    ) -> SimCall:
+        """A call from `from_number` to `to_number`, a number of the account: what
+        Twilio sees when a contact center transfers its customer to the survey number.
+
+        `from_number` is the caller ID the carrier delivers, passed on as Twilio does:
+        E.164, or "anonymous" or "+266696687" when it is withheld. The call rings at
+        once; the number's voice URL (with `url_query` appended, e.g. "?token=123", the
+        query a transfer's `<Redirect>` carried) is requested with Twilio's inbound
+        parameters (CallStatus=ringing, Direction=inbound) and the TwiML it returns
+        answers the call and runs as for any call. `persona` is the caller pressing
+        keys (default: the persona of `from_number`); its pickup, ring and AMD settings
+        play no part. `send_digits` are the DTMF the transferring platform sends once
+        connected (`<Number sendDigits>`, Amazon Connect's Send DTMF): they go to the
+        first `<Gather>` instead of the persona's answer, "w" a half-second pause. The
+        number's StatusCallback is told when the call ends (`completed` only).
+
+        Raises ValueError if `to_number` is not the account's, takes no voice calls or
+        has no voice URL: there would be no TwiML to put the call through to.
+        """
+        if not from_number:
+            raise ValueError("an incoming call needs a caller ID (From), e.g. 'anonymous'")
+        if any(key not in DTMF_KEYS for key in send_digits):
+            raise ValueError(f"send_digits {send_digits!r} may only hold 0-9, *, # and w")
+        number = next((n for n in self.account.numbers if n.phone_number == to_number), None)
+        if number is None:
+            raise ValueError(f"{to_number!r} is not a number of account {self.account_sid}")
+        if not number.voice:
+            raise ValueError(f"{to_number} is not voice-capable: it takes no calls")
+        if not number.voice_url:
+            raise ValueError(
+                f"{to_number} has no voice URL: configure_number({to_number!r}, "
+                "voice_url=...) first"
+            )
+        url, query = number.voice_url, url_query.lstrip("?&")
+        if query:
+            url = f"{url}{'&' if '?' in url else '?'}{query}"
+        persona = persona or self.persona_for(from_number)
+        with self._lock:
+            now = self.clock.now()
+            call = SimCall(
+                sid=self.new_sid("CA"),
+                account_sid=self.account_sid,
+                to=to_number,
+                from_=from_number,
+                url=url,
+                method=number.voice_method,
+                twiml=None,
+                status_callback=number.status_callback,
+                status_callback_method=number.status_callback_method,
+                status_callback_events=("completed",),
+                machine_detection=None,
+                async_amd=False,
+                amd_callback=None,
+                amd_callback_method="POST",
+                timeout=DEFAULT_RING_TIMEOUT,
+                persona=persona,
+                date_created=now,
+                direction="inbound",
+                phone_number_sid=number.sid,
+                send_digits=send_digits,
+                # Not queued: an incoming call rings as it reaches Twilio, and CPS
+                # limits only calls created over the API.
+                status="ringing",
+                start_time=now,
+            )
+            self._launch(call)
+        return call
+
+    def _launch(self, call: SimCall) -> None:
+        with self._lock:
+            call.runner = self._lifecycle(call)
+            next(call.runner)  # primed: nothing happens until the driver runs it
+            self._calls[call.sid] = call
+            self._schedule_call(call, self.clock.time())
 
     def _check_rate(self) -> None:
         if self.calls_per_second is None:
@@ -560,7 +669,10 @@ class PhoneNetwork:
     def _lifecycle(self, call: SimCall) -> Steps:
         try:
             yield 0.0
-            status, sip = yield from self._connect(call)
+            if call.direction == "inbound":
+                status, sip = yield from self._receive(call)
+            else:
+                status, sip = yield from self._connect(call)
         except Cancel:
             status, sip = "canceled", 487
         except (Hangup, CalleeHungUp, Redirect):
@@ -584,13 +696,7 @@ class PhoneNetwork:
             yield float(call.timeout)
             return "no-answer", 487
         yield persona.ring_seconds
-        with self._lock:
-            # A cancel may have landed on a server thread while this step was starting.
-            answered = call.status == "ringing" and call.pending is None
-            if answered:
-                call.status, call.sip_response_code = "in-progress", 200
-                call.answered_at = call.date_updated = self.clock.now()
-        if not answered:
+        if not self._answer(call):
             yield 0.0  # the driver throws the pending Cancel here
             return "canceled", 487
         self._status_event(call, "answered", "in-progress")
@@ -614,6 +720,29 @@ class PhoneNetwork:
             first = Fetch(call.url or "", call.method, "answer")
         yield from TwimlSession(self, call).run(first)
         return "completed", 200
+
+    def _receive(self, call: SimCall) -> Generator[float, None, tuple[str, int]]:
+        """An incoming call: Twilio requests the voice URL while the call rings, and
+        the TwiML that comes back answers it, unless its first verb is `<Reject>`
+        (twilio.com/docs/voice/twiml/reject: unanswered, busy or no-answer)."""
+        session = TwimlSession(self, call, send_digits=call.send_digits)
+        first = Fetch(call.url or "", call.method, "answer")
+        rejected = yield from session.run(first, answer=lambda: self._answer(call))
+        if rejected == "busy":
+            return "busy", 486
+        if rejected is not None:
+            return "no-answer", 487
+        return "completed", 200
+
+    def _answer(self, call: SimCall) -> bool:
+        """Ringing to in-progress; False if a cancel landed first (on a server thread,
+        while this step was starting): the driver throws it at the next yield."""
+        with self._lock:
+            answered = call.status == "ringing" and call.pending is None
+            if answered:
+                call.status, call.sip_response_code = "in-progress", 200
+                call.answered_at = call.date_updated = self.clock.now()
+        return answered
 
     def _time_limit_at(self, call: SimCall) -> float | None:
         if call.status != "in-progress" or call.answered_at is None:

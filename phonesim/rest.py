@@ -7,7 +7,10 @@ which then never connects; Status=canceled on a live call changes nothing), list
 (GET Calls.json, newest first, filtered by To, From, Status). The account's own
 resources (`phonesim.account`): fetch the Account (GET Accounts/{Sid}.json), list and
 fetch IncomingPhoneNumbers (PhoneNumber: part of a number, `*` for any digit;
-FriendlyName) and OutgoingCallerIds (PhoneNumber, FriendlyName: exact).
+FriendlyName) and update one (POST IncomingPhoneNumbers/{Sid}.json: VoiceUrl,
+VoiceMethod, StatusCallback, StatusCallbackMethod; an invalid URL is 21502), and list
+and fetch OutgoingCallerIds (PhoneNumber, FriendlyName: exact). Calls to the account's
+numbers (`PhoneNetwork.dial_in`) are listed and fetched with direction "inbound".
 
 Lists page as Twilio's 2010-04-01 lists do: PageSize (default 50, at most 1000), Page,
 and a PageToken in `next_page_uri` ("PA" and the last SID of the page) or
@@ -37,6 +40,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from phonesim.account import IncomingNumber, check_method, check_url
 from phonesim.clock import rfc2822
 from phonesim.errors import ApiError, not_found, unauthorized
 from phonesim.journal import RestExchange
@@ -71,7 +75,7 @@ class RestApi:
                 Rule(
                     f"{PREFIX}/IncomingPhoneNumbers/<sid>.json",
                     endpoint="incoming_number",
-                    methods=["GET"],
+                    methods=["GET", "POST"],
                 ),
                 Rule(f"{PREFIX}/OutgoingCallerIds.json", endpoint="caller_ids", methods=["GET"]),
                 Rule(
@@ -222,7 +226,45 @@ class RestApi:
         number = self.net.account.number(values["sid"])
         if number is None:
             raise not_found(request.path)
+        if request.method == "POST":
+            number = self._configure_number(number, form)
         return _json(number.to_json(self.net.account.sid)), None
+
+    def _configure_number(
+        self, number: IncomingNumber, form: dict[str, list[str]]
+    ) -> IncomingNumber:
+        """Twilio's update of an IncomingPhoneNumber: the fields given change, the
+        others stay; an empty VoiceUrl or StatusCallback clears it. Fields phonesim
+        does not model (FriendlyName, SmsUrl, VoiceFallbackUrl ...) are ignored."""
+
+        def get(name: str, current: str | None) -> str | None:
+            values = form.get(name)
+            return values[-1].strip() if values else current
+
+        voice_url = get("VoiceUrl", number.voice_url)
+        voice_method = get("VoiceMethod", number.voice_method) or "POST"
+        status_callback = get("StatusCallback", number.status_callback)
+        callback_method = get("StatusCallbackMethod", number.status_callback_method) or "POST"
+        for name, url in (("VoiceUrl", voice_url), ("StatusCallback", status_callback)):
+            try:
+                check_url(url, name)
+            except ValueError as exc:
+                raise ApiError(400, 21502, f"Invalid callback url: {exc}") from None
+        for name, method in (
+            ("VoiceMethod", voice_method),
+            ("StatusCallbackMethod", callback_method),
+        ):
+            try:
+                check_method(method, name)
+            except ValueError as exc:
+                raise ApiError(400, 20001, f"Invalid parameter: {exc}") from None
+        return self.net.configure_number(
+            number.phone_number,
+            voice_url=voice_url,
+            voice_method=voice_method,
+            status_callback=status_callback,
+            status_callback_method=callback_method,
+        )
 
     def caller_ids(
         self, request: Request, values: dict[str, str], form: dict[str, list[str]]

@@ -20,6 +20,14 @@ Follows twilio.com/docs/voice/twiml and the verb pages for <Say>, <Play>, <Pause
   `transcribeCallback` later, asynchronously.
 - A webhook that fails (no response, non-2xx, not a <Response> document) is an
   application error: Twilio says so to the caller and hangs up.
+- An incoming call is answered by its first document: it rings while the voice URL is
+  requested and is answered as that document starts, unless its first verb is
+  <Reject>, which leaves the call unanswered (status busy with `reason="busy"`, else
+  no-answer). Anywhere else <Reject> ends the call like <Hangup>.
+- DTMF the caller's platform sends once an incoming call connects (`sendDigits`: keys,
+  "w" a half-second pause) goes to the first <Gather> that listens for keys, in place
+  of the caller's own answer there: it cuts the Gather's prompts, a `finishOnKey` key
+  ends it as usual, and keys sent after it ended wait on the keypad for the next one.
 
 The interpreter is a generator that yields the seconds each step takes; the network's
 driver turns them into simulated (or real) time and throws REST updates (redirect,
@@ -29,7 +37,7 @@ hangup) into it at the moment they arrive, as Twilio abandons the current TwiML.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
@@ -47,6 +55,8 @@ WORDS_PER_SECOND = 2.5  # ~150 words a minute, Twilio's default voices
 PLAY_SECONDS = 5.0
 ERROR_MESSAGE = "We are sorry, an application error has occurred. Goodbye."
 SAY_DEFAULTS = {"voice": "man", "language": "en-US"}
+SEND_DIGITS_PAUSE = 0.5  # a "w" in sendDigits
+SENT_KEY_SECONDS = 0.1  # about how long a sent DTMF tone and the gap after it take
 
 Steps = Generator[float, None, None]
 
@@ -93,15 +103,27 @@ def prompt_seconds(element: ET.Element) -> float:
 class TwimlSession:
     """Runs one call's TwiML from its first document until the call should end."""
 
-    def __init__(self, network: PhoneNetwork, call: SimCall) -> None:
+    def __init__(self, network: PhoneNetwork, call: SimCall, *, send_digits: str = "") -> None:
         self.net = network
         self.call = call
         # A <Say>/<Play> has played since the last input verb: the next input verb is a
         # question the persona answers (see phonesim.persona).
         self.prompted = False
+        # The caller's platform's DTMF, as (pause before, keys) runs, until the first
+        # <Gather> listening for keys takes them; None: nothing was sent.
+        self.sent: list[tuple[float, str]] | None = _bursts(send_digits) or None
 
     # -- documents ------------------------------------------------------------------
-    def run(self, first: Instruction) -> Steps:
+    def run(
+        self, first: Instruction, *, answer: Callable[[], object] | None = None
+    ) -> Generator[float, None, str | None]:
+        """Runs the TwiML until the call should end; returns the `reason` of a
+        <Reject> that refused an incoming call, else None.
+
+        `answer` (incoming calls) is called once the first document is in, before its
+        first verb runs (or before an application error is announced): that is when
+        Twilio answers an incoming call, unless the document starts with <Reject>.
+        """
         instruction = first
         documents = 0
         while instruction is not None:
@@ -110,6 +132,12 @@ class TwimlSession:
                 if documents > MAX_DOCUMENTS:
                     raise AppFailure(f"more than {MAX_DOCUMENTS} documents in one call")
                 root, url = self._load(instruction)
+                if answer is not None:
+                    opening = next(iter(root), None)
+                    if opening is not None and opening.tag == "Reject":
+                        return opening.get("reason", "rejected")
+                    answer()
+                    answer = None
                 instruction = yield from self._execute(root, url)
             except Redirect as update:
                 if update.twiml is not None:
@@ -117,9 +145,12 @@ class TwimlSession:
                 else:
                     instruction = Fetch(update.url or "", update.method, "update")
             except AppFailure:
+                if answer is not None:
+                    answer()  # Twilio picks up to tell the caller about the error
                 self._prompt("error", ERROR_MESSAGE, {})
                 yield prompt_seconds(_say(ERROR_MESSAGE))
-                return
+                return None
+        return None
 
     def _load(self, instruction: Fetch | Inline) -> tuple[ET.Element, str]:
         call = self.call
@@ -264,8 +295,20 @@ class TwimlSession:
         self.prompted = False
         callee, persona = self.call.callee, self.call.persona
 
-        keys = ""
-        if asked and not callee.buffer:
+        # Keys to type, seconds into the Gather they start, and runs of sent DTMF
+        # that follow them (with the pause before each).
+        keys, gap = "", persona.key_gap
+        type_at: float | None = None
+        later: list[tuple[float, str]] = []
+        if dtmf and self.sent is not None:
+            # The platform's DTMF reaches this Gather, not the persona's answer: the
+            # persona answers from the next question on.
+            (type_at, keys), *later = self.sent
+            self.sent, gap = None, SENT_KEY_SECONDS
+            if callee.buffer:
+                self._type(keys)  # behind keys already waiting: no prompt plays anyway
+                keys = ""
+        elif asked and not callee.buffer:
             answer = callee.next_answer()
             if answer is HANG_UP:
                 yield from self._hang_up(prompts)
@@ -275,8 +318,7 @@ class TwimlSession:
         late = False
         if not callee.buffer:  # typed-ahead keys stop the prompts before they start
             total = sum(prompt_seconds(p) for p in prompts)
-            type_at = None
-            if keys:
+            if keys and type_at is None:
                 barge = persona.barge_in_after
                 if barge is not None and prompts:
                     # People barge in on the question itself, not on a greeting or an
@@ -306,6 +348,11 @@ class TwimlSession:
             while True:
                 key = callee.take_key()
                 if key is None:
+                    if later and later[0][0] < timeout:
+                        pause, more = later.pop(0)
+                        yield pause  # the platform's "w"s, shorter than the timeout
+                        self._type(more)
+                        continue
                     yield timeout  # waits for another key, then submits what it has
                     break
                 if key in finish:
@@ -314,9 +361,11 @@ class TwimlSession:
                 digits += key
                 if num_digits and len(digits) >= num_digits:
                     break
-                yield persona.key_gap
+                yield gap
         elif not late:
             yield timeout
+        for _, more in later:
+            self._type(more)  # sent after this Gather ended: the next input verb's
         if digits or on_empty:
             return Fetch(action, method, "gather", {"Digits": digits, "FinishedOnKey": finished_on})
         return CONTINUE
@@ -389,3 +438,21 @@ def _say(text: str) -> ET.Element:
     element = ET.Element("Say")
     element.text = text
     return element
+
+
+def _bursts(send_digits: str) -> list[tuple[float, str]]:
+    """ "ww12w3#" -> [(1.0, "12"), (0.5, "3#")]: the runs of keys in a `sendDigits`
+    string, each with the pause before it (a "w" is half a second)."""
+    bursts: list[tuple[float, str]] = []
+    pause, keys = 0.0, ""
+    for char in send_digits:
+        if char != "w":
+            keys += char
+            continue
+        if keys:
+            bursts.append((pause, keys))
+            pause, keys = 0.0, ""
+        pause += SEND_DIGITS_PAUSE
+    if keys:
+        bursts.append((pause, keys))
+    return bursts

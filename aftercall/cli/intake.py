@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from aftercall.wiring import runtime_from_settings
 from core import apikeys
 from core.config import Settings
 from core.db import one_off_session
+from core.models import SurveyMode
 from core.runtime import Runtime
 from dialer.csv_import import CsvFileError, call_from_text, import_calls, read_calls_file
 from dialer.intake import IntakeRejected, IntakeResult, accept_calls
@@ -135,6 +137,13 @@ def apikey_list() -> None:
 @click.option("--ended-at", help="ISO 8601 with a UTC offset; default now.")
 @click.option("--survey", help="Survey name; default DEFAULT_SURVEY.")
 @click.option("--metadata", "metadata", multiple=True, metavar="KEY=VALUE")
+@click.option(
+    "--mode",
+    type=click.Choice([mode.value for mode in SurveyMode]),
+    default=SurveyMode.CALLBACK.value,
+    show_default=True,
+    help="in_call: the customer is transferred to the survey number; prints the transfer.",
+)
 def enqueue(
     phone: str,
     source_call_id: str,
@@ -145,6 +154,7 @@ def enqueue(
     ended_at: str | None,
     survey: str | None,
     metadata: tuple[str, ...],
+    mode: str,
 ) -> None:
     """Report one finished support call; exit 1 if it will not be surveyed."""
     extra = _metadata_options(metadata)
@@ -160,9 +170,23 @@ def enqueue(
             "survey": survey or "",
         }
         try:
-            (result,) = accept_calls(runtime, [call_from_text(fields, extra)])
+            call = replace(call_from_text(fields, extra), mode=SurveyMode(mode))
+            (result,) = accept_calls(runtime, [call])
         except IntakeRejected as exc:
             result = IntakeResult(source_call_id, reason=exc.reason.value, detail=exc.detail)
+    if result.accepted and result.transfer is not None:
+        transfer = result.transfer
+        click.echo(
+            f"accepted: request {result.request_id}, waiting for the customer's transfer "
+            f"until {iso_utc(transfer.expires_at)}\n"
+            f"  token:        {transfer.token}\n"
+            f"  Twilio:       <Redirect>{transfer.url}</Redirect>\n"
+            f"  phone + DTMF: {transfer.phone or '(set SURVEY_NUMBER)'} then {transfer.digits}"
+        )
+        return
+    if result.accepted and result.due_at is None:
+        click.echo(f"accepted: request {result.request_id}: {result.detail}")
+        return
     if result.accepted:
         click.echo(
             f"accepted: request {result.request_id}, "

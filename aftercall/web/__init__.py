@@ -13,6 +13,7 @@ from aftercall.web.dashboard.queues import bp as queues
 from aftercall.web.dashboard.surveys import bp as surveys
 from aftercall.web.dashboard.views import bp as dashboard
 from aftercall.web.firehose import bp as firehose
+from aftercall.web.inbound import bp as inbound
 from aftercall.web.intake_api import bp as api
 from aftercall.web.reports_api import bp as reports
 from aftercall.web.voice import bp as voice
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     attach_runtime(app, runtime)
 
     app.register_blueprint(voice)
+    app.register_blueprint(inbound)
     app.register_blueprint(api)
     app.register_blueprint(firehose)
     app.register_blueprint(reports)

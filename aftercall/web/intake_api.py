@@ -33,8 +33,9 @@ from aftercall.web.api_access import ApiError, api_error, error_response, iso_ut
 from aftercall.web.context import current_runtime, runtime_of
 from aftercall.web.twilio_auth import is_from_twilio
 from core import apikeys
-from core.models import Answer, CallAttempt, SurveyRequest
+from core.models import Answer, CallAttempt, SurveyMode, SurveyRequest
 from core.runtime import Runtime
+from dialer.in_call import Transfer
 from dialer.intake import (
     CallEnded,
     IntakeRejected,
@@ -76,7 +77,8 @@ def _load_receivers(state: BlueprintSetupState) -> None:
 MAX_BATCH = 1000
 TEXT_FIELDS = ("phone", "source_call_id", "agent", "queue", "team", "language", "survey")
 REQUIRED_FIELDS = ("phone", "source_call_id", "ended_at")
-FIELDS = frozenset({*TEXT_FIELDS, "ended_at", "metadata"})
+FIELDS = frozenset({*TEXT_FIELDS, "ended_at", "metadata", "mode"})
+MODES = tuple(mode.value for mode in SurveyMode)
 # Request ids are 32-bit on PostgreSQL; a larger id in a URL is simply not found.
 MAX_ID = 2**31 - 1
 
@@ -101,6 +103,9 @@ def parse_call(item: object) -> CallEnded:
     ended_at = item["ended_at"]
     if not isinstance(ended_at, str):
         raise _invalid("ended_at must be a string (ISO 8601 with a UTC offset)")
+    mode = item.get("mode", SurveyMode.CALLBACK.value)
+    if mode not in MODES:
+        raise _invalid(f"mode must be one of {', '.join(MODES)}")
     return CallEnded(
         phone=text["phone"] or "",
         source_call_id=text["source_call_id"] or "",
@@ -111,6 +116,7 @@ def parse_call(item: object) -> CallEnded:
         language=text["language"] or "en",
         survey=text["survey"],
         metadata=_metadata(item.get("metadata")),
+        mode=SurveyMode(mode),
     )
 
 
@@ -147,6 +153,21 @@ def result_json(result: IntakeResult) -> dict[str, Any]:
         "planned_call_at": iso_utc(result.due_at) if result.accepted else None,
         "reason": result.reason,
         "detail": result.detail,
+        "mode": result.mode.value,
+        "transfer": _transfer_json(result.transfer),
+    }
+
+
+def _transfer_json(transfer: Transfer | None) -> dict[str, Any] | None:
+    """Where the platform sends the customer for an in-call survey (docs/in-call.md)."""
+    if transfer is None:
+        return None
+    return {
+        "token": transfer.token,
+        "expires_at": iso_utc(transfer.expires_at),
+        "url": transfer.url,
+        "phone": transfer.phone or None,
+        "digits": transfer.digits,
     }
 
 
@@ -165,6 +186,8 @@ def request_json(survey_request: SurveyRequest) -> dict[str, Any]:
         "survey_version": version.version if version else None,
         "state": survey_request.state.value,
         "suppression_reason": survey_request.suppression_reason,
+        "mode": survey_request.mode.value,
+        "attribution": survey_request.attribution.value if survey_request.attribution else None,
         "planned_call_at": iso_utc(survey_request.due_at),
         "metadata": survey_request.extra,
         "attempts": [_attempt_json(attempt) for attempt in survey_request.attempts],

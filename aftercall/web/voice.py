@@ -18,6 +18,7 @@ Routes, all POST, under /voice/attempts/<attempt id>:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from flask import Blueprint, Response, abort, request
 from twilio.base.exceptions import TwilioException
@@ -42,7 +43,8 @@ MAX_TRIES_IN_URL = 10
 
 
 @bp.before_request
-def _require_twilio_signature() -> None:
+def require_twilio_signature() -> None:
+    """Refuse (403) a request Twilio did not sign, before anything is read or written."""
     settings = current_runtime().settings
     if not is_from_twilio(settings.twilio_auth_token, settings.public_base_url, request):
         log.warning("refused unsigned or forged webhook %s %s", request.method, request.path)
@@ -50,7 +52,8 @@ def _require_twilio_signature() -> None:
 
 
 @bp.errorhandler(Exception)
-def _apologise(error: Exception) -> Response | HTTPException:
+def apologise(error: Exception) -> Response | HTTPException:
+    """A forged or unreadable request gets 403; any failure after that, a polite goodbye."""
     if isinstance(error, RequestEntityTooLarge | BadRequest):
         # A body too large or malformed to read cannot carry a valid signature.
         log.warning("refused an unreadable webhook body on %s", request.path)
@@ -58,7 +61,7 @@ def _apologise(error: Exception) -> Response | HTTPException:
     if isinstance(error, HTTPException):
         return error
     log.exception("webhook %s failed; ending the call politely", request.path)
-    return _unavailable()
+    return unavailable()
 
 
 @bp.post("/attempts/<int:attempt_id>/start")
@@ -104,13 +107,13 @@ def transcription(attempt_id: int, key: str) -> Response:
         recording_url=form.get("RecordingUrl", "")[:500] or None,
         recording_sid=form.get("RecordingSid", "")[:64] or None,
     )  # fmt: skip
-    return _twiml(VoiceResponse())
+    return twiml(VoiceResponse())
 
 
 @bp.post("/attempts/<int:attempt_id>/status")
 def status(attempt_id: int) -> Response:
     take_status(current_runtime(), attempt_id, request.form)
-    return _twiml(VoiceResponse())
+    return twiml(VoiceResponse())
 
 
 @bp.post("/attempts/<int:attempt_id>/amd")
@@ -131,7 +134,7 @@ def answering_machine(attempt_id: int) -> Response:
         except TwilioException as exc:
             # The call may already have ended; the status callback will settle it.
             log.info("could not steer call %s after machine detection: %s", call_sid, exc)
-    return _twiml(VoiceResponse())
+    return twiml(VoiceResponse())
 
 
 @bp.post("/attempts/<int:attempt_id>/voicemail")
@@ -140,16 +143,24 @@ def voicemail(attempt_id: int) -> Response:
 
 
 def _respond(turn: Turn) -> Response:
-    """The TwiML of a turn: the next step in the call's language and voice."""
+    return respond(turn)
+
+
+def respond(turn: Turn, *, greeting: str = "greeting") -> Response:
+    """The TwiML of a turn: the next step in the call's language and voice, greeting
+    the caller with the phrase named `greeting` (an in-call survey's is its own)."""
     reply = turn.reply
     if isinstance(reply, HangUp):
-        return _twiml(hang_up())
+        return twiml(hang_up())
     if turn.call is None or reply is None:
-        return _unavailable()
+        return unavailable()
     phrases = _phrases(turn.call)
+    if greeting != "greeting":
+        template = phrases.overrides.get(greeting) or builtin_phrase(phrases.language, greeting)
+        phrases = replace(phrases, overrides={**phrases.overrides, "greeting": template})
     if isinstance(reply, Goodbye):
-        return _twiml(goodbye(phrases, reply.phrase))
-    return _twiml(render_step(reply, phrases, _urls(turn.call)))
+        return twiml(goodbye(phrases, reply.phrase))
+    return twiml(render_step(reply, phrases, _urls(turn.call)))
 
 
 def _call_sid() -> str:
@@ -177,12 +188,12 @@ def _try_number() -> int:
     return min(max(number, 1), MAX_TRIES_IN_URL)
 
 
-def _unavailable() -> Response:
+def unavailable() -> Response:
     response = VoiceResponse()
     response.say(builtin_phrase("en", "unavailable"), voice="Polly.Joanna", language="en-US")
     response.hangup()
-    return _twiml(response)
+    return twiml(response)
 
 
-def _twiml(response: VoiceResponse) -> Response:
+def twiml(response: VoiceResponse) -> Response:
     return Response(str(response), status=200, mimetype="text/xml")

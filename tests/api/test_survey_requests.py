@@ -120,6 +120,8 @@ def test_a_single_rejected_request_is_200_with_its_reason(runtime, client, auth)
         "planned_call_at": None,
         "reason": "invalid_phone",
         "detail": body["detail"],
+        "mode": "callback",
+        "transfer": None,
     }
     assert "+1 415" in body["detail"]
     assert stored_requests(runtime) == {}

@@ -52,7 +52,7 @@ def ended(**overrides):
 
 def register(runtime, call, now=NOW):
     with runtime.db.session() as session:
-        return register_call(session, runtime.catalog, call, now=now, default_survey="post-call")
+        return register_call(session, runtime.catalog, call, now=now, settings=runtime.settings)
 
 
 def count_requests(runtime):

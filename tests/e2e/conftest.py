@@ -52,7 +52,7 @@ class Campaign:
         with self.runtime.db.session() as session:
             result = register_call(
                 session, self.runtime.catalog, ended,
-                now=self.runtime.now(), default_survey="post-call",
+                now=self.runtime.now(), settings=self.runtime.settings,
             )  # fmt: skip
         assert result.accepted, result
         request_id = result.request_id

@@ -265,7 +265,7 @@ def test_intake_cannot_make_a_customers_call_a_test_call(runtime):
     with runtime.db.session() as session:
         result = register_call(
             session, runtime.catalog, ended,
-            now=datetime(2026, 11, 23, 17, 5, tzinfo=UTC), default_survey="post-call",
+            now=datetime(2026, 11, 23, 17, 5, tzinfo=UTC), settings=runtime.settings,
         )  # fmt: skip
     assert result.accepted, result
     with runtime.db.session() as session:

@@ -1,0 +1,325 @@
+"""A customer transferred into an in-call survey: which support call they come from,
+and the inbound attempt their survey runs on.
+
+The survey number's voice webhook (aftercall.web.inbound) parses Twilio's form and calls
+`arrive()`. From there the survey is the callback's, turn for turn (ivr.survey_call,
+under the same /voice/attempts/<id> webhooks): only how the call is found differs.
+
+How the support call is found, first match wins:
+1. the transfer token intake issued (core.transfer_token), if its request still waits
+   for a transfer: an expired, forged or already used token counts as none;
+2. the caller's number: an in-call request of that number waiting for its transfer, else
+   a callback of that number whose support call ended within IN_CALL_MATCH_SECONDS and
+   that was not called yet (it becomes in-call: never called back);
+3. neither: the survey runs unattributed, and a call-ended event that arrives later
+   claims it (dialer.in_call.claim_survey()).
+
+A number on the do-not-call list is thanked and released, without a survey. So is a
+second transfer of a customer already surveyed in the call within the window: two
+transfers of one support call store one set of answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import phonenumbers
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core import transfer_token
+from core.models import (
+    Attribution,
+    CallAttempt,
+    OptOut,
+    RequestState,
+    Suppression,
+    SurveyMode,
+    SurveyRequest,
+)
+from core.runtime import Runtime
+from core.survey import SurveyDefinition, UnknownSurvey
+from core.survey_versions import version_for
+from ivr import survey_call
+
+log = logging.getLogger(__name__)
+
+# States a survey of the caller may be in that mean it was (or is being) surveyed.
+_SURVEYED = (
+    RequestState.CALLING,
+    RequestState.IN_PROGRESS,
+    RequestState.COMPLETED,
+    RequestState.PARTIAL,
+    RequestState.ABANDONED,
+    RequestState.OPTED_OUT,
+)
+# A callback not yet placed, which a transfer of its customer turns into an in-call one.
+_NOT_CALLED_YET = (RequestState.PENDING, RequestState.SCHEDULED)
+# Source call ids of unattributed surveys: "in-call:" and Twilio's CallSid.
+UNATTRIBUTED_PREFIX = "in-call:"
+
+
+@dataclass(frozen=True)
+class Transferred:
+    """The survey number's voice webhook, as Twilio posted it."""
+
+    call_sid: str
+    caller: str  # `From` as Twilio wrote it: E.164, or "anonymous", or worse
+    token: str | None  # from the URL (a <Redirect>) or the DTMF digits after answering
+    survey: str | None  # the survey the number's voice URL names (?survey=), if any
+
+
+@dataclass(frozen=True)
+class Released:
+    """The caller is thanked and the call ends without a survey."""
+
+    phrase: str  # "released" (do-not-call list) or "already_surveyed"
+    language: str
+    survey: str
+
+
+Arrival = survey_call.Turn | Released
+
+
+def arrive(runtime: Runtime, transferred: Transferred) -> Arrival:
+    """Find the support call, open the inbound attempt, and start the survey.
+
+    Safe to repeat: a webhook Twilio delivers again for the same CallSid resumes the
+    attempt it opened the first time.
+    """
+    if not transferred.call_sid:
+        return survey_call.NO_SUCH_CALL
+    phone = _e164(transferred.caller)
+    try:
+        with runtime.db.session() as session:
+            attempt_id = _attempt_of(session, transferred.call_sid)
+            if attempt_id is None:
+                claimed = _claim(session, runtime, transferred, phone)
+                if isinstance(claimed, Released):
+                    return claimed
+                attempt_id = _open_attempt(session, claimed, transferred.call_sid, runtime.now())
+    except IntegrityError:
+        # The same transfer delivered twice at once: the other delivery opened it.
+        with runtime.db.session() as session:
+            attempt_id = _attempt_of(session, transferred.call_sid)
+        if attempt_id is None:
+            raise
+    return survey_call.start(runtime, attempt_id, transferred.call_sid, None)
+
+
+def _claim(
+    session: Session, runtime: Runtime, transferred: Transferred, phone: str | None
+) -> int | Released:
+    """The request the transfer surveys, moved to `calling` and attributed."""
+    now = runtime.now()
+    window = timedelta(seconds=runtime.settings.in_call_match_seconds)
+    token_request = transfer_token.read(runtime.settings.secret_key, transferred.token)
+    if transferred.token and token_request is None:
+        log.warning("in-call transfer %s carried a token that is not ours", transferred.call_sid)
+    if phone is not None and session.scalar(select(exists().where(OptOut.phone == phone))):
+        if token_request is not None:
+            _suppress_opted_out(session, token_request)
+        return _released(runtime, transferred, "released")
+    if token_request is not None and _take(
+        session,
+        token_request,
+        Attribution.TOKEN,
+        (SurveyRequest.state == RequestState.AWAITING_TRANSFER,),
+        now,
+    ):
+        return token_request
+    if phone is not None:
+        if _surveyed_lately(session, phone, now - window):
+            return _released(runtime, transferred, "already_surveyed")
+        for candidate, conditions in _number_matches(session, phone, now, window):
+            if _take(session, candidate, Attribution.NUMBER, conditions, now):
+                return candidate
+    return _unattributed(session, runtime, transferred, phone, now)
+
+
+def _number_matches(
+    session: Session, phone: str, now: datetime, window: timedelta
+) -> list[tuple[int, tuple]]:
+    """Requests of the caller's number a transfer may take, best first, each with the
+    conditions that must still hold when it is taken."""
+    waiting = (
+        SurveyRequest.state == RequestState.AWAITING_TRANSFER,
+        SurveyRequest.transfer_expires_at > now,
+    )
+    not_called = (
+        SurveyRequest.mode == SurveyMode.CALLBACK,
+        SurveyRequest.state.in_(_NOT_CALLED_YET),
+        SurveyRequest.calls_placed == 0,
+        SurveyRequest.call_ended_at >= now - window,
+        SurveyRequest.is_test.is_(False),
+    )
+    found = []
+    for conditions in (waiting, not_called):
+        request_id = session.scalar(
+            select(SurveyRequest.id)
+            .where(SurveyRequest.phone == phone, *conditions)
+            .order_by(SurveyRequest.call_ended_at.desc())
+            .limit(1)
+        )
+        if request_id is not None:
+            found.append((request_id, conditions))
+    return found
+
+
+def _take(
+    session: Session,
+    request_id: int,
+    attribution: Attribution,
+    conditions: tuple,
+    now: datetime,
+) -> bool:
+    """Move the request to `calling` as an in-call survey, if it still meets `conditions`
+    (a token's request must still wait, before its deadline): one guarded UPDATE, so two
+    transfers racing for one request cannot both take it."""
+    taken = session.execute(
+        update(SurveyRequest)
+        .where(
+            SurveyRequest.id == request_id,
+            *conditions,
+            SurveyRequest.transfer_expires_at.is_(None) | (SurveyRequest.transfer_expires_at > now),
+        )
+        .values(
+            state=RequestState.CALLING,
+            mode=SurveyMode.IN_CALL,
+            attribution=attribution,
+            transfer_expires_at=None,
+            due_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return taken == 1
+
+
+def _surveyed_lately(session: Session, phone: str, since: datetime) -> bool:
+    """Whether the caller was transferred into a survey since `since` (a second
+    transfer of the same support call)."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    CallAttempt.request_id == SurveyRequest.id,
+                    CallAttempt.direction == "inbound",
+                    CallAttempt.created_at >= since,
+                    SurveyRequest.phone == phone,
+                    SurveyRequest.state.in_(_SURVEYED),
+                )
+            )
+        )
+    )
+
+
+def _unattributed(
+    session: Session,
+    runtime: Runtime,
+    transferred: Transferred,
+    phone: str | None,
+    now: datetime,
+) -> int:
+    """A survey that knows no support call yet: its answers count, as unattributed."""
+    definition = _survey(runtime, transferred.survey)
+    request = SurveyRequest(
+        phone=phone or "",
+        source_call_id=f"{UNATTRIBUTED_PREFIX}{transferred.call_sid}"[:200],
+        language=definition.default_language,
+        call_ended_at=now,
+        extra={},
+        survey_name=definition.name,
+        survey_version_id=version_for(session, definition).id,
+        state=RequestState.CALLING,
+        mode=SurveyMode.IN_CALL,
+        attribution=Attribution.NONE,
+    )
+    session.add(request)
+    session.flush()
+    return request.id
+
+
+def _open_attempt(session: Session, request_id: int, call_sid: str, now: datetime) -> int:
+    number = 1 + (
+        session.scalar(
+            select(CallAttempt.number)
+            .where(CallAttempt.request_id == request_id)
+            .order_by(CallAttempt.number.desc())
+            .limit(1)
+        )
+        or 0
+    )
+    attempt = CallAttempt(
+        request_id=request_id,
+        number=number,
+        call_sid=call_sid,
+        direction="inbound",
+        status="in-progress",
+        created_at=now,
+        started_at=now,
+    )
+    session.add(attempt)
+    session.flush()
+    return attempt.id
+
+
+def _attempt_of(session: Session, call_sid: str) -> int | None:
+    return session.scalar(select(CallAttempt.id).where(CallAttempt.call_sid == call_sid))
+
+
+def _suppress_opted_out(session: Session, request_id: int) -> None:
+    session.execute(
+        update(SurveyRequest)
+        .where(
+            SurveyRequest.id == request_id,
+            SurveyRequest.state == RequestState.AWAITING_TRANSFER,
+        )
+        .values(
+            state=RequestState.SUPPRESSED,
+            suppression_reason=Suppression.OPTED_OUT.value,
+            transfer_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _survey(runtime: Runtime, name: str | None) -> SurveyDefinition:
+    """The survey the number's URL names, else the default one."""
+    if name:
+        try:
+            return runtime.catalog.get(name)
+        except UnknownSurvey:
+            log.warning("survey number's URL names unknown survey %r; using the default", name)
+    return runtime.catalog.get(runtime.settings.default_survey)
+
+
+def _released(runtime: Runtime, transferred: Transferred, phrase: str) -> Released:
+    definition = _survey(runtime, transferred.survey)
+    return Released(phrase, definition.default_language, definition.name)
+
+
+def _e164(caller: str) -> str | None:
+    """The caller's number in E.164, or None for a withheld or unusable caller ID."""
+    try:
+        number = phonenumbers.parse(caller[:64], None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def attempt_for_call(runtime: Runtime, call_sid: str) -> int | None:
+    """The inbound attempt a status callback of the survey number is about."""
+    if not call_sid:
+        return None
+    with runtime.db.session() as session:
+        return session.scalar(
+            select(CallAttempt.id).where(
+                CallAttempt.call_sid == call_sid, CallAttempt.direction == "inbound"
+            )
+        )
