@@ -488,6 +488,10 @@ class PhoneNetwork:
         if query:
             url = f"{url}{'&' if '?' in url else '?'}{query}"
         persona = persona or self.persona_for(from_number)
+        if persona.pickup != "human":
+            # A caller is a person on the line: a persona scripted to miss calls (or
+            # to be a voicemail) still presses what it is scripted to press.
+            persona = persona.with_(pickup="human")
         with self._lock:
             now = self.clock.now()
             call = SimCall(
@@ -726,7 +730,11 @@ class PhoneNetwork:
         the TwiML that comes back answers it, unless its first verb is `<Reject>`
         (twilio.com/docs/voice/twiml/reject: unanswered, busy or no-answer)."""
         session = TwimlSession(self, call, send_digits=call.send_digits)
-        first = Fetch(call.url or "", call.method, "answer")
+        first: Fetch | Inline
+        if call.twiml is not None:  # a REST update with Twiml landed while it rang
+            first = Inline(call.twiml, call.url or "")
+        else:
+            first = Fetch(call.url or "", call.method, "answer")
         rejected = yield from session.run(first, answer=lambda: self._answer(call))
         if rejected == "busy":
             return "busy", 486

@@ -1,6 +1,8 @@
 """Simulated callees: who picks up, what they press, when they hang up.
 
-A `Persona` is an immutable script; each call gets its own `Callee` that plays it.
+A `Persona` is an immutable script; each call gets its own `Callee` that plays it. On an
+incoming call (`PhoneNetwork.dial_in`) the persona is the caller: it meets the app's
+input verbs the same way; only who picks up (and how long it rings) plays no part.
 
 How a persona meets input verbs (`<Gather>`, `<Record>`)
 --------------------------------------------------------

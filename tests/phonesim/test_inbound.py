@@ -159,6 +159,21 @@ def test_the_persona_answers_every_question(network: PhoneNetwork, webapp: Twiml
     assert call.keys_sent == "47"
 
 
+def test_a_caller_is_a_person_whatever_its_persona_says_of_pickups(
+    network: PhoneNetwork, webapp: TwimlApp
+) -> None:
+    seen: list[dict[str, str]] = []
+    _token_then_question(webapp, seen)
+    network.configure_number(SURVEY_NUMBER, voice_url=webapp.url("/inbound"))
+    network.set_persona(CUSTOMER, Persona.no_answer(answers=("4", "7")))
+
+    call = network.dial_in(CUSTOMER, SURVEY_NUMBER)
+    network.run_until_idle()
+
+    assert call.keys_sent == "47"
+    assert call.persona.pickup == "human"
+
+
 @pytest.mark.parametrize(
     ("send_digits", "token", "finished_on"),
     [("123#", "123", "#"), ("4567", "4567", ""), ("ww89#", "89", "#")],
@@ -324,6 +339,27 @@ def test_rest_updates_change_an_inbound_calls_course(
     ]
     fetched = twilio_client.calls(call.sid).fetch()
     assert (fetched.status, fetched.direction) == ("completed", "inbound")
+
+
+@pytest.mark.parametrize("update", ["twiml", "cancel"])
+def test_rest_updates_before_the_app_answered(
+    network: PhoneNetwork, twilio_client: Client, webapp: TwimlApp, update: str
+) -> None:
+    _survey(webapp, {})
+    network.configure_number(SURVEY_NUMBER, voice_url=webapp.url("/inbound"))
+    call = network.dial_in(CUSTOMER, SURVEY_NUMBER, persona=Persona.answering(["5"]))
+
+    if update == "twiml":
+        twilio_client.calls(call.sid).update(twiml="<Response><Say>Inline</Say></Response>")
+    else:
+        twilio_client.calls(call.sid).update(status="completed")
+    network.run_until_idle()
+
+    assert webapp.requests_to("/inbound") == []
+    if update == "twiml":
+        assert (call.heard, call.status, call.answered_at) == (["Inline"], "completed", START)
+    else:
+        assert (call.heard, call.status, call.answered_at) == ([], "canceled", None)
 
 
 def test_the_number_is_configured_through_the_sdk(
