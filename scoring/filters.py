@@ -23,9 +23,19 @@ from zoneinfo import ZoneInfo
 
 from scoring.buckets import UNITS
 from scoring.detractors import MAX_OFFSET, MAX_PAGE
-from scoring.report import DIMENSIONS, FIRST_DAY, LAST_DAY, META_PREFIX, ReportError, ReportQuery
+from scoring.report import (
+    DIMENSIONS,
+    FIRST_DAY,
+    LAST_DAY,
+    META_PREFIX,
+    MODES,
+    ReportError,
+    ReportQuery,
+)
 
-FILTERS = ("survey", "queue", "team", "agent", "language")
+FILTERS = ("survey", "queue", "team", "agent", "language", "mode")
+# Filters on what intake was told (any text); `mode` takes one of MODES, the spec's enum.
+TEXT_FILTERS = tuple(name for name in FILTERS if name != "mode")
 MAX_FILTER_LENGTH = 200
 DEFAULT_PAGE = 50
 
@@ -40,7 +50,7 @@ DATE_TIME_PATTERN = (
     "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 # Comma-separated groups, spaces around them allowed, at most one of day/week/month.
-_GROUP = " *(agent|queue|team|survey|language|meta:[^,\\u0000]*[^,\\u0000 ]) *"
+_GROUP = " *(agent|queue|team|survey|language|mode|meta:[^,\\u0000]*[^,\\u0000 ]) *"
 _UNIT = " *(day|week|month) *"
 BY_PATTERN = f"^({_GROUP}(,{_GROUP})*(,{_UNIT}(,{_GROUP})*)?|{_UNIT}(,{_GROUP})*)?$"
 # Filters: any text but NUL, which PostgreSQL cannot compare.
@@ -107,10 +117,12 @@ def parse_by(text: str) -> tuple[str, ...]:
 
 
 def parse_report_query(params: Mapping[str, str | None], zone: ZoneInfo) -> ReportQuery:
-    """`params`: by (comma-separated), since, until, survey, queue, team, agent, language.
+    """`params`: by (comma-separated), since, until, survey, queue, team, agent, language,
+    mode.
 
     A parameter that is None is absent; an empty `since` or `until` is a mistake, an
-    empty filter or `by` asks for nothing."""
+    empty text filter or `by` asks for nothing; `mode` is one of MODES exactly, as the
+    spec's enum says (an empty one too is a mistake)."""
     by = parse_by(params.get("by") or "")
     since = params.get("since")
     until = params.get("until")
@@ -119,7 +131,10 @@ def parse_report_query(params: Mapping[str, str | None], zone: ZoneInfo) -> Repo
     if since_at and until_at and since_at >= until_at:
         raise ReportError("must be before until", "since")
     filters = {}
-    for name in FILTERS:
+    mode = params.get("mode")
+    if mode is not None:
+        filters["mode"] = parse_mode(mode)
+    for name in TEXT_FILTERS:
         value = params.get(name)
         if value is not None and value.strip():
             if len(value) > MAX_FILTER_LENGTH or "\x00" in value:
@@ -130,6 +145,13 @@ def parse_report_query(params: Mapping[str, str | None], zone: ZoneInfo) -> Repo
     query = ReportQuery(by=by, since=since_at, until=until_at, time_zone=zone, **filters)
     query.check_periods()
     return query
+
+
+def parse_mode(text: str) -> str:
+    """`mode`: callback or in_call, exactly."""
+    if text not in MODES:
+        raise ReportError(f"expected one of {', '.join(MODES)}", "mode")
+    return text
 
 
 def parse_page(params: Mapping[str, str | None]) -> tuple[int, int]:

@@ -2,7 +2,9 @@
 
 The table is for reading: scores with their margin of error, and "n<30" instead of an
 NPS that too few answers cannot support. CSV carries the numbers unrounded by
-presentation, one column per figure, for spreadsheets.
+presentation, one column per figure, for spreadsheets. In both, the group of requests
+without an agent, queue or team (an in-call survey no support call claimed) reads
+"unattributed", where JSON keeps null and flags the row (ReportRow.unattributed).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import csv
 import io
 from collections.abc import Sequence
 
-from scoring.report import ReportRow
+from scoring.report import ATTRIBUTION_DIMENSIONS, UNATTRIBUTED, ReportRow
 
 CSV_FIGURES = (
     "nps", "nps_margin", "nps_responses", "promoters", "passives", "detractors",
@@ -22,6 +24,15 @@ CSV_FIGURES = (
 )  # fmt: skip
 
 
+def group_label(row: ReportRow, name: str, missing: str) -> str:
+    """A group's value as text: UNATTRIBUTED for a missing agent, queue or team, else
+    `missing` for a missing value (a metadata key the request lacks)."""
+    value = row.group.get(name)
+    if value is not None and value != "":
+        return str(value)
+    return UNATTRIBUTED if name in ATTRIBUTION_DIMENSIONS else missing
+
+
 def to_csv(rows: Sequence[ReportRow], by: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -29,7 +40,7 @@ def to_csv(rows: Sequence[ReportRow], by: Sequence[str]) -> str:
     for row in rows:
         figures = row.to_json()
         writer.writerow(
-            [row.group.get(name) or "" for name in by]
+            [group_label(row, name, "") for name in by]
             + ["" if figures[name] is None else figures[name] for name in CSV_FIGURES]
         )
     return buffer.getvalue()
@@ -51,7 +62,7 @@ def to_table(rows: Sequence[ReportRow], by: Sequence[str], total: ReportRow | No
     header = [*by, "NPS", "n", "CSAT", "n", "CES", "placed", "completed", "response"]
     lines = []
     for row in [*rows, *([total] if total is not None else [])]:
-        group = [str(row.group.get(name) or "(none)") for name in by]
+        group = [group_label(row, name, "(none)") for name in by]
         if row is total:
             group = ["total"] + [""] * (len(by) - 1) if by else []
         csat = "-" if row.csat is None else f"{row.csat:.0f}% ±{row.csat_margin:.0f}"

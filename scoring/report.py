@@ -6,8 +6,14 @@ only merges the two by group and does the arithmetic on counts (scoring.nps). Re
 are selected and bucketed by the time their support call ended, since that is the
 period a report is about.
 
-Groups: agent, queue, team, survey, language, `meta:<key>` (a metadata field), and one
-of day / week / month in the contact center's time zone (scoring.buckets).
+Groups: agent, queue, team, survey, language, mode (callback or in-call), `meta:<key>`
+(a metadata field), and one of day / week / month in the contact center's time zone
+(scoring.buckets). The daily rollup has no mode column, so a report that groups or
+filters by mode always counts the rows (scoring.rollup.covers).
+
+An in-call survey whose transfer matched no support call has no agent, queue or team:
+its figures fall in the NULL group of those dimensions, which readers show as
+UNATTRIBUTED (ReportRow.unattributed says when a row is such a group).
 
 An admin's test call (`SurveyRequest.is_test`, dialer.trial_call) counts in no figure:
 every statement here and in scoring.detractors selects through `filtered`, which
@@ -22,7 +28,18 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, column, func, literal, select, union, values
+from sqlalchemy import (
+    String,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    select,
+    type_coerce,
+    union,
+    values,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -37,6 +54,7 @@ from core.models import (
     Answer,
     RequestState,
     Suppression,
+    SurveyMode,
     SurveyRequest,
 )
 from scoring import nps as score
@@ -49,7 +67,16 @@ DIMENSIONS = {
     "team": SurveyRequest.team,
     "survey": SurveyRequest.survey_name,
     "language": SurveyRequest.language,
+    # As plain text: rows are merged by their group's values, and a SurveyMode member
+    # does not hash like the string the answers carry.
+    "mode": type_coerce(SurveyRequest.mode, String),
 }
+# The filters a ReportQuery takes: one per dimension, each an equality.
+FILTERS = tuple(DIMENSIONS)
+MODES = tuple(mode.value for mode in SurveyMode)
+# The dimensions an in-call survey without a matching support call leaves NULL.
+ATTRIBUTION_DIMENSIONS = ("agent", "queue", "team")
+UNATTRIBUTED = "unattributed"
 META_PREFIX = "meta:"
 NPS_SCALE, CSAT_SCALE, CES_SCALE = range(0, 11), range(1, 6), range(1, 8)
 # CES is asked "1 very difficult ... 7 very easy": 5-7 is a low-effort experience.
@@ -97,6 +124,7 @@ class ReportQuery:
     team: str | None = None
     agent: str | None = None
     language: str | None = None
+    mode: str | None = None  # a SurveyMode value
     time_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
     @property
@@ -147,7 +175,7 @@ class ReportRow:
     ces_distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(CES_SCALE, 0))
     received: int = 0
     suppressed: dict[str, int] = field(default_factory=dict)
-    placed: int = 0  # requests with at least one call placed
+    placed: int = 0  # requests with at least one (outbound) call placed
     calls_placed: int = 0
     answered: int = 0  # a person or a machine picked up
     reached: int = 0  # a person picked up
@@ -227,17 +255,41 @@ class ReportRow:
         return 100.0 * self.completed / self.reached if self.reached else None
 
     @property
+    def called_or_transferred(self) -> int:
+        """Requests whose survey call took place: a callback once the dialer placed a
+        call, an in-call survey once its customer was transferred and the survey began
+        (reached; an in-call request places no call). Counted from the counters alone,
+        which is all the rollup keeps (it has no mode column): a callback is reached only
+        on a call placed, and an in-call request is never placed, so for a group of one
+        mode this is `placed` (callbacks, as before in-call surveys) or `reached`
+        (in-call) exactly. A group of both modes gets the larger of the two, fewer than
+        the sum; docs/reports.md says why and where the exact figures are."""
+        return max(self.placed, self.reached)
+
+    @property
     def response_rate_placed(self) -> float | None:
-        """Completed surveys per request called, in percent."""
-        return 100.0 * self.completed / self.placed if self.placed else None
+        """Completed surveys per request called (callbacks) or transferred (in-call), in
+        percent."""
+        called = self.called_or_transferred
+        return 100.0 * self.completed / called if called else None
 
     @property
     def attempts_per_completed(self) -> float | None:
         return self.attempts_for_completed / self.completed if self.completed else None
 
+    @property
+    def unattributed(self) -> bool:
+        """Whether this row is the group of requests without an agent, queue or team (of
+        those the report groups by): in-call surveys no support call claimed, and any
+        request intake got without them. Readers label it UNATTRIBUTED."""
+        return any(
+            name in self.group and self.group[name] is None for name in ATTRIBUTION_DIMENSIONS
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             **self.group,
+            "unattributed": self.unattributed,
             "nps": _round(self.nps),
             "nps_margin": _round(self.nps_margin),
             "nps_reliable": self.nps_reliable,
@@ -385,6 +437,10 @@ ANSWERS = _Source(
         "team": Answer.team,
         "survey": Answer.survey_name,
         "language": Answer.language,
+        # Every answer copies its request's mode (core.models.REPORT_FIELDS; migration
+        # 0012 filled in the older ones); one stored with its report fields already set
+        # copies nothing, and is a callback's, as a request is by default.
+        "mode": func.coalesce(Answer.mode, SurveyMode.CALLBACK.value),
     },
     ~Answer.is_test,
 )
@@ -437,8 +493,8 @@ class _Plan:
         )
 
     def _filters(self) -> dict[str, str]:
-        names = ("survey", "queue", "team", "agent", "language")
-        return {n: getattr(self.query, n) for n in names if getattr(self.query, n) is not None}
+        # Mode among them: the rollup, which has no mode, then declines the report.
+        return {n: getattr(self.query, n) for n in FILTERS if getattr(self.query, n) is not None}
 
     def rollup_statement(self) -> Select:
         """The same figures from the daily rollup (when `from_rollup`)."""
@@ -552,7 +608,7 @@ def filtered(statement: Select, query: ReportQuery, source: _Source = REQUESTS) 
         conditions.append(source.ended >= query.since)
     if query.until is not None:
         conditions.append(source.ended < query.until)
-    for name in ("survey", "queue", "team", "agent", "language"):
+    for name in FILTERS:
         value = getattr(query, name)
         if value is not None:
             conditions.append(source.fields[name] == value)
@@ -562,8 +618,8 @@ def filtered(statement: Select, query: ReportQuery, source: _Source = REQUESTS) 
 def group_values(
     session: Session, names: Iterable[str], query: ReportQuery
 ) -> dict[str, list[str]]:
-    """The values each of `names` (agent, queue, team, survey, language) takes among the
-    requests of the query's period, sorted: what a filter dropdown offers."""
+    """The values each of `names` (agent, queue, team, survey, language, mode) takes
+    among the requests of the query's period, sorted: what a filter dropdown offers."""
     names = tuple(names)
     period = ReportQuery(since=query.since, until=query.until, time_zone=query.time_zone)
     if rollup.covers(session, period.time_zone, period.since, period.until, names, {}):

@@ -32,13 +32,15 @@ import zlib
 from collections import Counter
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from aftercall.web.context import current_runtime
+from aftercall.web.intake_api import RECEIVERS
 from core import apikeys
 from dialer.receivers.contact_records import receive_record
+from dialer.receivers.outcome import Platform
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,11 @@ def receive_contact_records() -> Response:
     request_id = _request_id()
     records = _records()
     runtime = current_runtime()
+    mode = current_app.extensions[RECEIVERS].mode_of(Platform.AMAZON_CONNECT)
     tally: Counter[str] = Counter()
     try:
         for data in records:
-            for outcome in receive_record(runtime, data, g.api_key_id):
+            for outcome in receive_record(runtime, data, g.api_key_id, mode):
                 tally[outcome.summary()] += 1
     except SQLAlchemyError:
         log.exception("Firehose request %s: the database failed; Firehose will retry", request_id)

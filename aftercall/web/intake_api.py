@@ -334,7 +334,13 @@ def _receivers() -> mapping_file.Receivers:
 
 def _receive(platform: Platform, to_call: Any, api_key_id: int | None = None) -> EventOutcome:
     try:
-        return receive(current_runtime(), platform, to_call, api_key_id=api_key_id)
+        return receive(
+            current_runtime(),
+            platform,
+            to_call,
+            api_key_id=api_key_id,
+            mode=_receivers().mode_of(platform),
+        )
     except SQLAlchemyError:
         log.exception("%s event not stored: the database failed", platform)
         raise ApiError(

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from core.models import SurveyMode
 from core.runtime import Runtime
 from dialer.intake import CallEnded
 from dialer.receivers.conversations import (
@@ -51,7 +52,12 @@ _HIERARCHY_LEVELS = ("Level5", "Level4", "Level3", "Level2", "Level1")
 _MAX_ID = 256
 
 
-def receive_record(runtime: Runtime, data: bytes, api_key_id: int | None) -> list[EventOutcome]:
+def receive_record(
+    runtime: Runtime,
+    data: bytes,
+    api_key_id: int | None,
+    mode: SurveyMode = SurveyMode.CALLBACK,
+) -> list[EventOutcome]:
     """What became of one Firehose record's contact records: each leg kept, and a survey
     request made when it completed its conversation. Never raises for the record's
     content; a database failure propagates (Firehose then delivers the batch again)."""
@@ -60,7 +66,13 @@ def receive_record(runtime: Runtime, data: bytes, api_key_id: int | None) -> lis
     except InvalidEvent as exc:
         return [receive(runtime, Platform.AMAZON_CONNECT, _raise(exc), api_key_id)]
     return [
-        receive(runtime, Platform.AMAZON_CONNECT, _conversation_of(runtime, document), api_key_id)
+        receive(
+            runtime,
+            Platform.AMAZON_CONNECT,
+            _conversation_of(runtime, document),
+            api_key_id,
+            mode=mode,
+        )
         for document in documents
     ]
 

@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.config import ConfigError
+from core.models import SurveyMode
 from dialer.intake import (
     EARLIEST_ENDED_AT,
     LATEST_ENDED_AT,
@@ -91,6 +92,9 @@ class FieldMap:
     language: Paths = ()
     # A survey name for every call from this platform; None: DEFAULT_SURVEY.
     survey: str | None = None
+    # How this platform's calls are surveyed: called back, or in the call (the platform
+    # transfers the customer to the survey number; never called back: dialer.in_call).
+    mode: SurveyMode = SurveyMode.CALLBACK
     # metadata key -> path; found values only.
     metadata: Mapping[str, str] = field(default_factory=dict)
     # Platform ids (or ARNs, or their last part) -> the names reports should show.
@@ -304,6 +308,11 @@ def field_map_from_toml(defaults: FieldMap, section: Mapping[str, Any], where: s
             if not isinstance(value, str) or not value.strip():
                 raise MappingError(f"{where}.survey must be a survey name")
             changes[key] = value.strip()
+        elif key == "mode":
+            modes = [mode.value for mode in SurveyMode]
+            if value not in modes:
+                raise MappingError(f"{where}.mode must be one of {', '.join(modes)}")
+            changes[key] = SurveyMode(value)
     return replace(defaults, **changes)
 
 

@@ -21,9 +21,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.models import SurveyMode
 from dialer.receivers.amazon_connect import ConnectReceiver
 from dialer.receivers.genesys_cloud import GenesysReceiver
 from dialer.receivers.mapping import MappingError
+from dialer.receivers.outcome import Platform
 from dialer.receivers.twilio_flex import FlexReceiver
 
 SECTIONS = ("twilio-flex", "amazon-connect", "genesys-cloud")
@@ -34,6 +36,15 @@ class Receivers:
     twilio_flex: FlexReceiver = field(default_factory=FlexReceiver)
     amazon_connect: ConnectReceiver = field(default_factory=ConnectReceiver)
     genesys_cloud: GenesysReceiver = field(default_factory=GenesysReceiver)
+
+    def mode_of(self, platform: Platform) -> SurveyMode:
+        """How the platform's calls are surveyed (its section's `mode`)."""
+        receiver = {
+            Platform.TWILIO_FLEX: self.twilio_flex,
+            Platform.AMAZON_CONNECT: self.amazon_connect,
+            Platform.GENESYS_CLOUD: self.genesys_cloud,
+        }[platform]
+        return receiver.fields.mode
 
 
 def load(path: Path | None) -> Receivers:

@@ -16,6 +16,7 @@ from enum import StrEnum
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.models import SurveyMode
 from core.runtime import Runtime
 from dialer.intake import CallEnded, IntakeResult, accept_calls
 from dialer.receivers.conversations import ConversationOngoing
@@ -70,6 +71,7 @@ def receive(
     platform: Platform,
     to_call: Callable[[], CallEnded],
     api_key_id: int | None = None,
+    mode: SurveyMode = SurveyMode.CALLBACK,
 ) -> EventOutcome:
     """Map one event with `to_call` and send the call to intake; never raises for the
     event's content. A database failure propagates (the route answers 503, so the
@@ -86,7 +88,7 @@ def receive(
         )
     else:
         try:
-            (result,) = accept_calls(runtime, [replace(call, api_key_id=api_key_id)])
+            (result,) = accept_calls(runtime, [replace(call, api_key_id=api_key_id, mode=mode)])
         except SQLAlchemyError:
             EVENTS.labels(platform.value, "unavailable", "database").inc()
             raise

@@ -17,8 +17,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from aftercall.web import create_app
 from core import apikeys
-from core.models import ContactLeg, SurveyRequest
+from core.models import ContactLeg, RequestState, SurveyMode, SurveyRequest
 from tests.api.conftest import ENDED_AT, stored_requests
 from tests.dialer.contact_records import PATH, contact_record, firehose_body, firehose_post
 
@@ -179,3 +180,14 @@ def test_a_database_outage_is_a_503_so_firehose_retries(client, runtime, access_
     body = firehose_body([contact_record(FIRST, ended_at=ENDED_AT)], request_id="r-down")
     body_json = assert_firehose_answer(firehose_post(client, body, access_key), 503, "r-down")
     assert "down" not in body_json["errorMessage"]  # no insides in the answer
+
+
+def test_contact_records_set_to_in_call_wait_for_the_transfer(runtime, access_key, tmp_path):
+    path = tmp_path / "receivers.toml"
+    path.write_text('[amazon-connect]\nmode = "in_call"\n')
+    runtime.settings = runtime.settings.with_overrides(receivers_file=path)
+    client = create_app(runtime=runtime).test_client()
+    body = firehose_body([contact_record(FIRST, ended_at=ENDED_AT)])
+    assert_firehose_answer(firehose_post(client, body, access_key), 200, body["requestId"])
+    request = stored_requests(runtime)[FIRST]
+    assert (request.mode, request.state) == (SurveyMode.IN_CALL, RequestState.AWAITING_TRANSFER)

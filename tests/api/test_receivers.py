@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from aftercall.web import create_app
 from core import apikeys
-from core.models import OptOut, RequestState
+from core.models import OptOut, RequestState, SurveyMode
 from dialer.receivers import outcome as receiver_outcome
 from dialer.receivers.mapping import MappingError
 from dialer.scheduling import CALL_QUEUE, call_job_id
@@ -551,4 +551,41 @@ def test_a_mistake_in_the_mapping_file_stops_the_app_at_start(runtime, tmp_path)
     path.write_text('[amazon-connect]\nphone_number = "detail.x"\n')
     runtime.settings = runtime.settings.with_overrides(receivers_file=path)
     with pytest.raises(MappingError, match="phone_number"):
+        create_app(runtime=runtime)
+
+
+# -- in-call mode -----------------------------------------------------------------------
+
+
+def test_a_connect_receiver_set_to_in_call_waits_for_the_transfer(app_with, runtime, auth):
+    client = app_with('[amazon-connect]\nmode = "in_call"\n')
+    body = post_event(client, CONNECT, connect_disconnected(), auth).get_json()
+    assert body["status"] == "accepted"
+    row = stored_requests(runtime)[body["source_call_id"]]
+    assert (row.mode, row.state, row.due_at) == (
+        SurveyMode.IN_CALL,
+        RequestState.AWAITING_TRANSFER,
+        None,
+    )
+
+
+def test_a_flex_receiver_set_to_in_call_waits_for_the_transfer(app_with, runtime):
+    client = app_with('[twilio-flex]\nmode = "in_call"\n')
+    assert_flex_answer(post_flex(client, flex_task_event()), "accepted")
+    row = stored_requests(runtime)["WT" + "a" * 32]
+    assert (row.mode, row.state) == (SurveyMode.IN_CALL, RequestState.AWAITING_TRANSFER)
+
+
+def test_receivers_default_to_the_callback(client, runtime, auth):
+    body = post_event(client, CONNECT, connect_disconnected(), auth).get_json()
+    row = stored_requests(runtime)[body["source_call_id"]]
+    assert (row.mode, row.state) == (SurveyMode.CALLBACK, RequestState.SCHEDULED)
+
+
+@pytest.mark.parametrize("value", ['"in-call"', "true", '""'])
+def test_an_unknown_receiver_mode_stops_the_app_at_start(runtime, tmp_path, value):
+    path = tmp_path / "receivers.toml"
+    path.write_text(f"[genesys-cloud]\nmode = {value}\n")
+    runtime.settings = runtime.settings.with_overrides(receivers_file=path)
+    with pytest.raises(MappingError, match="mode must be one of callback, in_call"):
         create_app(runtime=runtime)
