@@ -36,7 +36,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from aftercall.wiring import PROCESS_WIRING
 from core import apikeys, migrate
 from core.config import Settings
 from core.db import Database
-from core.models import CallAttempt, RequestState, SurveyRequest
+from core.models import CallAttempt, RequestState, SurveyMode, SurveyRequest
 from core.runtime import Runtime, use_worker_runtime
 from core.survey import QuestionKind, SurveyCatalog, SurveyDefinition
 from core.users import create_user
@@ -135,6 +135,7 @@ def demo_settings(environ: dict[str, str] | None = None, *, serve: bool = False)
         TWILIO_ACCOUNT_SID=DEMO_ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=auth_token,
         TWILIO_FROM_NUMBER="+14155550100",
+        SURVEY_NUMBER=DEMO_SURVEY_NUMBER,
         CALLBACK_NUMBER=env.get("CALLBACK_NUMBER") or "+18005550100",
         AFTERCALL_ENV="development",
         # The network is simulated: pace like a large account so the demo is quick.
@@ -165,6 +166,12 @@ def finished_support_calls(count: int, seed: int, now: datetime) -> Iterator[Cal
 
 
 FIREHOSE_BATCH = 50
+# The number the demo's contact center transfers customers to for in-call surveys, and
+# the share of support calls whose customers it transfers instead of calling them back;
+# of those, the share whose call-ended event arrives only after the survey began.
+DEMO_SURVEY_NUMBER = "+15005550006"
+IN_CALL_SHARE = 0.3
+LATE_EVENT_SHARE = 0.15
 
 
 def demo_contact_records(call: CallEnded, rng: random.Random) -> list[dict[str, Any]]:
@@ -317,9 +324,25 @@ class SimulatedDeployment:
         time. `stop`, once set, ends it between two rounds with CampaignStopped.
         """
         runtime, network = self.runtime, self.network
-        results = accept_calls(runtime, finished_support_calls(calls, self.seed, self.start))
-        rejected = sum(1 for r in results if r.request_id is None)
-        accepted = [r.request_id for r in results if r.accepted]
+        finished = list(finished_support_calls(calls, self.seed, self.start))
+        rng = random.Random(self.seed)
+        in_call = {call.source_call_id for call in finished if rng.random() < IN_CALL_SHARE}
+        called_back = [call for call in finished if call.source_call_id not in in_call]
+        # A transferred customer's support call ends as the agent hangs up: now.
+        transferred = [
+            replace(call, ended_at=self.start - timedelta(seconds=rng.randint(5, 40)))
+            for call in finished
+            if call.source_call_id in in_call
+        ]
+        if source == "connect":
+            accepted = self._send_as_contact_records(called_back)
+            rejected = len(called_back) - len(accepted)
+        else:
+            results = accept_calls(runtime, called_back)
+            rejected = sum(1 for r in results if r.request_id is None)
+            accepted = [r.request_id for r in results if r.accepted]
+        surveyed_in_call = self._transfer_in_call(transferred, rng)
+        accepted += surveyed_in_call
         progress(calls - len(accepted))
         queue = runtime.queue(CALL_QUEUE)
         settled: set[int] = set()
@@ -343,6 +366,33 @@ class SimulatedDeployment:
             return DemoResult(
                 outcomes(session), report(session, ReportQuery(by=("agent",))), rejected, transcript
             )
+
+    def _transfer_in_call(self, calls: list[CallEnded], rng: random.Random) -> list[int]:
+        """The in-call share of the campaign: each customer is transferred to the survey
+        number as their agent hangs up, the way a contact center wires it
+        (docs/in-call.md): most with the token intake issued, in a <Redirect>'s URL or
+        as DTMF digits; some matched by their number; and some transferred before the
+        call-ended event arrives, which then claims their answers. Their requests."""
+        network, runtime = self.network, self.runtime
+        late = [call for call in calls if rng.random() < LATE_EVENT_SHARE]
+        for call in late:
+            network.dial_in(call.phone, DEMO_SURVEY_NUMBER, persona=network.persona_for(call.phone))
+        network.run_until_idle(timeout=max(60.0, len(late) * 2.0))
+        self._drain()
+        results = accept_calls(runtime, [replace(call, mode=SurveyMode.IN_CALL) for call in calls])
+        for call, result in zip(calls, results, strict=True):
+            if call in late or result.transfer is None:
+                continue
+            way = rng.random()
+            how: dict[str, str] = {}
+            if way < 0.6:
+                how["url_query"] = f"?token={result.transfer.token}"
+            elif way < 0.85:
+                how["send_digits"] = f"ww{result.transfer.digits}"
+            network.dial_in(
+                call.phone, DEMO_SURVEY_NUMBER, persona=network.persona_for(call.phone), **how
+            )
+        return [r.request_id for r in results if r.accepted]
 
     def _send_as_contact_records(self, finished: list[CallEnded]) -> list[int]:
         """Post the calls' contact records as Firehose would; the requests they made."""
@@ -460,6 +510,11 @@ def simulated_deployment(
             now=clock.now,
         )
         cleanup.callback(runtime.db.dispose)
+        network.configure_number(
+            DEMO_SURVEY_NUMBER,
+            voice_url=f"{base_url}/ivr/inbound",
+            status_callback=f"{base_url}/ivr/inbound/status",
+        )
         late_app.app = create_app(runtime=runtime)
         use_worker_runtime(runtime)
         cleanup.callback(use_worker_runtime, None)

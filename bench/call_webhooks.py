@@ -13,7 +13,13 @@ constant-TwiML endpoint's (`bench.constant_twiml`) for the same signed post in t
 process: the floor of Flask and the test client. Sizing: web CPU per call x calls per
 second = cores the web tier needs (docs/deployment.md).
 
-    python -m bench.call_webhooks --calls 300
+With `--in-call`, the same number of in-call surveys follow (docs/in-call.md): each
+customer transferred to the survey number with the token in the URL (the transfer
+webhook finds the support call, opens the inbound attempt and starts the survey), the
+same answers, and the number's one completed status callback; then their cost per call
+beside the callback's, measured in the same run.
+
+    python -m bench.call_webhooks --calls 300 --in-call
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ import argparse
 import time
 import xml.etree.ElementTree as ET
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from redis import Redis
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from twilio.request_validator import RequestValidator
 
 from aftercall.web import create_app
@@ -42,9 +49,10 @@ from bench.webhook_load import (
     production_env,
     seed_calls,
 )
+from core import transfer_token
 from core.config import Settings
 from core.db import Database
-from core.models import CallAttempt, RequestState, SurveyRequest
+from core.models import CallAttempt, RequestState, SurveyMode, SurveyRequest
 
 PROMOTER = {"nps": "9", "csat": "5"}
 DETRACTOR = {"nps": "3", "csat": "2"}
@@ -87,6 +95,25 @@ class Caller:
         for sequence, status in enumerate(("initiated", "ringing", "in-progress")):
             self._status(base, params, status, sequence)
         twiml = self.post("start", f"{base}/start", {**params, "CallStatus": "in-progress"})
+        self._survey(twiml, params, keys)
+        self._status(base, params, "completed", 3, CallDuration="40", SipResponseCode="200")
+
+    def transfer(self, seeded: SeededCall, token: str, keys: dict[str, str]) -> None:
+        """An in-call survey as Twilio posts it: the survey number's voice URL, with the
+        token a <Redirect> carried, then the survey, then the number's status callback."""
+        params = {
+            "AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": seeded.call_sid,
+            "Called": FROM_NUMBER, "Caller": seeded.phone, "Direction": "inbound",
+            "From": seeded.phone, "To": FROM_NUMBER,
+        }  # fmt: skip
+        url = f"{PUBLIC_BASE_URL}/ivr/inbound?token={token}"
+        twiml = self.post("transfer", url, {**params, "CallStatus": "ringing"})
+        self._survey(twiml, params, keys)
+        form = {**params, "CallStatus": "completed", "CallDuration": "40", "Timestamp": STAMP,
+                "SequenceNumber": "0", "CallbackSource": "call-progress-events"}  # fmt: skip
+        self.post("status (completed)", f"{PUBLIC_BASE_URL}/ivr/inbound/status", form)
+
+    def _survey(self, twiml: bytes, params: dict[str, str], keys: dict[str, str]) -> None:
         while (action := _next_action(twiml)) is not None:
             url, recording = action
             form = {**params, "CallStatus": "in-progress"}
@@ -97,7 +124,6 @@ class Caller:
             else:
                 key = urlsplit(url).path.rsplit("/", 1)[-1]
                 twiml = self.post("answer", url, {**form, "Digits": keys[key]})
-        self._status(base, params, "completed", 3, CallDuration="40", SipResponseCode="200")
 
     def _status(self, base: str, params: dict[str, str], status: str, sequence: int, **more):
         kind = "status (completed)" if status == "completed" else "status (progress)"
@@ -133,32 +159,33 @@ def fresh_calls(url: str, count: int) -> list[SeededCall]:
     return seeded
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
-    parser.add_argument("--calls", type=int, default=300)
-    args = parser.parse_args(argv)
-    if not args.database_url.startswith("postgresql"):
-        raise SystemExit("measured against PostgreSQL, as deployed")
+def waiting_for_transfer(url: str, seeded: list[SeededCall], secret: str) -> list[str]:
+    """Make `seeded`'s requests in-call ones waiting for their customer's transfer, as
+    intake leaves them (no attempt yet: the transfer opens it); their tokens."""
+    ids = [call.request_id for call in seeded]
+    db = Database(url)
+    with db.session() as session:
+        session.execute(delete(CallAttempt).where(CallAttempt.request_id.in_(ids)))
+        session.execute(
+            update(SurveyRequest)
+            .where(SurveyRequest.id.in_(ids))
+            .values(
+                state=RequestState.AWAITING_TRANSFER,
+                mode=SurveyMode.IN_CALL,
+                calls_placed=0,
+                transfer_expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
+    db.dispose()
+    return [transfer_token.issue(secret, request_id) for request_id in ids]
 
-    reset(args.database_url)
-    Redis.from_url(args.redis_url).flushdb()
-    warmup = 20
-    calls = fresh_calls(args.database_url, warmup + args.calls)
-    app = create_app(Settings.from_env(production_env(args.database_url, args.redis_url)))
-    caller = Caller(app, constant_twiml.create_app())
-    for i, seeded in enumerate(calls[:warmup]):
-        caller.call(seeded, PROMOTER if i % 2 else DETRACTOR)
-    caller = Caller(app, constant_twiml.create_app())
-    for i, seeded in enumerate(calls[warmup:]):
-        caller.call(seeded, PROMOTER if i % 2 else DETRACTOR)
 
-    n = args.calls
-    print(f"{n} whole survey calls, half promoters, half detractors (CPU of this process)")
+def _table(caller: Caller, n: int, kinds: tuple[str, ...], title: str) -> float:
+    """Print one mode's table; its web CPU per call in ms."""
+    print(title)
     print(f"{'webhook':<20}{'posts/call':>11}{'ms/post':>9}{'bare ms':>9}{'ms/call':>9}")
     total = bare_total = 0.0
-    for kind in ("status (progress)", "start", "answer", "comment", "status (completed)"):
+    for kind in kinds:
         posts, cpu, bare = caller.posts[kind], caller.cpu[kind], caller.bare_cpu[kind]
         total, bare_total = total + cpu, bare_total + bare
         print(f"{kind:<20}{posts / n:>11.1f}{cpu / posts * 1000:>9.2f}"
@@ -167,6 +194,58 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'whole call':<20}{posts / n:>11.1f}{total / posts * 1000:>9.2f}"
           f"{bare_total / posts * 1000:>9.2f}{total / n * 1000:>9.2f}")  # fmt: skip
     print(f"ratio to the bare endpoint: {total / bare_total:.1f}x the CPU for the same posts")
+    return total / n * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--in-call", action="store_true", help="then as many in-call surveys")
+    args = parser.parse_args(argv)
+    if not args.database_url.startswith("postgresql"):
+        raise SystemExit("measured against PostgreSQL, as deployed")
+
+    reset(args.database_url)
+    Redis.from_url(args.redis_url).flushdb()
+    warmup = 20
+    runs = 2 if args.in_call else 1
+    calls = fresh_calls(args.database_url, runs * (warmup + args.calls))
+    settings = Settings.from_env(production_env(args.database_url, args.redis_url))
+    app = create_app(settings)
+    callback_calls, in_call_calls = calls[: warmup + args.calls], calls[warmup + args.calls :]
+    tokens = waiting_for_transfer(args.database_url, in_call_calls, settings.secret_key)
+    caller = Caller(app, constant_twiml.create_app())
+    for i, seeded in enumerate(callback_calls[:warmup]):
+        caller.call(seeded, PROMOTER if i % 2 else DETRACTOR)
+    caller = Caller(app, constant_twiml.create_app())
+    for i, seeded in enumerate(callback_calls[warmup:]):
+        caller.call(seeded, PROMOTER if i % 2 else DETRACTOR)
+
+    n = args.calls
+    callback_ms = _table(
+        caller,
+        n,
+        ("status (progress)", "start", "answer", "comment", "status (completed)"),
+        f"{n} whole survey calls, half promoters, half detractors (CPU of this process)",
+    )
+    if args.in_call:
+        transfer = Caller(app, constant_twiml.create_app())
+        for i, (seeded, token) in enumerate(zip(in_call_calls[:warmup], tokens, strict=False)):
+            transfer.transfer(seeded, token, PROMOTER if i % 2 else DETRACTOR)
+        transfer = Caller(app, constant_twiml.create_app())
+        for i, (seeded, token) in enumerate(
+            zip(in_call_calls[warmup:], tokens[warmup:], strict=True)
+        ):
+            transfer.transfer(seeded, token, PROMOTER if i % 2 else DETRACTOR)
+        in_call_ms = _table(
+            transfer,
+            n,
+            ("transfer", "answer", "comment", "status (completed)"),
+            f"\n{n} in-call surveys, the same answers (transferred with the token)",
+        )
+        print(f"in-call survey / callback survey, web CPU per call: {in_call_ms / callback_ms:.2f}")
     states = outcomes(args.database_url)
     print(f"requests afterwards: {states}")
     return 0 if states == {RequestState.COMPLETED.value: len(calls)} else 1

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import phonenumbers
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -94,6 +94,7 @@ def arrive(runtime: Runtime, transferred: Transferred) -> Arrival:
         return survey_call.NO_SUCH_CALL
     phone = _e164(transferred.caller)
     try:
+        # Found, opened and started in one transaction: one commit for the transfer.
         with runtime.db.session() as session:
             attempt_id = _attempt_of(session, transferred.call_sid)
             if attempt_id is None:
@@ -101,6 +102,7 @@ def arrive(runtime: Runtime, transferred: Transferred) -> Arrival:
                 if isinstance(claimed, Released):
                     return claimed
                 attempt_id = _open_attempt(session, claimed, transferred.call_sid, runtime.now())
+            return survey_call.start_in(runtime, session, attempt_id, transferred.call_sid, None)
     except IntegrityError:
         # The same transfer delivered twice at once: the other delivery opened it.
         with runtime.db.session() as session:
@@ -244,14 +246,11 @@ def _unattributed(
 
 
 def _open_attempt(session: Session, request_id: int, call_sid: str, now: datetime) -> int:
-    number = 1 + (
-        session.scalar(
-            select(CallAttempt.number)
-            .where(CallAttempt.request_id == request_id)
-            .order_by(CallAttempt.number.desc())
-            .limit(1)
-        )
-        or 0
+    # The next number in the INSERT itself: a callback's refused attempts came first.
+    number = (
+        select(func.coalesce(func.max(CallAttempt.number), 0) + 1)
+        .where(CallAttempt.request_id == request_id)
+        .scalar_subquery()
     )
     attempt = CallAttempt(
         request_id=request_id,

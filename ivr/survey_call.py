@@ -72,13 +72,21 @@ class Recording:
 def start(runtime: Runtime, attempt_id: int, call_sid: str, answered_by: str | None) -> Turn:
     """The call was answered: greet and ask, or, for a machine, leave the message."""
     with runtime.db.session() as session:
-        call = _find_call(runtime, session, attempt_id, call_sid)
-        if call is None:
-            return NO_SUCH_CALL
-        if is_machine(answered_by) and calls.record_machine(session, call, answered_by):
-            return Turn(call, voicemail_reply(call))
-        calls.start_survey(session, call, answered_by)
-        return Turn(call, _settle(session, call, flow.opening(call.definition)))
+        return start_in(runtime, session, attempt_id, call_sid, answered_by)
+
+
+def start_in(
+    runtime: Runtime, session: Session, attempt_id: int, call_sid: str, answered_by: str | None
+) -> Turn:
+    """`start()` in the caller's unit of work (an in-call survey's transfer opens its
+    attempt and starts the survey in one transaction: ivr.inbound)."""
+    call = _find_call(runtime, session, attempt_id, call_sid)
+    if call is None:
+        return NO_SUCH_CALL
+    if is_machine(answered_by) and calls.record_machine(session, call, answered_by):
+        return Turn(call, voicemail_reply(call))
+    calls.start_survey(session, call, answered_by)
+    return Turn(call, _settle(session, call, flow.opening(call.definition)))
 
 
 def press_keys(

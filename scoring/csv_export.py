@@ -1,4 +1,4 @@
-"""The dashboard's tables (agents, trend, detractors) as rows of values, and their CSV.
+"""The dashboard's tables (agents, modes, trend, detractors) as rows of values, and their CSV.
 
 A table is built once from the report figures, then rendered twice: as HTML by the
 dashboard template and as CSV by the export. Both read the same `Table`, so a download
@@ -7,6 +7,9 @@ does not query: it is handed ReportRows (scoring.report) and Detractors
 (scoring.detractors). The detractor table passes its entries through
 `scoring.detractors.shown_to` for the reader's `Contact`, so the page and its download
 carry exactly what that reader may see, and no recording column for a masked reader.
+
+A request without an agent (an in-call survey no support call claimed, or a call intake
+got without one) shows as "unattributed", on the page and in its CSV alike.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from core.models import SurveyMode
 from scoring.detractors import Contact, Detractor, shown_to
-from scoring.report import ReportRow
+from scoring.report import UNATTRIBUTED, ReportRow
 
 Value = str | int | float | None
-NO_AGENT = "(none)"
+NO_AGENT = UNATTRIBUTED
+MODE_LABELS = {SurveyMode.CALLBACK.value: "Callback", SurveyMode.IN_CALL.value: "In-call"}
 # A spreadsheet runs a cell starting with one of these as a formula; customers' comments
 # and agent names come from outside, so such text is exported with a leading quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -103,6 +108,32 @@ def agent_table(rows: Sequence[ReportRow], sort: str | None = None) -> Table:
     # Ties keep the agent order the report gave, whichever way the column is sorted.
     present.sort(key=lambda row: row[index], reverse=descending)
     return Table("agents", AGENT_COLUMNS, present + missing)
+
+
+MODE_COLUMNS = (
+    Column("mode", "Mode", "text", lambda r: mode_label(r.group.get("mode"))),
+    Column("nps", "NPS", "score", lambda r: _round(r.nps)),
+    Column("nps_margin", "NPS ±", "margin", lambda r: _round(r.nps_margin)),
+    Column("nps_n", "NPS n", "count", lambda r: r.nps_responses),
+    Column("csat", "CSAT", "percent", lambda r: _round(r.csat)),
+    Column("csat_n", "CSAT n", "count", lambda r: r.csat_responses),
+    Column("ces", "CES", "number", lambda r: _round(r.ces, 2)),
+    Column("received", "Received", "count", lambda r: r.received),
+    Column("reached", "Reached", "count", lambda r: r.reached),
+    Column("completed", "Completed", "count", lambda r: r.completed),
+    Column("response_rate", "Response rate", "percent", lambda r: _round(r.response_rate)),
+)
+
+
+def mode_label(mode: str | None) -> str | None:
+    """How the page names a survey mode (the API's value where it knows no name)."""
+    return MODE_LABELS.get(mode or "", mode)
+
+
+def mode_table(rows: Sequence[ReportRow]) -> Table:
+    """One row per survey mode that has requests in the range, callback first: the
+    response rate and scores of each side by side (a report by mode)."""
+    return Table("modes", MODE_COLUMNS, [[c.value(row) for c in MODE_COLUMNS] for row in rows])
 
 
 def trend_columns(unit: str) -> tuple[Column, ...]:

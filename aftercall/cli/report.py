@@ -13,7 +13,7 @@ from aftercall.cli.context import Context
 from aftercall.wiring import runtime_from_settings
 from scoring.filters import parse_report_query
 from scoring.formats import to_csv, to_table
-from scoring.report import ReportError, report, totals
+from scoring.report import MODES, ReportError, report, totals
 
 
 def register_commands(group: click.Group) -> None:
@@ -22,7 +22,7 @@ def register_commands(group: click.Group) -> None:
 
 @click.command("report")
 @click.option("--by", "by", multiple=True, help="agent, queue, team, survey, language, "
-              "meta:<key>, day, week or month; repeat or comma-separate.")  # fmt: skip
+              "mode, meta:<key>, day, week or month; repeat or comma-separate.")  # fmt: skip
 @click.option("--since", help="First day (2026-11-01, local) or an ISO date-time with offset.")
 @click.option("--until", help="Last day, included (or an ISO date-time, excluded).")
 @click.option("--survey")
@@ -30,6 +30,8 @@ def register_commands(group: click.Group) -> None:
 @click.option("--team")
 @click.option("--agent")
 @click.option("--language")
+@click.option("--mode", type=click.Choice(MODES),
+              help="Only callback surveys, or only in-call ones.")  # fmt: skip
 @click.option("--compare", type=click.Choice(["previous"]),
               help="Also the period of the same length just before (needs --since/--until).")  # fmt: skip
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table",

@@ -3,7 +3,9 @@
     GET /api/v1/reports/scores       NPS, CSAT, CES and the funnel, grouped (?by=agent,day)
     GET /api/v1/reports/detractors   NPS <= 6 or CSAT <= 2, newest first, with comments
 
-Same filters as `aftercall report` (scoring.filters). A key needs the `reports` or
+Same filters as `aftercall report` (scoring.filters), `mode` (callback or in_call) among
+them, and `by=mode` puts the two side by side. A row whose agent, queue or team is null
+(an in-call survey no support call claimed) carries `unattributed: true`. A key needs the `reports` or
 `reports:full` scope (aftercall.web.api_access refuses others with 403); only `reports:full`
 gets customers' full numbers and recording links, every other key the entries as
 scoring.detractors.shown_to masks them. Documented in docs/openapi.yaml, which the tests
@@ -22,7 +24,7 @@ from aftercall.web.api_access import ApiError, api_error, iso_utc, require_api_k
 from aftercall.web.context import current_runtime
 from core.apikeys import REPORTS_FULL
 from scoring.detractors import Contact, detractors, shown_to
-from scoring.filters import parse_page, parse_report_query
+from scoring.filters import FILTERS, parse_page, parse_report_query
 from scoring.report import ReportError, ReportQuery, ReportRow, report, totals
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
@@ -32,9 +34,7 @@ bp.register_error_handler(ApiError, api_error)
 COMPARISONS = ("previous", "team")
 
 
-QUERY_PARAMETERS = frozenset(
-    {"by", "since", "until", "survey", "queue", "team", "agent", "language"}
-)
+QUERY_PARAMETERS = frozenset({"by", "since", "until", *FILTERS})
 ALLOWED = {
     "reports.scores": QUERY_PARAMETERS | {"compare"},
     "reports.detractor_list": (QUERY_PARAMETERS - {"by"}) | {"limit", "offset"},
@@ -72,7 +72,7 @@ def _query_json(query: ReportQuery) -> dict[str, Any]:
         "since": iso_utc(query.since),
         "until": iso_utc(query.until),
         "time_zone": query.time_zone.key,
-        **{name: getattr(query, name) for name in ("survey", "queue", "team", "agent", "language")},
+        **{name: getattr(query, name) for name in FILTERS},
     }
 
 

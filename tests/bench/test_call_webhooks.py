@@ -25,3 +25,20 @@ def test_tiny_run_completes_every_call(redis_url, capsys):
     assert rows["comment"][0] == "0.5"
     assert rows["status (completed)"][0] == "1.0"
     assert "requests afterwards: {'completed': 24}" in output
+
+
+def test_tiny_run_with_in_call_surveys_completes_both(redis_url, capsys):
+    code = main(
+        ["--database-url", _postgres_url(), "--redis-url", redis_url, "--calls", "4", "--in-call"]
+    )
+    output = capsys.readouterr().out
+    assert code == 0, output
+    in_call = output.split("in-call surveys, the same answers")[1]
+    rows = {line[:20].strip(): line[20:].split() for line in in_call.splitlines()}
+    # The transfer starts the survey; the number's status callback sends completed only.
+    assert rows["transfer"][0] == "1.0"
+    assert rows["answer"][0] == "2.0"
+    assert rows["status (completed)"][0] == "1.0"
+    assert "status (progress)" not in rows
+    assert "in-call survey / callback survey, web CPU per call:" in output
+    assert "requests afterwards: {'completed': 48}" in output

@@ -3,8 +3,10 @@
 Random histories of requests and answers (inserted, moved through states, deleted,
 anonymised; some of them admins' test calls, which no figure counts, and some marked or
 unmarked as test calls afterwards, as migration 0009 does), then the same reports read from the rollup and from the raw tables, before
-and after compaction and after a rebuild in another time zone. PostgreSQL only: SQLite
-has no rollup.
+and after compaction and after a rebuild in another time zone. Callbacks and in-call
+surveys mix in them: the rollup has no mode, so its figures must be the ones the tables
+give whatever the mode, and the reports by mode (from the tables) must add up to them.
+PostgreSQL only: SQLite has no rollup.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from core.models import (
     CallAttempt,
     RequestState,
     Suppression,
+    SurveyMode,
     SurveyRequest,
     report_daily,
     report_daily_delta,
     report_daily_teams,
 )
 from scoring import rollup
-from scoring.report import ReportQuery, _Plan, group_values, report
+from scoring.report import ReportQuery, _Plan, group_values, report, totals
 from tests.scoring.test_report import add
 
 UTC_ZONE, NEW_YORK = ZoneInfo("UTC"), ZoneInfo("America/New_York")
@@ -91,6 +94,12 @@ def assert_same(runtime, zone, monkeypatch) -> None:
             assert values(session, query, raw=False, monkeypatch=monkeypatch) == values(
                 session, query, raw=True, monkeypatch=monkeypatch
             ), query
+        # The modes partition the requests: by mode (the tables), the rollup's total.
+        everything = ReportQuery(time_zone=zone)
+        assert _Plan(session, everything).from_rollup
+        by_mode = report(session, ReportQuery(by=("mode",), time_zone=zone))
+        assert {row.group["mode"] for row in by_mode} <= {mode.value for mode in SurveyMode}
+        assert totals(by_mode).to_json() == totals(report(session, everything)).to_json()
 
 
 def random_history(runtime, rng: random.Random, size: int) -> None:
@@ -111,6 +120,9 @@ def random_history(runtime, rng: random.Random, size: int) -> None:
             )  # fmt: skip
             request.queue = rng.choice(["billing", None])
             request.language = rng.choice(["en", "es"])
+            request.mode = rng.choice(list(SurveyMode))
+            if request.mode is SurveyMode.IN_CALL and rng.random() < 0.3:
+                request.agent = request.queue = request.team = None  # unattributed
     with runtime.db.session() as session:  # the dialer and the call flow move them on
         ids = session.scalars(select(SurveyRequest.id)).all()
         for request_id in rng.sample(ids, len(ids) // 2):
@@ -224,6 +236,8 @@ def test_reports_it_cannot_answer_exactly_go_to_the_tables(pg):
         for query in (
             ReportQuery(since=midnight(1, UTC_ZONE) + timedelta(hours=1)),  # not a day edge
             ReportQuery(by=("meta:product",)),  # metadata is not rolled up
+            ReportQuery(by=("mode",)),  # nor is the survey mode
+            ReportQuery(by=("agent",), mode="in_call"),
             ReportQuery(time_zone=NEW_YORK),  # not the rollup's zone
         ):
             assert not _Plan(session, query).from_rollup, query

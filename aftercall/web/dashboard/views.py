@@ -1,8 +1,10 @@
 """The supervisors' dashboard: sign-in, one page of figures, and CSV downloads of its tables.
 
-    GET  /dashboard             headline scores, trends, distributions, funnel, agents,
-                                detractors, for the filters in the query string
-    GET  /dashboard/export.csv  one of the page's tables (?table=agents|trend|detractors)
+    GET  /dashboard             headline scores, trends, distributions, funnel, survey
+                                modes, agents, detractors, for the filters in the query
+                                string
+    GET  /dashboard/export.csv  one of the page's tables
+                                (?table=agents|modes|trend|detractors)
     GET  /dashboard/login       the sign-in form; POST signs in
     POST /dashboard/logout
 
@@ -53,6 +55,7 @@ from scoring.filters import parse_report_query
 from scoring.report import (
     CSAT_SCALE,
     MIN_RELIABLE_SAMPLE,
+    MODES,
     NPS_SCALE,
     ReportError,
     ReportQuery,
@@ -78,6 +81,9 @@ AGENTS_PER_PAGE = 50
 # Far past any real list; keeps the OFFSET inside what every database accepts.
 MAX_PAGE_NUMBER = 10_000
 CHOICE_DIMENSIONS = ("queue", "team", "survey")
+# The mode dropdown offers both modes always: they are fixed, not data, and asking the
+# database which occur would keep the other dropdowns' lists off the rollup (no mode).
+MODE_CHOICES = tuple((mode, csv_export.mode_label(mode)) for mode in MODES)
 LOGIN_FAILED = "Wrong username or password."
 SESSION_HOURS = 12
 
@@ -220,6 +226,7 @@ class Filters:
     queue: str = ""
     team: str = ""
     survey: str = ""
+    mode: str = ""  # callback | in_call; "": both
     unit: str = "day"
     sort: str = csv_export.DEFAULT_AGENT_SORT
     page: int = 1  # of the detractor list
@@ -237,6 +244,7 @@ class Filters:
             "queue": self.queue,
             "team": self.team,
             "survey": self.survey,
+            "mode": self.mode or None,
         }
         return replace(parse_report_query(params, zone), by=by)
 
@@ -274,6 +282,7 @@ def parse_filters(args: dict[str, str]) -> Filters:
         queue=(args.get("queue") or "").strip(),
         team=(args.get("team") or "").strip(),
         survey=(args.get("survey") or "").strip(),
+        mode=args.get("mode") or "",
         unit=unit,
         sort=_sort(args.get("sort")),
         **pages,
@@ -375,9 +384,19 @@ def _funnel(row: ReportRow) -> list[dict[str, Any]]:
             row.suppressed_total,
             f"why: {reasons}" if reasons else "a dialing rule said no",
         ),
-        ("placed", "Placed", row.placed, "requests with at least one call placed"),
+        (
+            "placed",
+            "Placed",
+            row.placed,
+            "requests with at least one call placed (an in-call transfer places none)",
+        ),
         ("answered", "Answered", row.answered, "a person or a machine picked up"),
-        ("reached", "Reached", row.reached, "a person picked up"),
+        (
+            "reached",
+            "Reached",
+            row.reached,
+            "a person picked up, or an in-call customer's survey began",
+        ),
         ("completed", "Completed", row.completed, "answered every question"),
         ("partial", "Partial", row.partial, "hung up part way"),
         ("opted_out", "Opted out", row.opted_out, "asked not to be called again"),
@@ -402,14 +421,17 @@ def _agents_page(table: csv_export.Table, page: int) -> dict[str, Any]:
 def dashboard_page(
     db: Session, filters: Filters, zone: ZoneInfo, contact: Contact
 ) -> dict[str, Any]:
-    """Everything the page shows: seven small queries, whatever the size of the data;
-    customers' details as far as `contact` allows."""
+    """Everything the page shows: nine queries, whatever the size of the data (the
+    rollup answers the trend and agents in one each on PostgreSQL); customers' details
+    as far as `contact` allows."""
     query = filters.query(zone)
     trend_rows = report(db, replace(query, by=(filters.unit,)))
     # The periods partition the range, so their counts add up to the headline exactly:
     # no third report over the same rows.
     headline = totals(trend_rows)
     agent_rows = report(db, replace(query, by=("agent",)))
+    # The rollup has no mode: these two count the answers and requests of the range.
+    mode_rows = report(db, replace(query, by=("mode",)))
     offset = (filters.page - 1) * DETRACTORS_PER_PAGE
     unhappy = detractors(db, query, limit=DETRACTORS_PER_PAGE + 1, offset=offset)
     nps_points, csat_points = _trend_points(trend_rows, query, filters.unit)
@@ -444,6 +466,7 @@ def dashboard_page(
         ),
         "funnel": _funnel(headline),
         **_agents_page(csv_export.agent_table(agent_rows, filters.sort), filters.agents_page),
+        "modes": csv_export.mode_table(mode_rows),
         "trend": csv_export.trend_table(trend_rows, filters.unit),
         "detractors": csv_export.detractor_table(unhappy[:DETRACTORS_PER_PAGE], zone, contact),
         "contact": contact.value,
@@ -466,19 +489,28 @@ def index() -> tuple[str, int] | str:
         with current_runtime().db.session() as db:
             choices = filter_choices(db, filters.query(_zone()))
         return render_template(
-            "dashboard/index.html", filters=filters, error=str(exc), choices=choices
+            "dashboard/index.html",
+            filters=filters,
+            error=str(exc),
+            choices=choices,
+            mode_choices=MODE_CHOICES,
         ), 400
     zone = _zone()
     with current_runtime().db.session() as db:
         page = dashboard_page(db, filters, zone, g.user.contact)
     return render_template(
-        "dashboard/index.html", filters=filters, zone=zone.key, units=UNITS, **page
+        "dashboard/index.html",
+        filters=filters,
+        zone=zone.key,
+        units=UNITS,
+        mode_choices=MODE_CHOICES,
+        **page,
     )
 
 
 # -- CSV ------------------------------------------------------------------------------
 
-EXPORTS = ("agents", "trend", "detractors")
+EXPORTS = ("agents", "modes", "trend", "detractors")
 
 
 def export_table(
@@ -489,6 +521,8 @@ def export_table(
     query = filters.query(zone)
     if name == "agents":
         return csv_export.agent_table(report(db, replace(query, by=("agent",))), filters.sort)
+    if name == "modes":
+        return csv_export.mode_table(report(db, replace(query, by=("mode",))))
     if name == "trend":
         return csv_export.trend_table(report(db, replace(query, by=(filters.unit,))), filters.unit)
     offset = (filters.page - 1) * DETRACTORS_PER_PAGE
