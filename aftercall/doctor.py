@@ -553,6 +553,7 @@ def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list
                 )
             )
     findings.extend(_from_number(settings, client))
+    findings.extend(_survey_number(settings, client))
     findings.append(
         ok(
             check,
@@ -685,6 +686,64 @@ def _from_number(settings: Settings, client) -> list[Finding]:
             )
         )
     return findings
+
+
+def _survey_number(settings: Settings, client) -> list[Finding]:
+    """The number customers are transferred to for in-call surveys (docs/in-call.md):
+    checked when SURVEY_NUMBER names one of its own, or when the number already sends
+    its calls to aftercall. A deployment that only calls back has nothing to check."""
+    check = "twilio"
+    number = settings.survey_number
+    inbound = f"{settings.public_base_url}/ivr/inbound"
+    explicit = bool(number) and number != settings.twilio_from_number
+    if not number:
+        return []
+    try:
+        incoming = next(
+            (n for n in client.incoming_phone_numbers.stream(phone_number=number)
+             if n.phone_number == number),
+            None,
+        )  # fmt: skip
+    except (TwilioException, RequestException) as exc:
+        if not explicit:
+            return []
+        return [warn(check, f"could not look up SURVEY_NUMBER {number}: {_first_line(exc)}")]
+    voice_url = (incoming.voice_url or "") if incoming is not None else ""
+    if not explicit and not voice_url.startswith(inbound):
+        return []
+    fix = (
+        f"in the Twilio Console (Phone Numbers), set its incoming-call webhook to POST "
+        f"{inbound} and its call status changes to POST {inbound}/status"
+    )
+    if incoming is None:
+        return [
+            fail(
+                check,
+                f"SURVEY_NUMBER {number} is not a number of this account: transfers to it "
+                "never reach aftercall",
+                "buy a voice number in the Twilio Console and set SURVEY_NUMBER to it",
+            )
+        ]
+    if not voice_url.startswith(inbound):
+        return [
+            warn(
+                check,
+                f"SURVEY_NUMBER {number} sends its calls to {voice_url or 'nothing'}, not to "
+                "aftercall: customers transferred to it are not surveyed",
+                fix,
+            )
+        ]
+    if not (incoming.status_callback or "").startswith(f"{inbound}/status"):
+        return [
+            warn(
+                check,
+                f"SURVEY_NUMBER {number} answers in-call transfers, but its status callback "
+                "is not aftercall's: a hang-up is learned only when reconciliation asks "
+                "Twilio, minutes later",
+                fix,
+            )
+        ]
+    return [ok(check, f"SURVEY_NUMBER {number} answers in-call transfers at {inbound}")]
 
 
 # -- the public address ------------------------------------------------------------------

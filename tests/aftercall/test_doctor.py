@@ -737,3 +737,52 @@ def test_the_phonesim_command_refuses_a_number_not_in_e164(option):
     assert result.exit_code == 2
     assert f"Invalid value for {option}: " in result.output
     assert "'415 555 0100' is not a phone number in E.164" in result.output
+
+
+# -- the survey number (in-call surveys) -----------------------------------------------
+
+SURVEY_NUMBER = "+14155550100"
+
+
+def test_a_deployment_that_only_calls_back_has_no_survey_number_to_check(sim: PhoneNetwork):
+    findings = twilio_findings(sim)
+    assert not any("SURVEY_NUMBER" in finding.message for finding in findings)
+
+
+def test_a_survey_number_wired_to_aftercall_is_ok(sim: PhoneNetwork):
+    base = "https://surveys.example.com"
+    sim.configure_number(
+        SURVEY_NUMBER,
+        voice_url=f"{base}/ivr/inbound?survey=post-call",
+        status_callback=f"{base}/ivr/inbound/status",
+    )
+    findings = twilio_findings(sim, survey_number=SURVEY_NUMBER, public_base_url=base)
+    (finding,) = [f for f in findings if "SURVEY_NUMBER" in f.message]
+    assert finding.status is Status.OK
+    assert (
+        finding.message
+        == f"SURVEY_NUMBER {SURVEY_NUMBER} answers in-call transfers at {base}/ivr/inbound"
+    )
+
+
+def test_a_survey_number_sending_its_calls_elsewhere_warns(sim: PhoneNetwork):
+    sim.configure_number(SURVEY_NUMBER, voice_url="https://ivr.example.com/answer")
+    findings = twilio_findings(sim, survey_number=SURVEY_NUMBER)
+    (warned,) = [f for f in findings if "SURVEY_NUMBER" in f.message]
+    assert warned.status is Status.WARN
+    assert "https://ivr.example.com/answer" in warned.message
+    assert "/ivr/inbound/status" in warned.fix
+
+
+def test_a_survey_number_without_aftercall_s_status_callback_warns(sim: PhoneNetwork):
+    base = "https://surveys.example.com"
+    sim.configure_number(SURVEY_NUMBER, voice_url=f"{base}/ivr/inbound")
+    findings = twilio_findings(sim, survey_number=SURVEY_NUMBER, public_base_url=base)
+    (warned,) = [f for f in findings if "SURVEY_NUMBER" in f.message]
+    assert warned.status is Status.WARN and "status callback" in warned.message
+
+
+def test_a_survey_number_the_account_does_not_have_fails(sim: PhoneNetwork):
+    findings = twilio_findings(sim, survey_number="+14155550177")
+    (failed,) = [f for f in findings if "SURVEY_NUMBER" in f.message]
+    assert failed.status is Status.FAIL and "not a number of this account" in failed.message
