@@ -43,6 +43,7 @@ from core.masking import mask_numbers
 from core.runtime import Runtime
 from dialer.receivers.outcome import EVENTS as receiver_events
 from dialer.scheduling import CALL_QUEUE
+from ivr.inbound import TRANSFERS as in_call_transfers
 from scoring.alerts import ALERT_QUEUE
 from scoring.report import ReportQuery, report, totals
 
@@ -123,6 +124,7 @@ def install(app: Flask, runtime: Runtime) -> None:
     registry = CollectorRegistry()
     registry.register(latency)
     registry.register(receiver_events)
+    registry.register(in_call_transfers)
     registry.register(_Totals(runtime))
 
     @app.before_request

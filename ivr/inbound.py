@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import phonenumbers
+from prometheus_client import Counter
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -60,6 +61,17 @@ _SURVEYED = (
 _NOT_CALLED_YET = (RequestState.PENDING, RequestState.SCHEDULED)
 # Source call ids of unattributed surveys: "in-call:" and Twilio's CallSid.
 UNATTRIBUTED_PREFIX = "in-call:"
+
+# How transfers were found: an admin sees at a glance how many surveys the platform's
+# token or the caller's number attributed, and how many ran unattributed. registry=None:
+# each app's /metrics registry registers it (aftercall.observability).
+TRANSFERS = Counter(
+    "aftercall_in_call_transfers",
+    "Customers transferred to the survey number, by how their support call was found "
+    "(token, number, none) or why they were released (do_not_call, already_surveyed).",
+    ["outcome"],
+    registry=None,
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,7 @@ def _claim(
     if phone is not None and session.scalar(select(exists().where(OptOut.phone == phone))):
         if token_request is not None:
             _suppress_opted_out(session, token_request)
+        TRANSFERS.labels("do_not_call").inc()
         return _released(runtime, transferred, "released")
     if token_request is not None and _take(
         session,
@@ -132,13 +145,17 @@ def _claim(
         (SurveyRequest.state == RequestState.AWAITING_TRANSFER,),
         now,
     ):
+        TRANSFERS.labels(Attribution.TOKEN.value).inc()
         return token_request
     if phone is not None:
         if _surveyed_lately(session, phone, now - window):
+            TRANSFERS.labels("already_surveyed").inc()
             return _released(runtime, transferred, "already_surveyed")
         for candidate, conditions in _number_matches(session, phone, now, window):
             if _take(session, candidate, Attribution.NUMBER, conditions, now):
+                TRANSFERS.labels(Attribution.NUMBER.value).inc()
                 return candidate
+    TRANSFERS.labels(Attribution.NONE.value).inc()
     return _unattributed(session, runtime, transferred, phone, now)
 
 

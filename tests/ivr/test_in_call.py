@@ -442,6 +442,15 @@ def test_an_unsigned_transfer_is_refused(runtime, client):
         assert session.scalar(select(func.count(SurveyRequest.id))) == 0
 
 
+def test_transfers_are_counted_on_the_metrics_page(runtime, client):
+    result = support_call(runtime)
+    transfer(client).arrive(f"?token={result.transfer.token}")
+    transfer(client, caller="+14155550199", call_sid="CA" + "c" * 32).arrive("?listened=1")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'aftercall_in_call_transfers_total{outcome="token"}' in text
+    assert 'aftercall_in_call_transfers_total{outcome="none"}' in text
+
+
 def test_a_status_callback_for_an_unknown_call_is_acknowledged(runtime, client):
     reply = transfer(client).hang_up()
     assert reply.status == 200 and reply.verbs() == []
