@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import CallAttempt, RequestState, Suppression, SurveyRequest
+from core.models import CallAttempt, RequestState, Suppression, SurveyMode, SurveyRequest
 from core.runtime import Runtime
 from core.survey import DialingSettings, UnknownSurvey
 from core.survey_versions import definition_of
-from dialer import rules, scheduling
+from dialer import in_call, rules, scheduling
 from dialer.calling_hours import zones_for_number
 from dialer.pacing import acquire_call_slot
 from dialer.placement import AtCapacity, PlacementFailure, place_call
@@ -120,6 +120,10 @@ def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
 def after_attempt(runtime: Runtime, request_id: int) -> str:
     """An attempt ended: schedule the retry the rules allow, or let the outcome stand."""
     now = runtime.now()
+    if _hung_up_in_call(runtime, request_id):
+        # An in-call survey whose end reconciliation learned from Twilio's Calls API
+        # (dialer.settlement); the status webhook makes the same call itself.
+        return in_call.callback_after_hang_up(runtime, request_id)
     with runtime.db.session() as session:
         request = session.get(SurveyRequest, request_id)
         if request is None:
@@ -162,6 +166,16 @@ def after_attempt(runtime: Runtime, request_id: int) -> str:
         request.due_at = due
     scheduling.enqueue_call(runtime, request_id, placed + 1, due)
     return f"retry {placed + 1} at {due.isoformat()}"
+
+
+def _hung_up_in_call(runtime: Runtime, request_id: int) -> bool:
+    with runtime.db.session() as session:
+        request = session.get(SurveyRequest, request_id)
+        return (
+            request is not None
+            and request.mode is SurveyMode.IN_CALL
+            and request.state is RequestState.ABANDONED
+        )
 
 
 def _after_refusal(

@@ -181,7 +181,9 @@ def register_call(
             session, catalog, ended, settings.default_survey, settings.default_region or None
         )
     except IntakeRejected as exc:
-        return IntakeResult(ended.source_call_id, reason=exc.reason.value, detail=exc.detail)
+        return IntakeResult(
+            ended.source_call_id, reason=exc.reason.value, detail=exc.detail, mode=ended.mode
+        )
     request.mode = ended.mode
     window = timedelta(seconds=settings.in_call_match_seconds)
     surveyed = in_call.unattributed_survey(session, request.phone, request.call_ended_at, window)
@@ -215,13 +217,16 @@ def register_call(
             session.add(request)
     except IntegrityError:
         detail = f"call {ended.source_call_id!r} was already sent"
-        return IntakeResult(ended.source_call_id, reason=Rejection.DUPLICATE.value, detail=detail)
+        return IntakeResult(
+            ended.source_call_id, reason=Rejection.DUPLICATE.value, detail=detail, mode=ended.mode
+        )
     if request.state is RequestState.SUPPRESSED:
         return IntakeResult(
             ended.source_call_id,
             request_id=request.id,
             reason=request.suppression_reason,
             detail=_SUPPRESSION_DETAILS[outcome],
+            mode=request.mode,
         )
     history.accepted(request.phone)
     return IntakeResult(
@@ -252,7 +257,12 @@ def _attach(session: Session, surveyed: SurveyRequest, request: SurveyRequest) -
     except IntegrityError:
         session.expire(surveyed)
         detail = f"call {request.source_call_id!r} was already sent"
-        return IntakeResult(request.source_call_id, reason=Rejection.DUPLICATE.value, detail=detail)
+        return IntakeResult(
+            request.source_call_id,
+            reason=Rejection.DUPLICATE.value,
+            detail=detail,
+            mode=request.mode,
+        )
     return IntakeResult(
         request.source_call_id,
         request_id=surveyed.id,

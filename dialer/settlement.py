@@ -42,6 +42,10 @@ CALLBACK_MARGIN = timedelta(minutes=5)
 FINAL_STATUS_OVERDUE = (
     timedelta(seconds=RING_TIMEOUT) + timedelta(seconds=CALL_TIME_LIMIT) + CALLBACK_MARGIN
 )
+# An in-call survey (an inbound attempt) is over in a few minutes, and its end may never
+# be posted: a customer redirected into the survey keeps the contact center's own status
+# callback. Twilio is asked about it this long after the transfer, then every run.
+IN_CALL_SURVEY_OVERDUE = timedelta(minutes=3)
 # Twilio's Calls API is asked about at most this many attempts per run.
 MAX_CHECKS_PER_RUN = 200
 NOT_FOUND = 20404
@@ -75,6 +79,8 @@ def settle_overdue_attempts(
                 CallAttempt.status.in_(IN_FLIGHT),
                 or_(
                     CallAttempt.call_sid.is_not(None) & (CallAttempt.created_at < now - overdue),
+                    (CallAttempt.direction == "inbound")
+                    & (CallAttempt.created_at < now - min(overdue, IN_CALL_SURVEY_OVERDUE)),
                     CallAttempt.call_sid.is_(None)
                     & (CallAttempt.created_at < now - without_call_sid),
                 ),

@@ -460,9 +460,10 @@ def record_transcript(
 
 
 def opt_out(session: Session, call: LiveCall, source: str = "keypad") -> None:
-    """Put the caller's number on the do-not-call list and end the survey."""
+    """Put the caller's number on the do-not-call list and end the survey. An in-call
+    survey of a withheld number has none to list: only the survey ends."""
     phone = session.scalar(select(_REQUESTS.c.phone).where(_REQUESTS.c.id == call.request_id))
-    if session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is None:
+    if phone and session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is None:
         try:
             with session.begin_nested():
                 session.add(OptOut(phone=phone, source=source, request_id=call.request_id))

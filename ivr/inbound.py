@@ -10,13 +10,17 @@ How the support call is found, first match wins:
    for a transfer: an expired, forged or already used token counts as none;
 2. the caller's number: an in-call request of that number waiting for its transfer, else
    a callback of that number whose support call ended within IN_CALL_MATCH_SECONDS and
-   that was not called yet (it becomes in-call: never called back);
+   that was not called yet, or that the rules refused only for want of calling hours
+   or calls left (it becomes in-call: never called back);
 3. neither: the survey runs unattributed, and a call-ended event that arrives later
    claims it (dialer.in_call.claim_survey()).
 
-A number on the do-not-call list is thanked and released, without a survey. So is a
-second transfer of a customer already surveyed in the call within the window: two
-transfers of one support call store one set of answers.
+Thanked and released without a survey, as the dialing rules would have it: a number on
+the do-not-call list; a second transfer of a customer surveyed within the window (two
+transfers of one support call store one set of answers); a customer whose support call
+the rules refused (not sampled, surveyed recently); and, without a support call to go
+by, a customer surveyed within the survey's fatigue days. Sampling needs a support call,
+so an unattributed transfer is never sampled out.
 """
 
 from __future__ import annotations
@@ -59,6 +63,12 @@ _SURVEYED = (
 )
 # A callback not yet placed, which a transfer of its customer turns into an in-call one.
 _NOT_CALLED_YET = (RequestState.PENDING, RequestState.SCHEDULED)
+# Refusals of the dialing rules that concern calling the customer back only.
+_CALLBACK_ONLY_SUPPRESSIONS = (
+    Suppression.NO_CALLING_WINDOW.value,
+    Suppression.EXPIRED.value,
+    Suppression.CALL_CAP.value,
+)
 # Source call ids of unattributed surveys: "in-call:" and Twilio's CallSid.
 UNATTRIBUTED_PREFIX = "in-call:"
 
@@ -148,13 +158,22 @@ def _claim(
         TRANSFERS.labels(Attribution.TOKEN.value).inc()
         return token_request
     if phone is not None:
-        if _surveyed_lately(session, phone, now - window):
+        if _surveyed_since(session, phone, now - window):
             TRANSFERS.labels("already_surveyed").inc()
             return _released(runtime, transferred, "already_surveyed")
         for candidate, conditions in _number_matches(session, phone, now, window):
             if _take(session, candidate, Attribution.NUMBER, conditions, now):
                 TRANSFERS.labels(Attribution.NUMBER.value).inc()
                 return candidate
+        if _refused_lately(session, phone, now - window):
+            # The dialing rules said no to this support call (not sampled, surveyed
+            # recently, ...): the platform transferred the customer all the same.
+            TRANSFERS.labels("suppressed").inc()
+            return _released(runtime, transferred, "released")
+        fatigue = _survey(runtime, transferred.survey).dialing.fatigue_days
+        if fatigue and _surveyed_since(session, phone, now - timedelta(days=fatigue)):
+            TRANSFERS.labels("surveyed_recently").inc()
+            return _released(runtime, transferred, "released")
     TRANSFERS.labels(Attribution.NONE.value).inc()
     return _unattributed(session, runtime, transferred, phone, now)
 
@@ -175,8 +194,16 @@ def _number_matches(
         SurveyRequest.call_ended_at >= now - window,
         SurveyRequest.is_test.is_(False),
     )
+    # A callback the rules refused only for want of calling hours or calls left: a
+    # customer on the line needs neither.
+    callback_only_refusal = (
+        SurveyRequest.state == RequestState.SUPPRESSED,
+        SurveyRequest.suppression_reason.in_(_CALLBACK_ONLY_SUPPRESSIONS),
+        SurveyRequest.call_ended_at >= now - window,
+        SurveyRequest.is_test.is_(False),
+    )
     found = []
-    for conditions in (waiting, not_called):
+    for conditions in (waiting, not_called, callback_only_refusal):
         request_id = session.scalar(
             select(SurveyRequest.id)
             .where(SurveyRequest.phone == phone, *conditions)
@@ -211,6 +238,7 @@ def _take(
             attribution=attribution,
             transfer_expires_at=None,
             due_at=None,
+            suppression_reason=None,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -218,18 +246,36 @@ def _take(
     return taken == 1
 
 
-def _surveyed_lately(session: Session, phone: str, since: datetime) -> bool:
-    """Whether the caller was transferred into a survey since `since` (a second
-    transfer of the same support call)."""
+def _surveyed_since(session: Session, phone: str, since: datetime) -> bool:
+    """Whether the caller was surveyed since `since`: transferred into a survey (within
+    the match window: a second transfer of the same support call), or called or
+    transferred for one (within the survey's fatigue days)."""
     return bool(
         session.scalar(
             select(
                 exists().where(
                     CallAttempt.request_id == SurveyRequest.id,
-                    CallAttempt.direction == "inbound",
                     CallAttempt.created_at >= since,
+                    CallAttempt.status != "rejected",
                     SurveyRequest.phone == phone,
                     SurveyRequest.state.in_(_SURVEYED),
+                )
+            )
+        )
+    )
+
+
+def _refused_lately(session: Session, phone: str, since: datetime) -> bool:
+    """Whether the dialing rules refused a support call of the caller that ended since
+    `since`, for a reason that holds in the call too."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    SurveyRequest.phone == phone,
+                    SurveyRequest.state == RequestState.SUPPRESSED,
+                    SurveyRequest.suppression_reason.not_in(_CALLBACK_ONLY_SUPPRESSIONS),
+                    SurveyRequest.call_ended_at >= since,
                 )
             )
         )

@@ -48,7 +48,7 @@ def transferred() -> Response:
         runtime,
         inbound.Transferred(
             call_sid=request.form.get("CallSid", "")[:64],
-            caller=request.form.get("From", ""),
+            caller=_customer_number(),
             token=token,
             survey=survey,
         ),
@@ -66,6 +66,15 @@ def status() -> Response:
     if attempt_id is not None:
         take_status(runtime, attempt_id, request.form)
     return voice.twiml(VoiceResponse())
+
+
+def _customer_number() -> str:
+    """The customer's side of the call. A call to the survey number is the customer's;
+    one the contact center placed to the customer (Direction outbound-api or
+    outbound-dial) and then redirected here keeps its parameters: the customer is `To`."""
+    form = request.form
+    outbound = form.get("Direction", "").startswith("outbound")
+    return form.get("To" if outbound else "From", "")
 
 
 def _listen_for_token(survey: str | None, seconds: int) -> Response:

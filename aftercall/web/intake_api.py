@@ -132,7 +132,12 @@ def submit(runtime: Runtime, items: list[Any], api_key_id: int | None = None) ->
             parsed.append(parse_call(item))
         except IntakeRejected as exc:
             parsed.append(
-                IntakeResult(_claimed_id(item), reason=exc.reason.value, detail=exc.detail)
+                IntakeResult(
+                    _claimed_id(item),
+                    reason=exc.reason.value,
+                    detail=exc.detail,
+                    mode=_claimed_mode(item),
+                )
             )
     calls = [replace(entry, api_key_id=api_key_id) for entry in parsed
              if isinstance(entry, CallEnded)]  # fmt: skip
@@ -425,6 +430,12 @@ def _metadata(value: object) -> dict[str, Any]:
 def _claimed_id(item: object) -> str:
     claimed = item.get("source_call_id") if isinstance(item, Mapping) else None
     return claimed if isinstance(claimed, str) else ""
+
+
+def _claimed_mode(item: object) -> SurveyMode:
+    """The mode a refused item asked for, when it names a known one."""
+    mode = item.get("mode") if isinstance(item, dict) else None
+    return SurveyMode(mode) if mode in MODES else SurveyMode.CALLBACK
 
 
 def _invalid(detail: str) -> IntakeRejected:

@@ -26,6 +26,7 @@ from core.models import (
     SurveyRequest,
 )
 from core.survey import SurveyCatalog
+from dialer import scheduling
 from dialer.intake import CallEnded, accept_calls
 from phonesim import Persona
 
@@ -223,3 +224,42 @@ def test_two_transfers_of_one_support_call_store_one_set_of_answers(survey_numbe
     with campaign.runtime.db.session() as session:
         assert session.scalar(select(func.count(Answer.id))) == 2
         assert session.scalar(select(func.count(CallAttempt.id))) == 1
+
+
+def test_a_transfer_whose_end_is_never_posted_is_settled_from_twilio(campaign, dialer):
+    """A customer redirected into the survey keeps the contact center's own status
+    callback: aftercall asks Twilio's Calls API a few minutes after the transfer, and
+    the survey's callback after a hang-up follows as if the callback had come."""
+    base = campaign.runtime.settings.public_base_url
+    campaign.network.configure_number(SURVEY_NUMBER, voice_url=f"{base}/ivr/inbound")
+    result = support_call_ended(campaign)
+    call = transfer(
+        campaign, Persona.hangs_up_after(1, ["8"]), url_query=f"?token={result.transfer.token}"
+    )
+    assert call.status == "completed"
+    assert the_request(campaign, result.request_id).state is RequestState.IN_PROGRESS
+
+    dialer.advance_to(dialer.now() + timedelta(minutes=4))
+    scheduling.reconcile(campaign.runtime)
+    request = the_request(campaign, result.request_id)
+    assert request.state is RequestState.PARTIAL
+    (attempt,) = request.attempts
+    assert (attempt.status, attempt.duration_seconds) == ("completed", call.duration)
+
+
+def test_a_hang_up_learned_from_twilio_still_falls_back_to_the_callback(campaign, dialer, tmp_path):
+    base = campaign.runtime.settings.public_base_url
+    campaign.network.configure_number(SURVEY_NUMBER, voice_url=f"{base}/ivr/inbound")
+    source = (DEFAULT_SURVEYS_DIR / "post-call.toml").read_text()
+    (tmp_path / "post-call.toml").write_text(
+        source.replace("[dialing]\n", "[dialing]\ncallback_after_in_call_hangup = true\n")
+    )
+    campaign.runtime.catalog = SurveyCatalog.from_directory(tmp_path)
+    result = support_call_ended(campaign)
+    transfer(campaign, Persona.hangs_up_after(0), url_query=f"?token={result.transfer.token}")
+
+    dialer.advance_to(dialer.now() + timedelta(minutes=4))
+    scheduling.reconcile(campaign.runtime)  # settles the attempt, queues its follow-up
+    dialer.worker.work(burst=True)
+    request = the_request(campaign, result.request_id)
+    assert (request.state, request.mode) == (RequestState.SCHEDULED, SurveyMode.CALLBACK)

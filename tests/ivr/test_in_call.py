@@ -454,3 +454,80 @@ def test_transfers_are_counted_on_the_metrics_page(runtime, client):
 def test_a_status_callback_for_an_unknown_call_is_acknowledged(runtime, client):
     reply = transfer(client).hang_up()
     assert reply.status == 200 and reply.verbs() == []
+
+
+def test_a_call_redirected_from_an_outbound_call_is_the_customer_s_by_its_to(runtime, client):
+    """A contact center that called the customer and redirects that call here: Twilio
+    posts the call's own parameters, with the customer as `To`."""
+    result = support_call(runtime)
+    call = transfer(client)
+    params = call.params(CallStatus="in-progress", Direction="outbound-api")
+    params.update(From=SURVEY_NUMBER, To=CUSTOMER)
+    reply = call.post(f"{INBOUND}?listened=1", params)
+    assert is_question(reply, "nps")
+    assert request_of(runtime, result.request_id).attribution is Attribution.NUMBER
+
+
+def test_a_refused_in_call_request_reports_its_mode(runtime):
+    with runtime.db.session() as session:
+        session.add(OptOut(phone=CUSTOMER, source="api"))
+    (result,) = accept_calls(
+        runtime,
+        [CallEnded(phone=CUSTOMER, source_call_id="crm-1", ended_at=NOW, mode=SurveyMode.IN_CALL)],
+    )
+    assert (result.reason, result.mode, result.transfer) == ("opted_out", SurveyMode.IN_CALL, None)
+
+
+def test_a_callback_refused_for_calling_hours_is_surveyed_in_the_call(runtime, client):
+    """The support call ended too late for a callback within the survey's validity (the
+    rules stored it as suppressed), but the customer is on the line."""
+    refused = support_call(runtime, mode=SurveyMode.CALLBACK)
+    with runtime.db.session() as session:
+        request = session.get(SurveyRequest, refused.request_id)
+        request.state, request.suppression_reason = RequestState.SUPPRESSED, "no_calling_window"
+        request.due_at = None
+    call = transfer(client)
+    call.answer(call.arrive("?listened=1"), "9", "5")
+    request = request_of(runtime, refused.request_id)
+    assert (request.state, request.mode, request.suppression_reason) == (
+        RequestState.COMPLETED,
+        SurveyMode.IN_CALL,
+        None,
+    )
+    assert [a[:3] for a in answers(runtime)] == [("nps", 9, "alice"), ("csat", 5, "alice")]
+
+
+def test_a_support_call_the_rules_refused_is_not_surveyed_in_the_call(runtime, client):
+    (refused,) = accept_calls(
+        runtime,
+        [CallEnded(phone=CUSTOMER, source_call_id="crm-1", ended_at=NOW, mode=SurveyMode.IN_CALL,
+                   survey="post-call")],
+    )  # fmt: skip
+    with runtime.db.session() as session:
+        request = session.get(SurveyRequest, refused.request_id)
+        request.state, request.suppression_reason = RequestState.SUPPRESSED, "not_sampled"
+        request.transfer_expires_at = None
+    reply = transfer(client).arrive("?listened=1")
+    assert reply.says() == ["Thank you for calling Acme Support. Goodbye."]
+    assert request_of(runtime, refused.request_id).state is RequestState.SUPPRESSED
+
+
+def test_an_unattributed_transfer_within_the_fatigue_days_is_released(runtime, client):
+    first = transfer(client, caller="+14155550199")
+    first.answer(first.press(first.arrive(), ""), "9", "5")
+    first.hang_up()
+    runtime.now = lambda: NOW + timedelta(days=3)  # outside the window, inside 30 days
+    second = transfer(client, caller="+14155550199", call_sid="CA" + "d" * 32)
+    reply = second.arrive("?listened=1")
+    assert reply.says() == ["Thank you for calling Acme Support. Goodbye."]
+    with runtime.db.session() as session:
+        assert session.scalar(select(func.count(SurveyRequest.id))) == 1
+
+
+def test_star_from_a_withheld_number_ends_the_survey_and_lists_nothing(runtime, client):
+    call = transfer(client, caller="anonymous")
+    reply = call.press(call.press(call.arrive(), ""), "*")
+    assert "will not receive survey calls" in " ".join(reply.says())
+    assert only_request(runtime).state is RequestState.OPTED_OUT
+    with runtime.db.session() as session:
+        assert session.scalar(select(func.count(OptOut.id))) == 0
