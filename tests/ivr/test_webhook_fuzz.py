@@ -43,3 +43,32 @@ def test_any_signed_webhook_gets_twiml(client, make_attempt, endpoint, own_call,
     assert response.status_code == 200, response.data[:300]
     assert response.mimetype == "text/xml"
     assert ET.fromstring(response.data).tag == "Response"
+
+
+INBOUND_ENDPOINTS = [
+    "inbound", "inbound?listened=1", "inbound?token=123456789", "inbound?survey=nope",
+    "inbound/status",
+]  # fmt: skip
+INBOUND_NAMES = ["From", "To", "Direction", "Digits", "CallStatus", "CallDuration", "Caller"]
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    endpoint=st.sampled_from(INBOUND_ENDPOINTS),
+    call_sid=st.sampled_from(["CA" + "7" * 32, "", "CA1"]) | TEXT,
+    params=st.dictionaries(st.sampled_from(INBOUND_NAMES) | TEXT, TEXT, max_size=8),
+)
+def test_any_signed_transfer_to_the_survey_number_gets_twiml(client, endpoint, call_sid, params):
+    """The survey number's webhooks (in-call surveys): whatever the caller ID, token,
+    digits or CallSid, valid TwiML and never an error."""
+    params = {k: v for k, v in {**params, "CallSid": call_sid}.items() if "\x00" not in k + v}
+    url = f"{PUBLIC_BASE_URL}/ivr/{endpoint}"
+    response = client.post(
+        url.removeprefix(PUBLIC_BASE_URL), data=params,
+        headers={"X-Twilio-Signature": sign(url, params)},
+    )  # fmt: skip
+    assert response.status_code == 200, response.data[:300]
+    assert response.mimetype == "text/xml"
+    assert ET.fromstring(response.data).tag == "Response"
