@@ -25,6 +25,7 @@ from scoring.buckets import UNITS
 from scoring.detractors import MAX_OFFSET, MAX_PAGE
 from scoring.report import (
     DIMENSIONS,
+    FILTERS,
     FIRST_DAY,
     LAST_DAY,
     META_PREFIX,
@@ -33,8 +34,8 @@ from scoring.report import (
     ReportQuery,
 )
 
-FILTERS = ("survey", "queue", "team", "agent", "language", "mode")
-# Filters on what intake was told (any text); `mode` takes one of MODES, the spec's enum.
+# Every filter is a parameter of the same name (FILTERS). Those on what intake was told
+# take any text; `mode` takes one of MODES, the spec's enum.
 TEXT_FILTERS = tuple(name for name in FILTERS if name != "mode")
 MAX_FILTER_LENGTH = 200
 DEFAULT_PAGE = 50

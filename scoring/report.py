@@ -262,8 +262,9 @@ class ReportRow:
         which is all the rollup keeps (it has no mode column): a callback is reached only
         on a call placed, and an in-call request is never placed, so for a group of one
         mode this is `placed` (callbacks, as before in-call surveys) or `reached`
-        (in-call) exactly. A group of both modes gets the larger of the two, fewer than
-        the sum; docs/reports.md says why and where the exact figures are."""
+        (in-call) exactly. For a group of both modes the larger of the two counts fewer
+        requests than there were, so its rate reads high (never above 100%: every
+        completed request is reached); docs/reports.md says where the exact ones are."""
         return max(self.placed, self.reached)
 
     @property

@@ -5,11 +5,11 @@
 
 Same filters as `aftercall report` (scoring.filters), `mode` (callback or in_call) among
 them, and `by=mode` puts the two side by side. A row whose agent, queue or team is null
-(an in-call survey no support call claimed) carries `unattributed: true`. A key needs the `reports` or
-`reports:full` scope (aftercall.web.api_access refuses others with 403); only `reports:full`
-gets customers' full numbers and recording links, every other key the entries as
-scoring.detractors.shown_to masks them. Documented in docs/openapi.yaml, which the tests
-validate every response against.
+(an in-call survey no support call claimed) carries `unattributed: true`. A key needs
+the `reports` or `reports:full` scope (aftercall.web.api_access refuses others with
+403); only `reports:full` gets customers' full numbers and recording links, every other
+key the entries as scoring.detractors.shown_to masks them. Documented in
+docs/openapi.yaml, which the tests validate every response against.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The dashboard in a real browser: Debian's headless Chromium driven by Playwright.
 
 What the test client cannot show: the sign-in form and redirects as a browser follows
-them, the filter form submitted by a click, sort links, a CSV download, and no
-Content-Security-Policy violation anywhere on the way (Chromium reports each one on
-the console).
+them, the filter form submitted by a click, sort links, a CSV download, the mode filter
+found by its role and accessible name, and no Content-Security-Policy violation anywhere
+on the way (Chromium reports each one on the console).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 from scoring.report import report
 from tests.dashboard.conftest import PASSWORD, USERNAME, report_query
+from tests.dashboard.test_modes import add_in_call_surveys
 
 pytestmark = pytest.mark.browser
 
@@ -114,3 +115,33 @@ def test_sign_in_filter_sort_and_download(browser, live_url, seeded, user, tmp_p
 
     assert problems == []
     context.close()
+
+
+def test_the_mode_filter_by_its_label(browser, live_url, seeded, user):
+    """The mode dropdown is found the way assistive technology finds it, by its role and
+    label; choosing in-call shows only in-call surveys, an unattributed one among them."""
+    add_in_call_surveys(seeded)
+    page = browser.new_page()
+    page.set_default_timeout(5000)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(f"{live_url}/dashboard?since=2026-11-01&until=2026-11-15")
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("#login-form button[type=submit]")
+
+    modes = page.get_by_role("combobox", name="Mode")
+    assert modes.input_value() == ""
+    modes.select_option(label="In-call")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show").click()
+    assert "mode=in_call" in page.url
+    assert page.get_by_role("combobox", name="Mode").input_value() == "in_call"
+    mode_cells = page.eval_on_selector_all(
+        '#modes tbody td[data-key="mode"]', "cells => cells.map(c => c.textContent.trim())"
+    )
+    assert mode_cells == ["In-call"]
+    assert agents_column(page, "agent")[-1] == "unattributed"
+    assert problems == []
+    page.close()

@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from aftercall.cli import main
 from core import apikeys
 from scoring import filters
-from scoring.report import ReportError
+from scoring.report import MODES, ReportError
 from tests.openapi import check_response, spec
 
 SCORES = "/api/v1/reports/scores"
@@ -168,6 +168,14 @@ def test_the_spec_uses_the_parsers_patterns():
     assert moment == [filters.DATE_PATTERN, filters.DATE_TIME_PATTERN]
     assert _schema("ReportFilter")["pattern"] == filters.FILTER_PATTERN
     assert _schema("ReportFilter")["maxLength"] == filters.MAX_FILTER_LENGTH
+    assert parameters["mode"]["schema"]["enum"] == list(MODES)
+    row = _schema("ReportRow")["properties"]
+    assert row["mode"]["enum"] == list(MODES)
+    assert set(filters.FILTERS) == {
+        ref["$ref"].rsplit("/", 1)[-1]
+        for ref in spec()["paths"][SCORES]["get"]["parameters"]
+        if "$ref" in ref
+    } - {"by", "since", "until"}
 
 
 def _accepts(parse, *args, **kwargs) -> bool:
@@ -178,8 +186,8 @@ def _accepts(parse, *args, **kwargs) -> bool:
     return True
 
 
-BY_WORDS = ["agent", "queue", "team", "day", "week", "month", "meta:", "ticket", "Agent",
-            ",", " ", "\t", "\x00", ":"]  # fmt: skip
+BY_WORDS = ["agent", "queue", "team", "mode", "day", "week", "month", "meta:", "ticket",
+            "Agent", "modes", ",", " ", "\t", "\x00", ":"]  # fmt: skip
 
 
 @given(st.lists(st.sampled_from(BY_WORDS), max_size=8).map("".join))

@@ -430,7 +430,7 @@ def dashboard_page(
     # no third report over the same rows.
     headline = totals(trend_rows)
     agent_rows = report(db, replace(query, by=("agent",)))
-    # The rollup has no mode: these two count the answers and requests of the range.
+    # The rollup has no mode: this report counts the range's answers and requests.
     mode_rows = report(db, replace(query, by=("mode",)))
     offset = (filters.page - 1) * DETRACTORS_PER_PAGE
     unhappy = detractors(db, query, limit=DETRACTORS_PER_PAGE + 1, offset=offset)
