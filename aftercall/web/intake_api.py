@@ -103,7 +103,9 @@ def parse_call(item: object) -> CallEnded:
     ended_at = item["ended_at"]
     if not isinstance(ended_at, str):
         raise _invalid("ended_at must be a string (ISO 8601 with a UTC offset)")
-    mode = item.get("mode", SurveyMode.CALLBACK.value)
+    mode = item.get("mode")
+    if mode is None:
+        mode = SurveyMode.CALLBACK.value
     if mode not in MODES:
         raise _invalid(f"mode must be one of {', '.join(MODES)}")
     return CallEnded(
@@ -211,6 +213,7 @@ def _attempt_json(attempt: CallAttempt) -> dict[str, Any]:
         "ended_at": iso_utc(attempt.ended_at),
         "duration_seconds": attempt.duration_seconds,
         "error_code": attempt.error_code,
+        "direction": attempt.direction,
     }
 
 

@@ -12,6 +12,8 @@ from core import apikeys
 from core.models import Answer, CallAttempt, RequestState
 from dialer.intake import CallEnded, accept_calls
 from tests.api.conftest import DELAY, ENDED_AT, NOW, parse_time, stored_requests
+from tests.conftest import PUBLIC_BASE_URL
+from tests.openapi import check_response
 
 URL = "/api/v1/survey-requests"
 
@@ -381,6 +383,7 @@ def test_get_returns_the_request_with_its_attempts_and_answers(runtime, client, 
     assert body["survey"] == "post-call"
     assert isinstance(body["survey_version"], int)
     assert body["suppression_reason"] is None
+    assert (body["mode"], body["attribution"]) == ("callback", None)
     assert body["planned_call_at"] == created["planned_call_at"]
     assert body["metadata"]["ticket"] == "T-9"
     assert body["attempts"] == [
@@ -394,6 +397,7 @@ def test_get_returns_the_request_with_its_attempts_and_answers(runtime, client, 
             "ended_at": "2026-11-23T15:00:00Z",
             "duration_seconds": 42,
             "error_code": None,
+            "direction": "outbound",
         }
     ]
     assert body["answers"] == [
@@ -519,3 +523,27 @@ def test_requests_from_the_cli_are_not_readable_through_the_api(runtime, client,
     assert result.exit_code == 0, result.output
     request_id = stored_requests(runtime)["cli-1"].id
     assert_json_error(client.get(f"{URL}/{request_id}", headers=auth), 404, "not_found")
+
+
+def test_an_in_call_request_answers_with_its_transfer_as_the_spec_says(runtime, client, auth):
+    response = client.post(URL, json=item("crm-1", mode="in_call"), headers=auth)
+    assert response.status_code == 201
+    body = response.get_json()
+    check_response(URL, "POST", 201, body)
+    assert (body["mode"], body["planned_call_at"]) == ("in_call", None)
+    transfer = body["transfer"]
+    assert transfer["url"] == f"{PUBLIC_BASE_URL}/ivr/inbound?token={transfer['token']}"
+    assert transfer["digits"] == transfer["token"] + "#"
+    read = client.get(f"{URL}/{body['request_id']}", headers=auth)
+    check_response(f"{URL}/{{request_id}}", "GET", 200, read.get_json())
+    assert (read.get_json()["state"], read.get_json()["mode"]) == ("awaiting_transfer", "in_call")
+    assert read.get_json()["attribution"] is None
+
+
+@pytest.mark.parametrize("mode", ["in-call", "IN_CALL", "", 1, True, ["in_call"]])
+def test_an_unknown_mode_is_an_invalid_field(runtime, client, auth, mode):
+    response = client.post(URL, json=item("crm-1", mode=mode), headers=auth)
+    body = response.get_json()
+    assert (response.status_code, body["reason"]) == (200, "invalid_field")
+    assert "mode must be one of callback, in_call" in body["detail"]
+    assert stored_requests(runtime) == {}
