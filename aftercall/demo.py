@@ -91,6 +91,8 @@ class DemoResult:
     agents: list[ReportRow]
     rejected: int
     sample_transcript: list[str]
+    # The campaign's requests by mode: called back, or surveyed in the call.
+    modes: list[ReportRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -364,7 +366,11 @@ class SimulatedDeployment:
         transcript = _first_completed_transcript(runtime, network)
         with runtime.db.session() as session:
             return DemoResult(
-                outcomes(session), report(session, ReportQuery(by=("agent",))), rejected, transcript
+                outcomes(session),
+                report(session, ReportQuery(by=("agent",))),
+                rejected,
+                transcript,
+                report(session, ReportQuery(by=("mode",))),
             )
 
     def _transfer_in_call(self, calls: list[CallEnded], rng: random.Random) -> list[int]:

@@ -7,6 +7,7 @@ from random import Random
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import func, select
 
 from aftercall.cli import main
 from aftercall.demo import (
@@ -15,7 +16,8 @@ from aftercall.demo import (
     finished_support_calls,
     run_demo,
 )
-from core.models import RequestState
+from core.db import Database
+from core.models import Attribution, ContactLeg, RequestState, SurveyMode, SurveyRequest
 
 pytestmark = pytest.mark.e2e
 
@@ -32,12 +34,42 @@ def test_same_seed_same_campaign(tmp_path, monkeypatch):
     assert "Example Company" in first.sample_transcript[0]
 
 
+def test_the_demo_surveys_a_share_of_its_customers_in_the_call(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = run_demo(40, 5, demo_settings())
+    modes = {row.group["mode"]: row for row in result.modes}
+    assert set(modes) == {"callback", "in_call"}
+    in_call, callback = modes["in_call"], modes["callback"]
+    # Every in-call request the rules accepted was transferred and reached.
+    assert in_call.placed == 0 and in_call.reached > 0
+    assert in_call.reached + sum(in_call.suppressed.values()) == in_call.received
+    assert in_call.completed > 0 and callback.completed > 0
+    assert callback.placed > 0
+    db = Database(f"sqlite:///{tmp_path / 'aftercall-demo.db'}")
+    with db.session() as session:
+        found = dict(
+            session.execute(
+                select(SurveyRequest.attribution, func.count())
+                .where(
+                    SurveyRequest.mode == SurveyMode.IN_CALL,
+                    SurveyRequest.state != RequestState.SUPPRESSED,
+                )
+                .group_by(SurveyRequest.attribution)
+            ).all()
+        )
+    db.dispose()
+    # Tokens (by URL and by DTMF), number matches and late events, all attributed.
+    assert set(found) == {Attribution.TOKEN, Attribution.NUMBER, Attribution.LATE_EVENT}
+
+
 def test_demo_command_prints_outcomes_and_scores(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     result = CliRunner().invoke(main, ["demo", "--calls", "12", "--seed", "2"])
     assert result.exit_code == 0, result.output
     assert "Outcomes:" in result.output
+    assert "Called back or surveyed in the call:" in result.output
     assert "Scores by agent:" in result.output
     assert (tmp_path / "aftercall-demo.db").exists()
 
@@ -52,6 +84,10 @@ def test_the_demo_can_play_an_amazon_connect_contact_center(tmp_path, monkeypatc
     by_connect = run_demo(30, 5, demo_settings(), source="connect")
     assert by_connect.outcomes == by_api.outcomes
     assert by_connect.agents == by_api.agents
+    db = Database(f"sqlite:///{tmp_path / 'aftercall-demo.db'}")
+    with db.session() as session:
+        assert session.scalar(select(func.count(ContactLeg.id))) > 0  # really through Firehose
+    db.dispose()
     calls = finished_support_calls(30, 5, datetime(2026, 12, 7, 18, 0, tzinfo=UTC))
     rng = Random(1)
     legs = [len(demo_contact_records(call, rng)) for call in calls]

@@ -209,6 +209,13 @@ def _echo_demo_result(result: DemoResult) -> None:
     if result.rejected:
         click.echo(f"  {'rejected':<12} {result.rejected:>5}  (at intake)")
 
+    click.echo("\nCalled back or surveyed in the call:")
+    click.echo(f"  {'mode':<12}{'requests':>9}{'reached':>9}{'completed':>11}{'of requests':>13}")
+    for row in result.modes:
+        mode = "in the call" if row.group.get("mode") == "in_call" else "callback"
+        share = f"{100.0 * row.completed / row.received:.0f}%" if row.received else "-"
+        click.echo(f"  {mode:<10}{row.received:>9}{row.reached:>9}{row.completed:>11}{share:>13}")
+
     click.echo("\nScores by agent:")
     click.echo(to_table(result.agents, ("agent",), totals(result.agents)))
     click.echo("(n<30: too few answers for the score to mean much; try --calls 1000)")
