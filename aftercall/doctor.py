@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
@@ -621,12 +622,7 @@ def _from_number(settings: Settings, client) -> list[Finding]:
         ]
     findings: list[Finding] = []
     try:
-        # Twilio's PhoneNumber filter also matches longer numbers containing this one.
-        incoming = next(
-            (n for n in client.incoming_phone_numbers.stream(phone_number=number)
-             if n.phone_number == number),
-            None,
-        )  # fmt: skip
+        incoming = _account_number(client, number)
         verified = incoming is None and any(
             caller_id.phone_number == number
             for caller_id in client.outgoing_caller_ids.stream(phone_number=number)
@@ -688,6 +684,16 @@ def _from_number(settings: Settings, client) -> list[Finding]:
     return findings
 
 
+def _account_number(client, number: str) -> Any:
+    """The account's own number `number`, or None."""
+    # Twilio's PhoneNumber filter also matches longer numbers containing this one.
+    return next(
+        (n for n in client.incoming_phone_numbers.stream(phone_number=number)
+         if n.phone_number == number),
+        None,
+    )  # fmt: skip
+
+
 def _survey_number(settings: Settings, client) -> list[Finding]:
     """The number customers are transferred to for in-call surveys (docs/in-call.md):
     checked when SURVEY_NUMBER names one of its own, or when the number already sends
@@ -699,11 +705,7 @@ def _survey_number(settings: Settings, client) -> list[Finding]:
     if not number:
         return []
     try:
-        incoming = next(
-            (n for n in client.incoming_phone_numbers.stream(phone_number=number)
-             if n.phone_number == number),
-            None,
-        )  # fmt: skip
+        incoming = _account_number(client, number)
     except (TwilioException, RequestException) as exc:
         if not explicit:
             return []

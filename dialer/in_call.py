@@ -89,33 +89,24 @@ def unattributed_survey(
     )
 
 
-def claim_survey(
-    session: Session,
-    survey: SurveyRequest,
-    *,
-    source_call_id: str,
-    ended_at: datetime,
-    agent: str | None,
-    queue: str | None,
-    team: str | None,
-    metadata: dict,
-    api_key_id: int | None,
-) -> None:
+def claim_survey(session: Session, survey: SurveyRequest, call: SurveyRequest) -> None:
     """The late event names the support call of an unattributed in-call survey: the
-    request and the answers it already has take the call's agent, queue, team and end
-    time (the rollup's triggers move the figures with them)."""
-    survey.source_call_id = source_call_id
-    survey.call_ended_at = ended_at
-    survey.agent, survey.queue, survey.team = agent, queue, team
-    survey.extra = {**metadata, **(survey.extra or {})}
-    survey.api_key_id = api_key_id
+    survey's request, and the answers it already has, take the call's source call id,
+    agent, queue, team, end time, metadata and API key from `call` (the request intake
+    built from the event, never stored). The rollup's triggers move the figures along."""
+    survey.source_call_id = call.source_call_id
+    survey.call_ended_at = call.call_ended_at
+    survey.agent, survey.queue, survey.team = call.agent, call.queue, call.team
+    survey.extra = {**call.extra, **(survey.extra or {})}
+    survey.api_key_id = call.api_key_id
     survey.attribution = Attribution.LATE_EVENT
     session.flush()
     session.execute(
         update(Answer)
         .where(Answer.request_id == survey.id)
-        .values(call_ended_at=ended_at, agent=agent, queue=queue, team=team)
-    )
+        .values(call_ended_at=call.call_ended_at, agent=call.agent, queue=call.queue,
+                team=call.team)
+    )  # fmt: skip
 
 
 def expire_unclaimed(runtime: Runtime) -> int:

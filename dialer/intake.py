@@ -243,17 +243,7 @@ def _attach(session: Session, surveyed: SurveyRequest, request: SurveyRequest) -
     this event arrived: the survey takes the call's fields, in a savepoint."""
     try:
         with session.begin_nested():
-            in_call.claim_survey(
-                session,
-                surveyed,
-                source_call_id=request.source_call_id,
-                ended_at=request.call_ended_at,
-                agent=request.agent,
-                queue=request.queue,
-                team=request.team,
-                metadata=request.extra,
-                api_key_id=request.api_key_id,
-            )
+            in_call.claim_survey(session, surveyed, request)
     except IntegrityError:
         session.expire(surveyed)
         detail = f"call {request.source_call_id!r} was already sent"

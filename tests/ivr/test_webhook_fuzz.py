@@ -35,7 +35,11 @@ def test_any_signed_webhook_gets_twiml(client, make_attempt, endpoint, own_call,
     make_attempt.counter += 1
     params = {k: v for k, v in params.items() if "\x00" not in k + v}
     params["CallSid"] = attempt.call_sid if own_call else "CA" + "9" * 32
-    url = f"{PUBLIC_BASE_URL}/voice/attempts/{attempt.id}/{endpoint}"
+    assert_twiml(client, f"{PUBLIC_BASE_URL}/voice/attempts/{attempt.id}/{endpoint}", params)
+
+
+def assert_twiml(client, url: str, params: dict[str, str]) -> None:
+    """Post `params` to `url`, signed as Twilio signs, and expect TwiML back."""
     response = client.post(
         url.removeprefix(PUBLIC_BASE_URL), data=params,
         headers={"X-Twilio-Signature": sign(url, params)},
@@ -64,11 +68,4 @@ def test_any_signed_transfer_to_the_survey_number_gets_twiml(client, endpoint, c
     """The survey number's webhooks (in-call surveys): whatever the caller ID, token,
     digits or CallSid, valid TwiML and never an error."""
     params = {k: v for k, v in {**params, "CallSid": call_sid}.items() if "\x00" not in k + v}
-    url = f"{PUBLIC_BASE_URL}/ivr/{endpoint}"
-    response = client.post(
-        url.removeprefix(PUBLIC_BASE_URL), data=params,
-        headers={"X-Twilio-Signature": sign(url, params)},
-    )  # fmt: skip
-    assert response.status_code == 200, response.data[:300]
-    assert response.mimetype == "text/xml"
-    assert ET.fromstring(response.data).tag == "Response"
+    assert_twiml(client, f"{PUBLIC_BASE_URL}/ivr/{endpoint}", params)
