@@ -114,13 +114,10 @@ def only_request(runtime) -> SurveyRequest:
 
 def answers(runtime) -> list[tuple[str, int | None, str | None, str | None]]:
     with runtime.db.session() as session:
-        return list(
-            session.execute(
-                select(Answer.question_key, Answer.value, Answer.agent, Answer.mode).order_by(
-                    Answer.id
-                )
-            ).tuples()
+        rows = session.execute(
+            select(Answer.question_key, Answer.value, Answer.agent, Answer.mode).order_by(Answer.id)
         )
+        return [tuple(row) for row in rows]
 
 
 def is_question(reply: Reply, key: str) -> bool:
