@@ -30,6 +30,7 @@ from core.models import (
     SurveyRequest,
 )
 from core.runtime import Runtime
+from core.survey import UnknownSurvey
 from core.survey_versions import definition_of
 from dialer import rules, scheduling
 from dialer.calling_hours import zones_for_number
@@ -142,12 +143,13 @@ def callback_after_hang_up(runtime: Runtime, request_id: int) -> str:
             or not request.phone
         ):
             return "no callback: not an attributed in-call survey that was hung up"
-        definition = (
-            definition_of(request.survey_version)
-            if request.survey_version is not None
-            else runtime.catalog.get(request.survey_name)
-        )
-        settings = definition.dialing
+        if request.survey_version is not None:
+            settings = definition_of(request.survey_version).dialing
+        else:
+            try:
+                settings = runtime.catalog.get(request.survey_name).dialing
+            except UnknownSurvey:
+                return f"no callback: survey {request.survey_name!r} is gone"
         if not settings.callback_after_in_call_hangup:
             return "no callback: the survey does not call back after an in-call hang-up"
         if rules.call_time_suppression(session, request.phone, now) is not None:
