@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from aftercall.web.dashboard.charts import (
     BOTTOM,
+    COUNT_ROOM,
     HEIGHT,
     LEFT,
     RIGHT,
@@ -62,7 +63,38 @@ def test_bars_are_scaled_to_the_tallest_and_labels_escaped():
     ]
     svg = ET.fromstring(str(bar_chart(bars, chart_id="b", title="<t>")))
     heights = [float(rect.get("height")) for rect in svg.findall(f"{SVG}rect")]
-    assert heights[1] == HEIGHT - TOP - BOTTOM
+    assert heights[1] == HEIGHT - TOP - BOTTOM - COUNT_ROOM
     assert heights[0] == heights[1] / 2 and heights[2] == 0
     assert svg.find(f"{SVG}rect/{SVG}title").text == "a & b"
     assert svg.get("aria-label") == "<t>"
+
+
+@given(st.lists(st.integers(0, 10_000), min_size=1, max_size=11))
+def test_each_count_is_written_above_its_bar_inside_the_chart(counts):
+    bars = [Bar(str(i), count, "promoter", f"{i}: {count}") for i, count in enumerate(counts)]
+    svg = ET.fromstring(str(bar_chart(bars, chart_id="b", title="t")))
+    tops = [float(rect.get("y")) for rect in svg.findall(f"{SVG}rect")]
+    labels = [float(text.get("y")) for text in svg.findall(f"{SVG}text[@class='count']")]
+    font_size = 11  # svg .count in dashboard.css
+    for top, baseline in zip(tops, labels, strict=True):
+        assert baseline < top  # on the page's white, not on the coloured bar
+        assert baseline - font_size >= 0
+
+
+def test_a_chart_describes_every_value_it_draws():
+    """An image to a screen reader: its <desc> carries what the tooltips say."""
+    bars = bar_chart(
+        [
+            Bar("9", 4, "promoter", "9: 4 answers (80%)"),
+            Bar("10", 1, "promoter", "10: 1 answers (20%)"),
+        ],
+        chart_id="b",
+        title="NPS answers",
+    )
+    assert ET.fromstring(str(bars)).find(f"{SVG}desc").text == (
+        "9: 4 answers (80%); 10: 1 answers (20%)"
+    )
+    points = [Point("d0", 20, "d0: NPS +20.0 (n=5)"), Point("d1", None, "d1: NPS – (n=0)")]
+    line = line_chart(points, chart_id="c", title="NPS", low=-100, high=100, ticks=(0,))
+    assert ET.fromstring(str(line)).find(f"{SVG}desc").text == "d0: NPS +20.0 (n=5)"
+    assert nps_chart([None]).find(f"{SVG}desc").text == "no answers in this range"

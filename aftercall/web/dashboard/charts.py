@@ -6,6 +6,10 @@ to allow, and the figures are in the HTML for anyone (and any test) to read. Col
 and fonts come from the stylesheet through class names; no inline styles, which the
 policy forbids. Each point and bar carries a <title>, which browsers show as a tooltip.
 
+A chart is one image to assistive technology (role="img", named by its title), so the
+tooltips, which it does not read inside an image, are also its <desc>: the accessible
+description, where a screen reader finds every value the chart draws.
+
 This module only draws: the figures arrive computed (scoring.report).
 """
 
@@ -20,6 +24,10 @@ WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 32, 12, 34
 # More x labels than this overlap at the chart's width; the others are left out.
 MAX_X_LABELS = 6
+# Room above the tallest bar for its count, which would otherwise be drawn on the bar,
+# grey on green: unreadable (WCAG 1.4.3).
+COUNT_ROOM = 14
+NO_ANSWERS = "no answers in this range"
 
 
 @dataclass(frozen=True)
@@ -41,11 +49,11 @@ def _number(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def _svg(chart_id: str, title: str, body: list[str]) -> Markup:
+def _svg(chart_id: str, title: str, description: str, body: list[str]) -> Markup:
     return Markup(
         f'<svg id="{escape(chart_id)}" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
-        f"<title>{escape(title)}</title>{''.join(body)}</svg>"
+        f"<title>{escape(title)}</title><desc>{escape(description)}</desc>{''.join(body)}</svg>"
     )
 
 
@@ -105,16 +113,17 @@ def line_chart(
             f'data-label="{escape(point.label)}" data-value="{_number(point.value)}">'
             f"<title>{escape(point.tooltip)}</title></circle>"
         )
-    if not any(point.value is not None for point in points):
+    described = [point.tooltip for point in points if point.value is not None]
+    if not described:
         body.append(
             f'<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
-            "no answers in this range</text>"
+            f"{NO_ANSWERS}</text>"
         )
-    return _svg(chart_id, title, body)
+    return _svg(chart_id, title, "; ".join(described) or NO_ANSWERS, body)
 
 
 def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str) -> Markup:
-    """Counts per scale point, bars scaled to the largest; the count written on top."""
+    """Counts per scale point, bars scaled to the largest; the count written above each."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     tallest = max((bar.count for bar in bars), default=0) or 1
     slot = plot_w / max(len(bars), 1)
@@ -123,7 +132,7 @@ def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str) -> Markup:
         f'y1="{TOP + plot_h}" y2="{TOP + plot_h}"/>'
     ]
     for index, bar in enumerate(bars):
-        height = plot_h * bar.count / tallest
+        height = (plot_h - COUNT_ROOM) * bar.count / tallest
         left = LEFT + slot * index + slot * 0.15
         top = TOP + plot_h - height
         centre = LEFT + slot * (index + 0.5)
@@ -132,9 +141,9 @@ def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str) -> Markup:
             f'width="{slot * 0.7:.1f}" height="{height:.1f}" '
             f'data-label="{escape(bar.label)}" data-count="{bar.count}">'
             f"<title>{escape(bar.tooltip)}</title></rect>"
-            f'<text class="count" x="{centre:.1f}" y="{max(top - 4, TOP + 8):.1f}" '
+            f'<text class="count" x="{centre:.1f}" y="{top - 4:.1f}" '
             f'text-anchor="middle">{bar.count}</text>'
             f'<text class="axis x" x="{centre:.1f}" y="{HEIGHT - BOTTOM + 18}" '
             f'text-anchor="middle">{escape(bar.label)}</text>'
         )
-    return _svg(chart_id, title, body)
+    return _svg(chart_id, title, "; ".join(bar.tooltip for bar in bars), body)
