@@ -6,7 +6,8 @@ the subset a post-call survey robocaller uses. The product never imports it; tes
 the demo command do.
 
 Twilio documentation followed. Checked against stored copies of the pages: Gather
-(attributes, defaults, actionOnEmptyResult), Record (defaults; an empty recording skips
+(attributes, defaults, actionOnEmptyResult; speech: input, SpeechResult and Confidence,
+speechTimeout, timeout, 60 s of speech at most, warning 13335), Record (defaults; an empty recording skips
 the action), AMD (parameters, async flow), status callback events, 21215 (geo
 permissions), 20429, 10001/20005 (an account not active may not place calls). Taken
 from the twilio SDK's source and its test fixtures: the error JSON it parses, the
@@ -15,7 +16,9 @@ shapes and list paging fields. From memory, unverified: the exact error messages
 HTTP status of 20005 (401), the code of a malformed PageSize or Page (400, 20001),
 MachineDetectionDuration in milliseconds, Duration (minutes) on completed callbacks,
 the code of an invalid VoiceMethod (400, 20001), the SIP codes of a rejected incoming
-call (486 busy, 487 no-answer).
+call (486 busy, 487 no-answer), bargeIn defaulting to true, the parameters of an empty
+result posted by actionOnEmptyResult (empty Digits at a keys-only Gather, neither
+Digits nor SpeechResult at one that listens for speech), how long "auto" waits.
 - REST Call resource, twilio.com/docs/voice/api/call-resource: create/fetch/update/list,
   parameters To, From, Url, Method, Twiml, StatusCallback, StatusCallbackEvent,
   StatusCallbackMethod, Timeout, TimeLimit (default 4 hours), MachineDetection, AsyncAmd, AsyncAmdStatusCallback(+Method);
@@ -50,15 +53,18 @@ call (486 busy, 487 no-answer).
   AsyncAmdStatusCallback).
 - TwiML voice, twilio.com/docs/voice/twiml: <Say>, <Play>, <Pause>, <Gather> (dtmf,
   numDigits, finishOnKey, timeout, action, method, actionOnEmptyResult, nested prompts
-  with barge-in), <Record> (action, method, timeout, finishOnKey, maxLength, playBeep,
+  with barge-in; speech: input "speech" / "dtmf speech", SpeechResult and Confidence,
+  speechTimeout, bargeIn, with language, hints, speechModel and enhanced journaled as
+  `Listening`; a persona speaks with `Speech`), <Record> (action, method, timeout, finishOnKey, maxLength, playBeep,
   transcribe, transcribeCallback; an empty recording skips the action), <Redirect>,
   <Hangup>, <Reject>. Details in `phonesim.twiml`.
 - Webhook security, twilio.com/docs/usage/security: X-Twilio-Signature over the exact
   URL (and POST parameters), computed with the SDK's RequestValidator.
 
 Left out: <Dial>/<Conference>/<Enqueue>/<Stream>/<Connect>/<Sms>
-(recorded as unsupported-verb application errors), speech recognition (input="speech"
-hears silence), real audio (a <Play> lasts 5 s; recordings are silent WAVs),
+(recorded as unsupported-verb application errors), real speech recognition (a persona's
+`Speech` says what the recogniser returns; partialResultCallback and profanityFilter
+do nothing), real audio (a <Play> lasts 5 s; recordings are silent WAVs),
 StatusCallback on TwiML verbs, recordingStatusCallback, fallback URLs, AMD tuning
 parameters, pricing, the Recordings/Transcriptions list APIs, buying, releasing or
 verifying numbers over the API, the number fields other than the voice URL and status
@@ -80,11 +86,11 @@ Usage::
 
     net = PhoneNetwork(account_sid, auth_token, clock=SimClock(), seed=1)
     net.start()                      # REST API on 127.0.0.1:<free port>
-    net.set_persona("+15551230001", Persona.answering(["10", "2", Comment("Slow", 6)]))
+    net.set_persona("+15551230001", Persona.answering(["10", Speech("two"), Comment("Slow", 6)]))
     client = Client(account_sid, auth_token, http_client=RedirectingHttpClient(net.api_base))
     sid = client.calls.create(to="+15551230001", from_="+15550000000", url=app_url).sid
     net.run_until_idle()
-    call = net.call(sid)             # call.heard, call.keys_sent, call.status ...
+    call = net.call(sid)             # call.heard, call.keys_sent, call.said, call.status ...
     net.configure_number("+14155550100", voice_url=app_url, status_callback=status_url)
     call = net.dial_in("+15551230001", "+14155550100", send_digits="123#")
     net.run_until_idle()             # an inbound call, the same SimCall to assert on
@@ -101,11 +107,13 @@ from phonesim.journal import (
     DocumentFetch,
     Journal,
     KeyPress,
+    Listening,
     Prompt,
     RestExchange,
+    SpeechInput,
 )
 from phonesim.network import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, PhoneNetwork
-from phonesim.persona import Comment, Persona, PersonaMix
+from phonesim.persona import Comment, Persona, PersonaMix, Speech
 from phonesim.server import serve
 from phonesim.wsgi import BackgroundServer
 
@@ -125,6 +133,7 @@ __all__ = [
     "IncomingNumber",
     "Journal",
     "KeyPress",
+    "Listening",
     "Persona",
     "PersonaMix",
     "PhoneNetwork",
@@ -132,6 +141,8 @@ __all__ = [
     "RestExchange",
     "SimCall",
     "SimClock",
+    "Speech",
+    "SpeechInput",
     "WallClock",
     "rfc2822",
     "serve",

@@ -16,7 +16,16 @@ from typing import Any
 import phonenumbers
 
 from phonesim.clock import rfc2822
-from phonesim.journal import AppError, CallbackPost, DocumentFetch, KeyPress, Prompt, RestExchange
+from phonesim.journal import (
+    AppError,
+    CallbackPost,
+    DocumentFetch,
+    KeyPress,
+    Listening,
+    Prompt,
+    RestExchange,
+    SpeechInput,
+)
 from phonesim.persona import Callee, Persona
 
 API_VERSION = "2010-04-01"
@@ -84,6 +93,8 @@ class SimCall:
     documents: list[DocumentFetch] = field(default_factory=list)
     prompts: list[Prompt] = field(default_factory=list)
     key_presses: list[KeyPress] = field(default_factory=list)
+    listening: list[Listening] = field(default_factory=list)
+    speech: list[SpeechInput] = field(default_factory=list)
     callbacks: list[CallbackPost] = field(default_factory=list)
     app_errors: list[AppError] = field(default_factory=list)
     rest: list[RestExchange] = field(default_factory=list)
@@ -110,6 +121,12 @@ class SimCall:
         """Every key pressed on the other end of the line, in order (the callee's, or
         an inbound caller's, their platform's `send_digits` included)."""
         return "".join(k.key for k in self.key_presses)
+
+    @property
+    def said(self) -> list[str]:
+        """What the other end of the line said at `<Gather>`s, in order, whether a
+        recogniser heard it or not (`speech` tells which)."""
+        return [s.text for s in self.speech]
 
     @property
     def status_events(self) -> list[str]:

@@ -1,7 +1,8 @@
 """The record of everything the network saw and did, for assertions.
 
 Entries are frozen dataclasses appended as things happen: REST requests, TwiML
-documents fetched, prompts played, keys pressed, callbacks posted, application errors.
+documents fetched, prompts played, `<Gather>`s listening, keys pressed, words spoken,
+callbacks posted, application errors.
 The journal keeps them globally; each `SimCall` keeps its own.
 """
 
@@ -56,6 +57,37 @@ class KeyPress:
 
 
 @dataclass(frozen=True)
+class Listening:
+    """A `<Gather>` starting to listen, with the attributes that say what it hears, so
+    tests can check the language and hints an app asked Twilio to recognise with."""
+
+    at: datetime
+    call_sid: str
+    input: tuple[str, ...]  # ("dtmf",), ("speech",) or ("dtmf", "speech")
+    timeout: float
+    language: str  # the Gather's `language`, Twilio's default "en-US" when absent
+    hints: tuple[str, ...]  # the comma-separated `hints`, one entry each
+    speech_model: str | None  # `speechModel` as given (None: Twilio picks)
+    speech_timeout: str | None  # `speechTimeout` as given ("auto", "3"); None: `timeout`
+    enhanced: bool
+    barge_in: bool
+
+
+@dataclass(frozen=True)
+class SpeechInput:
+    """Words the callee (or an inbound caller) said at a `<Gather>`."""
+
+    at: datetime  # when they started speaking
+    call_sid: str
+    text: str  # what they said: the transcript a recogniser would return
+    confidence: float | None
+    seconds: float
+    # Posted to the app as SpeechResult. False: no recogniser was listening (a keys-only
+    # Gather, or the Gather had timed out), or it made out nothing.
+    recognised: bool
+
+
+@dataclass(frozen=True)
 class CallbackPost:
     at: datetime
     call_sid: str
@@ -85,6 +117,8 @@ class Journal:
     documents: list[DocumentFetch] = field(default_factory=list)
     prompts: list[Prompt] = field(default_factory=list)
     keys: list[KeyPress] = field(default_factory=list)
+    listening: list[Listening] = field(default_factory=list)
+    speech: list[SpeechInput] = field(default_factory=list)
     callbacks: list[CallbackPost] = field(default_factory=list)
     app_errors: list[AppError] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -94,6 +128,8 @@ class Journal:
         DocumentFetch: "documents",
         Prompt: "prompts",
         KeyPress: "keys",
+        Listening: "listening",
+        SpeechInput: "speech",
         CallbackPost: "callbacks",
         AppError: "app_errors",
     }

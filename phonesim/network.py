@@ -59,8 +59,10 @@ from phonesim.journal import (
     DocumentFetch,
     Journal,
     KeyPress,
+    Listening,
     Prompt,
     RestExchange,
+    SpeechInput,
 )
 from phonesim.persona import Persona, PersonaMix
 from phonesim.twiml import CalleeHungUp, Fetch, Inline, TwimlSession
@@ -80,6 +82,8 @@ _CALL_LISTS = {
     DocumentFetch: "documents",
     Prompt: "prompts",
     KeyPress: "key_presses",
+    Listening: "listening",
+    SpeechInput: "speech",
     CallbackPost: "callbacks",
     AppError: "app_errors",
     RestExchange: "rest",

@@ -11,16 +11,22 @@ How a persona meets input verbs (`<Gather>`, `<Record>`)
   `<Say>`/`<Play>` since the previous input verb. An input verb with no prompt of its own
   (an app's short follow-up `<Gather>` listening for the "0" of "10") gets no new
   answer: only keys typed ahead, else silence.
-- Answers are key strings ("7", "10", "1#", "*"), "" for silence, or a `Comment` (speech
-  for a `<Record>`; at a `<Gather>` speech is silence on the keypad).
+- Answers are key strings ("7", "10", "1#", "*"), "" for silence, a `Speech` (a spoken
+  answer for a `<Gather>` that listens for speech), or a `Comment` (speech for a
+  `<Record>`). A persona may mix them, one per question.
+- Speech is heard only by a `<Gather>` whose `input` includes "speech"; at a keys-only
+  `<Gather>` the persona says it anyway and the keypad stays silent (the app's no-input
+  path runs). Keys at a speech-only `<Gather>` are pressed and ignored. A `Comment` at a
+  `<Gather>` is not heard as an answer (it stays what it was: silence on the keypad); a
+  `Speech` at a `<Record>` is recorded like a `Comment`.
 - Typeahead: keys go into a buffer the keypad shares across verbs, as on a real phone.
   An input verb takes keys from the buffer until it is satisfied (`numDigits` reached or
   a `finishOnKey` pressed); keys beyond that stay buffered and are taken, at once, by
   the next input verb. So "10" at a `numDigits=1` `<Gather>` yields "1" there and "0"
   at the next one. The next scripted answer is only used when the buffer is empty.
 - Keys typed ahead stop (barge in on) the next verb's nested prompts before they play;
-  `barge_in_after` makes the persona press during the question's last prompt instead
-  of after it.
+  `barge_in_after` makes the persona press, or start speaking, during the question's
+  last prompt instead of after it (`think_seconds` after the prompts).
 - `hangs_up_after(k)`: after answering k questions the callee hangs up one second into
   the next question.
 """
@@ -56,7 +62,42 @@ class Comment:
     finish_key: str | None = None
 
 
-Answer = str | Comment
+@dataclass(frozen=True)
+class Speech:
+    """A spoken answer at a `<Gather>` that listens for speech (`input` "speech" or
+    "dtmf speech"), and what Twilio's recogniser makes of it.
+
+    `text` is what the customer says and what the recogniser returns as SpeechResult;
+    "" is an empty result, which Twilio treats as no input. `Speech.unrecognised(...)`
+    is speech the recogniser cannot make out: the customer says something (journaled),
+    the app gets no SpeechResult.
+    """
+
+    text: str
+    # Twilio's Confidence (0-1); None: Twilio leaves it out, as its docs warn it may.
+    confidence: float | None = 0.9
+    seconds: float = 1.5  # how long the customer speaks
+    recognised: bool = True
+
+    def __post_init__(self) -> None:
+        if self.confidence is not None and not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence must be between 0 and 1, not {self.confidence}")
+        if self.seconds <= 0:
+            raise ValueError(f"seconds must be positive, not {self.seconds}")
+
+    @classmethod
+    def unrecognised(cls, said: str = "(mumbles)", seconds: float = 1.5) -> Speech:
+        """Speech the recogniser returns nothing for (noise, mumbling, another
+        language): Twilio treats it as no input. `said` is only for the journal."""
+        return cls(said, confidence=None, seconds=seconds, recognised=False)
+
+    @property
+    def result(self) -> str:
+        """What the recogniser returns: the transcript, or "" when it made out nothing."""
+        return self.text if self.recognised else ""
+
+
+Answer = str | Comment | Speech
 
 
 @dataclass(frozen=True)
@@ -67,12 +108,12 @@ class Persona:
     pickup: Pickup = "human"
     answers: tuple[Answer, ...] = ()
     ring_seconds: float = 6.0
-    # Seconds after the prompts end before the first key; past the Gather timeout the
-    # keys come too late and stay buffered for the next verb.
+    # Seconds after the prompts end before the first key or word; past the Gather
+    # timeout they come too late (keys stay buffered for the next verb, words are lost).
     think_seconds: float = 1.0
     key_gap: float = 0.3
     # Seconds into a question's last prompt (the question itself, after any greeting
-    # or apology before it) at which the persona starts typing.
+    # or apology before it) at which the persona starts typing or speaking.
     barge_in_after: float | None = None
     hang_up_after: int | None = None
     # The verdict AMD reaches; None derives it from `pickup`.
@@ -176,7 +217,8 @@ class Callee:
         return self.persona.pickup != "human"
 
     def next_answer(self) -> Answer | object:
-        """The answer to a new question: keys, a Comment, "" (silence) or HANG_UP."""
+        """The answer to a new question: keys, a Speech, a Comment, "" (silence) or
+        HANG_UP."""
         if self.listens_only:
             return ""
         limit = self.persona.hang_up_after

@@ -12,6 +12,15 @@ Follows twilio.com/docs/voice/twiml and the verb pages for <Say>, <Play>, <Pause
   Digits) or `timeout` seconds (default 5) without a key. With input it requests the
   action with Digits and FinishedOnKey. Without input it falls through to the next verb,
   unless `actionOnEmptyResult="true"`, which requests the action with empty Digits.
+- <Gather input="speech"> or "dtmf speech" also listens for speech (`phonesim.recognizer`):
+  words stop the prompts too (unless bargeIn="false"), must start within `timeout` s
+  of the prompts' end, and end the Gather `speechTimeout` s after they stop; the action
+  gets SpeechResult and Confidence (when known) and no Digits. Speech first wins over
+  keys, finishOnKey included. An empty or unrecognised result is no input: the next
+  verb runs, or with actionOnEmptyResult the action is requested with neither
+  SpeechResult nor Digits (unless a lone finishOnKey key was pressed). A keys-only
+  Gather does not hear speech; a speech-only one ignores keys (they are not kept for
+  the next verb either).
 - <Record>: `finishOnKey` default "1234567890*#", `timeout` seconds of silence (default
   5), `maxLength` (default 3600), `playBeep` default true. Requests the action with
   RecordingUrl, RecordingDuration, RecordingSid, Digits; if the recording is empty (the
@@ -39,12 +48,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from phonesim.call import Redirect, SimCall
-from phonesim.journal import AppError, DocumentFetch, KeyPress, Prompt
-from phonesim.persona import HANG_UP, Comment
+from phonesim.journal import AppError, DocumentFetch, KeyPress, Prompt, SpeechInput
+from phonesim.persona import HANG_UP, Comment, Speech
+from phonesim.recognizer import MAX_SPEECH_SECONDS, Recognizer
 
 if TYPE_CHECKING:
     from phonesim.network import PhoneNetwork
@@ -238,8 +249,16 @@ class TwimlSession:
                 )
         return None
 
-    def _play(self, element: ET.Element, cut_after: float | None) -> Generator[float, None, bool]:
-        """Plays a Say/Play/Pause; True if a key cut it short after `cut_after` s."""
+    def _play(
+        self,
+        element: ET.Element,
+        cut_after: float | None,
+        mark_after: float | None = None,
+        on_mark: Callable[[], None] | None = None,
+    ) -> Generator[float, None, bool]:
+        """Plays a Say/Play/Pause; True if input cut it short after `cut_after` s, or
+        if `on_mark` ran `mark_after` s in (input the Gather does not listen for, which
+        happens during the prompt without stopping it)."""
         seconds = prompt_seconds(element)
         prompt = None
         if element.tag == "Say":
@@ -248,15 +267,23 @@ class TwimlSession:
         elif element.tag == "Play":
             prompt = self._prompt("play", (element.text or "").strip(), element.attrib)
         interrupted = cut_after is not None and cut_after < seconds
+        marked = on_mark is not None and mark_after is not None and mark_after < seconds
         try:
-            yield cut_after if interrupted else seconds  # type: ignore[misc]
+            if interrupted:
+                yield cut_after  # type: ignore[misc]
+            elif marked:
+                yield mark_after  # type: ignore[misc]
+                on_mark()  # type: ignore[misc]
+                yield seconds - mark_after  # type: ignore[operator]
+            else:
+                yield seconds
         except BaseException:
             if prompt is not None:
                 prompt.interrupted = True
             raise
         if interrupted and prompt is not None:
             prompt.interrupted = True
-        return interrupted
+        return interrupted or marked
 
     def _prompt(self, kind: str, text: str, attrs: dict[str, str]) -> Prompt:
         prompt = Prompt(
@@ -289,59 +316,90 @@ class TwimlSession:
         action = urljoin(url, verb.get("action")) if verb.get("action") else url
         method = verb.get("method", "POST")
         on_empty = verb.get("actionOnEmptyResult", "false").lower() == "true"
-        dtmf = "dtmf" in verb.get("input", "dtmf")
+        ears = Recognizer.of(verb, timeout)
+        dtmf = ears.hears_keys
+        self._listen(ears, url)
         prompts = [child for child in verb if child.tag in ("Say", "Play", "Pause")]
         asked = self.prompted or any(p.tag in ("Say", "Play") for p in prompts)
         self.prompted = False
         callee, persona = self.call.callee, self.call.persona
 
-        # Keys to type, seconds into the Gather they start, and runs of sent DTMF
-        # that follow them (with the pause before each).
+        # What the other end does (keys to type or words to say), seconds into the
+        # Gather it starts, and runs of sent DTMF that follow it (with the pause before
+        # each).
         keys, gap = "", persona.key_gap
-        type_at: float | None = None
+        speech: Speech | None = None
+        act_at: float | None = None
         later: list[tuple[float, str]] = []
         if dtmf and self.sent is not None:
             # The platform's DTMF reaches this Gather, not the persona's answer: the
             # persona answers from the next question on.
-            (type_at, keys), *later = self.sent
+            (act_at, keys), *later = self.sent
             self.sent, gap = None, SENT_KEY_SECONDS
             if callee.buffer:
                 self._type(keys)  # behind keys already waiting: no prompt plays anyway
                 keys = ""
-        elif asked and not callee.buffer:
+        elif asked and not (dtmf and callee.buffer):
             answer = callee.next_answer()
             if answer is HANG_UP:
                 yield from self._hang_up(prompts)
-            if dtmf and isinstance(answer, str):
+            if isinstance(answer, str):
                 keys = answer
+            elif isinstance(answer, Speech):
+                speech = answer
 
+        # Input this Gather takes stops its prompts (barge-in; for speech unless
+        # bargeIn="false") and ends its wait for input. Input it does not take (speech
+        # at a keys-only Gather, keys at a speech-only one) lets the prompts play on and
+        # the wait run out.
+        heard = (bool(keys) and dtmf) or (speech is not None and ears.hears_speech)
+        barges = heard and (speech is None or ears.barge_in)
         late = False
-        if not callee.buffer:  # typed-ahead keys stop the prompts before they start
+        idle = 0.0  # seconds the Gather had waited for input when unheard input came
+        at = 0.0  # seconds since the Gather began
+        if not (dtmf and callee.buffer):  # typed-ahead keys stop the prompts at once
             total = sum(prompt_seconds(p) for p in prompts)
-            if keys and type_at is None:
+            if (keys or speech is not None) and act_at is None:
                 barge = persona.barge_in_after
                 if barge is not None and prompts:
                     # People barge in on the question itself, not on a greeting or an
                     # apology said before it in the same Gather.
-                    type_at = total - prompt_seconds(prompts[-1]) + barge
+                    act_at = total - prompt_seconds(prompts[-1]) + barge
                 else:
-                    type_at = total + persona.think_seconds
-            elapsed = 0.0
+                    act_at = total + persona.think_seconds
+            acted = False
+            act_now = partial(self._act, keys, speech, ears, late=False)
             for prompt in prompts:
-                seconds = prompt_seconds(prompt)
-                cut = type_at - elapsed if type_at is not None else None
-                if (yield from self._play(prompt, cut)):
-                    elapsed = type_at  # type: ignore[assignment]
-                    break
-                elapsed += seconds
-            if keys:
-                wait = max(0.0, type_at - elapsed)  # type: ignore[operator]
+                offset = act_at - at if act_at is not None and not acted else None
+                if barges:
+                    if (yield from self._play(prompt, offset)):
+                        at = act_at  # type: ignore[assignment]
+                        break
+                else:
+                    acted = (yield from self._play(prompt, None, offset, act_now)) or acted
+                at += prompt_seconds(prompt)
+            if act_at is not None and not acted:
+                wait = max(0.0, act_at - at)
                 if wait >= timeout:
-                    late = True  # too slow: the Gather gives up, the keys land afterwards
+                    late = True  # too slow: the Gather gives up, the input comes afterwards
                     yield timeout
                 else:
                     yield wait
-                self._type(keys)
+                    idle = 0.0 if heard else wait
+                at += min(wait, timeout)
+                self._act(keys, speech, ears, late=late)
+
+        if speech is not None and ears.hears_speech and not late:
+            # Speech came first: the recogniser has the Gather; keys (finishOnKey
+            # among them) no longer count. It posts once the speech has been followed
+            # by speechTimeout seconds of silence, or at once after a minute of it.
+            seconds = min(speech.seconds, MAX_SPEECH_SECONDS)
+            silence = ears.end_of_speech if speech.seconds < MAX_SPEECH_SECONDS else 0.0
+            yield max(0.0, (act_at or 0.0) + seconds + silence - at)
+            result = ears.result(speech)
+            if result or on_empty:
+                return Fetch(action, method, "gather", result)
+            return CONTINUE
 
         digits, finished_on = "", ""
         if dtmf and not late:
@@ -353,8 +411,9 @@ class TwimlSession:
                         yield pause  # the platform's "w"s, shorter than the timeout
                         self._type(more)
                         continue
-                    yield timeout  # waits for another key, then submits what it has
+                    yield timeout - idle  # waits for another key, then submits what it has
                     break
+                idle = 0.0
                 if key in finish:
                     finished_on = key
                     break
@@ -363,12 +422,47 @@ class TwimlSession:
                     break
                 yield gap
         elif not late:
-            yield timeout
+            yield timeout - idle
         for _, more in later:
             self._type(more)  # sent after this Gather ended: the next input verb's
-        if digits or on_empty:
+        if digits:
             return Fetch(action, method, "gather", {"Digits": digits, "FinishedOnKey": finished_on})
+        if on_empty:
+            # A keys-only Gather posts its empty Digits; one that also listened for
+            # speech posts Digits only if a key (a lone finishOnKey) was pressed.
+            keyed = not ears.hears_speech or finished_on
+            extra = {"Digits": digits, "FinishedOnKey": finished_on} if keyed else {}
+            return Fetch(action, method, "gather", extra)
         return CONTINUE
+
+    def _listen(self, ears: Recognizer, url: str) -> None:
+        """Journals a Gather starting to listen, and the warnings its attributes earn."""
+        now = self.net.clock.now()
+        self.net.record(self.call, ears.listening(now, self.call.sid))
+        for code, message in ears.warnings:
+            self.net.record(self.call, AppError(now, self.call.sid, code, message, url))
+
+    def _act(self, keys: str, speech: Speech | None, ears: Recognizer, *, late: bool) -> None:
+        """The other end presses its keys or says its words, now."""
+        if keys and ears.hears_keys:
+            self._type(keys)
+        elif keys:
+            # A speech-only Gather does not listen to the keypad: the tones go nowhere.
+            for key in keys:
+                self.net.record(self.call, KeyPress(self.net.clock.now(), self.call.sid, key))
+        if speech is not None:
+            recognised = ears.hears_speech and not late and bool(speech.result)
+            self.net.record(
+                self.call,
+                SpeechInput(
+                    self.net.clock.now(),
+                    self.call.sid,
+                    speech.text,
+                    speech.confidence,
+                    speech.seconds,
+                    recognised,
+                ),
+            )
 
     def _record(self, verb: ET.Element, url: str) -> Generator[float, None, object]:
         action = urljoin(url, verb.get("action")) if verb.get("action") else url
@@ -385,6 +479,8 @@ class TwimlSession:
             answer = callee.next_answer()
             if answer is HANG_UP:
                 yield from self._hang_up([])
+            if isinstance(answer, Speech):
+                answer = Comment(answer.text, seconds=answer.seconds)  # a recording hears it
         if verb.get("playBeep", "true").lower() != "false":
             self._prompt("beep", "beep", {})
             yield 0.5
