@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     Date,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -326,6 +327,11 @@ class Answer(Base):
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[int | None]
     keys: Mapped[str] = mapped_column(String(64), default="")  # the raw keys pressed
+    # How the answer was given: "keys" or "speech" (None: a recorded comment, or an answer
+    # stored before spoken answers existed, all keyed). A spoken answer keeps what the
+    # recogniser heard in `transcript` and its confidence (0-1; None if Twilio sent none).
+    input: Mapped[str | None] = mapped_column(String(8))
+    confidence: Mapped[float | None] = mapped_column(Float)
     recording_url: Mapped[str | None] = mapped_column(String(500))
     recording_sid: Mapped[str | None] = mapped_column(String(64))
     recording_seconds: Mapped[int | None]
@@ -344,7 +350,7 @@ class OptOut(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(20), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # How it arrived: "keypad" during a survey, "api", "cli", "import".
+    # How it arrived: "keypad" or "speech" during a survey, "api", "cli", "import".
     source: Mapped[str] = mapped_column(String(16))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("survey_requests.id"))
 

@@ -18,7 +18,7 @@ import operator
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from enum import StrEnum
 from pathlib import Path
@@ -99,6 +99,14 @@ class Question:
     prompts: Mapping[str, str]
     when: Condition | None = None
     max_seconds: int = 60  # recording limit, comment questions only
+    # Keys only: no spoken answers for this question (a scale question takes both).
+    keys_only: bool = False
+
+    @property
+    def takes_speech(self) -> bool:
+        """Whether the customer may say the answer (ivr.speech): scale questions, unless
+        the survey or the question says keys only."""
+        return self.kind.scale is not None and not self.keys_only
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,8 @@ class SurveyDefinition:
                     "prompt": dict(q.prompts),
                     **({"when": str(q.when)} if q.when else {}),
                     **({"max_seconds": q.max_seconds} if q.kind is QuestionKind.COMMENT else {}),
+                    # Written only when set, so that older surveys keep their digest.
+                    **({"keys_only": True} if q.keys_only else {}),
                 }
                 for q in self.questions
             ],
@@ -269,7 +279,7 @@ class _Parser:
     def survey(self, data: Mapping[str, Any]) -> SurveyDefinition:
         known = {
             "name", "title", "default_language", "max_tries", "leave_voicemail",
-            "company_name", "callback_number", "phrases", "questions", "dialing",
+            "company_name", "callback_number", "phrases", "questions", "dialing", "keys_only",
         }  # fmt: skip
         for unknown in sorted(set(data) - known):
             raise self.fail(unknown, "unknown field")
@@ -286,12 +296,19 @@ class _Parser:
         if not isinstance(leave_voicemail, bool):
             raise self.fail("leave_voicemail", "expected true or false")
 
+        keys_only = data.get("keys_only", False)
+        if not isinstance(keys_only, bool):
+            raise self.fail("keys_only", "expected true or false")
+
         raw_questions = data.get("questions")
         if not isinstance(raw_questions, list) or not raw_questions:
             raise self.fail("questions", "a survey needs at least one question")
         questions: list[Question] = []
         for index, raw in enumerate(raw_questions):
-            questions.append(self.question(raw, f"questions[{index}]", questions))
+            question = self.question(raw, f"questions[{index}]", questions)
+            # A survey's `keys_only = true` is every question's: stored per question, so
+            # that a version's definition says, question by question, what was asked.
+            questions.append(replace(question, keys_only=True) if keys_only else question)
 
         languages = set(questions[0].prompts)
         for index, question in enumerate(questions):
@@ -323,7 +340,9 @@ class _Parser:
     def question(self, raw: Any, path: str, earlier: list[Question]) -> Question:
         if not isinstance(raw, Mapping):
             raise self.fail(path, "expected a table with key, kind and prompt")
-        for unknown in sorted(set(raw) - {"key", "kind", "prompt", "when", "max_seconds"}):
+        for unknown in sorted(
+            set(raw) - {"key", "kind", "prompt", "when", "max_seconds", "keys_only"}
+        ):
             raise self.fail(f"{path}.{unknown}", "unknown field")
         key = self.string(raw, "key", f"{path}.key")
         if not KEY_PATTERN.match(key):
@@ -368,12 +387,19 @@ class _Parser:
                 f"{path}.max_seconds", "expected a whole number of seconds from 5 to 300"
             )
 
+        keys_only = raw.get("keys_only", False)
+        if not isinstance(keys_only, bool):
+            raise self.fail(f"{path}.keys_only", "expected true or false")
+        if keys_only and kind.scale is None:
+            raise self.fail(f"{path}.keys_only", "a comment is recorded: it takes no keys")
+
         return Question(
             key=key,
             kind=kind,
             prompts={lang: text.strip() for lang, text in prompts.items()},
             when=when,
             max_seconds=max_seconds,
+            keys_only=keys_only,
         )
 
     def condition(self, raw: Any, path: str, earlier: list[Question]) -> Condition:

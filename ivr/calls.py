@@ -116,8 +116,17 @@ _THE_CALL = (
 # come from the request, the rest are the table's defaults.
 _ANSWER_FIELDS = (
     "request_id", "attempt_id", "survey_version_id", "question_key", "kind", "value", "keys",
-    "recording_url", "recording_sid", "recording_seconds", "received_at",
+    "recording_url", "recording_sid", "recording_seconds", "received_at", "input",
+    "transcript", "confidence",
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """How a spoken answer was heard: the recogniser's transcript and confidence."""
+
+    transcript: str
+    confidence: float | None
 
 
 def _insert_answer(dialect: ModuleType, the_call: Select) -> Insert:
@@ -327,14 +336,20 @@ def answers_by_key(db: Session | Connection, request_id: int) -> dict[str, int |
 
 
 def answer_question(
-    connection: Connection, call: LiveCall, question: Question, *, value: int, keys: str
+    connection: Connection,
+    call: LiveCall,
+    question: Question,
+    *,
+    value: int,
+    keys: str,
+    spoken: Spoken | None = None,
 ) -> dict[str, int | None] | None:
     """Store a keypad answer unless the question already has one (a redelivery: the
     first delivery's answer stands and nothing is written). Returns the request's
     answers by question key, this one included, as the call flow needs them; None, with
     nothing written, if the call is not what `call` says (one named by a URL, see
     `LiveCall`). One statement on PostgreSQL, which needs no transaction around it."""
-    row = _answer_row(call, question, value=value, keys=keys)
+    row = _answer_row(call, question, value=value, keys=keys, spoken=spoken)
     if connection.dialect.name == "postgresql":
         rows = connection.execute(_ANSWER_AND_READ, row).all()
         if all(key is not None for key, _ in rows):
@@ -418,9 +433,14 @@ def _answer_row(
     recording_url: str | None = None,
     recording_sid: str | None = None,
     recording_seconds: int | None = None,
+    spoken: Spoken | None = None,
 ) -> dict[str, Any]:
     # The parameters of _THE_CALL and of an answer's insert (_ANSWER_FIELDS).
+    given = None if value is None else ("speech" if spoken else "keys")
     return {
+        "input": given,
+        "transcript": spoken.transcript if spoken else None,
+        "confidence": spoken.confidence if spoken else None,
         "attempt_id": call.attempt_id,
         "call_sid": call.call_sid,
         "request_id": call.request_id,

@@ -36,11 +36,22 @@ class ListenForZero:
 
 
 @dataclass(frozen=True)
+class Confirm:
+    """A spoken answer heard with low confidence: "I heard nine, is that right?"."""
+
+    question: Question
+    value: int
+    attempt: int
+    transcript: str
+    confidence: float | None
+
+
+@dataclass(frozen=True)
 class Finish:
     moved_on: bool = False
 
 
-Step = Ask | ListenForZero | Finish
+Step = Ask | ListenForZero | Confirm | Finish
 
 
 def opening(definition: SurveyDefinition) -> Ask | Finish:

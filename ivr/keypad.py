@@ -28,6 +28,8 @@ MAX_KEYS_KEPT = 32
 class Rejection(StrEnum):
     NO_INPUT = "no_input"
     INVALID = "invalid"
+    # A spoken answer the customer said was misheard, when asked to confirm it.
+    MISHEARD = "misheard"
 
 
 @dataclass(frozen=True)

@@ -140,12 +140,31 @@ def _question_scenes(
     if question.kind is QuestionKind.COMMENT:
         # flow.after_answer: an empty recording moves on; it is never asked again.
         return scenes
+    if question.takes_speech:
+        low, high = question.kind.scale
+        example = low if question.kind is QuestionKind.YESNO else high
+        confirm = flow.Confirm(question, example, 1, "", None)
+        scenes.append(
+            Scene(
+                f"{question.key}:confirm",
+                "Spoken answer to confirm",
+                f"an answer said, not keyed, heard with low confidence (here: {example})",
+                _says(render_step(confirm, phrases, _PREVIEW_URLS)),
+                listens="1 or yes stores the answer; 2, no or anything else asks again",
+                question=question.key,
+            )
+        )
     tries = definition.max_tries
     if tries > 1:
-        for reason, title, trigger in (
-            (Rejection.NO_INPUT, "No key pressed", "nothing pressed before the timeout"),
+        retries = [
+            (Rejection.NO_INPUT, "No answer", "nothing pressed or said before the timeout"),
             (Rejection.INVALID, "Not a valid answer", "a key or number outside the scale"),
-        ):
+        ]
+        if question.takes_speech:
+            retries.append(
+                (Rejection.MISHEARD, "Misheard", "the caller said the answer heard was wrong")
+            )
+        for reason, title, trigger in retries:
             retry = flow.Ask(question, attempt=2, retry_reason=reason)
             scenes.append(
                 Scene(
@@ -153,7 +172,7 @@ def _question_scenes(
                     title,
                     f"{trigger}, on tries 1 to {tries - 1} of {tries}",
                     _says(render_step(retry, phrases, _PREVIEW_URLS)),
-                    listens="asks again, with the same keys",
+                    listens="asks again",
                     question=question.key,
                 )
             )
@@ -183,6 +202,8 @@ def _listens(question: Question, response: VoiceResponse, phrases: Phrasebook) -
         low, high = scale
         keys = "1 (yes) or 2 (no)" if question.kind is QuestionKind.YESNO else f"{low} to {high}"
         text = f"one key, {keys}, for {gather.get('timeout')} s after the question"
+        if "speech" in gather.get("input", ""):
+            text += f", or the answer said aloud ({gather.get('language')})"
         if high >= 10:
             second = ET.fromstring(
                 str(render_step(flow.ListenForZero(question, 1), phrases, _PREVIEW_URLS))

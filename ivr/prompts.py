@@ -35,6 +35,16 @@ VOICES = {
 
 PHRASES: dict[str, dict[str, str]] = {
     "en": {
+        "expects_nps_spoken": (
+            "Please press or say a number from 0 to 10. For 10, press 1 then 0, or say ten."
+        ),
+        "expects_csat_spoken": "Please press or say a number from 1 to 5.",
+        "expects_ces_spoken": "Please press or say a number from 1 to 7.",
+        "expects_yesno_spoken": "Press 1 or say yes; press 2 or say no.",
+        "confirm_answer": "I heard {answer}. Is that right? Press 1 or say yes; press 2 or say no.",
+        "misheard": "Sorry about that. Let's try again.",
+        "yes": "yes",
+        "no": "no",
         "greeting_in_call": (
             "Thank you for staying on the line. This is a short automated survey from "
             "{company} about the call you just had. To stop these surveys, press star at "
@@ -65,6 +75,18 @@ PHRASES: dict[str, dict[str, str]] = {
         "unavailable": "Sorry, this survey is not available right now. Goodbye.",
     },
     "es": {
+        "expects_nps_spoken": (
+            "Marque o diga un número del 0 al 10. Para 10, marque 1 y luego 0, o diga diez."
+        ),
+        "expects_csat_spoken": "Marque o diga un número del 1 al 5.",
+        "expects_ces_spoken": "Marque o diga un número del 1 al 7.",
+        "expects_yesno_spoken": "Marque 1 o diga sí; marque 2 o diga no.",
+        "confirm_answer": (
+            "Entendí {answer}. ¿Es correcto? Marque 1 o diga sí; marque 2 o diga no."
+        ),
+        "misheard": "Disculpe. Intentémoslo de nuevo.",
+        "yes": "sí",
+        "no": "no",
         "greeting_in_call": (
             "Gracias por permanecer en la línea. Esta es una breve encuesta automática de "
             "{company} sobre la llamada que acaba de tener. Para no recibir más "
@@ -93,6 +115,20 @@ PHRASES: dict[str, dict[str, str]] = {
         "unavailable": "Lo sentimos, esta encuesta no está disponible ahora. Adiós.",
     },
     "pl": {
+        "expects_nps_spoken": (
+            "Wybierz lub powiedz liczbę od 0 do 10. Aby wybrać 10, naciśnij 1, a potem 0, "
+            "albo powiedz dziesięć."
+        ),
+        "expects_csat_spoken": "Wybierz lub powiedz liczbę od 1 do 5.",
+        "expects_ces_spoken": "Wybierz lub powiedz liczbę od 1 do 7.",
+        "expects_yesno_spoken": "Naciśnij 1 lub powiedz tak; naciśnij 2 lub powiedz nie.",
+        "confirm_answer": (
+            "Usłyszałem: {answer}. Czy to prawda? Naciśnij 1 lub powiedz tak; "
+            "naciśnij 2 lub powiedz nie."
+        ),
+        "misheard": "Przepraszamy. Spróbujmy jeszcze raz.",
+        "yes": "tak",
+        "no": "nie",
         "greeting_in_call": (
             "Dziękujemy za pozostanie na linii. To krótka automatyczna ankieta {company} "
             "o rozmowie, którą właśnie zakończyłeś. Aby nie otrzymywać więcej ankiet, "
@@ -148,12 +184,20 @@ class Phrasebook:
     def voice(self) -> Voice:
         return VOICES.get(self.language, VOICES["en"])
 
-    def say(self, name: str) -> str:
+    def say(self, name: str, answer: str = "") -> str:
         template = self.overrides.get(name) or builtin_phrase(self.language, name)
-        return template.format(company=self.company, callback=self.callback)
+        return template.format(company=self.company, callback=self.callback, answer=answer)
 
-    def expects(self, kind: QuestionKind) -> str:
-        return self.say(f"expects_{kind.value}")
+    def expects(self, kind: QuestionKind, *, spoken: bool = False) -> str:
+        """What a valid answer is: "press a number ...", or, where the question takes
+        spoken answers, "press or say a number ..."."""
+        return self.say(f"expects_{kind.value}_spoken" if spoken else f"expects_{kind.value}")
+
+    def spoken_value(self, kind: QuestionKind, value: int) -> str:
+        """An answer as the confirmation says it back: yes or no, else the number."""
+        if kind is QuestionKind.YESNO:
+            return self.say("yes" if value == 1 else "no")
+        return str(value)
 
 
 def builtin_phrase(language: str, name: str) -> str:
@@ -184,8 +228,10 @@ def check_phrases(definition: SurveyDefinition, source: str) -> None:
                 known = ", ".join(sorted(PHRASES["en"]))
                 raise SurveyError(source, field, f"unknown phrase (known: {known})")
             try:
-                text.format(company="", callback="")
+                text.format(company="", callback="", answer="")
             except (KeyError, IndexError, ValueError) as exc:
                 raise SurveyError(
-                    source, field, f"bad placeholder {exc}; use {{company}} or {{callback}}"
+                    source,
+                    field,
+                    f"bad placeholder {exc}; use {{company}}, {{callback}} or {{answer}}",
                 ) from None

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from core.events import AnswerGiven, answer_given
 from core.runtime import Runtime
-from core.survey import QuestionKind
+from core.survey import Question, QuestionKind
 from core.telephony import is_machine
-from ivr import calls, flow, keypad
+from ivr import calls, flow, keypad, speech
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,30 @@ NO_SUCH_CALL = Turn(None)
 
 @dataclass(frozen=True)
 class Keys:
-    """The keys a Gather's action brought, as the webhook received them."""
+    """What a Gather's action brought, as the webhook received it: keys, or speech."""
 
     digits: str | None
     after_one: bool  # the NPS second-key stage: "1" was pressed, a "0" may follow
     try_number: int  # which try of the question this was (1 = first)
+    speech: str | None = None  # Twilio's SpeechResult, when the customer spoke
+    confidence: str | None = None  # Twilio's Confidence, as posted (may be missing)
+
+    @property
+    def spoken(self) -> bool:
+        """The customer spoke rather than pressed keys (Twilio posts one or the other)."""
+        return self.speech is not None and not self.digits
+
+
+@dataclass(frozen=True)
+class Heard:
+    """The answer to "I heard nine, is that right?", with what had been heard."""
+
+    value: int
+    transcript: str
+    confidence: float | None
+    try_number: int
+    reply: str | None  # SpeechResult
+    digits: str | None
 
 
 @dataclass(frozen=True)
@@ -92,40 +111,119 @@ def start_in(
 def press_keys(
     runtime: Runtime, attempt_id: int, call_sid: str, ref: str | None, key: str, keys: Keys
 ) -> Turn:
-    """The customer pressed keys (or none) at question `key`."""
+    """The customer pressed keys (or none), or spoke, at question `key`."""
     named = calls.named_call(attempt_id, call_sid, ref)
     if named is not None:
         turn = _answer_named_call(runtime, named, key, keys)
         if turn is not None:
             return turn
-    answered = None
     with runtime.db.session() as session:
         call = _find_call(runtime, session, attempt_id, call_sid)
         asked = call.definition.question(key) if call else None
         if call is None or asked is None or asked.kind is QuestionKind.COMMENT:
             return NO_SUCH_CALL
-        result = keypad.interpret(asked.kind, keys.digits, after_one=keys.after_one)
-        if isinstance(result, keypad.OptedOut):
+        if keys.spoken and asked.takes_speech:
+            turn, answered = _said(session, call, asked, keys)
+        else:
+            turn, answered = _pressed(session, call, asked, keys)
+    if answered is not None:
+        # After the commit: a listener (the alert's job) reads the answer back.
+        answer_given(runtime, answered)
+    return turn
+
+
+def _pressed(
+    session: Session, call: calls.LiveCall, asked: Question, keys: Keys
+) -> tuple[Turn, AnswerGiven | None]:
+    """Keys pressed (or nothing) at a question, in the webhook's unit of work."""
+    answered = None
+    result = keypad.interpret(asked.kind, keys.digits, after_one=keys.after_one)
+    if isinstance(result, keypad.OptedOut):
+        calls.opt_out(session, call)
+        return Turn(call, Goodbye("opted_out")), None
+    if isinstance(result, keypad.NeedsSecondDigit):
+        step: flow.Step = flow.ListenForZero(asked, keys.try_number)
+    elif isinstance(result, keypad.Answered):
+        answers = calls.answer_question(
+            session.connection(), call, asked, value=result.value, keys=result.keys
+        )
+        if answers is None:  # another webhook pinned another survey version just now
+            return NO_SUCH_CALL, None
+        answered = AnswerGiven(call.request_id, asked.kind.value, result.value)
+        step = flow.after_answer(call.definition, asked.key, answers)
+    else:
+        answers = calls.answers_by_key(session, call.request_id)
+        step = flow.after_rejection(call.definition, asked, keys.try_number, result.reason, answers)
+    return Turn(call, _settle(session, call, step)), answered
+
+
+def _said(
+    session: Session, call: calls.LiveCall, asked: Question, keys: Keys
+) -> tuple[Turn, AnswerGiven | None]:
+    """A spoken answer (ivr.speech): stored like a key, opting out like "*", asked
+    again like a wrong key, or, heard with low confidence, confirmed first."""
+    result = speech.interpret(asked.kind, call.language, keys.speech, keys.confidence)
+    if isinstance(result, speech.SaidOptOut):
+        calls.opt_out(session, call, source="speech")
+        return Turn(call, Goodbye("opted_out")), None
+    if isinstance(result, speech.NotUnderstood):
+        answers = calls.answers_by_key(session, call.request_id)
+        step = flow.after_rejection(call.definition, asked, keys.try_number, result.reason, answers)
+        return Turn(call, _settle(session, call, step)), None
+    if result.confirm:
+        confirm = flow.Confirm(
+            asked, result.value, keys.try_number, result.transcript, result.confidence
+        )
+        return Turn(call, confirm), None
+    spoken = calls.Spoken(result.transcript, result.confidence)
+    return _store_spoken(session, call, asked, result.value, spoken)
+
+
+def _store_spoken(
+    session: Session, call: calls.LiveCall, asked: Question, value: int, spoken: calls.Spoken
+) -> tuple[Turn, AnswerGiven | None]:
+    answers = calls.answer_question(
+        session.connection(), call, asked, value=value, keys="", spoken=spoken
+    )
+    if answers is None:
+        return NO_SUCH_CALL, None
+    step = flow.after_answer(call.definition, asked.key, answers)
+    return Turn(call, _settle(session, call, step)), AnswerGiven(
+        call.request_id, asked.kind.value, value
+    )
+
+
+def confirm_answer(
+    runtime: Runtime, attempt_id: int, call_sid: str, key: str, heard: Heard
+) -> Turn:
+    """The customer confirmed (or not) a spoken answer heard with low confidence: yes
+    stores it; no, or anything unclear, asks the question again, within its tries."""
+    answered = None
+    with runtime.db.session() as session:
+        call = _find_call(runtime, session, attempt_id, call_sid)
+        asked = call.definition.question(key) if call else None
+        if call is None or asked is None or not asked.takes_speech:
+            return NO_SUCH_CALL
+        low, high = asked.kind.scale
+        if not low <= heard.value <= high:
+            return NO_SUCH_CALL
+        if heard.digits and keypad.OPT_OUT_KEY in heard.digits:
             calls.opt_out(session, call)
             return Turn(call, Goodbye("opted_out"))
-        if isinstance(result, keypad.NeedsSecondDigit):
-            step: flow.Step = flow.ListenForZero(asked, keys.try_number)
-        elif isinstance(result, keypad.Answered):
-            answers = calls.answer_question(
-                session.connection(), call, asked, value=result.value, keys=result.keys
-            )
-            if answers is None:  # another webhook pinned another survey version just now
-                return NO_SUCH_CALL
-            answered = AnswerGiven(call.request_id, asked.kind.value, result.value)
-            step = flow.after_answer(call.definition, key, answers)
+        said = speech.interpret(asked.kind, call.language, heard.reply, None)
+        if heard.reply is not None and isinstance(said, speech.SaidOptOut):
+            calls.opt_out(session, call, source="speech")
+            return Turn(call, Goodbye("opted_out"))
+        if speech.confirmation(call.language, heard.reply, heard.digits):
+            spoken = calls.Spoken(heard.transcript, heard.confidence)
+            turn, answered = _store_spoken(session, call, asked, heard.value, spoken)
         else:
             answers = calls.answers_by_key(session, call.request_id)
             step = flow.after_rejection(
-                call.definition, asked, keys.try_number, result.reason, answers
+                call.definition, asked, heard.try_number, keypad.Rejection.MISHEARD, answers
             )
-        turn = Turn(call, _settle(session, call, step))
+            turn = Turn(call, _settle(session, call, step))
     if answered is not None:
-        # After the commit: a listener (the alert's job) reads the answer back.
         answer_given(runtime, answered)
     return turn
 

@@ -10,6 +10,11 @@ Twilio specifics this module is careful about (twilio.com/docs/voice/twiml/gathe
   decides what to say then.
 - `<Record>` with no audio does not call its action and falls through as well; the
   `<Redirect>` after it tells the server the comment was left empty.
+- A question that takes spoken answers gathers keys and speech together (`input="dtmf
+  speech"`), in the call's language, with hints made from its answer words
+  (ivr.speech). `speechTimeout` is a whole number of seconds: Twilio refuses "auto"
+  together with a `speechModel` (warning 13335), and `numbers_and_commands` is its
+  model for short answers like these.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from urllib.parse import urlencode
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from core.survey import Question, QuestionKind
-from ivr.flow import Ask, Finish, ListenForZero, Step
+from ivr import speech
+from ivr.flow import Ask, Confirm, Finish, ListenForZero, Step
 from ivr.keypad import FINISH_KEY, OPT_OUT_KEY, Rejection
 from ivr.prompts import Phrasebook
 
@@ -28,6 +34,10 @@ from ivr.prompts import Phrasebook
 ANSWER_TIMEOUT = 5
 # Seconds to wait, after an NPS "1", for a "0" that would make it 10.
 SECOND_DIGIT_TIMEOUT = 2
+# Spoken answers: the recogniser's model for short answers, and the seconds of silence
+# that end an utterance.
+SPEECH_MODEL = "numbers_and_commands"
+SPEECH_TIMEOUT = 2
 # Seconds of silence that end a recorded comment.
 RECORDING_SILENCE_TIMEOUT = 5
 
@@ -49,6 +59,17 @@ class CallUrls:
         }
         return f"{self.base}/questions/{key}?{urlencode(query)}"
 
+    def confirmation(self, step: Confirm) -> str:
+        """The answer to "I heard nine, is that right?": the URL carries what was heard
+        (Twilio's signature covers it), so nothing is stored until it is confirmed."""
+        query = {
+            "try": step.attempt,
+            "value": step.value,
+            "heard": step.transcript,
+            **({"confidence": f"{step.confidence:.4f}"} if step.confidence is not None else {}),
+        }
+        return f"{self.base}/questions/{step.question.key}/confirm?{urlencode(query)}"
+
     def recording(self, key: str, attempt: int) -> str:
         return f"{self.base}/questions/{key}/recording?{urlencode({'try': attempt})}"
 
@@ -61,6 +82,8 @@ def render_step(step: Step, phrases: Phrasebook, urls: CallUrls) -> VoiceRespons
         return _finish(step, phrases)
     if isinstance(step, ListenForZero):
         return _listen_for_zero(step, urls)
+    if isinstance(step, Confirm):
+        return _confirm(step, phrases, urls)
     if step.question.kind is QuestionKind.COMMENT:
         return _record(step, phrases, urls)
     return _gather(step, phrases, urls)
@@ -90,13 +113,15 @@ def _preamble(step: Ask, phrases: Phrasebook) -> list[str]:
         lines.append(phrases.say("no_input"))
     elif step.retry_reason is Rejection.INVALID:
         lines.append(phrases.say("invalid"))
+    elif step.retry_reason is Rejection.MISHEARD:
+        lines.append(phrases.say("misheard"))
     return lines
 
 
 def _question_text(step: Ask, phrases: Phrasebook) -> str:
     # On a retry the caller already heard the question; say what is expected instead.
     if step.retry_reason is not None:
-        return phrases.expects(step.question.kind)
+        return phrases.expects(step.question.kind, spoken=step.question.takes_speech)
     return _prompt(step.question, phrases)
 
 
@@ -104,19 +129,51 @@ def _gather(step: Ask, phrases: Phrasebook, urls: CallUrls) -> VoiceResponse:
     action = urls.question(step.question.key, step.attempt)
     response = VoiceResponse()
     gather = Gather(
-        input="dtmf",
         num_digits=1,
         finish_on_key=FINISH_KEY,
         timeout=ANSWER_TIMEOUT,
         action=action,
         method="POST",
         action_on_empty_result=True,
+        **_input(step.question.kind, step.question.takes_speech, phrases.language),
     )
     for line in [*_preamble(step, phrases), _question_text(step, phrases)]:
         _say(gather, phrases, line)
     response.append(gather)
     response.redirect(action, method="POST")
     return response
+
+
+def _confirm(step: Confirm, phrases: Phrasebook, urls: CallUrls) -> VoiceResponse:
+    action = urls.confirmation(step)
+    response = VoiceResponse()
+    gather = Gather(
+        num_digits=1,
+        finish_on_key=FINISH_KEY,
+        timeout=ANSWER_TIMEOUT,
+        action=action,
+        method="POST",
+        action_on_empty_result=True,
+        **_input(QuestionKind.YESNO, True, phrases.language),
+    )
+    heard = phrases.spoken_value(step.question.kind, step.value)
+    _say(gather, phrases, phrases.say("confirm_answer", answer=heard))
+    response.append(gather)
+    response.redirect(action, method="POST")
+    return response
+
+
+def _input(kind: QuestionKind, spoken: bool, language: str) -> dict[str, str]:
+    """A Gather's input attributes: keys, or keys and speech in the call's language."""
+    if not spoken:
+        return {"input": "dtmf"}
+    return {
+        "input": "dtmf speech",
+        "language": speech.twilio_language(language),
+        "hints": speech.hints(kind, language),
+        "speech_model": SPEECH_MODEL,
+        "speech_timeout": str(SPEECH_TIMEOUT),
+    }
 
 
 def _listen_for_zero(step: ListenForZero, urls: CallUrls) -> VoiceResponse:

@@ -647,6 +647,37 @@ def _count_where(condition: ColumnElement) -> ColumnElement:
     return func.sum(case((condition, 1), else_=0))
 
 
+@dataclass(frozen=True)
+class SpokenShare:
+    """How the period's scale answers were given: said aloud (ivr.speech) or keyed."""
+
+    answers: int
+    spoken: int
+
+    @property
+    def percent(self) -> float | None:
+        return 100.0 * self.spoken / self.answers if self.answers else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"answers": self.answers, "spoken": self.spoken, "percent": _round(self.percent)}
+
+
+def spoken_share(session: Session, query: ReportQuery) -> SpokenShare:
+    """The share of spoken answers among the query's scale answers (its period and
+    filters, test calls aside), counted from the answers: the rollup keeps no input."""
+    answers, spoken = session.execute(
+        filtered(
+            select(
+                func.count(Answer.id),
+                _count_where(Answer.input == "speech"),
+            ).where(Answer.value.is_not(None)),
+            query,
+            ANSWERS,
+        )
+    ).one()
+    return SpokenShare(answers or 0, spoken or 0)
+
+
 def totals(rows: Iterable[ReportRow]) -> ReportRow:
     """All groups added together (counts add; scores are recomputed from the counts)."""
     total = ReportRow(group={})

@@ -13,7 +13,7 @@ from aftercall.cli.context import Context
 from aftercall.wiring import runtime_from_settings
 from scoring.filters import parse_report_query
 from scoring.formats import to_csv, to_table
-from scoring.report import MODES, ReportError, report, totals
+from scoring.report import MODES, ReportError, report, spoken_share, totals
 
 
 def register_commands(group: click.Group) -> None:
@@ -51,12 +51,13 @@ def report_command(
         with runtime.db.session() as session:
             rows = report(session, query)
             previous_rows = report(session, previous) if previous else None
+            spoken = spoken_share(session, query)
     except ReportError as exc:
         raise _usage_error(exc) from None
     finally:
         runtime.db.dispose()
     if output == "json":
-        body = {"rows": [row.to_json() for row in rows]}
+        body = {"rows": [row.to_json() for row in rows], "answer_input": spoken.to_json()}
         if previous_rows is not None:
             body["previous"] = {"rows": [row.to_json() for row in previous_rows]}
         json.dump(body, sys.stdout, indent=2)
@@ -66,6 +67,12 @@ def report_command(
         click.echo(to_csv(rows, query.by), nl=False)
         return
     _echo_table(rows, query.by, "no survey requests match")
+    if spoken.spoken:
+        # Only once customers speak: a keypad-only table stays as it always was.
+        click.echo(
+            f"answers said aloud rather than keyed: {spoken.spoken} of {spoken.answers} "
+            f"({spoken.percent:.0f}%)"
+        )
     if previous is not None and previous_rows is not None:
         last_day = previous.until - timedelta(microseconds=1)
         click.echo(f"\nPrevious period ({previous.since:%Y-%m-%d} to {last_day:%Y-%m-%d}):")

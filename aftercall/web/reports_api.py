@@ -25,7 +25,15 @@ from aftercall.web.context import current_runtime
 from core.apikeys import REPORTS_FULL
 from scoring.detractors import Contact, detractors, shown_to
 from scoring.filters import FILTERS, parse_page, parse_report_query
-from scoring.report import ReportError, ReportQuery, ReportRow, report, totals
+from scoring.report import (
+    ReportError,
+    ReportQuery,
+    ReportRow,
+    SpokenShare,
+    report,
+    spoken_share,
+    totals,
+)
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
 bp.before_request(require_api_key)
@@ -87,6 +95,7 @@ def scores() -> Response:
         "query": _query_json(query),
         "rows": [row.to_json() for row in rows],
         "total": totals(rows).to_json(),
+        "answer_input": _spoken_share(query).to_json(),
     }
     if compare == "previous":
         try:
@@ -110,6 +119,11 @@ def scores() -> Response:
             for row in _report(replace(query, by=agent_by))
         ]
     return jsonify(body)
+
+
+def _spoken_share(query: ReportQuery) -> SpokenShare:
+    with current_runtime().db.session() as session:
+        return spoken_share(session, query)
 
 
 def _key(row: ReportRow, names: tuple[str, ...]) -> tuple:

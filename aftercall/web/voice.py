@@ -7,7 +7,10 @@ signed webhook for a call aftercall does not know gets the same goodbye.
 
 Routes, all POST, under /voice/attempts/<attempt id>:
   /start                          the call's Url: greeting and the first question
-  /questions/<key>?try=N          a Gather's action (stage=after-one: NPS second key)
+  /questions/<key>?try=N          a Gather's action: keys or speech (stage=after-one: NPS
+                                  second key)
+  /questions/<key>/confirm        "I heard nine, is that right?": a low-confidence spoken
+                                  answer confirmed (the URL carries what was heard)
   /questions/<key>/recording      a Record's action
   /questions/<key>/transcription  Twilio's transcription callback
   /status                         status callbacks (all events)
@@ -21,6 +24,7 @@ import logging
 from dataclasses import replace
 
 from flask import Blueprint, Response, abort, request
+from ivr.speech import MAX_SPEECH_CHARS, parse_confidence
 from twilio.base.exceptions import TwilioException
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, RequestEntityTooLarge
@@ -32,7 +36,7 @@ from dialer.status import take_status
 from ivr import survey_call
 from ivr.calls import LiveCall
 from ivr.prompts import Phrasebook, builtin_phrase
-from ivr.survey_call import Goodbye, HangUp, Keys, Recording, Turn
+from ivr.survey_call import Goodbye, HangUp, Heard, Keys, Recording, Turn
 from ivr.twiml import CallUrls, goodbye, hang_up, render_step
 
 log = logging.getLogger(__name__)
@@ -76,11 +80,31 @@ def question(attempt_id: int, key: str) -> Response:
         digits=request.form.get("Digits"),
         after_one=request.args.get("stage") == "after-one",
         try_number=_try_number(),
+        speech=request.form.get("SpeechResult"),
+        confidence=request.form.get("Confidence"),
     )
     turn = survey_call.press_keys(
         current_runtime(), attempt_id, _call_sid(), request.args.get("ref"), key, keys
     )
     return _respond(turn)
+
+
+@bp.post("/attempts/<int:attempt_id>/questions/<key>/confirm")
+def confirm(attempt_id: int, key: str) -> Response:
+    value = request.args.get("value", "")
+    if not (value.isascii() and value.isdigit() and len(value) <= 2):
+        return unavailable()
+    heard = Heard(
+        value=int(value),
+        transcript=request.args.get("heard", "")[:MAX_SPEECH_CHARS],
+        confidence=parse_confidence(request.args.get("confidence")),
+        try_number=_try_number(),
+        reply=request.form.get("SpeechResult"),
+        digits=request.form.get("Digits"),
+    )
+    return _respond(
+        survey_call.confirm_answer(current_runtime(), attempt_id, _call_sid(), key, heard)
+    )
 
 
 @bp.post("/attempts/<int:attempt_id>/questions/<key>/recording")

@@ -255,21 +255,31 @@ def test_preview_of_what_does_not_exist(signed_in, path, status):
     assert signed_in.get(path).status_code == status
 
 
-# Whole calls through the signed webhooks: (digits pressed in turn, recorded comment?).
+# Whole calls through the signed webhooks: digits pressed in turn, a recorded comment,
+# or (what was said, the recogniser's confidence).
 CALL_PATHS = {
     "promoter": ["9", "4"],
     "detractor with a comment": ["3", "2", "record"],
     "silence throughout": ["", "", "", "", "", ""],
     "invalid keys first": ["A", "7", "9", "5"],
     "opt-out": ["*"],
-}
+    # Heard unsure, so confirmed: the first time misheard and asked again.
+    "spoken, confirmed": [("10", "0.45"), ("2", None), ("10", "0.45"), ("1", None),
+                          ("5", "0.45"), ("1", None)],
+}  # fmt: skip
 
 
-def play(call: SignedCall, keys: list[str], **start: str) -> list[str]:
+def play(call: SignedCall, keys: list, **start: str) -> list[str]:
     """Play a call with `keys` and return every sentence its TwiML said, in order."""
     reply = call.start(**start)
     for key in keys:
-        reply = call.record(reply) if key == "record" else call.press(reply, key)
+        if isinstance(key, tuple):
+            said, confidence = key
+            action = reply.root.find("./Gather").get("action")
+            extra = {"Confidence": confidence} if confidence else {}
+            reply = call.post(action, call.params(SpeechResult=said, **extra))
+        else:
+            reply = call.record(reply) if key == "record" else call.press(reply, key)
     assert reply.verbs()[-1] == "Hangup", reply.body
     return [text for r in call.replies for text in r.says()]
 

@@ -23,7 +23,7 @@ def test_greeting_names_company_then_opt_out_then_first_question(call):
     c = call()
     reply = c.start()
     gather = reply.root.find("./Gather")
-    assert gather.get("input") == "dtmf"
+    assert gather.get("input") == "dtmf speech"  # keys or a spoken answer (ivr.speech)
     assert gather.get("numDigits") == "1"
     assert gather.get("actionOnEmptyResult") == "true"
     assert without_ref(gather.get("action")) == f"{c.base}/questions/nps?try=1"
@@ -145,7 +145,9 @@ def test_invalid_or_missing_input_is_explained_and_asked_again(
     assert without_ref(gather.get("action")) == f"{c.base}/questions/nps?try=2"
     says = [s.text for s in gather.findall("./Say")]
     assert reason in says[0]
-    assert says[1] == "Please press a number from 0 to 10. For 10, press 1 then 0."
+    assert says[1] == (
+        "Please press or say a number from 0 to 10. For 10, press 1 then 0, or say ten."
+    )
     reply = c.press(reply, "8")
     assert without_ref(reply.root.find("./Gather").get("action")).endswith("/questions/csat?try=1")
     _, _, answers = stored(runtime, c.attempt_id)
@@ -157,7 +159,9 @@ def test_csat_out_of_range_is_asked_again(call):
     reply = c.press(c.press(c.start(), "9"), "7")
     gather = reply.root.find("./Gather")
     assert without_ref(gather.get("action")).endswith("/questions/csat?try=2")
-    assert [s.text for s in gather.findall("./Say")][-1] == "Please press a number from 1 to 5."
+    assert [s.text for s in gather.findall("./Say")][
+        -1
+    ] == "Please press or say a number from 1 to 5."
 
 
 def test_after_the_last_try_the_question_is_skipped(call, runtime):
@@ -430,10 +434,12 @@ def test_ces_and_yes_no_questions_with_a_condition_and_phrase_overrides(call, ru
     assert without_ref(reply.root.find("./Gather").get("action")).endswith(
         "/questions/effort?try=2"
     )
-    assert reply.root.findall("./Gather/Say")[-1].text == "Please press a number from 1 to 7."
+    assert (
+        reply.root.findall("./Gather/Say")[-1].text == "Please press or say a number from 1 to 7."
+    )
     reply = c.press(reply, "7")
     reply = c.press(reply, "3")  # yes/no is 1 or 2
-    assert reply.root.findall("./Gather/Say")[-1].text == "Press 1 for yes, or 2 for no."
+    assert reply.root.findall("./Gather/Say")[-1].text == "Press 1 or say yes; press 2 or say no."
     reply = c.press(reply, "2")
     assert without_ref(reply.root.find("./Gather").get("action")).endswith(
         "/questions/callback?try=1"

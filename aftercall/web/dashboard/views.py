@@ -62,6 +62,7 @@ from scoring.report import (
     ReportRow,
     group_values,
     report,
+    spoken_share,
     totals,
 )
 
@@ -421,7 +422,7 @@ def _agents_page(table: csv_export.Table, page: int) -> dict[str, Any]:
 def dashboard_page(
     db: Session, filters: Filters, zone: ZoneInfo, contact: Contact
 ) -> dict[str, Any]:
-    """Everything the page shows: nine queries, whatever the size of the data (the
+    """Everything the page shows: ten queries, whatever the size of the data (the
     rollup answers the trend and agents in one each on PostgreSQL); customers' details
     as far as `contact` allows."""
     query = filters.query(zone)
@@ -467,6 +468,7 @@ def dashboard_page(
         "funnel": _funnel(headline),
         **_agents_page(csv_export.agent_table(agent_rows, filters.sort), filters.agents_page),
         "modes": csv_export.mode_table(mode_rows),
+        "spoken": spoken_share(db, query),
         "trend": csv_export.trend_table(trend_rows, filters.unit),
         "detractors": csv_export.detractor_table(unhappy[:DETRACTORS_PER_PAGE], zone, contact),
         "contact": contact.value,
