@@ -308,7 +308,9 @@ class _Parser:
             question = self.question(raw, f"questions[{index}]", questions)
             # A survey's `keys_only = true` is every question's: stored per question, so
             # that a version's definition says, question by question, what was asked.
-            questions.append(replace(question, keys_only=True) if keys_only else question)
+            if keys_only and question.kind.scale is not None:
+                question = replace(question, keys_only=True)
+            questions.append(question)
 
         languages = set(questions[0].prompts)
         for index, question in enumerate(questions):

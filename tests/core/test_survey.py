@@ -1,4 +1,5 @@
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,35 @@ def test_dialing_rules_are_part_of_the_version(tmp_path):
     assert narrower.dialing.calling_hours[0].hour == 10
     assert plain.content_sha256() != narrower.content_sha256()
     assert SurveyDefinition.from_dict(narrower.to_dict()) == narrower
+
+
+def test_a_keys_only_survey_marks_its_scale_questions_and_round_trips():
+    source = (DEFAULT_SURVEYS_DIR / "post-call.toml").read_text()
+    data = tomllib.loads(source.replace("max_tries = 3\n", "max_tries = 3\nkeys_only = true\n"))
+    definition = SurveyDefinition.from_dict(data)
+    assert [(q.key, q.keys_only, q.takes_speech) for q in definition.questions] == [
+        ("nps", True, False), ("csat", True, False), ("improve", False, False),
+    ]  # fmt: skip
+    assert SurveyDefinition.from_dict(definition.to_dict()) == definition
+
+
+def test_a_survey_that_never_mentions_keys_only_keeps_its_digest():
+    """Speech came after many surveys were stored: their versions must not change."""
+    definition = SurveyCatalog.from_directory(DEFAULT_SURVEYS_DIR).get("post-call")
+    assert all("keys_only" not in q for q in definition.to_dict()["questions"])
+    assert all(q.takes_speech for q in definition.questions if q.kind.scale is not None)
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "problem"),
+    [("survey", '"yes"', "keys_only: expected true or false"),
+     ("comment", "true", "a comment is recorded: it takes no keys")],
+)  # fmt: skip
+def test_keys_only_is_validated(where, value, problem):
+    source = (DEFAULT_SURVEYS_DIR / "post-call.toml").read_text()
+    if where == "survey":
+        source = source.replace("max_tries = 3\n", f"max_tries = 3\nkeys_only = {value}\n")
+    else:
+        source = source.replace("max_seconds = 60\n", f"max_seconds = 60\nkeys_only = {value}\n")
+    with pytest.raises(SurveyError, match=problem):
+        SurveyDefinition.from_dict(tomllib.loads(source))
