@@ -60,7 +60,7 @@ from dialer.intake import CallEnded, accept_calls
 from dialer.scheduling import CALL_QUEUE
 from phonesim import BackgroundServer, Comment, Persona, PersonaMix, PhoneNetwork, SimClock
 from scoring.alerts import ALERT_QUEUE
-from scoring.report import ReportQuery, ReportRow, outcomes, report
+from scoring.report import ReportQuery, ReportRow, SpokenShare, outcomes, report, spoken_share
 
 DEMO_ACCOUNT_SID = "AC" + "d" * 32
 DEMO_AUTH_TOKEN = "demo-auth-token"
@@ -93,6 +93,8 @@ class DemoResult:
     sample_transcript: list[str]
     # The campaign's requests by mode: called back, or surveyed in the call.
     modes: list[ReportRow] = field(default_factory=list)
+    # How its answers were given: said aloud or keyed.
+    spoken: SpokenShare | None = None
 
 
 @dataclass(frozen=True)
@@ -371,6 +373,7 @@ class SimulatedDeployment:
                 rejected,
                 transcript,
                 report(session, ReportQuery(by=("mode",))),
+                spoken_share(session, ReportQuery()),
             )
 
     def _transfer_in_call(self, calls: list[CallEnded], rng: random.Random) -> list[int]:
@@ -497,7 +500,12 @@ def simulated_deployment(
         cleanup.callback(server.stop)
         clock = SimClock(start)
         network = PhoneNetwork(
-            settings.twilio_account_sid, settings.twilio_auth_token, clock=clock, seed=seed
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            clock=clock,
+            seed=seed,
+            # Some customers say their answers instead of pressing keys (ivr.speech).
+            persona_mix=PersonaMix.speaking(),
         )
         network.start()
         # Stopped before the server (callbacks run last in, first out): no call step
@@ -609,4 +617,5 @@ def _transcript(call: Any) -> list[str]:
     # A key and the prompt it led to share a simulated instant; the key came first.
     events = [(p.at, 1, f"  aftercall: {p.text}") for p in call.prompts if p.kind == "say"]
     events += [(k.at, 0, f"  customer presses {k.key}") for k in call.key_presses]
+    events += [(said.at, 0, f'  customer says "{said.text}"') for said in call.speech]
     return [line for _, _, line in sorted(events, key=lambda e: (e[0], e[1]))]

@@ -259,6 +259,12 @@ class PersonaMix:
         return _randomise(self.weighted[-1][1], rng)
 
     @classmethod
+    def speaking(cls, share: float = 15.0) -> PersonaMix:
+        """The default mix, plus customers who say their answers (`random_speaks`) with
+        weight `share`."""
+        return cls(((share, Persona(name="random_speaks")), *cls.default().weighted))
+
+    @classmethod
     def default(cls) -> PersonaMix:
         """Roughly what an outbound survey campaign meets."""
         return cls(
@@ -283,4 +289,13 @@ def _randomise(persona: Persona, rng: random.Random) -> Persona:
     answers.insert(rng.randrange(3, 6), Comment("Everything was fine, thanks.", seconds=4))
     if persona.name == "random_opts_out":
         answers[rng.randrange(0, 3)] = "*"
+    if persona.name == "random_speaks":
+        # Says the numbers instead of pressing them, as a recogniser writes them (digits),
+        # some of them heard with little confidence.
+        answers = [
+            Speech(answer, confidence=round(rng.uniform(0.45, 0.99), 2))
+            if isinstance(answer, str)
+            else answer
+            for answer in answers
+        ]
     return replace(persona, answers=tuple(answers), barge_in_after=rng.choice([None, 2.0]))

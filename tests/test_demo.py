@@ -59,6 +59,7 @@ def test_the_demo_surveys_a_share_of_its_customers_in_the_call(tmp_path, monkeyp
             ).all()
         )
     db.dispose()
+    assert result.spoken.spoken > 0  # some customers say their answers
     # Tokens (by URL and by DTMF), number matches and late events, all attributed.
     assert set(found) == {Attribution.TOKEN, Attribution.NUMBER, Attribution.LATE_EVENT}
 
@@ -70,6 +71,7 @@ def test_demo_command_prints_outcomes_and_scores(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Outcomes:" in result.output
     assert "Called back or surveyed in the call:" in result.output
+    assert "Answers said aloud rather than keyed:" in result.output
     assert "Scores by agent:" in result.output
     assert (tmp_path / "aftercall-demo.db").exists()
 

@@ -216,6 +216,12 @@ def _echo_demo_result(result: DemoResult) -> None:
         share = f"{100.0 * row.completed / row.received:.0f}%" if row.received else "-"
         click.echo(f"  {mode:<10}{row.received:>9}{row.reached:>9}{row.completed:>11}{share:>13}")
 
+    if result.spoken is not None and result.spoken.answers:
+        click.echo(
+            f"\nAnswers said aloud rather than keyed: {result.spoken.spoken} of "
+            f"{result.spoken.answers} ({result.spoken.percent:.0f}%)"
+        )
+
     click.echo("\nScores by agent:")
     click.echo(to_table(result.agents, ("agent",), totals(result.agents)))
     click.echo("(n<30: too few answers for the score to mean much; try --calls 1000)")
