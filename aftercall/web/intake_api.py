@@ -225,6 +225,8 @@ def _answer_json(answer: Answer) -> dict[str, Any]:
         "keys": answer.keys,
         "recording_url": answer.recording_url,
         "transcript": answer.transcript,
+        "input": answer.input,
+        "confidence": answer.confidence,
         "received_at": iso_utc(answer.received_at),
     }
 

@@ -408,6 +408,8 @@ def test_get_returns_the_request_with_its_attempts_and_answers(runtime, client, 
             "keys": "9",
             "recording_url": None,
             "transcript": None,
+            "input": None,
+            "confidence": None,
             "received_at": "2026-11-23T15:00:00Z",
         }
     ]
