@@ -126,26 +126,23 @@ def _question_text(step: Ask, phrases: Phrasebook) -> str:
 
 
 def _gather(step: Ask, phrases: Phrasebook, urls: CallUrls) -> VoiceResponse:
-    action = urls.question(step.question.key, step.attempt)
-    response = VoiceResponse()
-    gather = Gather(
-        num_digits=1,
-        finish_on_key=FINISH_KEY,
-        timeout=ANSWER_TIMEOUT,
-        action=action,
-        method="POST",
-        action_on_empty_result=True,
-        **_input(step.question.kind, step.question.takes_speech, phrases.language),
-    )
-    for line in [*_preamble(step, phrases), _question_text(step, phrases)]:
-        _say(gather, phrases, line)
-    response.append(gather)
-    response.redirect(action, method="POST")
-    return response
+    lines = [*_preamble(step, phrases), _question_text(step, phrases)]
+    spoken = step.question.takes_speech
+    return _one_key(urls.question(step.question.key, step.attempt), lines, phrases,
+                    step.question.kind, spoken=spoken)  # fmt: skip
 
 
 def _confirm(step: Confirm, phrases: Phrasebook, urls: CallUrls) -> VoiceResponse:
-    action = urls.confirmation(step)
+    heard = phrases.spoken_value(step.question.kind, step.value)
+    lines = [phrases.say("confirm_answer", answer=heard)]
+    return _one_key(urls.confirmation(step), lines, phrases, QuestionKind.YESNO, spoken=True)
+
+
+def _one_key(
+    action: str, lines: list[str], phrases: Phrasebook, kind: QuestionKind, *, spoken: bool
+) -> VoiceResponse:
+    """A Gather for one key (or a spoken answer) with `lines` said inside it, then a
+    Redirect to the same action for when Twilio falls through."""
     response = VoiceResponse()
     gather = Gather(
         num_digits=1,
@@ -154,10 +151,10 @@ def _confirm(step: Confirm, phrases: Phrasebook, urls: CallUrls) -> VoiceRespons
         action=action,
         method="POST",
         action_on_empty_result=True,
-        **_input(QuestionKind.YESNO, True, phrases.language),
+        **_input(kind, spoken, phrases.language),
     )
-    heard = phrases.spoken_value(step.question.kind, step.value)
-    _say(gather, phrases, phrases.say("confirm_answer", answer=heard))
+    for line in lines:
+        _say(gather, phrases, line)
     response.append(gather)
     response.redirect(action, method="POST")
     return response
