@@ -29,6 +29,7 @@ from core.models import (
     SurveyMode,
     SurveyRequest,
 )
+from core.request_state import has_answers
 from core.runtime import Runtime
 from core.survey import UnknownSurvey
 from core.survey_versions import definition_of
@@ -110,6 +111,23 @@ def claim_survey(session: Session, survey: SurveyRequest, call: SurveyRequest) -
     )  # fmt: skip
 
 
+def realign_answers(runtime: Runtime, request_id: int) -> None:
+    """After a late event's claim committed: give the claimed survey's answers the
+    request's fields once more. An answer webhook that read the request before the claim
+    and stored its answer just after it (the claim's UPDATE of answers could not see a
+    row not yet committed) would otherwise keep the unattributed fields."""
+    with runtime.db.session() as session:
+        request = session.get(SurveyRequest, request_id)
+        if request is None:
+            return
+        session.execute(
+            update(Answer)
+            .where(Answer.request_id == request_id)
+            .values(call_ended_at=request.call_ended_at, agent=request.agent,
+                    queue=request.queue, team=request.team)
+        )  # fmt: skip
+
+
 def expire_unclaimed(runtime: Runtime) -> int:
     """Requests whose transfer never came before their deadline expire (rq cron)."""
     with runtime.db.session() as session:
@@ -141,6 +159,8 @@ def callback_after_hang_up(runtime: Runtime, request_id: int) -> str:
             or request.attribution in (None, Attribution.NONE)
             or request.is_test
             or not request.phone
+            # An answer committed just after the hang-up marked it abandoned.
+            or has_answers(session.connection(), request_id)
         ):
             return "no callback: not an attributed in-call survey that was hung up"
         if request.survey_version is not None:

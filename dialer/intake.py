@@ -152,6 +152,8 @@ class IntakeResult:
     mode: SurveyMode = SurveyMode.CALLBACK
     # An accepted in-call request: where to transfer the customer, with its token.
     transfer: in_call.Transfer | None = None
+    # The call claimed an in-call survey that began before its event (dialer.in_call).
+    attached: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -258,6 +260,7 @@ def _attach(session: Session, surveyed: SurveyRequest, request: SurveyRequest) -
         request_id=surveyed.id,
         mode=SurveyMode.IN_CALL,
         detail="attached to the customer's in-call survey, which began before this event",
+        attached=True,
     )
 
 
@@ -295,6 +298,9 @@ def accept_calls(runtime: Runtime, calls: Iterable[CallEnded]) -> list[IntakeRes
     scheduling.enqueue_first_calls(
         runtime, [(r.request_id, r.due_at) for r in results if r.accepted and r.due_at]
     )
+    for result in results:
+        if result.attached and result.request_id is not None:
+            in_call.realign_answers(runtime, result.request_id)
     return results
 
 

@@ -143,7 +143,12 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
     with runtime.db.session() as session:
         placed = (
             select(func.count(CallAttempt.id))
-            .where(CallAttempt.request_id == SurveyRequest.id, CallAttempt.status != "rejected")
+            .where(
+                CallAttempt.request_id == SurveyRequest.id,
+                CallAttempt.status != "rejected",
+                # An in-call survey's transfer (a request called back after it) is no call.
+                CallAttempt.direction == "outbound",
+            )
             .scalar_subquery()
         )
         scheduled = session.execute(

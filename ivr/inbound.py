@@ -122,8 +122,15 @@ def arrive(runtime: Runtime, transferred: Transferred) -> Arrival:
             if attempt_id is None:
                 claimed = _claim(session, runtime, transferred, phone)
                 if isinstance(claimed, Released):
-                    return claimed
-                attempt_id = _open_attempt(session, claimed, transferred.call_sid, runtime.now())
+                    # The same transfer delivered twice at once: the other delivery took
+                    # the request and opened the attempt while this one waited for it.
+                    attempt_id = _attempt_of(session, transferred.call_sid)
+                    if attempt_id is None:
+                        return claimed
+                else:
+                    attempt_id = _open_attempt(
+                        session, claimed, transferred.call_sid, runtime.now()
+                    )
             return survey_call.start_in(runtime, session, attempt_id, transferred.call_sid, None)
     except IntegrityError:
         # The same transfer delivered twice at once: the other delivery opened it.
@@ -143,7 +150,10 @@ def _claim(
     token_request = transfer_token.read(runtime.settings.secret_key, transferred.token)
     if transferred.token and token_request is None:
         log.warning("in-call transfer %s carried a token that is not ours", transferred.call_sid)
-    if phone is not None and session.scalar(select(exists().where(OptOut.phone == phone))):
+    # The do-not-call list, for the caller's number and for the number of the support
+    # call the token names (a withheld caller ID, a platform that shows its own number).
+    listed = [number for number in (phone, _phone_of(session, token_request)) if number]
+    if listed and session.scalar(select(exists().where(OptOut.phone.in_(listed)))):
         if token_request is not None:
             _suppress_opted_out(session, token_request)
         TRANSFERS.labels("do_not_call").inc()
@@ -327,6 +337,12 @@ def _open_attempt(session: Session, request_id: int, call_sid: str, now: datetim
     session.add(attempt)
     session.flush()
     return attempt.id
+
+
+def _phone_of(session: Session, request_id: int | None) -> str | None:
+    if request_id is None:
+        return None
+    return session.scalar(select(SurveyRequest.phone).where(SurveyRequest.id == request_id))
 
 
 def _attempt_of(session: Session, call_sid: str) -> int | None:

@@ -61,7 +61,9 @@ class LanguageWords:
     # Heard, but no answer: "I don't know", and idioms whose negation negates no answer
     # ("not bad", "no problem"); their "no" is not the answer no.
     no_answer: tuple[str, ...]
-    # "nine and a half": not a whole point on the scale, so not an answer.
+    # Not a whole point on the scale, so not an answer: a fraction ("nine and a half"),
+    # a magnitude ("two hundred percent", where the number before it is no score), a
+    # sign ("minus one").
     fractions: tuple[str, ...]
     # "Stop calling me": treated like the opt-out key, before anything else.
     opt_outs: tuple[str, ...]
@@ -166,11 +168,17 @@ ENGLISH = LanguageWords(
         "no clue", "hard to say", "cant say", "no comment", "no opinion", "not bad",
         "not too bad", "no problem", "no complaints",
     ),
-    fractions=("half",),
+    fractions=(
+        "half", "hundred", "hundreds", "thousand", "thousands", "million", "millions",
+        "minus", "negative",
+    ),
+    # Whole requests only: "I don't call often, nine" is a nine, not an opt-out.
     opt_outs=(
-        "stop calling", "quit calling", "dont call", "do not call", "never call",
-        "dont ever call", "remove me", "take me off", "unsubscribe", "opt out",
-        "no more calls", "stop the calls", "stop these calls", "leave me alone",
+        "stop calling", "quit calling", "dont call me", "do not call me", "never call me",
+        "dont ever call me", "remove me from your list", "remove me from the list",
+        "take me off your list", "take me off the list",
+        "unsubscribe", "opt out", "no more calls", "stop the calls", "stop these calls",
+        "leave me alone",
     ),
     opt_out_hints=(
         "stop calling me", "do not call me again", "remove me from your list", "unsubscribe",
@@ -260,7 +268,10 @@ SPANISH = LanguageWords(
         "no sabría decir", "no sabría", "quién sabe", "no tengo idea", "no está mal",
         "nada mal", "no hay problema", "no hay queja",
     ),
-    fractions=("medio", "media"),
+    fractions=(
+        "medio", "media", "ciento", "cientos", "doscientos", "trescientos", "cuatrocientos",
+        "quinientos", "mil", "millón", "millones", "menos",
+    ),
     opt_outs=(
         "no me llamen", "no me llames", "no me llame", "no me vuelvan a llamar",
         "no me vuelva a llamar", "no vuelvan a llamar", "no vuelvan a llamarme",
@@ -357,7 +368,10 @@ POLISH = LanguageWords(
         "trudno mi powiedzieć", "nie mam zdania", "bez zdania", "tak sobie",
         "nie najgorzej", "nie jest źle",
     ),
-    fractions=("pół",),
+    fractions=(
+        "pół", "dwieście", "trzysta", "czterysta", "pięćset", "tysiąc", "tysiące",
+        "tysięcy", "milion", "miliony", "milionów", "minus",
+    ),
     opt_outs=(
         "nie dzwońcie", "nie dzwoń", "nie dzwonić", "przestańcie dzwonić", "przestań dzwonić",
         "przestańcie do mnie dzwonić", "nie chcę więcej telefonów", "nie chcę więcej połączeń",

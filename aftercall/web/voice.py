@@ -24,7 +24,6 @@ import logging
 from dataclasses import replace
 
 from flask import Blueprint, Response, abort, request
-from ivr.speech import MAX_SPEECH_CHARS, parse_confidence
 from twilio.base.exceptions import TwilioException
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, RequestEntityTooLarge
@@ -36,6 +35,7 @@ from dialer.status import take_status
 from ivr import survey_call
 from ivr.calls import LiveCall
 from ivr.prompts import Phrasebook, builtin_phrase
+from ivr.speech import MAX_SPEECH_CHARS, parse_confidence
 from ivr.survey_call import Goodbye, HangUp, Heard, Keys, Recording, Turn
 from ivr.twiml import CallUrls, goodbye, hang_up, render_step
 

@@ -377,3 +377,16 @@ def test_a_claim_left_by_a_dead_worker_is_released_and_retried(dialer):
     assert [a.status for a in attempts] == ["lost", "completed"]
     assert dialer.campaign.request(result.request_id).state is RequestState.COMPLETED
     assert len(dialer.network.calls) == 1
+
+
+def test_reconcile_counts_no_in_call_transfer_as_a_call(dialer):
+    """A request called back after its in-call survey was hung up has an inbound attempt
+    and its first outbound call job: reconciliation must find that job, not queue one
+    for a second call."""
+    result = dialer.intake("+14155550391", ended_minutes_ago=1)
+    with dialer.runtime.db.session() as session:
+        session.add(
+            CallAttempt(request_id=result.request_id, number=1, direction="inbound",
+                        status="completed", call_sid="CA" + "e" * 32)
+        )  # fmt: skip
+    assert scheduling.reconcile(dialer.runtime) == 0

@@ -528,3 +528,27 @@ def test_star_from_a_withheld_number_ends_the_survey_and_lists_nothing(runtime, 
     assert only_request(runtime).state is RequestState.OPTED_OUT
     with runtime.db.session() as session:
         assert session.scalar(select(func.count(OptOut.id))) == 0
+
+
+def test_the_token_s_own_number_on_the_do_not_call_list_is_released(runtime, client):
+    """The caller ID is withheld (or the platform's own), but the support call the token
+    names is of a number that opted out after intake."""
+    result = support_call(runtime)
+    with runtime.db.session() as session:
+        session.add(OptOut(phone=CUSTOMER, source="api"))
+    reply = transfer(client, caller="anonymous").arrive(f"?token={result.transfer.token}")
+    assert reply.says() == ["Thank you for calling Acme Support. Goodbye."]
+    assert request_of(runtime, result.request_id).state is RequestState.SUPPRESSED
+
+
+def test_answers_stored_while_a_late_event_claimed_their_survey_are_realigned(runtime, client):
+    """An answer webhook that read the request before the claim committed stores the
+    unattributed fields; the realignment after intake's commit gives them the call's."""
+    call = transfer(client)
+    call.answer(call.press(call.arrive(), ""), "9")
+    late = support_call(runtime, mode=SurveyMode.CALLBACK, ended_at=NOW - timedelta(seconds=5))
+    with runtime.db.session() as session:  # as if the answer had raced the claim
+        for answer in session.scalars(select(Answer)):
+            answer.agent, answer.team = None, None
+    in_call.realign_answers(runtime, late.request_id)
+    assert [a[:3] for a in answers(runtime)] == [("nps", 9, "alice")]

@@ -555,3 +555,26 @@ def test_confirmation_never_raises(language, speech):
 def test_parse_confidence_is_a_probability_or_none(raw):
     value = parse_confidence(raw)
     assert value is None or (math.isfinite(value) and 0 <= value <= 1)
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "two hundred percent"), ("en", "four hundred"), ("en", "five thousand"),
+        ("en", "two million percent"), ("en", "minus one"), ("es", "doscientos por ciento"),
+        ("es", "mil"), ("es", "menos uno"), ("pl", "dwieście procent"), ("pl", "tysiąc"),
+        ("pl", "minus jeden"),
+    ],
+)  # fmt: skip
+def test_a_magnitude_or_a_sign_makes_no_score(language, said):
+    """ "Two hundred percent" is an enthusiast's ten or nothing, never a two."""
+    assert isinstance(interpret(NPS, language, said, "0.95"), NotUnderstood)
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["I don't call often, nine", "I'd never call them again, zero",
+     "remove me from hold faster, 3"],
+)  # fmt: skip
+def test_a_phrase_that_only_contains_opt_out_words_is_no_opt_out(said):
+    assert not isinstance(interpret(NPS, "en", said, "0.95"), SaidOptOut)

@@ -3,7 +3,7 @@
 A customer transferred into the survey at the end of the support call (ivr.inbound)
 makes an inbound attempt of an `in_call` request; intake's in-call requests wait in the
 new `awaiting_transfer` state until the transfer arrives or `transfer_expires_at`
-passes. Answers copy the mode, as they copy the other report fields.
+passes. New answers copy the mode, as they copy the other report fields.
 
 Revision ID: 0012
 Revises: 0011
@@ -63,12 +63,11 @@ def upgrade() -> None:
             sa.Column("direction", sa.String(length=16), server_default="outbound", nullable=False)
         )
         batch_op.create_check_constraint("direction", _in("direction", ("outbound", "inbound")))
+    # No backfill: rewriting every answer would hold the table's lock (and fire the
+    # rollup's triggers) for as long as that takes; reports read a missing mode as the
+    # callback's, which is what every answer before this revision was.
     with op.batch_alter_table("answers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("mode", sa.String(length=16), nullable=True))
-    op.execute(
-        "UPDATE answers SET mode = (SELECT r.mode FROM survey_requests r"
-        " WHERE r.id = answers.request_id)"
-    )
 
 
 def downgrade() -> None:

@@ -2,7 +2,7 @@
 
 A customer may say a scale answer instead of pressing keys (ivr.speech). The answer
 keeps `input` ("keys" or "speech"), the transcript in the existing `transcript` column,
-and `confidence`. Answers stored before were all keyed: they are marked so.
+and `confidence`. Answers stored before were all keyed; they keep `input` unset.
 
 Revision ID: 0013
 Revises: 0012
@@ -24,7 +24,8 @@ def upgrade() -> None:
     with op.batch_alter_table("answers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("input", sa.String(length=8), nullable=True))
         batch_op.add_column(sa.Column("confidence", sa.Float(), nullable=True))
-    op.execute("UPDATE answers SET input = 'keys' WHERE value IS NOT NULL")
+    # No backfill: an answer without `input` was stored before speech, so keyed (the
+    # model says so), and rewriting every answer would hold the table's lock meanwhile.
 
 
 def downgrade() -> None:
