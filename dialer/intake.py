@@ -187,14 +187,17 @@ def register_call(
             ended.source_call_id, reason=exc.reason.value, detail=exc.detail, mode=ended.mode
         )
     request.mode = ended.mode
-    window = timedelta(seconds=settings.in_call_match_seconds)
-    surveyed = in_call.unattributed_survey(session, request.phone, request.call_ended_at, window)
-    if surveyed is not None:
-        return _attach(session, surveyed, request)
-
-    dialing = catalog.get(request.survey_name).dialing
     if history is None:
         history = rules.load_history(session, [request.phone], now)
+    if request.phone in history.unattributed:
+        window = timedelta(seconds=settings.in_call_match_seconds)
+        surveyed = in_call.unattributed_survey(
+            session, request.phone, request.call_ended_at, window
+        )
+        if surveyed is not None:
+            return _attach(session, surveyed, request)
+
+    dialing = catalog.get(request.survey_name).dialing
     outcome: datetime | Suppression | None = rules.intake_suppression(
         history, request.phone, request.source_call_id, dialing, now
     )

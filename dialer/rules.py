@@ -22,7 +22,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import CallAttempt, OptOut, RequestState, Suppression, SurveyRequest
+from core.models import (
+    Attribution,
+    CallAttempt,
+    OptOut,
+    RequestState,
+    Suppression,
+    SurveyRequest,
+)
 from core.survey import DialingSettings
 from dialer.calling_hours import CallingWindow
 
@@ -97,6 +104,9 @@ class NumberHistory:
     # When each number was last surveyed in a support call (in-call surveys): fatigue
     # counts them, the call cap does not (nobody was called).
     transferred: dict[str, list[datetime]] = field(default_factory=dict)
+    # Numbers with an in-call survey that knows no support call yet, which a call-ended
+    # event may claim (dialer.in_call): only those need looking for one.
+    unattributed: set[str] = field(default_factory=set)
 
     def accepted(self, phone: str) -> None:
         self.under_way.add(phone)
@@ -125,6 +135,14 @@ def load_history(session: Session, phones: Iterable[str], now: datetime) -> Numb
                 SurveyRequest.phone.in_(chunk),
                 CallAttempt.created_at >= since,
                 CallAttempt.status.not_in(NOT_PLACED),
+            )
+        )
+        history.unattributed.update(
+            session.scalars(
+                select(SurveyRequest.phone).where(
+                    SurveyRequest.phone.in_(chunk),
+                    SurveyRequest.attribution == Attribution.NONE,
+                )
             )
         )
         for phone, created_at, direction in rows:
