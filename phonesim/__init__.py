@@ -58,17 +58,35 @@ Digits nor SpeechResult at one that listens for speech), how long "auto" waits.
   `Listening`; a persona speaks with `Speech`), <Record> (action, method, timeout, finishOnKey, maxLength, playBeep,
   transcribe, transcribeCallback; an empty recording skips the action), <Redirect>,
   <Hangup>, <Reject>. Details in `phonesim.twiml`.
+- Text messages, twilio.com/docs/messaging/api/message-resource (`phonesim.message`):
+  create (To, From or MessagingServiceSid, Body, StatusCallback), fetch, list; status
+  queued (accepted with a service), sent, then delivered, or undelivered/failed with the
+  ErrorCode `net.set_message_fate(number, "undelivered", 30003)` sets (30006 landline);
+  signed status callbacks (MessageSid, MessageStatus, SmsSid, SmsStatus, ErrorCode ...)
+  for every status after the first. Refused at once: 21211 (invalid To), 21606 (From
+  not an SMS number of the account), 21610 (recipient texted STOP), 21408 (blocked
+  region). `net.text_in(customer, number, body)` posts to the number's SmsUrl
+  (`configure_number(..., sms_url=...)` or SmsUrl/SmsMethod over the API); STOP and
+  the other opt-out words block the pair until START, with Twilio's reply, journaled
+  as `OptOutChange`; every status as `TextMessage`. Confirmed in Twilio's pages: the
+  status values, no callback for the initial status, "accepted" with a service,
+  num_segments 0 until a sender is assigned, 21606, 21610, 30003, 30006, the opt-out
+  words. From memory: the messages of 21602, 21603, 21604, 21617, 21609, 21408, 21705,
+  the START/HELP words and reply texts, OptOutType on the webhook, the timings.
 - Webhook security, twilio.com/docs/usage/security: X-Twilio-Signature over the exact
   URL (and POST parameters), computed with the SDK's RequestValidator.
 
-Left out: <Dial>/<Conference>/<Enqueue>/<Stream>/<Connect>/<Sms>
+Left out for messages: MMS (MediaUrl), scheduling, Messaging Service APIs (any
+well-formed MG SID is accepted and sends from the account's first SMS number), the
+"sending" status, TwiML <Message> replies to an inbound webhook, SMS fallback URLs,
+and prices. Left out: <Dial>/<Conference>/<Enqueue>/<Stream>/<Connect>/<Sms>
 (recorded as unsupported-verb application errors), real speech recognition (a persona's
 `Speech` says what the recogniser returns; partialResultCallback and profanityFilter
 do nothing), real audio (a <Play> lasts 5 s; recordings are silent WAVs),
 StatusCallback on TwiML verbs, recordingStatusCallback, fallback URLs, AMD tuning
 parameters, pricing, the Recordings/Transcriptions list APIs, buying, releasing or
-verifying numbers over the API, the number fields other than the voice URL and status
-callback (SMS, fallback URLs, applications, caller name lookup; inbound calls carry no
+verifying numbers over the API, the number fields other than the voice and SMS URLs and status
+callback (fallback URLs, applications, caller name lookup; inbound calls carry no
 CallerName, ForwardedFrom or CallToken), checking that a call's From is one of
 the account's numbers (Twilio's 21210; phonesim places calls from any valid number),
 queueing calls above the CPS limit (Twilio queues them; phonesim answers 429 when
@@ -108,10 +126,13 @@ from phonesim.journal import (
     Journal,
     KeyPress,
     Listening,
+    OptOutChange,
     Prompt,
     RestExchange,
     SpeechInput,
+    TextMessage,
 )
+from phonesim.message import SimMessage
 from phonesim.network import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, PhoneNetwork
 from phonesim.persona import Comment, Persona, PersonaMix, Speech
 from phonesim.server import serve
@@ -134,6 +155,7 @@ __all__ = [
     "Journal",
     "KeyPress",
     "Listening",
+    "OptOutChange",
     "Persona",
     "PersonaMix",
     "PhoneNetwork",
@@ -141,8 +163,10 @@ __all__ = [
     "RestExchange",
     "SimCall",
     "SimClock",
+    "SimMessage",
     "Speech",
     "SpeechInput",
+    "TextMessage",
     "WallClock",
     "rfc2822",
     "serve",

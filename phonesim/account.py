@@ -9,10 +9,12 @@ outgoing_caller_id.py) and its own fixtures show. The REST side is `phonesim.res
 Numbers and caller IDs are configured, not bought or verified over the API (no POST or
 DELETE on either list). What a number does with an incoming call is configured as at
 Twilio: its `voice_url` and `voice_method` (the TwiML that answers) and its
-`status_callback` and `status_callback_method` (told when the call ends), set with
+`status_callback` and `status_callback_method` (told when the call ends); with an
+incoming text, its `sms_url` and `sms_method`. They are set with
 `PhoneNetwork.configure_number` or a POST to the number (`IncomingPhoneNumbers/{Sid}.json`
-with VoiceUrl, VoiceMethod, StatusCallback, StatusCallbackMethod). The other fields of
-the resource (SMS URLs, fallback URLs, applications, trunks) keep Twilio's defaults.
+with VoiceUrl, VoiceMethod, StatusCallback, StatusCallbackMethod, SmsUrl, SmsMethod).
+The other fields of the resource (fallback URLs, applications, trunks) keep Twilio's
+defaults.
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ DEFAULT_NUMBERS = ("+14155550100", "+15005550006")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 METHODS = ("GET", "POST")
 URL = re.compile(r"^https?://[^\s/?#]+\S*$")
+
+
+class Keep:
+    """The type of `KEEP`: a configuration argument left as it was."""
+
+
+# Passed for a field that should not change: None means "clear it" for URLs.
+KEEP = Keep()
 
 
 def _check_number(number: str) -> str:
@@ -90,6 +100,10 @@ class IncomingNumber:
     # Twilio does for a number's StatusCallback).
     status_callback: str | None = None
     status_callback_method: str = "POST"
+    # Requested with each incoming text message (`PhoneNetwork.text_in`); None: the
+    # message is kept (and STOP still honoured) but no app hears of it.
+    sms_url: str | None = None
+    sms_method: str = "POST"
     date_updated: datetime | None = None
 
     @property
@@ -124,8 +138,8 @@ class IncomingNumber:
             "sms_application_sid": "",
             "sms_fallback_method": "POST",
             "sms_fallback_url": "",
-            "sms_method": "POST",
-            "sms_url": "",
+            "sms_method": self.sms_method,
+            "sms_url": self.sms_url or "",
             "status": "in-use",
             "status_callback": self.status_callback or "",
             "status_callback_method": self.status_callback_method,
@@ -237,20 +251,32 @@ class Account:
         self,
         number: str,
         *,
-        voice_url: str | None,
+        voice_url: str | Keep | None = KEEP,
         voice_method: str = "POST",
         status_callback: str | None = None,
         status_callback_method: str = "POST",
+        sms_url: str | Keep | None = KEEP,
+        sms_method: str | Keep = KEEP,
         when: datetime | None = None,
     ) -> IncomingNumber:
-        """Sets what `number` does with incoming calls, as the Console or the REST
-        update of an IncomingPhoneNumber does; the number must be owned."""
-        configured = {
-            "voice_url": check_url(voice_url, "VoiceUrl"),
-            "voice_method": check_method(voice_method, "VoiceMethod"),
-            "status_callback": check_url(status_callback, "StatusCallback"),
-            "status_callback_method": check_method(status_callback_method, "StatusCallbackMethod"),
-        }
+        """Sets what `number` does with incoming calls and texts, as the Console or the
+        REST update of an IncomingPhoneNumber does; the number must be owned.
+
+        Voice and SMS are configured apart, as on the Console: without `voice_url` the
+        voice fields stay as they were, without `sms_url`/`sms_method` the SMS ones do.
+        """
+        configured: dict[str, Any] = {}
+        if not isinstance(voice_url, Keep):
+            configured.update(
+                voice_url=check_url(voice_url, "VoiceUrl"),
+                voice_method=check_method(voice_method, "VoiceMethod"),
+                status_callback=check_url(status_callback, "StatusCallback"),
+                status_callback_method=check_method(status_callback_method, "StatusCallbackMethod"),
+            )
+        if not isinstance(sms_url, Keep):
+            configured["sms_url"] = check_url(sms_url, "SmsUrl")
+        if not isinstance(sms_method, Keep):
+            configured["sms_method"] = check_method(sms_method, "SmsMethod")
         with self._lock:
             current = self._numbers.get(number)
             if current is None:

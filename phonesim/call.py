@@ -207,14 +207,14 @@ class SimCall:
             "To": self.to,
         }
         if self.direction == "inbound":
-            params.update(_geography(self.from_, ("From", "Caller")))
-            params.update(_geography(self.to, ("To", "Called")))
+            params.update(geography(self.from_, ("From", "Caller")))
+            params.update(geography(self.to, ("To", "Called")))
         if self.answered_by:
             params["AnsweredBy"] = self.answered_by
         return params
 
 
-def _geography(number: str, prefixes: tuple[str, ...]) -> dict[str, str]:
+def geography(number: str, prefixes: tuple[str, ...]) -> dict[str, str]:
     """Twilio's location parameters of an inbound call's party, "if available": the
     country (ISO 3166 alpha-2) that the number's country code and prefix say; city,
     state and ZIP, which come from carrier data phonesim does not have, are empty, as

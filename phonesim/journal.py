@@ -2,7 +2,7 @@
 
 Entries are frozen dataclasses appended as things happen: REST requests, TwiML
 documents fetched, prompts played, `<Gather>`s listening, keys pressed, words spoken,
-callbacks posted, application errors.
+callbacks posted, application errors, text messages and opt-out changes.
 The journal keeps them globally; each `SimCall` keeps its own.
 """
 
@@ -109,6 +109,33 @@ class AppError:
     url: str | None = None
 
 
+@dataclass(frozen=True)
+class TextMessage:
+    """A message's status changing: created (queued or accepted), sent, delivered,
+    undelivered or failed for outbound ones, received for inbound ones."""
+
+    at: datetime
+    message_sid: str
+    direction: str  # outbound-api, outbound-reply, inbound
+    from_: str
+    to: str
+    body: str
+    status: str
+    error_code: int | None = None
+
+
+@dataclass(frozen=True)
+class OptOutChange:
+    """A customer's STOP or START keyword changing whether the account's number may
+    text them, as Twilio's default opt-out handling records it."""
+
+    at: datetime
+    customer: str
+    number: str  # the account's number they texted
+    keyword: str  # the word they sent, as sent
+    opted_out: bool
+
+
 @dataclass
 class Journal:
     """Everything, in order of occurrence; thread-safe appends."""
@@ -121,6 +148,8 @@ class Journal:
     speech: list[SpeechInput] = field(default_factory=list)
     callbacks: list[CallbackPost] = field(default_factory=list)
     app_errors: list[AppError] = field(default_factory=list)
+    messages: list[TextMessage] = field(default_factory=list)
+    opt_outs: list[OptOutChange] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     _KINDS: ClassVar[dict[type, str]] = {
@@ -132,6 +161,8 @@ class Journal:
         SpeechInput: "speech",
         CallbackPost: "callbacks",
         AppError: "app_errors",
+        TextMessage: "messages",
+        OptOutChange: "opt_outs",
     }
 
     def add(self, entry: Any) -> None:

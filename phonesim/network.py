@@ -35,7 +35,15 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Literal
 
-from phonesim.account import DEFAULT_NUMBERS, E164, Account, IncomingNumber
+from phonesim.account import (
+    DEFAULT_NUMBERS,
+    E164,
+    KEEP,
+    Account,
+    IncomingNumber,
+    Keep,
+    check_url,
+)
 from phonesim.call import (
     ENDED,
     STATUS_EVENTS,
@@ -60,10 +68,13 @@ from phonesim.journal import (
     Journal,
     KeyPress,
     Listening,
+    OptOutChange,
     Prompt,
     RestExchange,
     SpeechInput,
+    TextMessage,
 )
+from phonesim.message import FATES, MAX_BODY, REPLIES, SimMessage, opt_keyword
 from phonesim.persona import Persona, PersonaMix
 from phonesim.twiml import CalleeHungUp, Fetch, Inline, TwimlSession
 from phonesim.webhook import Webhooks
@@ -76,6 +87,18 @@ DEFAULT_AUTH_TOKEN = "phonesim-auth-token"
 TRANSCRIPTION_DELAY = 8.0
 DEFAULT_RING_TIMEOUT = 60  # Twilio's default `Timeout`
 DEFAULT_TIME_LIMIT = 4 * 3600  # Twilio's default `TimeLimit`: a call ends after 4 hours
+# A message leaves Twilio a moment after it is queued, and the handset's delivery
+# receipt comes back a few seconds later; simulated seconds.
+MESSAGE_SEND_SECONDS = 1.0
+MESSAGE_DELIVERY_SECONDS = 3.0
+# The error_message Twilio gives with the delivery errors a survey meets.
+MESSAGE_ERRORS = {
+    30003: "Unreachable destination handset",
+    30005: "Unknown destination handset",
+    30006: "Landline or unreachable carrier",
+    30007: "Message filtered",
+    30008: "Unknown error",
+}
 DTMF_KEYS = frozenset("0123456789*#w")  # what `sendDigits` takes; "w" waits half a second
 
 _CALL_LISTS = {
@@ -142,6 +165,10 @@ class PhoneNetwork:
         self._personas: dict[str, Persona] = {}
         self._calls: dict[str, SimCall] = {}
         self._recordings: dict[str, dict[str, Any]] = {}
+        self._messages: dict[str, SimMessage] = {}
+        self._message_fates: dict[str, tuple[str, int | None]] = {}
+        # (account number, customer) pairs blocked by the customer's STOP.
+        self._opted_out: set[tuple[str, str]] = set()
         self._events: list[tuple[float, int, Callable[[], None]]] = []
         # An event taken off the queue is still pending until it has run: a call's end
         # posts its final status callback after the call already counts as ended.
@@ -173,22 +200,40 @@ class PhoneNetwork:
         self,
         number: str,
         *,
-        voice_url: str | None,
+        voice_url: str | Keep | None = KEEP,
         voice_method: str = "POST",
         status_callback: str | None = None,
         status_callback_method: str = "POST",
+        sms_url: str | Keep | None = KEEP,
+        sms_method: str | Keep = KEEP,
     ) -> IncomingNumber:
         """What an owned `number` does with incoming calls (`dial_in`): the TwiML at
-        `voice_url` answers them, `status_callback` hears when they end. The same as
-        updating the IncomingPhoneNumber's VoiceUrl etc. over the REST API."""
+        `voice_url` answers them, `status_callback` hears when they end; and with
+        incoming texts (`text_in`): they are posted to `sms_url`. The same as updating
+        the IncomingPhoneNumber's VoiceUrl, SmsUrl etc. over the REST API; fields not
+        given stay as they were (the voice ones as a group, keyed on `voice_url`)."""
         return self.account.configure_number(
             number,
             voice_url=voice_url,
             voice_method=voice_method,
             status_callback=status_callback,
             status_callback_method=status_callback_method,
+            sms_url=sms_url,
+            sms_method=sms_method,
             when=self.clock.now(),
         )
+
+    def set_message_fate(self, number: str, status: str = "delivered", error_code: int = 0) -> None:
+        """What happens to texts sent to `number` from now on: delivered (the default),
+        undelivered (the carrier reported it undelivered: 30003 unreachable handset,
+        30006 landline) or failed (never sent: 30008 unknown error, 30007 filtered).
+        `error_code` is required for the last two: Twilio always gives one."""
+        if status not in FATES:
+            raise ValueError(f"message fate {status!r} is not one of {FATES}")
+        if status != "delivered" and not error_code:
+            raise ValueError(f"a {status} message needs Twilio's error code (30003, 30006 ...)")
+        with self._lock:
+            self._message_fates[number] = (status, error_code or None)
 
     def set_account_status(self, status: str) -> None:
         """active, suspended or closed; an account that is not active places no calls."""
@@ -526,6 +571,259 @@ class PhoneNetwork:
             )
             self._launch(call)
         return call
+
+    # -- text messages ----------------------------------------------------------------
+    @property
+    def messages(self) -> list[SimMessage]:
+        """Every message, sent and received, oldest first."""
+        with self._lock:
+            return list(self._messages.values())
+
+    def message(self, sid: str) -> SimMessage:
+        with self._lock:
+            try:
+                return self._messages[sid]
+            except KeyError:
+                raise not_found(
+                    f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json"
+                ) from None
+
+    def messages_to(self, number: str) -> list[SimMessage]:
+        """Messages sent to `number` (Twilio's opt-out replies included), or received
+        by it if it is the account's."""
+        return [message for message in self.messages if message.to == number]
+
+    def messages_from(self, number: str) -> list[SimMessage]:
+        return [message for message in self.messages if message.from_ == number]
+
+    def opted_out(self, number: str, customer: str) -> bool:
+        """Whether `customer` texted STOP to the account's `number` (and not START since)."""
+        with self._lock:
+            return (number, customer) in self._opted_out
+
+    def create_message(self, form: dict[str, list[str]]) -> SimMessage:
+        """Twilio's POST Messages.json: checks what Twilio checks before accepting a
+        message (the errors it answers at once), then queues it for delivery."""
+
+        def get(name: str) -> str | None:
+            values = form.get(name)
+            return values[-1] if values else None
+
+        if not self.account.active:
+            raise account_not_active()
+        to, from_, service = get("To"), get("From"), get("MessagingServiceSid")
+        body, callback = get("Body") or "", get("StatusCallback")
+        if not to:
+            raise ApiError(400, 21604, "A 'To' phone number is required.")
+        if not E164.match(to):
+            raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if not from_ and not service:
+            raise ApiError(400, 21603, "A 'From' phone number is required.")
+        if service and not re.fullmatch(r"MG[0-9a-fA-F]{32}", service):
+            raise ApiError(400, 21705, f"The Messaging Service Sid {service} is invalid.")
+        senders = [number.phone_number for number in self.account.numbers if number.sms]
+        if from_ and from_ not in senders:
+            raise ApiError(
+                400,
+                21606,
+                f"The From phone number {from_} is not a valid, SMS-capable inbound phone "
+                "number or short code for your account.",
+            )
+        if not from_:
+            if not senders:
+                raise ApiError(400, 21606, "The Messaging Service has no SMS-capable sender.")
+            from_ = senders[0]  # the service's sender pool: the account's numbers
+        if not body.strip():
+            raise ApiError(400, 21602, "Message body is required.")
+        if len(body) > MAX_BODY:
+            raise ApiError(
+                400, 21617, "The concatenated message body exceeds the 1600 character limit."
+            )
+        if callback:
+            try:
+                check_url(callback, "StatusCallback")
+            except ValueError as exc:
+                raise ApiError(400, 21609, f"Invalid StatusCallback url: {exc}") from None
+        if any(to.startswith(prefix) for prefix in self.blocked):
+            raise ApiError(
+                400,
+                21408,
+                f"Permission to send an SMS has not been enabled for the region indicated "
+                f"by the 'To' number: {to}.",
+            )
+        if self.opted_out(from_, to):
+            raise ApiError(400, 21610, "Attempt to send to unsubscribed recipient")
+        # With a Messaging Service Twilio first accepts the message, then queues it once
+        # a sender is assigned; without one it is queued at once. No callback for either
+        # initial status (twilio.com/docs/messaging/guides/outbound-message-status-in-
+        # status-callbacks), but the service's later "queued" is a change and is posted.
+        message = self._new_message(
+            to,
+            from_,
+            body,
+            "outbound-api",
+            "accepted" if service else "queued",
+            messaging_service_sid=service,
+            status_callback=callback,
+        )
+        self._schedule_delivery(message)
+        return message
+
+    def text_in(self, from_number: str, to_number: str, body: str) -> SimMessage:
+        """A text from `from_number` (a customer) to `to_number`, a number of the account.
+
+        Twilio's default opt-out handling applies as the message arrives: STOP (and
+        STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT) blocks messages from
+        `to_number` to the customer with 21610 until they text START (or UNSTOP, YES);
+        each keyword, and HELP, gets Twilio's own reply. The message, keyword or not, is
+        still posted to the number's SMS URL (with OptOutType for a keyword) when the
+        network next runs; the response to that webhook is not acted on.
+
+        Raises ValueError if `to_number` is not the account's or takes no texts.
+        """
+        if not E164.match(from_number):
+            raise ValueError(f"{from_number!r} is not a phone number in E.164 (+12125550142)")
+        number = next((n for n in self.account.numbers if n.phone_number == to_number), None)
+        if number is None:
+            raise ValueError(f"{to_number!r} is not a number of account {self.account_sid}")
+        if not number.sms:
+            raise ValueError(f"{to_number} is not SMS-capable: it takes no texts")
+        message = self._new_message(to_number, from_number, body, "inbound", "received")
+        keyword = opt_keyword(body)
+        if keyword in ("STOP", "START"):
+            opted_out = keyword == "STOP"
+            with self._lock:
+                if opted_out:
+                    self._opted_out.add((to_number, from_number))
+                else:
+                    self._opted_out.discard((to_number, from_number))
+            self.record(
+                None,
+                OptOutChange(self.clock.now(), from_number, to_number, body.strip(), opted_out),
+            )
+
+        def deliver() -> None:
+            if keyword is not None:
+                reply = self._new_message(
+                    from_number, to_number, REPLIES[keyword], "outbound-reply", "queued"
+                )
+                self._schedule_delivery(reply)
+            if number.sms_url:
+                params = message.inbound_params()
+                self._post_message(message, "sms", number.sms_url, number.sms_method, params)
+
+        # The number's configuration when the text arrived decides where it goes.
+        self._schedule(self.clock.time(), deliver)
+        return message
+
+    def _new_message(
+        self,
+        to: str,
+        from_: str,
+        body: str,
+        direction: str,
+        status: str,
+        *,
+        messaging_service_sid: str | None = None,
+        status_callback: str | None = None,
+    ) -> SimMessage:
+        with self._lock:
+            now = self.clock.now()
+            message = SimMessage(
+                sid=self.new_sid("SM"),
+                account_sid=self.account_sid,
+                to=to,
+                from_=from_,
+                body=body,
+                direction=direction,
+                status=status,
+                date_created=now,
+                date_updated=now,
+                messaging_service_sid=messaging_service_sid,
+                status_callback=status_callback,
+                statuses=[status],
+            )
+            self._messages[message.sid] = message
+        self.record(None, TextMessage(now, message.sid, direction, from_, to, body, status))
+        return message
+
+    def _schedule_delivery(self, message: SimMessage) -> None:
+        """queued (after accepted, with a service), then sent a moment later, then the
+        handset's delivery receipt; a failed message is never sent."""
+        with self._lock:
+            fate, error_code = self._message_fates.get(message.to, ("delivered", None))
+        steps: list[tuple[float, str, int | None]] = []
+        if message.status == "accepted":
+            steps.append((0.0, "queued", None))
+        if fate == "failed":
+            steps.append((MESSAGE_SEND_SECONDS, "failed", error_code))
+        else:
+            steps.append((MESSAGE_SEND_SECONDS, "sent", None))
+            steps.append((MESSAGE_SEND_SECONDS + MESSAGE_DELIVERY_SECONDS, fate, error_code))
+        start = self.clock.time()
+        for after, status, code in steps:
+            self._schedule(
+                start + after,
+                lambda status=status, code=code: self._message_status(message, status, code),
+            )
+
+    def _message_status(self, message: SimMessage, status: str, error_code: int | None) -> None:
+        with self._lock:
+            now = self.clock.now()
+            message.status, message.date_updated = status, now
+            message.statuses.append(status)
+            if status == "sent":
+                message.date_sent = now
+            if error_code is not None:
+                message.error_code = error_code
+                message.error_message = MESSAGE_ERRORS.get(error_code, "Unknown error")
+            params = message.status_params()
+        self.record(
+            None,
+            TextMessage(
+                now,
+                message.sid,
+                message.direction,
+                message.from_,
+                message.to,
+                message.body,
+                status,
+                error_code,
+            ),
+        )
+        if message.status_callback:
+            self._post_message(message, "message-status", message.status_callback, "POST", params)
+
+    def _post_message(
+        self, message: SimMessage, kind: str, url: str, method: str, params: dict[str, str]
+    ) -> None:
+        """A message's webhook, journaled like a call's (the message SID in `call_sid`)."""
+        response = self.webhooks.signed_request(url, method, params)
+        now = self.clock.now()
+        self.record(
+            None,
+            CallbackPost(
+                now, message.sid, kind, response.url, response.method, params, response.status
+            ),
+        )
+        if response.status is None:
+            self.record(
+                None,
+                AppError(
+                    now, message.sid, 11205, f"HTTP connection failure: {response.error}", url
+                ),
+            )
+        elif not response.ok:
+            self.record(
+                None,
+                AppError(
+                    now,
+                    message.sid,
+                    11200,
+                    f"HTTP retrieval failure: status {response.status}",
+                    url,
+                ),
+            )
 
     def _launch(self, call: SimCall) -> None:
         with self._lock:

@@ -11,6 +11,10 @@ FriendlyName) and update one (POST IncomingPhoneNumbers/{Sid}.json: VoiceUrl,
 VoiceMethod, StatusCallback, StatusCallbackMethod; an invalid URL is 21502), and list
 and fetch OutgoingCallerIds (PhoneNumber, FriendlyName: exact). Calls to the account's
 numbers (`PhoneNetwork.dial_in`) are listed and fetched with direction "inbound".
+Messages (twilio.com/docs/messaging/api/message-resource): create (POST Messages.json,
+201: To, From or MessagingServiceSid, Body, StatusCallback), fetch (GET
+Messages/{Sid}.json) and list (GET Messages.json, newest first, filtered by To and
+From), sent and received alike; `PhoneNetwork.create_message` says what is checked.
 
 Lists page as Twilio's 2010-04-01 lists do: PageSize (default 50, at most 1000), Page,
 and a PageToken in `next_page_uri` ("PA" and the last SID of the page) or
@@ -64,6 +68,8 @@ class RestApi:
                 Rule(f"{PREFIX}.json", endpoint="account", methods=["GET"]),
                 Rule(f"{PREFIX}/Calls.json", endpoint="calls", methods=["GET", "POST"]),
                 Rule(f"{PREFIX}/Calls/<sid>.json", endpoint="call", methods=["GET", "POST"]),
+                Rule(f"{PREFIX}/Messages.json", endpoint="messages", methods=["GET", "POST"]),
+                Rule(f"{PREFIX}/Messages/<sid>.json", endpoint="message", methods=["GET"]),
                 Rule(
                     f"{PREFIX}/Recordings/<name>", endpoint="recording", methods=["GET", "DELETE"]
                 ),
@@ -174,6 +180,26 @@ class RestApi:
         call = self.net.update_call(sid, form) if updating else self.net.call(sid)
         return _json(call.to_json()), call.sid
 
+    def messages(
+        self, request: Request, values: dict[str, str], form: dict[str, list[str]]
+    ) -> tuple[Response, str | None]:
+        if request.method == "POST":
+            message = self.net.create_message(form)
+            return _json(message.to_json(), 201), None
+        messages, filters = self.net.messages, _filters(request, ("To", "From"))
+        if "To" in filters:
+            messages = [message for message in messages if message.to == filters["To"]]
+        if "From" in filters:
+            messages = [message for message in messages if message.from_ == filters["From"]]
+        messages.reverse()  # Twilio lists the newest first
+        rows = [message.to_json() for message in messages]
+        return _json(_page(request, "messages", rows, filters)), None
+
+    def message(
+        self, request: Request, values: dict[str, str], form: dict[str, list[str]]
+    ) -> tuple[Response, str | None]:
+        return _json(self.net.message(values["sid"]).to_json()), None
+
     def recording(self, name: str) -> Response:
         sid, _, extension = name.partition(".")
         entry = self.net.recording(sid)
@@ -234,8 +260,8 @@ class RestApi:
         self, number: IncomingNumber, form: dict[str, list[str]]
     ) -> IncomingNumber:
         """Twilio's update of an IncomingPhoneNumber: the fields given change, the
-        others stay; an empty VoiceUrl or StatusCallback clears it. Fields phonesim
-        does not model (FriendlyName, SmsUrl, VoiceFallbackUrl ...) are ignored."""
+        others stay; an empty VoiceUrl, StatusCallback or SmsUrl clears it. Fields
+        phonesim does not model (FriendlyName, VoiceFallbackUrl ...) are ignored."""
 
         def get(name: str, current: str | None) -> str | None:
             values = form.get(name)
@@ -245,7 +271,13 @@ class RestApi:
         voice_method = get("VoiceMethod", number.voice_method) or "POST"
         status_callback = get("StatusCallback", number.status_callback)
         callback_method = get("StatusCallbackMethod", number.status_callback_method) or "POST"
-        for name, url in (("VoiceUrl", voice_url), ("StatusCallback", status_callback)):
+        sms_url = get("SmsUrl", number.sms_url)
+        sms_method = get("SmsMethod", number.sms_method) or "POST"
+        for name, url in (
+            ("VoiceUrl", voice_url),
+            ("StatusCallback", status_callback),
+            ("SmsUrl", sms_url),
+        ):
             try:
                 check_url(url, name)
             except ValueError as exc:
@@ -253,6 +285,7 @@ class RestApi:
         for name, method in (
             ("VoiceMethod", voice_method),
             ("StatusCallbackMethod", callback_method),
+            ("SmsMethod", sms_method),
         ):
             try:
                 check_method(method, name)
@@ -264,6 +297,8 @@ class RestApi:
             voice_method=voice_method,
             status_callback=status_callback,
             status_callback_method=callback_method,
+            sms_url=sms_url,
+            sms_method=sms_method,
         )
 
     def caller_ids(
