@@ -171,11 +171,12 @@ def _claim(
         if _surveyed_since(session, phone, now - window):
             TRANSFERS.labels("already_surveyed").inc()
             return _released(runtime, transferred, "already_surveyed")
-        for candidate, conditions in _number_matches(session, phone, now, window):
+        refused = _latest_refusal(session, phone, now - window)
+        for candidate, conditions in _number_matches(session, phone, now, window, refused):
             if _take(session, candidate, Attribution.NUMBER, conditions, now):
                 TRANSFERS.labels(Attribution.NUMBER.value).inc()
                 return candidate
-        if _refused_lately(session, phone, now - window):
+        if refused is not None:
             # The dialing rules said no to this support call (not sampled, surveyed
             # recently, ...): the platform transferred the customer all the same.
             TRANSFERS.labels("suppressed").inc()
@@ -189,10 +190,12 @@ def _claim(
 
 
 def _number_matches(
-    session: Session, phone: str, now: datetime, window: timedelta
+    session: Session, phone: str, now: datetime, window: timedelta, refused: datetime | None
 ) -> list[tuple[int, tuple]]:
     """Requests of the caller's number a transfer may take, best first, each with the
-    conditions that must still hold when it is taken."""
+    conditions that must still hold when it is taken. None whose support call ended
+    before `refused`, the end of a newer support call the dialing rules refused: the
+    transfer is that call's, not an older one's."""
     waiting = (
         SurveyRequest.state == RequestState.AWAITING_TRANSFER,
         SurveyRequest.transfer_expires_at > now,
@@ -212,8 +215,10 @@ def _number_matches(
         SurveyRequest.call_ended_at >= now - window,
         SurveyRequest.is_test.is_(False),
     )
+    newer = () if refused is None else (SurveyRequest.call_ended_at >= refused,)
     found = []
     for conditions in (waiting, not_called, callback_only_refusal):
+        conditions = (*conditions, *newer)
         request_id = session.scalar(
             select(SurveyRequest.id)
             .where(SurveyRequest.phone == phone, *conditions)
@@ -275,19 +280,16 @@ def _surveyed_since(session: Session, phone: str, since: datetime) -> bool:
     )
 
 
-def _refused_lately(session: Session, phone: str, since: datetime) -> bool:
-    """Whether the dialing rules refused a support call of the caller that ended since
-    `since`, for a reason that holds in the call too."""
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    SurveyRequest.phone == phone,
-                    SurveyRequest.state == RequestState.SUPPRESSED,
-                    SurveyRequest.suppression_reason.not_in(_CALLBACK_ONLY_SUPPRESSIONS),
-                    SurveyRequest.call_ended_at >= since,
-                )
-            )
+def _latest_refusal(session: Session, phone: str, since: datetime) -> datetime | None:
+    """When the newest support call of the caller that the dialing rules refused, for a
+    reason that holds in the call too (not sampled, surveyed recently, a survey under
+    way), ended, if one ended since `since`."""
+    return session.scalar(
+        select(func.max(SurveyRequest.call_ended_at)).where(
+            SurveyRequest.phone == phone,
+            SurveyRequest.state == RequestState.SUPPRESSED,
+            SurveyRequest.suppression_reason.not_in(_CALLBACK_ONLY_SUPPRESSIONS),
+            SurveyRequest.call_ended_at >= since,
         )
     )
 

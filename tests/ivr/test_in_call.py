@@ -552,3 +552,19 @@ def test_answers_stored_while_a_late_event_claimed_their_survey_are_realigned(ru
             answer.agent, answer.team = None, None
     in_call.realign_answers(runtime, late.request_id)
     assert [a[:3] for a in answers(runtime)] == [("nps", 9, "alice")]
+
+
+def test_a_newer_refused_call_is_not_surveyed_as_an_older_waiting_one(runtime, client):
+    """Alice's in-call request still waits (never transferred); ten minutes later Bob's
+    call is refused (a survey already under way). The customer transferred after Bob's
+    call is released, not surveyed about Alice's."""
+    older = support_call(runtime, ended_at=NOW - timedelta(minutes=4))
+    (refused,) = accept_calls(
+        runtime,
+        [CallEnded(phone=CUSTOMER, source_call_id="crm-2", ended_at=NOW - timedelta(seconds=10),
+                   agent="bob", mode=SurveyMode.IN_CALL)],
+    )  # fmt: skip
+    assert refused.reason == "survey_under_way"
+    reply = transfer(client).arrive("?listened=1")
+    assert reply.says() == ["Thank you for calling Acme Support. Goodbye."]
+    assert request_of(runtime, older.request_id).state is RequestState.AWAITING_TRANSFER
