@@ -16,7 +16,6 @@ page with each violation's rule, impact, help and the selectors of the offending
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -30,7 +29,7 @@ from core.models import Answer, CallAttempt, SurveyRequest
 from core.users import create_user
 from tests.aftercall.rq_processes import PHONE, call_customer
 from tests.dashboard.conftest import PASSWORD, RANGE, add_calls, month_of_calls
-from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.dashboard.test_browser import chromium
 from tests.dashboard.test_modes import add_in_call_surveys
 
 pytestmark = pytest.mark.browser
@@ -47,17 +46,8 @@ RANGE_QUERY = f"since={RANGE['since']}&until={RANGE['until']}"
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     """One Chromium for the module: every test opens its own context (cookies) in it."""
-    if not CHROMIUM.exists():
-        message = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,8 +30,10 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def browser() -> Iterator:
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's headless Chromium, launched by Playwright; skipped where it is missing,
+    except in CI, where its absence fails the test."""
     if not CHROMIUM.exists():
         message = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI"):
@@ -39,9 +42,15 @@ def browser() -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
