@@ -504,7 +504,7 @@ def simulated_deployment(
             settings.twilio_auth_token,
             clock=clock,
             seed=seed,
-            # Some customers say their answers instead of pressing keys (ivr.speech).
+            # Some customers say their answers instead of pressing keys (core.utterance).
             persona_mix=PersonaMix.speaking(),
         )
         network.start()

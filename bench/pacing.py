@@ -16,7 +16,7 @@ from bisect import bisect_left
 
 from redis import Redis
 
-from dialer.pacing import PACING_KEY, acquire_call_slot
+from core.pacing import PACING_KEY, acquire_call_slot
 
 
 def worker(redis_url: str, cps: float, until: float, starts: multiprocessing.Queue) -> None:

@@ -3,7 +3,7 @@
 Drives `--calls` spoken NPS answers through the real app (production settings,
 PostgreSQL, Redis, signed posts, Flask's test client), each a Gather action carrying
 `SpeechResult` and `Confidence` as Twilio posts them, and measures this process's CPU
-per post; then, in the same run, `ivr.speech.interpret()` alone on the same utterances.
+per post; then, in the same run, `core.utterance.interpret()` alone on the same utterances.
 Prints both and their ratio: the share of the webhook's cost that understanding the
 words takes. The utterances mix English, Spanish and Polish, short and long.
 
@@ -32,11 +32,11 @@ from bench.webhook_load import (
     PUBLIC_BASE_URL,
     production_env,
 )
+from core import utterance as speech
 from core.config import Settings
 from core.db import Database
 from core.models import SurveyRequest
 from core.survey import QuestionKind
-from ivr import speech
 
 # (what the customer said, the call's language): every one an NPS answer.
 UTTERANCES = (
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     interpret = (time.process_time() - started) / (rounds * len(UTTERANCES))
     print(f"{n} spoken NPS answers through the answer webhook (CPU of this process)")
     print(f"answer webhook, spoken:     {webhook * 1000:8.3f} ms per post (bare {bare * 1000:.3f})")
-    print(f"ivr.speech.interpret alone: {interpret * 1000:8.3f} ms per utterance")
+    print(f"core.utterance.interpret alone: {interpret * 1000:8.3f} ms per utterance")
     print(f"interpretation / webhook:   {interpret / webhook:8.3f}")
     return 0
 

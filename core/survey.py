@@ -104,7 +104,7 @@ class Question:
 
     @property
     def takes_speech(self) -> bool:
-        """Whether the customer may say the answer (ivr.speech): scale questions, unless
+        """Whether the customer may say the answer (core.utterance): scale questions, unless
         the survey or the question says keys only."""
         return self.kind.scale is not None and not self.keys_only
 

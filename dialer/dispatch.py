@@ -21,12 +21,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.models import CallAttempt, RequestState, Suppression, SurveyMode, SurveyRequest
+from core.pacing import acquire_call_slot
 from core.runtime import Runtime
 from core.survey import DialingSettings, UnknownSurvey
 from core.survey_versions import definition_of
 from dialer import in_call, rules, scheduling
 from dialer.calling_hours import zones_for_number
-from dialer.pacing import acquire_call_slot
 from dialer.placement import AtCapacity, PlacementFailure, place_call
 
 log = logging.getLogger(__name__)

@@ -15,21 +15,14 @@ Pure functions over the `Digits` Twilio posts; no Flask, no database. The rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from core.flow import Rejection
 from core.survey import QuestionKind
 
 OPT_OUT_KEY = "*"
 FINISH_KEY = "#"
 # The longest key string kept as the raw record of what was pressed.
 MAX_KEYS_KEPT = 32
-
-
-class Rejection(StrEnum):
-    NO_INPUT = "no_input"
-    INVALID = "invalid"
-    # A spoken answer the customer said was misheard, when asked to confirm it.
-    MISHEARD = "misheard"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """A survey's call as text: every sentence a caller can hear, in one language, in order.
 
 The words are not written here: each scene of the script is a step of the call flow
-(`ivr.flow`) rendered to TwiML by the code that answers Twilio's webhooks
+(`core.flow`) rendered to TwiML by the code that answers Twilio's webhooks
 (`ivr.twiml.render_step`, `goodbye`), and the preview reads the `<Say>` texts, and what
 the call listens for, back out of that TwiML. A change to a prompt, a phrase, a survey
 override or the rendering shows up in the preview the moment it shows up on calls.
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from core import flow
 from core.survey import Question, QuestionKind, SurveyDefinition
-from ivr import flow
 from ivr.keypad import FINISH_KEY, OPT_OUT_KEY, Rejection
 from ivr.prompts import Phrasebook, Voice
 from ivr.twiml import CallUrls, goodbye, render_step

@@ -2,7 +2,7 @@
 
 The voice webhooks (aftercall.web.voice) parse Twilio's form and render TwiML; in between
 everything is here: which unit of work a turn takes, storing what the customer did
-(ivr.calls), choosing the next step (ivr.flow), finishing the survey when the step says
+(ivr.calls), choosing the next step (core.flow), finishing the survey when the step says
 it is done (`_settle()`, the one place that does), and telling the other domains about a
 committed answer (core.events). It knows nothing of HTTP or TwiML.
 
@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from core import flow, utterance
 from core.events import AnswerGiven, answer_given
 from core.runtime import Runtime
 from core.survey import Question, QuestionKind
 from core.telephony import is_machine
-from ivr import calls, flow, keypad, speech
+from ivr import calls, keypad
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +161,13 @@ def _pressed(
 def _said(
     session: Session, call: calls.LiveCall, asked: Question, keys: Keys
 ) -> tuple[Turn, AnswerGiven | None]:
-    """A spoken answer (ivr.speech): stored like a key, opting out like "*", asked
+    """A spoken answer (core.utterance): stored like a key, opting out like "*", asked
     again like a wrong key, or, heard with low confidence, confirmed first."""
-    result = speech.interpret(asked.kind, call.language, keys.speech, keys.confidence)
-    if isinstance(result, speech.SaidOptOut):
+    result = utterance.interpret(asked.kind, call.language, keys.speech, keys.confidence)
+    if isinstance(result, utterance.SaidOptOut):
         calls.opt_out(session, call, source="speech")
         return Turn(call, Goodbye("opted_out")), None
-    if isinstance(result, speech.NotUnderstood):
+    if isinstance(result, utterance.NotUnderstood):
         answers = calls.answers_by_key(session, call.request_id)
         step = flow.after_rejection(call.definition, asked, keys.try_number, result.reason, answers)
         return Turn(call, _settle(session, call, step)), None
@@ -210,11 +211,11 @@ def confirm_answer(
         if heard.digits and keypad.OPT_OUT_KEY in heard.digits:
             calls.opt_out(session, call)
             return Turn(call, Goodbye("opted_out"))
-        said = speech.interpret(asked.kind, call.language, heard.reply, None)
-        if heard.reply is not None and isinstance(said, speech.SaidOptOut):
+        said = utterance.interpret(asked.kind, call.language, heard.reply, None)
+        if heard.reply is not None and isinstance(said, utterance.SaidOptOut):
             calls.opt_out(session, call, source="speech")
             return Turn(call, Goodbye("opted_out"))
-        if speech.confirmation(call.language, heard.reply, heard.digits):
+        if utterance.confirmation(call.language, heard.reply, heard.digits):
             spoken = calls.Spoken(heard.transcript, heard.confidence)
             turn, answered = _store_spoken(session, call, asked, heard.value, spoken)
         else:

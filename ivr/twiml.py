@@ -12,7 +12,7 @@ Twilio specifics this module is careful about (twilio.com/docs/voice/twiml/gathe
   `<Redirect>` after it tells the server the comment was left empty.
 - A question that takes spoken answers gathers keys and speech together (`input="dtmf
   speech"`), in the call's language, with hints made from its answer words
-  (ivr.speech). `speechTimeout` is a whole number of seconds: Twilio refuses "auto"
+  (core.utterance). `speechTimeout` is a whole number of seconds: Twilio refuses "auto"
   together with a `speechModel` (warning 13335), and `numbers_and_commands` is its
   model for short answers like these.
 """
@@ -24,11 +24,11 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from core import utterance
+from core.flow import Ask, Confirm, Finish, ListenForZero, Step
 from core.survey import Question, QuestionKind
-from ivr import speech
-from ivr.flow import Ask, Confirm, Finish, ListenForZero, Step
 from ivr.keypad import FINISH_KEY, OPT_OUT_KEY, Rejection
-from ivr.prompts import Phrasebook
+from ivr.prompts import VOICES, Phrasebook
 
 # Seconds Twilio waits for the first key after the prompt ends (Twilio's own default).
 ANSWER_TIMEOUT = 5
@@ -166,8 +166,8 @@ def _input(kind: QuestionKind, spoken: bool, language: str) -> dict[str, str]:
         return {"input": "dtmf"}
     return {
         "input": "dtmf speech",
-        "language": speech.twilio_language(language),
-        "hints": speech.hints(kind, language),
+        "language": twilio_language(language),
+        "hints": utterance.hints(kind, language),
         "speech_model": SPEECH_MODEL,
         "speech_timeout": str(SPEECH_TIMEOUT),
     }
@@ -224,3 +224,9 @@ def _prompt(question: Question, phrases: Phrasebook) -> str:
 def _say(parent: VoiceResponse | Gather, phrases: Phrasebook, text: str) -> None:
     voice = phrases.voice
     parent.say(text, voice=voice.voice, language=voice.language)
+
+
+def twilio_language(language: str) -> str:
+    """The `<Gather language>` for a survey language: the one its prompts are spoken in."""
+    voice = VOICES.get(utterance.language_code(language)) or VOICES[utterance.DEFAULT_LANGUAGE]
+    return voice.language

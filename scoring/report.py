@@ -649,7 +649,7 @@ def _count_where(condition: ColumnElement) -> ColumnElement:
 
 @dataclass(frozen=True)
 class SpokenShare:
-    """How the period's scale answers were given: said aloud (ivr.speech) or keyed."""
+    """How the period's scale answers were given: said aloud (core.utterance) or keyed."""
 
     answers: int
     spoken: int

@@ -31,11 +31,11 @@ from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, RequestEnt
 from aftercall.web.context import current_runtime
 from aftercall.web.twilio_auth import is_from_twilio
 from core.telephony import parse_int
+from core.utterance import MAX_SPEECH_CHARS, parse_confidence
 from dialer.status import take_status
 from ivr import survey_call
 from ivr.calls import LiveCall
 from ivr.prompts import Phrasebook, builtin_phrase
-from ivr.speech import MAX_SPEECH_CHARS, parse_confidence
 from ivr.survey_call import Goodbye, HangUp, Heard, Keys, Recording, Turn
 from ivr.twiml import CallUrls, goodbye, hang_up, render_step
 

@@ -1,4 +1,4 @@
-"""The dashboard says how many answers of its range were said aloud (ivr.speech)."""
+"""The dashboard says how many answers of its range were said aloud (core.utterance)."""
 
 from __future__ import annotations
 

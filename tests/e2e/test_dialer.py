@@ -15,10 +15,10 @@ from sqlalchemy import select
 from twilio.rest import Client
 
 from core.models import CallAttempt, OptOut, RequestState, SurveyRequest
+from core.pacing import acquire_call_slot, window_and_limit
 from core.telephony import RedirectingHttpClient
 from dialer import dispatch, scheduling
 from dialer.intake import CallEnded, accept_calls
-from dialer.pacing import acquire_call_slot, window_and_limit
 from dialer.scheduling import CALL_QUEUE
 from dialer.settlement import FINAL_STATUS_OVERDUE
 from phonesim import Persona

@@ -11,8 +11,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import event, func, select
 
+from core import flow
 from core.models import Answer, CallAttempt, RequestState
-from ivr import calls, flow
+from ivr import calls
 
 
 @contextmanager

@@ -23,7 +23,7 @@ def test_greeting_names_company_then_opt_out_then_first_question(call):
     c = call()
     reply = c.start()
     gather = reply.root.find("./Gather")
-    assert gather.get("input") == "dtmf speech"  # keys or a spoken answer (ivr.speech)
+    assert gather.get("input") == "dtmf speech"  # keys or a spoken answer (core.utterance)
     assert gather.get("numDigits") == "1"
     assert gather.get("actionOnEmptyResult") == "true"
     assert without_ref(gather.get("action")) == f"{c.base}/questions/nps?try=1"

@@ -1,4 +1,4 @@
-"""The share of answers said aloud rather than keyed (ivr.speech): counted from the
+"""The share of answers said aloud rather than keyed (core.utterance): counted from the
 answers, for the report's period and filters, test calls aside; in the report API, the
 CLI's table (once anyone speaks) and its JSON. On SQLite and PostgreSQL."""
 

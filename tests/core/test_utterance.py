@@ -6,8 +6,7 @@ from hypothesis import strategies as st
 from num2words import num2words
 
 from core.survey import QuestionKind
-from ivr.keypad import Rejection
-from ivr.speech import (
+from core.utterance import (
     CONFIDENCE_FLOOR,
     CONFIRM_BELOW,
     MAX_SPEECH_CHARS,
@@ -18,9 +17,10 @@ from ivr.speech import (
     hints,
     interpret,
     parse_confidence,
-    twilio_language,
 )
-from ivr.speech_words import WORDS
+from core.utterance_words import WORDS
+from ivr.keypad import Rejection
+from ivr.twiml import twilio_language
 
 NPS, CSAT, CES, YESNO = QuestionKind.NPS, QuestionKind.CSAT, QuestionKind.CES, QuestionKind.YESNO
 SCALED = [NPS, CSAT, CES, YESNO]

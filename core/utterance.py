@@ -1,8 +1,9 @@
-"""What a customer said out loud means for a question (issue 16, "spoken answers").
+"""What a customer said out loud, or typed in a text, means for a question.
 
 Pure, deterministic functions over the `SpeechResult` and `Confidence` that Twilio posts
-for `<Gather input="dtmf speech">`; no Flask, no database. The words per language are
-in `ivr.speech_words`. The rules, in the order they apply:
+for `<Gather input="dtmf speech">` (issue 16), and over an SMS reply's body (the sms
+channel reads it with no confidence); no Flask, no database. The words per language are
+in `core.utterance_words`. The rules, in the order they apply:
 
 1. Only the first MAX_SPEECH_CHARS of the result are kept and considered. Nothing
    (empty, whitespace) is NO_INPUT, as with the keypad.
@@ -40,10 +41,9 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 
+from core.flow import Rejection
 from core.survey import QuestionKind
-from ivr.keypad import Rejection
-from ivr.prompts import VOICES
-from ivr.speech_words import WORDS, LanguageWords, spelled_numbers
+from core.utterance_words import WORDS, LanguageWords, spelled_numbers
 
 CONFIDENCE_FLOOR = 0.3
 CONFIRM_BELOW = 0.6
@@ -117,7 +117,7 @@ def interpret(
     scale = kind.scale
     if scale is None:
         raise ValueError(f"{kind} questions are recorded, not gathered")
-    code = _language_code(language)
+    code = language_code(language)
     transcript = _kept(speech)
     if not transcript:
         return NotUnderstood(Rejection.NO_INPUT, transcript)
@@ -147,7 +147,7 @@ def confirmation(language: str, speech: str | None, digits: str | None) -> bool 
     if keys:
         return {"1": True, "2": False}.get(keys)
     tokens = _tokens(_kept(speech))
-    value = _one_value(tokens, _confirmation_table(_language_code(language)), (1, 2))
+    value = _one_value(tokens, _confirmation_table(language_code(language)), (1, 2))
     return {1: True, 2: False}.get(value) if value is not None else None
 
 
@@ -160,7 +160,7 @@ def hints(kind: QuestionKind, language: str) -> str:
     scale = kind.scale
     if scale is None:
         raise ValueError(f"{kind} questions are recorded, not gathered")
-    code = _language_code(language)
+    code = language_code(language)
     words = WORDS[code]
     low, high = scale
     spelled = spelled_numbers(code)
@@ -176,12 +176,6 @@ def hints(kind: QuestionKind, language: str) -> str:
         if hint and len(hint) <= MAX_HINT_CHARS and hint not in kept:
             kept.append(hint)
     return ", ".join(kept[:MAX_HINTS])
-
-
-def twilio_language(language: str) -> str:
-    """The `<Gather language>` for a survey language: the one its prompts are spoken in."""
-    voice = VOICES.get(_language_code(language)) or VOICES[DEFAULT_LANGUAGE]
-    return voice.language
 
 
 # Reading the words.
@@ -218,7 +212,8 @@ class _Match:
     meaning: _Meaning
 
 
-def _language_code(language: str) -> str:
+def language_code(language: str) -> str:
+    """The language whose words read an answer: `language`'s, else English."""
     code = (language or "").strip().lower()[:2] if isinstance(language, str) else ""
     return code if code in WORDS else DEFAULT_LANGUAGE
 
@@ -248,7 +243,7 @@ def _tokens(text: str) -> tuple[str, ...]:
 
 @cache
 def _phrase(text: str) -> tuple[str, ...]:
-    """A phrase of `ivr.speech_words` as tokens (only ever called with that data)."""
+    """A phrase of `core.utterance_words` as tokens (only ever called with that data)."""
     return _tokens(text)
 
 

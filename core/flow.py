@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from core.survey import Question, SurveyDefinition
-from ivr.keypad import Rejection
+
+
+class Rejection(StrEnum):
+    """Why an input was no answer: the same reasons whatever the channel."""
+
+    NO_INPUT = "no_input"
+    INVALID = "invalid"
+    # A spoken answer the customer said was misheard, when asked to confirm it.
+    MISHEARD = "misheard"
 
 
 @dataclass(frozen=True)
