@@ -57,6 +57,9 @@ class Settings:
     fallback_time_zone: str = "UTC"
     # Pacing across all workers: Twilio accounts start at 1 call per second.
     calls_per_second: float = 1.0
+    # Texts per second (the SMS channel): a US long code's limit is 1 segment a second;
+    # toll-free and short codes allow more (set it to the number's documented rate).
+    messages_per_second: float = 1.0
     max_concurrent_calls: int = 50
     # The contact center's own time zone: report days, weeks and months are local to it.
     report_time_zone: str = "UTC"
@@ -127,6 +130,9 @@ class Settings:
             default_region=get("DEFAULT_REGION", "").upper(),
             fallback_time_zone=get("FALLBACK_TIME_ZONE", defaults.fallback_time_zone),
             calls_per_second=_number(env, "CALLS_PER_SECOND", defaults.calls_per_second, float),
+            messages_per_second=_number(
+                env, "MESSAGES_PER_SECOND", defaults.messages_per_second, float
+            ),
             max_concurrent_calls=_number(
                 env, "MAX_CONCURRENT_CALLS", defaults.max_concurrent_calls, int
             ),

@@ -76,6 +76,11 @@ class RequestState(StrEnum):
     # An in-call survey's request, waiting for the customer to be transferred to the
     # survey number (dialer.in_call); never called back unless the survey says so.
     AWAITING_TRANSFER = "awaiting_transfer"
+    # An SMS survey (sms/): its first text went out, no reply has come yet. The first
+    # reply moves it to in_progress, like a call picked up.
+    TEXTING = "texting"
+    # An SMS survey that expired with no reply at all (one with answers ends partial).
+    NO_REPLY = "no_reply"
 
     @property
     def is_final_for_survey(self) -> bool:
@@ -88,6 +93,7 @@ class RequestState(StrEnum):
             RequestState.EXPIRED,
             RequestState.CANCELED,
             RequestState.SUPPRESSED,
+            RequestState.NO_REPLY,
         }
 
 
@@ -97,6 +103,21 @@ class SurveyMode(StrEnum):
 
     CALLBACK = "callback"
     IN_CALL = "in_call"
+
+
+class Channel(StrEnum):
+    """How the survey reached the customer: by a call (callback or in-call), by text
+    (sms/), or by text after every call went unanswered (the SMS fallback). One request
+    takes one path: nobody is called and texted for one support call, except the
+    fallback after the calls failed."""
+
+    VOICE = "voice"
+    SMS = "sms"
+    SMS_FALLBACK = "sms_fallback"
+
+    @property
+    def texts(self) -> bool:
+        return self is not Channel.VOICE
 
 
 class Attribution(StrEnum):
@@ -213,6 +234,10 @@ class SurveyRequest(Base):
     # token or by the caller's number) may still claim this request.
     attribution: Mapped[Attribution | None] = mapped_column(_enum(Attribution, "attribution"))
     transfer_expires_at: Mapped[datetime | None]
+    # Voice, SMS, or SMS after unanswered calls: a dimension of every report.
+    channel: Mapped[Channel] = mapped_column(
+        _enum(Channel, "channel"), default=Channel.VOICE, server_default="voice"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -297,8 +322,14 @@ class Answer(Base):
     __tablename__ = "answers"
     __table_args__ = (
         UniqueConstraint("request_id", "question_key"),
+        # A scale answer, a recorded comment, or a comment typed in a text (transcript).
         CheckConstraint(
-            "value IS NOT NULL OR recording_url IS NOT NULL", name="value_or_recording"
+            "value IS NOT NULL OR recording_url IS NOT NULL OR transcript IS NOT NULL",
+            name="value_or_recording",
+        ),
+        # Given in a call (an attempt) or in a text conversation.
+        CheckConstraint(
+            "attempt_id IS NOT NULL OR conversation_id IS NOT NULL", name="attempt_or_conversation"
         ),
         Index("ix_answers_kind_value", "kind", "value"),
         # Lets report queries read scores straight from the index, request by request.
@@ -311,7 +342,10 @@ class Answer(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("survey_requests.id"))
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("call_attempts.id"), index=True)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("call_attempts.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sms_conversations.id"), index=True
+    )
     # Copied from the request when the answer is stored (they never change), so that
     # reports read one table: see the `before_insert` hook below.
     call_ended_at: Mapped[datetime | None]
@@ -322,12 +356,13 @@ class Answer(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
     mode: Mapped[str | None] = mapped_column(String(16))
+    channel: Mapped[str | None] = mapped_column(String(16))  # None: before SMS, voice
     survey_version_id: Mapped[int] = mapped_column(ForeignKey("survey_versions.id"))
     question_key: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[int | None]
     keys: Mapped[str] = mapped_column(String(64), default="")  # the raw keys pressed
-    # How the answer was given: "keys" or "speech" (None: a recorded comment, or an answer
+    # How the answer was given: "keys", "speech" or "text" (an SMS reply; None: a recorded comment, or an answer
     # stored before spoken answers existed, all keyed). A spoken answer keeps what the
     # recogniser heard in `transcript` and its confidence (0-1; None if Twilio sent none).
     input: Mapped[str | None] = mapped_column(String(8))
@@ -350,9 +385,74 @@ class OptOut(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(20), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # How it arrived: "keypad" or "speech" during a survey, "api", "cli", "import".
+    # How it arrived: "keypad" or "speech" during a survey, "sms" (STOP or its kin in a
+    # text), "api", "cli", "import".
     source: Mapped[str] = mapped_column(String(16))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("survey_requests.id"))
+
+
+class SmsConversation(Base):
+    """A survey by text (sms/): one per request, asking one question per message.
+
+    `question_key` and `try_number` say what the customer's next reply answers; a reply
+    after `expires_at`, or once `closed_at` is set, answers nothing.
+    """
+
+    __tablename__ = "sms_conversations"
+    __table_args__ = (
+        # The sender's open conversations, newest first: what an inbound text answers.
+        Index("ix_sms_conversations_phone_open", "phone", "closed_at"),
+        Index("ix_sms_conversations_expires", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("survey_requests.id"), unique=True)
+    phone: Mapped[str] = mapped_column(String(20))  # the customer, E.164
+    sender: Mapped[str] = mapped_column(String(20))  # the survey number texts come from
+    survey_version_id: Mapped[int] = mapped_column(ForeignKey("survey_versions.id"))
+    language: Mapped[str] = mapped_column(String(16))
+    question_key: Mapped[str | None] = mapped_column(String(64))
+    try_number: Mapped[int] = mapped_column(Integer, default=1)
+    expires_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    # Why it closed: completed, partial, opted_out, expired, undelivered.
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SmsMessage(Base):
+    """One text, either way: what aftercall sent (with Twilio's delivery status, from
+    its status callbacks) and every text a customer sent, kept with what it meant, so
+    that nothing a customer wrote is lost, whether or not it answered anything."""
+
+    __tablename__ = "sms_messages"
+    __table_args__ = (
+        CheckConstraint("direction IN ('outbound', 'inbound')", name="direction"),
+        Index("ix_sms_messages_phone_created", "phone", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sms_conversations.id"), index=True
+    )
+    direction: Mapped[str] = mapped_column(String(16))
+    # Twilio's MessageSid: set when Twilio accepted an outbound text; an inbound one's is
+    # unique, so a webhook delivered twice is recorded once.
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone: Mapped[str] = mapped_column(String(64))  # the customer, as Twilio wrote it
+    body: Mapped[str] = mapped_column(Text)
+    # Outbound: pending (not yet handed to Twilio), then Twilio's status (queued, sent,
+    # delivered, undelivered, failed), or refused when Twilio's API said no. Inbound:
+    # received.
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    # Outbound: why it was sent (question, reask, thanks, help, opted_out, closed).
+    # Inbound: what it meant (answer, not_understood, opt_out, opt_in, help, expired,
+    # unknown_sender, after_close).
+    purpose: Mapped[str] = mapped_column(String(20))
+    question_key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class ContactLeg(Base):
@@ -518,7 +618,8 @@ class ReportRollup(Base):
 
 
 REPORT_FIELDS = (
-    "call_ended_at", "agent", "queue", "team", "survey_name", "language", "is_test", "mode"
+    "call_ended_at", "agent", "queue", "team", "survey_name", "language", "is_test", "mode",
+    "channel",
 )  # fmt: skip
 
 

@@ -1,4 +1,6 @@
-"""Pacing shared by every worker on every machine: calls per second, through Redis.
+"""Pacing shared by every worker on every machine: calls (and texts) per second, through
+Redis. Calls and texts have a log each, with their own limit (CALLS_PER_SECOND,
+MESSAGES_PER_SECOND): Twilio limits them apart.
 
 A sliding-window log: a Redis sorted set holds the start times of the calls admitted in
 the last window, and a call is admitted only while fewer than the limit started in the
@@ -23,6 +25,7 @@ from redis import Redis
 from redis.exceptions import WatchError
 
 PACING_KEY = "aftercall:pacing:call-starts"
+MESSAGE_PACING_KEY = "aftercall:pacing:message-sends"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ def window_and_limit(calls_per_second: float) -> tuple[float, int]:
     return 1.0 / calls_per_second, 1
 
 
-def try_admit(redis: Redis, calls_per_second: float) -> Admission:
+def try_admit(redis: Redis, calls_per_second: float, key: str = PACING_KEY) -> Admission:
     """Admit one call now if the limit allows, in one atomic step."""
     window, limit = window_and_limit(calls_per_second)
     with redis.pipeline() as pipe:
@@ -46,29 +49,31 @@ def try_admit(redis: Redis, calls_per_second: float) -> Admission:
             try:
                 # Between WATCH and MULTI commands run at once; EXEC fails if another
                 # worker changed the log meanwhile, and the loop reads it again.
-                pipe.watch(PACING_KEY)
+                pipe.watch(key)
                 seconds, micros = pipe.time()
                 now = seconds + micros / 1_000_000
-                recent = pipe.zrangebyscore(PACING_KEY, now - window, "+inf", withscores=True)
+                recent = pipe.zrangebyscore(key, now - window, "+inf", withscores=True)
                 if len(recent) >= limit:
                     pipe.unwatch()
                     oldest = recent[-limit][1]
                     return Admission(False, now, max(oldest + window - now, 0.001))
                 pipe.multi()
-                pipe.zremrangebyscore(PACING_KEY, "-inf", now - window)
-                pipe.zadd(PACING_KEY, {f"{now:.6f}:{uuid.uuid4().hex[:8]}": now})
-                pipe.pexpire(PACING_KEY, int(window * 1000) + 1000)
+                pipe.zremrangebyscore(key, "-inf", now - window)
+                pipe.zadd(key, {f"{now:.6f}:{uuid.uuid4().hex[:8]}": now})
+                pipe.pexpire(key, int(window * 1000) + 1000)
                 pipe.execute()
                 return Admission(True, now)
             except WatchError:
                 continue
 
 
-def acquire_call_slot(redis: Redis, calls_per_second: float, max_wait: float) -> Admission:
+def acquire_call_slot(
+    redis: Redis, calls_per_second: float, max_wait: float, key: str = PACING_KEY
+) -> Admission:
     """Wait up to `max_wait` seconds for a slot; if none by then, say how long to wait."""
     deadline = time.monotonic() + max_wait
     while True:
-        admission = try_admit(redis, calls_per_second)
+        admission = try_admit(redis, calls_per_second, key)
         if admission.granted:
             return admission
         remaining = deadline - time.monotonic()

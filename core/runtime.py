@@ -28,7 +28,7 @@ from core.survey import SurveyCatalog
 from core.telephony import rest_client
 
 if TYPE_CHECKING:
-    from core.events import AnswerListener
+    from core.events import AnswerListener, TextOpener
 
 
 class JobQueue(Protocol):
@@ -52,6 +52,7 @@ class Wiring:
 
     queue_factory: QueueFactory | None = None
     answer_listeners: tuple[AnswerListener, ...] = ()
+    text_opener: TextOpener | None = None
 
 
 @dataclass

@@ -101,6 +101,9 @@ class Question:
     max_seconds: int = 60  # recording limit, comment questions only
     # Keys only: no spoken answers for this question (a scale question takes both).
     keys_only: bool = False
+    # The question as a text message, per language (sms/); empty: the channel words it
+    # from the kind's own wording (sms.wording).
+    texts: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def takes_speech(self) -> bool:
@@ -152,6 +155,34 @@ class DialingSettings:
         }
 
 
+# The channels a survey may go out on first (core.models.Channel's, less the fallback).
+CHANNELS = ("voice", "sms")
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """The survey by text (`[sms]` table): its fallback, hours and expiry.
+
+    Messaging hours are the customer's local time and, like calling hours, never wider
+    than 08:00-21:00 (the TCPA's quiet hours; several US states are stricter).
+    """
+
+    # Text the survey after the last call attempt went unanswered (no-answer, busy,
+    # failed, voicemail), when the number can take texts.
+    fallback: bool = False
+    hours: tuple[time, time] = (time(9, 0), time(20, 0))
+    # A conversation with no reply for this long closes: partial, or no reply at all.
+    expire_hours: int = 24
+
+    def to_dict(self) -> dict[str, Any]:
+        opens, closes = self.hours
+        return {
+            "fallback": self.fallback,
+            "hours": f"{opens:%H:%M}-{closes:%H:%M}",
+            "expire_hours": self.expire_hours,
+        }
+
+
 @dataclass(frozen=True)
 class SurveyDefinition:
     name: str
@@ -165,6 +196,9 @@ class SurveyDefinition:
     # Per-language overrides of the built-in phrases (greeting, thanks, ...).
     phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     dialing: DialingSettings = field(default_factory=DialingSettings)
+    # How a request goes out unless intake says otherwise: "voice" or "sms".
+    channel: str = "voice"
+    sms: SmsSettings = field(default_factory=SmsSettings)
 
     def question(self, key: str) -> Question | None:
         return next((q for q in self.questions if q.key == key), None)
@@ -193,6 +227,10 @@ class SurveyDefinition:
             "callback_number": self.callback_number,
             "phrases": {lang: dict(p) for lang, p in self.phrases.items()},
             "dialing": self.dialing.to_dict(),
+            # Written only when not the default: a survey that never mentions SMS keeps
+            # the content digest, and so the version, it had before the channel existed.
+            **({"channel": self.channel} if self.channel != "voice" else {}),
+            **({"sms": self.sms.to_dict()} if self.sms != SmsSettings() else {}),
             "questions": [
                 {
                     "key": q.key,
@@ -202,6 +240,7 @@ class SurveyDefinition:
                     **({"max_seconds": q.max_seconds} if q.kind is QuestionKind.COMMENT else {}),
                     # Written only when set, so that older surveys keep their digest.
                     **({"keys_only": True} if q.keys_only else {}),
+                    **({"text": dict(q.texts)} if q.texts else {}),
                 }
                 for q in self.questions
             ],
@@ -280,6 +319,7 @@ class _Parser:
         known = {
             "name", "title", "default_language", "max_tries", "leave_voicemail",
             "company_name", "callback_number", "phrases", "questions", "dialing", "keys_only",
+            "channel", "sms",
         }  # fmt: skip
         for unknown in sorted(set(data) - known):
             raise self.fail(unknown, "unknown field")
@@ -337,13 +377,15 @@ class _Parser:
             callback_number=self.optional_string(data, "callback_number"),
             phrases=self.phrases(data.get("phrases", {})),
             dialing=self.dialing(data.get("dialing", {})),
+            channel=self.channel(data.get("channel", "voice")),
+            sms=self.sms(data.get("sms", {})),
         )
 
     def question(self, raw: Any, path: str, earlier: list[Question]) -> Question:
         if not isinstance(raw, Mapping):
             raise self.fail(path, "expected a table with key, kind and prompt")
         for unknown in sorted(
-            set(raw) - {"key", "kind", "prompt", "when", "max_seconds", "keys_only"}
+            set(raw) - {"key", "kind", "prompt", "when", "max_seconds", "keys_only", "text"}
         ):
             raise self.fail(f"{path}.{unknown}", "unknown field")
         key = self.string(raw, "key", f"{path}.key")
@@ -372,6 +414,19 @@ class _Parser:
                 raise self.fail(f"{path}.prompt.{language}", "expected a two-letter language code")
             if not isinstance(text, str) or not text.strip():
                 raise self.fail(f"{path}.prompt.{language}", "expected non-empty text")
+
+        texts = raw.get("text", {})
+        if not isinstance(texts, Mapping):
+            raise self.fail(
+                f"{path}.text", 'expected a table of texts by language, e.g. en = "..."'
+            )
+        for language, text in texts.items():
+            if language not in prompts:
+                raise self.fail(f"{path}.text.{language}", "no prompt in that language")
+            if not isinstance(text, str) or not text.strip():
+                raise self.fail(f"{path}.text.{language}", "expected non-empty text")
+            if len(text) > 600:
+                raise self.fail(f"{path}.text.{language}", "keep a text under 600 characters")
 
         when = None
         if "when" in raw:
@@ -402,7 +457,29 @@ class _Parser:
             when=when,
             max_seconds=max_seconds,
             keys_only=keys_only,
+            texts={lang: text.strip() for lang, text in texts.items()},
         )
+
+    def channel(self, raw: Any) -> str:
+        if raw not in CHANNELS:
+            raise self.fail("channel", f"expected one of {', '.join(CHANNELS)}")
+        return raw
+
+    def sms(self, raw: Any) -> SmsSettings:
+        if not isinstance(raw, Mapping):
+            raise self.fail("sms", "expected a table, e.g. [sms]")
+        defaults = SmsSettings()
+        known = set(defaults.to_dict())
+        for unknown in sorted(set(raw) - known):
+            raise self.fail(f"sms.{unknown}", f"unknown field (known: {', '.join(sorted(known))})")
+        fallback = raw.get("fallback", defaults.fallback)
+        if not isinstance(fallback, bool):
+            raise self.fail("sms.fallback", "expected true or false")
+        expire = raw.get("expire_hours", defaults.expire_hours)
+        if isinstance(expire, bool) or not isinstance(expire, int) or not 1 <= expire <= 168:
+            raise self.fail("sms.expire_hours", "expected a whole number from 1 to 168")
+        hours = self.calling_hours(raw.get("hours", "09:00-20:00"), "sms.hours")
+        return SmsSettings(fallback=fallback, hours=hours, expire_hours=expire)
 
     def condition(self, raw: Any, path: str, earlier: list[Question]) -> Condition:
         match = _CONDITION_PATTERN.match(raw) if isinstance(raw, str) else None
@@ -479,8 +556,9 @@ class _Parser:
             callback_after_in_call_hangup=flag("callback_after_in_call_hangup"),
         )
 
-    def calling_hours(self, raw: Any) -> tuple[time, time]:
-        field_path = "dialing.calling_hours"
+    def calling_hours(
+        self, raw: Any, field_path: str = "dialing.calling_hours"
+    ) -> tuple[time, time]:
         match = (
             re.fullmatch(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})", raw) if isinstance(raw, str) else None
         )
