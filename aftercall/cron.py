@@ -11,6 +11,8 @@ from aftercall.jobs import purge_old_data
 from dialer.jobs import expire_transfers, reconcile
 from dialer.scheduling import CALL_QUEUE
 from scoring.jobs import compact_rollup, tidy_rollup
+from sms.jobs import expire_conversations, resend_pending
+from sms.outbox import MESSAGE_QUEUE
 
 # Reconciliation (dialer.scheduling.reconcile) rebuilds from the database what Redis lost
 # or a dead process left behind: call jobs and follow-ups that are gone, failed or
@@ -21,6 +23,10 @@ from scoring.jobs import compact_rollup, tidy_rollup
 cron.register(reconcile, queue_name=CALL_QUEUE, interval=60)
 # In-call requests whose customer was never transferred before the token's deadline.
 cron.register(expire_transfers, queue_name=CALL_QUEUE, interval=60)
+# Text conversations quiet for their survey's expire_hours close (partial or no reply);
+# texts whose send job Redis lost are queued again.
+cron.register(expire_conversations, queue_name=MESSAGE_QUEUE, interval=60)
+cron.register(resend_pending, queue_name=MESSAGE_QUEUE, interval=60)
 # The triggers' deltas, folded into the daily rollup: reports read fewer rows.
 cron.register(compact_rollup, queue_name=CALL_QUEUE, interval=60)
 # Once a day, at a quiet hour (UTC): the rollup's rows back in day order.

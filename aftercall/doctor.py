@@ -53,6 +53,7 @@ from dialer.scheduling import CALL_QUEUE
 from ivr.prompts import check_phrases
 from scoring.alerts import ALERT_QUEUE, alerts_enabled
 from scoring.rollup import built_zone
+from sms.outbox import MESSAGE_QUEUE
 
 DEFAULT_TIMEOUT = 5.0
 # A status callback for an attempt that cannot exist: the web process checks its
@@ -417,13 +418,19 @@ def _queue_findings(settings: Settings, connection) -> list[Finding]:
     check = "redis"
     start_worker = (
         "start the Procfile's worker process "
-        "(rq worker --with-scheduler --url $REDIS_URL calls alerts) against this REDIS_URL"
+        "(rq worker --with-scheduler --url $REDIS_URL calls messages alerts) against this "
+        "REDIS_URL"
     )
     findings: list[Finding] = []
     status = overview(connection)
-    for name in (CALL_QUEUE, ALERT_QUEUE):
-        # Without alert settings nothing is ever queued on `alerts`: its absence is no failure.
-        missing = fail if name == CALL_QUEUE or alerts_enabled(settings) else warn
+    for name in (CALL_QUEUE, MESSAGE_QUEUE, ALERT_QUEUE):
+        # Without alert settings nothing is ever queued on `alerts`, and without SMS surveys
+        # nothing on `messages`: their absence is a warning, no failure.
+        missing = (
+            fail
+            if name == CALL_QUEUE or (name == ALERT_QUEUE and alerts_enabled(settings))
+            else warn
+        )
         listening = [worker for worker in status.workers if name in worker.queues]
         if listening:
             hosts = sorted({worker.hostname or "?" for worker in listening})
@@ -442,7 +449,9 @@ def _queue_findings(settings: Settings, connection) -> list[Finding]:
         if queue.scheduler is not None:
             findings.append(ok(check, f"an rq scheduler runs the {name!r} queue's scheduled jobs"))
         else:
-            what = "survey calls and retries" if name == CALL_QUEUE else "alert retries"
+            what = {CALL_QUEUE: "survey calls and retries", MESSAGE_QUEUE: "paced texts"}.get(
+                name, "alert retries"
+            )
             findings.append(
                 missing(
                     check,

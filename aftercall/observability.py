@@ -46,9 +46,11 @@ from dialer.scheduling import CALL_QUEUE
 from ivr.inbound import TRANSFERS as in_call_transfers
 from scoring.alerts import ALERT_QUEUE
 from scoring.report import ReportQuery, report, totals
+from sms.conversation import INBOUND_TEXTS as inbound_texts
+from sms.outbox import MESSAGE_QUEUE
 
 log = logging.getLogger(__name__)
-OUR_LOGGERS = ("aftercall", "dialer", "ivr", "scoring")
+OUR_LOGGERS = ("aftercall", "dialer", "ivr", "scoring", "sms")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 # -- logs ---------------------------------------------------------------------------
@@ -125,6 +127,7 @@ def install(app: Flask, runtime: Runtime) -> None:
     registry.register(latency)
     registry.register(receiver_events)
     registry.register(in_call_transfers)
+    registry.register(inbound_texts)
     registry.register(_Totals(runtime))
 
     @app.before_request
@@ -223,7 +226,7 @@ class _Totals(Collector):
             "aftercall_queue_jobs", "rq jobs by queue and state.", labels=["queue", "state"]
         )
         connection = self.runtime.redis
-        for name in (CALL_QUEUE, ALERT_QUEUE):
+        for name in (CALL_QUEUE, MESSAGE_QUEUE, ALERT_QUEUE):
             queue = Queue(name, connection=connection)
             depth.add_metric([name, "queued"], queue.count)
             depth.add_metric([name, "scheduled"], queue.scheduled_job_registry.count)

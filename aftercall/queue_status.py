@@ -39,9 +39,10 @@ from rq.utils import as_text, now, utcparse
 from core.masking import mask_phone
 from dialer.scheduling import CALL_QUEUE
 from scoring.alerts import ALERT_QUEUE
+from sms.outbox import MESSAGE_QUEUE
 
 # Always listed, even before their first job: the queues aftercall's processes serve.
-KNOWN_QUEUES = (CALL_QUEUE, ALERT_QUEUE)
+KNOWN_QUEUES = (CALL_QUEUE, MESSAGE_QUEUE, ALERT_QUEUE)
 MAX_PER_PAGE = 100
 # Seven or more digits, with the spaces, dots, brackets and hyphens people write numbers
 # with: every phone number, and few other things (an ISO date is let through below).

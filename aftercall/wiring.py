@@ -15,6 +15,7 @@ from core.config import Settings
 from core.events import AnswerGiven
 from core.runtime import Runtime, Wiring
 from scoring.alerts import queue_detractor_alert
+from sms.sender import start as start_text_survey
 
 
 def rq_queue(name: str, redis: Redis) -> Queue:
@@ -25,7 +26,11 @@ def _alert_on_detractor(runtime: Runtime, event: AnswerGiven) -> None:
     queue_detractor_alert(runtime, event.request_id, event.kind, event.value)
 
 
-PROCESS_WIRING = Wiring(queue_factory=rq_queue, answer_listeners=(_alert_on_detractor,))
+PROCESS_WIRING = Wiring(
+    queue_factory=rq_queue,
+    answer_listeners=(_alert_on_detractor,),
+    text_opener=start_text_survey,
+)
 
 
 def runtime_from_settings(settings: Settings) -> Runtime:

@@ -1,5 +1,5 @@
 """The rq worker class for aftercall's queues:
-`rq worker --with-scheduler --worker-class aftercall.worker.CallWorker calls alerts`.
+`rq worker --with-scheduler --worker-class aftercall.worker.CallWorker calls messages alerts`.
 
 rq's stock worker forks a work horse for every job, and the horse exits after it. Every
 call job then paid, in a fresh process: importing the dialer (SQLAlchemy, the twilio

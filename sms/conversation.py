@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from prometheus_client import Counter
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -59,6 +60,17 @@ SMS_MAX_TRIES = 2
 RECENTLY_CLOSED = timedelta(days=7)
 # States of a request whose conversation is still going.
 OPEN_STATES = (RequestState.TEXTING, RequestState.IN_PROGRESS)
+
+
+# What inbound texts were, counted for /metrics (registry=None: each app's /metrics
+# registry registers it, aftercall.observability).
+INBOUND_TEXTS = Counter(
+    "aftercall_inbound_texts",
+    "Texts customers sent to the survey number, by what they were (answer, "
+    "not_understood, opt_out, opt_in, help, expired, unknown_sender, duplicate).",
+    ["outcome"],
+    registry=None,
+)
 
 
 class Outcome(StrEnum):
@@ -155,6 +167,7 @@ def receive(runtime: Runtime, inbound: Inbound) -> Received:
     with runtime.db.session() as session:
         seen = session.scalar(select(exists().where(SmsMessage.message_sid == inbound.message_sid)))
         if seen:
+            INBOUND_TEXTS.labels(Outcome.DUPLICATE.value).inc()
             return Received(Outcome.DUPLICATE)
         conversation = session.scalar(
             select(SmsConversation)
@@ -182,6 +195,7 @@ def receive(runtime: Runtime, inbound: Inbound) -> Received:
             session.flush()
         except IntegrityError:  # the same MessageSid, delivered twice at once
             session.rollback()
+            INBOUND_TEXTS.labels(Outcome.DUPLICATE.value).inc()
             return Received(Outcome.DUPLICATE)
         turn = _Turn(runtime, session, inbound, conversation, now)
         received = turn.take()
@@ -190,6 +204,7 @@ def receive(runtime: Runtime, inbound: Inbound) -> Received:
     if answered is not None:
         # After the commit: a listener (the detractor alert's job) reads the answer back.
         answer_given(runtime, answered)
+    INBOUND_TEXTS.labels(received.outcome.value).inc()
     log.info(
         "text from %s: %s (request %s)",
         mask_phone(inbound.phone),

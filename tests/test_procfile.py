@@ -89,7 +89,7 @@ def test_worker_starts_and_listens_on_the_call_queue(tmp_path):
                 pytest.fail(f"worker did not start: {worker.stderr.read().decode()[-2000:]}")
             time.sleep(0.2)
         (registered,) = [w for w in Worker.all(connection=connection) if w.pid == worker.pid]
-        assert registered.queue_names() == ["calls", "alerts"]
+        assert registered.queue_names() == ["calls", "messages", "alerts"]
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=10)

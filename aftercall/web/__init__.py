@@ -16,6 +16,7 @@ from aftercall.web.firehose import bp as firehose
 from aftercall.web.inbound import bp as inbound
 from aftercall.web.intake_api import bp as api
 from aftercall.web.reports_api import bp as reports
+from aftercall.web.sms import bp as sms
 from aftercall.web.voice import bp as voice
 from aftercall.wiring import runtime_from_settings
 from core.config import Settings
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     app.register_blueprint(voice)
     app.register_blueprint(inbound)
+    app.register_blueprint(sms)
     app.register_blueprint(api)
     app.register_blueprint(firehose)
     app.register_blueprint(reports)

@@ -83,7 +83,7 @@ def rq_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             len(Worker.all(connection=connection)) == 1
             and all(
                 connection.exists(RQScheduler.get_locking_key(queue))
-                for queue in ("calls", "alerts")
+                for queue in ("calls", "messages", "alerts")
             )
             and len(CronScheduler.all(connection)) == 1
         )
@@ -174,7 +174,7 @@ def test_a_healthy_deployment_has_no_failure(deployment: Settings):
     else:
         assert rollup == ["no report rollup on SQLite: reports aggregate answers directly"]
     redis = statuses(findings, "redis")
-    for queue in ("calls", "alerts"):
+    for queue in ("calls", "messages", "alerts"):
         assert any(s is Status.OK and f"worker(s) on the {queue!r} queue" in m for s, m in redis)
         assert (Status.OK, f"an rq scheduler runs the {queue!r} queue's scheduled jobs") in redis
         assert any(s is Status.OK and m.startswith(f"queue {queue!r}: ") for s, m in redis)

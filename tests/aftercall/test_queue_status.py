@@ -214,7 +214,7 @@ def test_unreadable_arguments_are_said_so(redis):
 
 def test_nothing_running(redis):
     overview = queue_status.overview(redis)
-    assert [q.name for q in overview.queues] == ["calls", "alerts"]
+    assert [q.name for q in overview.queues] == ["calls", "messages", "alerts"]
     assert all(q.scheduler is None for q in overview.queues)
     assert overview.workers == [] and overview.cron == []
     assert all(

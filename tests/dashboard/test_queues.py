@@ -77,7 +77,7 @@ def test_admin_sees_queues_and_the_failed_job_masked(signed_in_as, failed_job):
     page = parse(response.text)
 
     rows = {row.get("data-queue"): row for row in page.find_all("tr") if row.get("data-queue")}
-    assert list(rows) == ["calls", "alerts"]
+    assert list(rows) == ["calls", "messages", "alerts"]
     failed_cell = rows["calls"].find("td", data_key="failed")
     assert failed_cell is not None and failed_cell.text == "1"
     scheduler = rows["calls"].find("td", data_key="scheduler")

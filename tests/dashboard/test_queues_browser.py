@@ -105,7 +105,7 @@ def test_admin_requeues_a_failed_job_and_a_worker_runs_it(
     page = tab.page
 
     queues = page.eval_on_selector_all("#queues tbody tr", "rows => rows.map(r => r.dataset.queue)")
-    assert queues == ["calls", "alerts"]
+    assert queues == ["calls", "messages", "alerts"]
     assert tab.cell('#queues tr[data-queue="calls"] td[data-key="failed"]') == "1"
     assert page.is_visible("#no-cron") and page.is_visible("#no-workers")
     row = f'#failed tr[data-job="{failed_job}"]'

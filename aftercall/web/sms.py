@@ -1,0 +1,93 @@
+"""Twilio's messaging webhooks for the SMS channel: parse the form, call sms/, answer.
+
+Routes, both POST and signed by Twilio (a forged or unsigned post gets 403 before
+anything is read or written, as on every voice webhook):
+  /sms/inbound   the survey number's messaging URL ("A message comes in")
+  /sms/status    status callbacks of aftercall's own texts (?message=<id>)
+
+The inbound webhook answers with an empty TwiML <Response/>: aftercall's replies go out
+through the Messages API, paced and with status callbacks of their own (sms.outbox),
+after the commit that decided them. Whatever goes wrong after the signature check, the
+webhook still answers 200 with an empty response and logs the error: Twilio would
+otherwise tell the customer nothing either, and a 500 shows in Twilio's debugger as an
+application error, not as the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, request
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, RequestEntityTooLarge
+
+from aftercall.web.context import current_runtime
+from aftercall.web.twilio_auth import is_from_twilio
+from sms import conversation
+from sms.outbox import queue_texts
+from sms.replies import MAX_BODY
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("sms", __name__, url_prefix="/sms")
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+@bp.before_request
+def require_twilio_signature() -> None:
+    settings = current_runtime().settings
+    if not is_from_twilio(settings.twilio_auth_token, settings.public_base_url, request):
+        log.warning("refused unsigned or forged webhook %s %s", request.method, request.path)
+        abort(403)
+
+
+@bp.errorhandler(Exception)
+def handle_error(error: Exception) -> Response | HTTPException:
+    if isinstance(error, RequestEntityTooLarge | BadRequest):
+        log.warning("refused an unreadable webhook body on %s", request.path)
+        return Forbidden()
+    if isinstance(error, HTTPException):
+        return error
+    log.exception("messaging webhook %s failed", request.path)
+    return _empty()
+
+
+@bp.post("/inbound")
+def inbound() -> Response:
+    runtime = current_runtime()
+    sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
+    phone = request.form.get("From", "")
+    if not sid or not phone:
+        log.warning("inbound text without MessageSid or From: ignored")
+        return _empty()
+    received = conversation.receive(
+        runtime,
+        conversation.Inbound(
+            message_sid=sid[:64],
+            phone=phone[:64],
+            to=request.form.get("To", "")[:64],
+            body=request.form.get("Body", "")[:MAX_BODY],
+            opt_out_type=request.form.get("OptOutType") or None,
+        ),
+    )
+    queue_texts(runtime, received.texts)
+    return _empty()
+
+
+@bp.post("/status")
+def status() -> Response:
+    message = request.args.get("message", "")
+    sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
+    state = request.form.get("MessageStatus") or request.form.get("SmsStatus") or ""
+    if not (message.isascii() and message.isdigit() and len(message) <= 18) or not sid:
+        return Response("", status=204)
+    known = conversation.record_status(
+        current_runtime(), int(message), sid[:64], state[:20], request.form.get("ErrorCode")
+    )
+    if not known:
+        log.warning("status callback for unknown text %s (%s)", message, sid[:64])
+    return Response("", status=204)
+
+
+def _empty() -> Response:
+    return Response(EMPTY_TWIML, mimetype="text/xml")
