@@ -8,8 +8,15 @@ finds the request no longer `scheduled` (or the attempt already made) and does n
 
 `after_attempt()` runs when an attempt ends without reaching anyone for the survey (the
 status webhook queues it unless the request is done with; reconciliation when that
-job was lost): it schedules the retry that the survey's rules allow, or leaves the
+job was lost): it schedules the retry that the survey's rules allow, or, after the last
+attempt, the SMS fallback when the survey enables it (`[sms] fallback`), or leaves the
 outcome as final.
+
+A request on a text channel (sms, or sms_fallback) runs the same job at its due time:
+the same re-checks, with the messaging hours and without the call cap (a text is no
+call), then a slot of the texts' own pacer, then the SMS channel opens the conversation
+(core.events.text_due). Nobody is both called and texted for one support call, except
+that fallback.
 """
 
 from __future__ import annotations
@@ -20,13 +27,22 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import CallAttempt, RequestState, Suppression, SurveyMode, SurveyRequest
-from core.pacing import acquire_call_slot
+from core.events import text_due
+from core.models import (
+    CallAttempt,
+    Channel,
+    RequestState,
+    Suppression,
+    SurveyMode,
+    SurveyRequest,
+)
+from core.pacing import MESSAGE_PACING_KEY, acquire_call_slot
 from core.runtime import Runtime
-from core.survey import DialingSettings, UnknownSurvey
+from core.survey import DialingSettings, SurveyDefinition, UnknownSurvey
 from core.survey_versions import definition_of
 from dialer import in_call, rules, scheduling
 from dialer.calling_hours import zones_for_number
+from dialer.intake import can_take_texts
 from dialer.placement import AtCapacity, PlacementFailure, place_call
 
 log = logging.getLogger(__name__)
@@ -70,8 +86,14 @@ def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
             # A job left over from before the call was rescheduled; the job for the new
             # time exists (or reconcile will make it).
             return f"skipped: not due until {request.due_at.isoformat()}"
+        texts = request.channel.texts
         settings = _dialing_settings(runtime, session, request)
-        suppression = rules.call_time_suppression(session, request.phone, now)
+        if texts:
+            suppression = (
+                Suppression.OPTED_OUT if rules.is_opted_out(session, request.phone) else None
+            )
+        else:
+            suppression = rules.call_time_suppression(session, request.phone, now)
         if suppression is not None:
             request.state = RequestState.SUPPRESSED
             request.suppression_reason = suppression.value
@@ -94,6 +116,8 @@ def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
     if reschedule_at is not None:
         scheduling.enqueue_call(runtime, request_id, attempt_number, reschedule_at)
         return f"rescheduled to {reschedule_at.isoformat()}"
+    if texts:
+        return _text(runtime, request_id, attempt_number, now)
 
     slot = acquire_call_slot(runtime.redis, runtime.settings.calls_per_second, MAX_PACING_WAIT)
     if not slot.granted:
@@ -117,6 +141,20 @@ def dial(runtime: Runtime, request_id: int, attempt_number: int) -> str:
     return _after_refusal(runtime, request_id, attempt_number, placed.failure, placed.error_code)
 
 
+def _text(runtime: Runtime, request_id: int, attempt_number: int, now: datetime) -> str:
+    """The request's survey goes out by text: a slot of the texts' pacer, then the SMS
+    channel opens the conversation and sends the first text."""
+    slot = acquire_call_slot(
+        runtime.redis, runtime.settings.messages_per_second, MAX_PACING_WAIT, MESSAGE_PACING_KEY
+    )
+    if not slot.granted:
+        later = now + timedelta(seconds=slot.retry_after)
+        _set_due(runtime, request_id, later)
+        scheduling.enqueue_call(runtime, request_id, attempt_number, later)
+        return "rescheduled: pacing"
+    return text_due(runtime, request_id)
+
+
 def after_attempt(runtime: Runtime, request_id: int) -> str:
     """An attempt ended: schedule the retry the rules allow, or let the outcome stand."""
     now = runtime.now()
@@ -135,6 +173,9 @@ def after_attempt(runtime: Runtime, request_id: int) -> str:
             RequestState.VOICEMAIL,
         ):
             return f"final: {request.state.value}"
+        if request.channel.texts:
+            request.due_at = None
+            return f"final: {request.state.value} (by text)"
         settings = _dialing_settings(runtime, session, request)
         last = session.scalar(
             select(CallAttempt)
@@ -158,14 +199,49 @@ def after_attempt(runtime: Runtime, request_id: int) -> str:
             zones = zones_for_number(request.phone, runtime.settings.fallback_time_zone)
             due = rules.next_call_time(earliest, request.call_ended_at, settings, zones)
             verdict = f"final: {request.state.value} (no time left to retry)"
+        fell_back = False
         if not isinstance(due, datetime):
             # Decided: no due time left marks the outcome as settled for reconcile().
             request.due_at = None
-            return verdict
+            fallback = None if request.is_test else _sms_fallback(runtime, session, request, last)
+            if fallback is None:
+                return verdict
+            # The calls went unanswered: the survey goes out by text instead, once.
+            due, fell_back = fallback, True
+            request.channel = Channel.SMS_FALLBACK
         request.state = RequestState.SCHEDULED
         request.due_at = due
     scheduling.enqueue_call(runtime, request_id, placed + 1, due)
+    if fell_back:
+        return f"{verdict}; texted instead at {due.isoformat()}"
     return f"retry {placed + 1} at {due.isoformat()}"
+
+
+# Twilio's call errors that say the number takes no texts either (a text to it would
+# fail the same way): the fallback is skipped.
+_NOT_TEXTABLE_ERRORS = frozenset({"13224", "13225", "21211", "21214", "21215", "21217", "21614"})
+
+
+def _sms_fallback(
+    runtime: Runtime, session: Session, request: SurveyRequest, last: CallAttempt | None
+) -> datetime | None:
+    """When to text the survey after the last call went unanswered, or None: the survey
+    does not enable the fallback, an in-call survey (the customer hung up on it), a
+    number that cannot take texts (a fixed line where the numbering plan tells, or a
+    number Twilio called invalid), or no messaging hours left in the validity window."""
+    definition = _definition(runtime, session, request)
+    if (
+        definition is None
+        or not definition.sms.fallback
+        or request.mode is SurveyMode.IN_CALL
+        or not can_take_texts(request.phone)
+        or (last is not None and last.error_code in _NOT_TEXTABLE_ERRORS)
+    ):
+        return None
+    zones = zones_for_number(request.phone, runtime.settings.fallback_time_zone)
+    settings = rules.for_channel(definition, Channel.SMS_FALLBACK)
+    due = rules.next_call_time(runtime.now(), request.call_ended_at, settings, zones)
+    return due if isinstance(due, datetime) else None
 
 
 def _hung_up_in_call(runtime: Runtime, request_id: int) -> bool:
@@ -231,10 +307,19 @@ def _placed_attempts(session: Session, request_id: int) -> int:
 def _dialing_settings(
     runtime: Runtime, session: Session, request: SurveyRequest
 ) -> DialingSettings:
-    """The rules of the survey version the request was accepted under."""
-    if request.survey_version is not None:
-        return definition_of(request.survey_version).dialing
-    try:
-        return runtime.catalog.get(request.survey_name).dialing
-    except UnknownSurvey:
+    """The rules of the survey version the request was accepted under, for its channel."""
+    definition = _definition(runtime, session, request)
+    if definition is None:
         return DialingSettings()
+    return rules.for_channel(definition, request.channel)
+
+
+def _definition(
+    runtime: Runtime, session: Session, request: SurveyRequest
+) -> SurveyDefinition | None:
+    if request.survey_version is not None:
+        return definition_of(request.survey_version)
+    try:
+        return runtime.catalog.get(request.survey_name)
+    except UnknownSurvey:
+        return None

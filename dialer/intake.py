@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.models import RequestState, Suppression, SurveyMode, SurveyRequest
+from core.models import Channel, RequestState, Suppression, SurveyMode, SurveyRequest
 from core.runtime import Runtime
 from core.survey import SurveyCatalog, UnknownSurvey
 from core.survey_versions import version_for
@@ -73,6 +73,9 @@ class CallEnded:
     # Callback (called later), or in-call (transferred to the survey as the agent hangs
     # up: dialer.in_call).
     mode: SurveyMode = SurveyMode.CALLBACK
+    # Voice or SMS (None: the survey's own `channel`). SMS_FALLBACK is the dialer's to
+    # decide, after unanswered calls, never intake's.
+    channel: Channel | None = None
 
 
 # Every intake path (API, CSV, CLI, platform events) checks its fields with the
@@ -150,6 +153,7 @@ class IntakeResult:
     reason: str | None = None  # machine-readable: a Rejection or a Suppression value
     detail: str | None = None
     mode: SurveyMode = SurveyMode.CALLBACK
+    channel: Channel = Channel.VOICE
     # An accepted in-call request: where to transfer the customer, with its token.
     transfer: in_call.Transfer | None = None
     # The call claimed an in-call survey that began before its event (dialer.in_call).
@@ -184,7 +188,11 @@ def register_call(
         )
     except IntakeRejected as exc:
         return IntakeResult(
-            ended.source_call_id, reason=exc.reason.value, detail=exc.detail, mode=ended.mode
+            ended.source_call_id,
+            reason=exc.reason.value,
+            detail=exc.detail,
+            mode=ended.mode,
+            channel=ended.channel or Channel.VOICE,
         )
     request.mode = ended.mode
     if history is None:
@@ -197,7 +205,7 @@ def register_call(
         if surveyed is not None:
             return _attach(session, surveyed, request)
 
-    dialing = catalog.get(request.survey_name).dialing
+    dialing = rules.for_channel(catalog.get(request.survey_name), request.channel)
     outcome: datetime | Suppression | None = rules.intake_suppression(
         history, request.phone, request.source_call_id, dialing, now
     )
@@ -223,7 +231,11 @@ def register_call(
     except IntegrityError:
         detail = f"call {ended.source_call_id!r} was already sent"
         return IntakeResult(
-            ended.source_call_id, reason=Rejection.DUPLICATE.value, detail=detail, mode=ended.mode
+            ended.source_call_id,
+            reason=Rejection.DUPLICATE.value,
+            detail=detail,
+            mode=ended.mode,
+            channel=request.channel,
         )
     if request.state is RequestState.SUPPRESSED:
         return IntakeResult(
@@ -232,6 +244,7 @@ def register_call(
             reason=request.suppression_reason,
             detail=_SUPPRESSION_DETAILS[outcome],
             mode=request.mode,
+            channel=request.channel,
         )
     history.accepted(request.phone)
     return IntakeResult(
@@ -239,6 +252,7 @@ def register_call(
         request_id=request.id,
         due_at=request.due_at,
         mode=request.mode,
+        channel=request.channel,
         transfer=in_call.Transfer.of(settings, request),
     )
 
@@ -340,6 +354,20 @@ def _new_request(
         definition = catalog.get(survey_name)
     except UnknownSurvey:
         raise IntakeRejected(Rejection.UNKNOWN_SURVEY, f"no survey named {survey_name!r}") from None
+    channel = ended.channel or Channel(definition.channel)
+    if channel is Channel.SMS_FALLBACK:
+        raise IntakeRejected(
+            Rejection.INVALID_FIELD,
+            "channel must be voice or sms (the SMS fallback follows unanswered calls by itself)",
+        )
+    if channel.texts and ended.mode is SurveyMode.IN_CALL:
+        raise IntakeRejected(
+            Rejection.INVALID_FIELD, "an in-call survey is a voice survey: channel must be voice"
+        )
+    if channel.texts and not can_take_texts(phone):
+        raise IntakeRejected(
+            Rejection.UNCALLABLE_PHONE, f"{phone} is a landline: it cannot take texts"
+        )
     # A source call sent before is caught by the unique constraint when the request is
     # inserted (register_call), which also covers two intakes racing with the same call.
     return SurveyRequest(
@@ -354,7 +382,19 @@ def _new_request(
         extra=dict(ended.metadata),
         survey_name=survey_name,
         survey_version_id=version_for(session, definition).id,
+        channel=channel,
     )
+
+
+def can_take_texts(phone: str) -> bool:
+    """Whether a number may take a text, as far as the numbering plan tells: not a
+    fixed line. Many plans (the US, Canada) cannot tell mobiles from landlines by the
+    number; those may take texts, and Twilio's landline error ends the survey if not."""
+    try:
+        number = phonenumbers.parse(phone)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.FIXED_LINE
 
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2}([-_][A-Za-z]{2})?$")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,12 +25,14 @@ from sqlalchemy.orm import Session
 from core.models import (
     Attribution,
     CallAttempt,
+    Channel,
     OptOut,
     RequestState,
+    SmsConversation,
     Suppression,
     SurveyRequest,
 )
-from core.survey import DialingSettings
+from core.survey import DialingSettings, SurveyDefinition
 from dialer.calling_hours import CallingWindow
 
 HARD_CAP_CALLS = 3
@@ -47,7 +49,17 @@ _UNDER_WAY = (
     RequestState.CALLING,
     RequestState.IN_PROGRESS,
     RequestState.AWAITING_TRANSFER,
+    RequestState.TEXTING,
 )
+
+
+def for_channel(definition: SurveyDefinition, channel: Channel) -> DialingSettings:
+    """The survey's dialing rules for a request on `channel`: a text goes out inside the
+    messaging hours (`[sms] hours`) instead of the calling hours; every other rule
+    (sampling, fatigue, delay, validity, Sundays) is the same."""
+    if channel is Channel.VOICE:
+        return definition.dialing
+    return replace(definition.dialing, calling_hours=definition.sms.hours)
 
 
 def is_sampled(source_call_id: str, percent: float) -> bool:
@@ -104,6 +116,8 @@ class NumberHistory:
     # When each number was last surveyed in a support call (in-call surveys): fatigue
     # counts them, the call cap does not (nobody was called).
     transferred: dict[str, list[datetime]] = field(default_factory=dict)
+    # When each number was texted a survey (sms/): fatigue counts them too.
+    texted: dict[str, list[datetime]] = field(default_factory=dict)
     # Numbers with an in-call survey that knows no support call yet, which a call-ended
     # event may claim (dialer.in_call): only those need looking for one.
     unattributed: set[str] = field(default_factory=set)
@@ -145,6 +159,13 @@ def load_history(session: Session, phones: Iterable[str], now: datetime) -> Numb
                 )
             )
         )
+        texts = session.execute(
+            select(SmsConversation.phone, SmsConversation.created_at).where(
+                SmsConversation.phone.in_(chunk), SmsConversation.created_at >= since
+            )
+        )
+        for phone, created_at in texts:
+            history.texted.setdefault(phone, []).append(created_at)
         for phone, created_at, direction in rows:
             times = history.placed if direction == "outbound" else history.transferred
             times.setdefault(phone, []).append(created_at)
@@ -166,7 +187,7 @@ def intake_suppression(
     if phone in history.under_way:
         return Suppression.SURVEY_UNDER_WAY
     placed = history.placed.get(phone, [])
-    surveyed = placed + history.transferred.get(phone, [])
+    surveyed = placed + history.transferred.get(phone, []) + history.texted.get(phone, [])
     fatigue_since = now - timedelta(days=settings.fatigue_days)
     if settings.fatigue_days and any(at >= fatigue_since for at in surveyed):
         return Suppression.SURVEYED_RECENTLY

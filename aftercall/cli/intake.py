@@ -144,6 +144,11 @@ def apikey_list() -> None:
     show_default=True,
     help="in_call: the customer is transferred to the survey number; prints the transfer.",
 )
+@click.option(
+    "--channel",
+    type=click.Choice(["voice", "sms"]),
+    help="Survey by call or by text; default: the survey's own channel.",
+)
 def enqueue(
     phone: str,
     source_call_id: str,
@@ -155,6 +160,7 @@ def enqueue(
     survey: str | None,
     metadata: tuple[str, ...],
     mode: str,
+    channel: str | None,
 ) -> None:
     """Report one finished support call; exit 1 if it will not be surveyed."""
     extra = _metadata_options(metadata)
@@ -168,6 +174,7 @@ def enqueue(
             "language": language,
             "ended_at": ended_at or runtime.now().isoformat(),
             "survey": survey or "",
+            "channel": channel or "",
         }
         try:
             call = replace(call_from_text(fields, extra), mode=SurveyMode(mode))

@@ -33,7 +33,7 @@ from aftercall.web.api_access import ApiError, api_error, error_response, iso_ut
 from aftercall.web.context import current_runtime, runtime_of
 from aftercall.web.twilio_auth import is_from_twilio
 from core import apikeys
-from core.models import Answer, CallAttempt, SurveyMode, SurveyRequest
+from core.models import Answer, CallAttempt, Channel, SurveyMode, SurveyRequest
 from core.runtime import Runtime
 from dialer.in_call import Transfer
 from dialer.intake import (
@@ -77,8 +77,10 @@ def _load_receivers(state: BlueprintSetupState) -> None:
 MAX_BATCH = 1000
 TEXT_FIELDS = ("phone", "source_call_id", "agent", "queue", "team", "language", "survey")
 REQUIRED_FIELDS = ("phone", "source_call_id", "ended_at")
-FIELDS = frozenset({*TEXT_FIELDS, "ended_at", "metadata", "mode"})
+FIELDS = frozenset({*TEXT_FIELDS, "ended_at", "metadata", "mode", "channel"})
 MODES = tuple(mode.value for mode in SurveyMode)
+# What intake may ask for; the SMS fallback is the dialer's to decide.
+CHANNELS = (Channel.VOICE.value, Channel.SMS.value)
 # Request ids are 32-bit on PostgreSQL; a larger id in a URL is simply not found.
 MAX_ID = 2**31 - 1
 
@@ -108,6 +110,9 @@ def parse_call(item: object) -> CallEnded:
         mode = SurveyMode.CALLBACK.value
     if mode not in MODES:
         raise _invalid(f"mode must be one of {', '.join(MODES)}")
+    channel = item.get("channel")
+    if channel is not None and channel not in CHANNELS:
+        raise _invalid(f"channel must be one of {', '.join(CHANNELS)}")
     return CallEnded(
         phone=text["phone"] or "",
         source_call_id=text["source_call_id"] or "",
@@ -119,6 +124,7 @@ def parse_call(item: object) -> CallEnded:
         survey=text["survey"],
         metadata=_metadata(item.get("metadata")),
         mode=SurveyMode(mode),
+        channel=Channel(channel) if channel is not None else None,
     )
 
 
@@ -161,6 +167,7 @@ def result_json(result: IntakeResult) -> dict[str, Any]:
         "reason": result.reason,
         "detail": result.detail,
         "mode": result.mode.value,
+        "channel": result.channel.value,
         "transfer": _transfer_json(result.transfer),
     }
 
@@ -194,6 +201,7 @@ def request_json(survey_request: SurveyRequest) -> dict[str, Any]:
         "state": survey_request.state.value,
         "suppression_reason": survey_request.suppression_reason,
         "mode": survey_request.mode.value,
+        "channel": survey_request.channel.value,
         "attribution": survey_request.attribution.value if survey_request.attribution else None,
         "planned_call_at": iso_utc(survey_request.due_at),
         "metadata": survey_request.extra,
