@@ -108,7 +108,7 @@ def open_conversation(runtime: Runtime, request_id: int) -> tuple[str, int | Non
     """The request's first text, written as pending; returns what happened and the text
     to send (None when nothing is to be sent)."""
     now = runtime.now()
-    sender = runtime.settings.survey_number
+    sender = survey_number(runtime)
     if not sender:
         raise LookupError(
             "SURVEY_NUMBER (or TWILIO_FROM_NUMBER) is not set: no number to text from"
@@ -158,6 +158,12 @@ def open_conversation(runtime: Runtime, request_id: int) -> tuple[str, int | Non
             step.question.key,
         )
         return f"texting: question {step.question.key}", text.id
+
+
+def survey_number(runtime: Runtime) -> str:
+    """The number texts come from: the survey number, whose messaging URL is
+    /sms/inbound, so that replies come back to aftercall."""
+    return runtime.settings.survey_number or runtime.settings.twilio_from_number
 
 
 def receive(runtime: Runtime, inbound: Inbound) -> Received:

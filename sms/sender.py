@@ -24,7 +24,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from core.models import OptOut, RequestState, SmsConversation, SmsMessage, SurveyRequest
 from core.runtime import Runtime
-from sms.conversation import open_conversation, undelivered
+from sms.conversation import open_conversation, survey_number, undelivered
 from sms.outbox import queue_texts
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def send(runtime: Runtime, message_id: int) -> str:
             status = session.scalar(select(SmsMessage.status).where(SmsMessage.id == message_id))
             return f"skipped: text is {status or 'unknown'}"
         text = session.get(SmsMessage, message_id)
-        sender = runtime.settings.survey_number
+        sender = survey_number(runtime)
         if text.conversation_id is not None:
             sender = session.get(SmsConversation, text.conversation_id).sender
         to, body = text.phone, text.body
