@@ -68,7 +68,12 @@ Digits nor SpeechResult at one that listens for speech), how long "auto" waits.
   region). `net.text_in(customer, number, body)` posts to the number's SmsUrl
   (`configure_number(..., sms_url=...)` or SmsUrl/SmsMethod over the API); STOP and
   the other opt-out words block the pair until START, with Twilio's reply, journaled
-  as `OptOutChange`; every status as `TextMessage`. Confirmed in Twilio's pages: the
+  as `OptOutChange`; every status as `TextMessage`. Customers text back through
+  `net.set_texter(customer, TextPersona...)` (`phonesim.texter`): a question delivered
+  to them (`phonesim.question` reads its "Reply with a number from 0 to 10.") is
+  answered on its scale, late, never, with nonsense first, with STOP or HELP, through
+  `text_in` after a simulated delay; `text_persona_mix=TextPersonaMix.default()` gives
+  every other customer one. Confirmed in Twilio's pages: the
   status values, no callback for the initial status, "accepted" with a service,
   num_segments 0 until a sender is assigned, 21606, 21610, 30003, 30006, the opt-out
   words. From memory: the messages of 21602, 21603, 21604, 21617, 21609, 21408, 21705,
@@ -112,6 +117,10 @@ Usage::
     net.configure_number("+14155550100", voice_url=app_url, status_callback=status_url)
     call = net.dial_in("+15551230001", "+14155550100", send_digits="123#")
     net.run_until_idle()             # an inbound call, the same SimCall to assert on
+    net.set_texter("+15551230002", TextPersona.answering("promoter"))
+    client.messages.create(to="+15551230002", from_="+14155550100",
+                           body="How likely are you to recommend us? Reply with a number from 0 to 10.")
+    net.run_until_idle()             # "9/10" (or "ten", "9 out of 10" ...) posted to the SmsUrl
     net.stop()
 """
 
@@ -135,7 +144,9 @@ from phonesim.journal import (
 from phonesim.message import SimMessage
 from phonesim.network import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, PhoneNetwork
 from phonesim.persona import Comment, Persona, PersonaMix, Speech
+from phonesim.question import Question, read_question
 from phonesim.server import serve
+from phonesim.texter import TextPersona, TextPersonaMix, TextThread
 from phonesim.wsgi import BackgroundServer
 
 __all__ = [
@@ -160,6 +171,7 @@ __all__ = [
     "PersonaMix",
     "PhoneNetwork",
     "Prompt",
+    "Question",
     "RestExchange",
     "SimCall",
     "SimClock",
@@ -167,7 +179,11 @@ __all__ = [
     "Speech",
     "SpeechInput",
     "TextMessage",
+    "TextPersona",
+    "TextPersonaMix",
+    "TextThread",
     "WallClock",
+    "read_question",
     "rfc2822",
     "serve",
 ]

@@ -76,6 +76,7 @@ from phonesim.journal import (
 )
 from phonesim.message import FATES, MAX_BODY, REPLIES, SimMessage, opt_keyword
 from phonesim.persona import Persona, PersonaMix
+from phonesim.texter import TextPersona, TextPersonaMix, TextThread
 from phonesim.twiml import CalleeHungUp, Fetch, Inline, TwimlSession
 from phonesim.webhook import Webhooks
 
@@ -126,6 +127,7 @@ class PhoneNetwork:
         clock: Clock | None = None,
         seed: int = 0,
         persona_mix: PersonaMix | None = None,
+        text_persona_mix: TextPersonaMix | None = None,
         calls_per_second: float | None = None,
         rate_limit_clock: Literal["wall", "sim"] = "wall",
         blocked: Iterable[str] = (),
@@ -152,6 +154,9 @@ class PhoneNetwork:
         )
         self.seed = seed
         self.persona_mix = persona_mix or PersonaMix.default()
+        # None: customers given no texter never text back, so a test that sends texts
+        # sees no replies it did not ask for.
+        self.text_persona_mix = text_persona_mix
         self.calls_per_second = calls_per_second
         self.rate_limit_clock = rate_limit_clock
         self.blocked: list[str] = list(blocked)
@@ -169,6 +174,9 @@ class PhoneNetwork:
         self._message_fates: dict[str, tuple[str, int | None]] = {}
         # (account number, customer) pairs blocked by the customer's STOP.
         self._opted_out: set[tuple[str, str]] = set()
+        self._texters: dict[str, TextPersona] = {}
+        # (customer, account number): the persona's conversation with that number.
+        self._threads: dict[tuple[str, str], TextThread] = {}
         self._events: list[tuple[float, int, Callable[[], None]]] = []
         # An event taken off the queue is still pending until it has run: a call's end
         # posts its final status callback after the call already counts as ended.
@@ -195,6 +203,27 @@ class PhoneNetwork:
             if number not in self._personas:
                 self._personas[number] = self.persona_mix.choose(self.seed, number)
             return self._personas[number]
+
+    def set_texter(self, number: str, texter: TextPersona) -> None:
+        """How the customer at `number` answers the account's texts from now on
+        (`phonesim.texter`): each text delivered to it is read, and a question is
+        answered through `text_in`, in simulated time."""
+        with self._lock:
+            self._texters[number] = texter
+
+    def texter_for(self, number: str) -> TextPersona | None:
+        """The texting persona of `number`: the one set, else one from
+        `text_persona_mix` (seeded per number), else None (never texts back)."""
+        with self._lock:
+            if number not in self._texters and self.text_persona_mix is not None:
+                self._texters[number] = self.text_persona_mix.choose(self.seed, number)
+            return self._texters.get(number)
+
+    def text_thread(self, customer: str, number: str) -> TextThread | None:
+        """The texting persona's conversation with the account's `number` (its target,
+        how many questions it was asked and answered), once a text reached it."""
+        with self._lock:
+            return self._threads.get((customer, number))
 
     def configure_number(
         self,
@@ -793,6 +822,34 @@ class PhoneNetwork:
         )
         if message.status_callback:
             self._post_message(message, "message-status", message.status_callback, "POST", params)
+        if status == "delivered" and message.direction != "inbound":
+            self._customer_reads(message)
+
+    def _customer_reads(self, message: SimMessage) -> None:
+        """A text from the account reached the customer's handset: their texting
+        persona, if any, decides what to text back and when."""
+        customer, number = message.to, message.from_
+        texter = self.texter_for(customer)
+        if texter is None:
+            return
+        with self._lock:
+            thread = self._threads.get((customer, number))
+            if thread is None:
+                # Seeded per pair, so a customer answers the same whatever else the
+                # network is doing at the time.
+                rng = random.Random(f"{self.seed}:texts:{customer}:{number}")
+                thread = self._threads[(customer, number)] = texter.thread(rng)
+            replies = thread.read(message.body)
+        now = self.clock.time()
+        for after, body in replies:
+            self._schedule(
+                now + after, lambda body=body: self._text_back(thread, customer, number, body)
+            )
+
+    def _text_back(self, thread: TextThread, customer: str, number: str, body: str) -> None:
+        with self._lock:
+            thread.sent()
+        self.text_in(customer, number, body)
 
     def _post_message(
         self, message: SimMessage, kind: str, url: str, method: str, params: dict[str, str]

@@ -6,8 +6,10 @@ number range ("Reply with a number from 0 to 10.", "Responda con un número del 
 insatisfecho) al 5 (muy satisfecho).", "Odpowiedz liczbą od 1 do 7."), a yes/no choice
 ("Reply YES or NO.", "Responda SÍ o NO.", "Odpowiedz TAK lub NIE.") or free words
 ("Reply with a few words, or SKIP."). Ranges are read generically (any "from A to B",
-"del A al B", "od A do B", or a bare "A-B" / "A to B" in a text that asks something), so
-a survey's own wording works too, not only the product's standard sentences.
+"del A al B", "od A do B" starting at 0 or 1 or right after "number"/"scale", or a bare
+"0-10" / "1 to 5" in a text that asks something), so a survey's own wording works too,
+not only the product's standard sentences; opening hours ("from 9 to 17") and phone
+numbers are not scales.
 
 A text with none of these (a thank-you, a HELP reply, an opt-out confirmation, "This
 survey has closed") asks nothing. A text that begins "Sorry" / "Perdón" /
@@ -36,14 +38,16 @@ _RANGE = re.compile(
     re.IGNORECASE,
 )
 _RANGE_LANGUAGE = {"from": "en", "del": "es", "de": "es", "od": "pl"}
-# "0-10", "1–5", "0 to 10", "1 al 5", "1 do 7" without a "from": only from 0 or 1 and in
-# a text that asks something, so that "open 9-5" or a phone number is not a question.
+# "0-10", "1-5" (or an en dash), "0 to 10", "1 al 5", "1 do 7" without a "from": only
+# from 0 or 1 and in a text that asks something, so that "open 9-5" or a phone number
+# is not a question.
 _BARE_RANGE = re.compile(
     r"(?<![\d/:.+-])(?P<low>[01])\s*(?:-|–|\bto\b|\bal\b|\bdo\b)\s*(?P<high>\d{1,3})(?![\d/:.-])",
     re.IGNORECASE,
 )
-# The highest "from" a scale starts at: "from 9 to 17" in a text is opening hours.
-_HIGHEST_START = 10
+# A scale starts at 0 or 1, unless the text says it is a number or a scale it asks
+# for just before: "from 9 to 17" is opening hours, "a number from 2 to 9" a scale.
+_SCALE_WORD = re.compile(r"\b(number|score|scale|número|numero|escala|liczbą|skali)\b", re.I)
 _ASKS = re.compile(r"\?|\b(reply|answer|text back|responda|responde|odpowiedz)\b", re.IGNORECASE)
 _YES_NO = re.compile(
     r"\b(?P<yes>yes|sí|si|tak)\b\s*(?:or|o|lub|albo|/)\s*\b(?P<no>no|nie)\b",
@@ -85,7 +89,8 @@ def read_question(body: str) -> Question | None:
     reask = bool(_REASK.match(body))
     for match in _RANGE.finditer(body):
         low, high = int(match["low"]), int(match["high"])
-        if low < high and low <= _HIGHEST_START:
+        said = _SCALE_WORD.search(body, max(0, match.start() - 25), match.start())
+        if low < high and (low <= 1 or said):
             language = _RANGE_LANGUAGE[match["from"].lower()]
             found.append((match.end(), Question("scale", language, low, high, reask)))
     if not found and _ASKS.search(body):

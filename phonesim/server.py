@@ -15,6 +15,7 @@ from phonesim.account import DEFAULT_NUMBERS
 from phonesim.clock import Clock, SimClock, WallClock
 from phonesim.network import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, PhoneNetwork
 from phonesim.persona import PersonaMix
+from phonesim.texter import TextPersonaMix
 
 
 def serve(
@@ -26,6 +27,7 @@ def serve(
     persona_mix: PersonaMix | None = None,
     *,
     realtime: bool = False,
+    text_persona_mix: TextPersonaMix | None = None,
     calls_per_second: float | None = None,
     numbers: Iterable[str] = DEFAULT_NUMBERS,
     caller_ids: Iterable[str] = (),
@@ -38,7 +40,8 @@ def serve(
     app answers its webhooks: right for load tests. `realtime=True` waits out every
     ring, prompt and timeout on the wall clock, for watching a demo. `numbers` are the
     account's own (voice-capable) numbers, `caller_ids` its verified caller IDs: what
-    `aftercall doctor` finds when it checks TWILIO_FROM_NUMBER.
+    `aftercall doctor` finds when it checks TWILIO_FROM_NUMBER. `text_persona_mix`
+    makes customers text back (`TextPersonaMix.default()`); None: they never do.
     """
     clock: Clock = WallClock() if realtime else SimClock()
     network = PhoneNetwork(
@@ -47,6 +50,7 @@ def serve(
         clock=clock,
         seed=seed,
         persona_mix=persona_mix,
+        text_persona_mix=text_persona_mix,
         calls_per_second=calls_per_second,
         numbers=numbers,
         caller_ids=caller_ids,
