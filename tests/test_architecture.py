@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("aftercall", "core", "dialer", "ivr", "scoring")
+PRODUCT = ("aftercall", "core", "dialer", "ivr", "scoring", "sms")
 OURS = (*PRODUCT, "phonesim")
 
 

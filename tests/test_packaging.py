@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("aftercall", "core", "ivr", "dialer", "scoring", "phonesim")
+PACKAGES = ("aftercall", "core", "ivr", "dialer", "scoring", "sms", "phonesim")
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 120):

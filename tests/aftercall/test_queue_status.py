@@ -228,7 +228,7 @@ def test_workers_schedulers_and_cron_as_they_run(redis, redis_url):
     later = calls.enqueue_in(timedelta(hours=1), hold, 0)
     first = calls.enqueue(hold, 0)
     calls.enqueue(hold, 0, depends_on=first)  # deferred until `first` has run
-    with cron(redis_url), worker(redis_url, "calls", "alerts"):
+    with cron(redis_url), worker(redis_url, "calls", "messages", "alerts"):
         busy = calls.enqueue(hold, 30)
         wait_until(lambda: Job.fetch(busy.id, connection=redis).get_status() == "started", "busy")
 
@@ -236,13 +236,13 @@ def test_workers_schedulers_and_cron_as_they_run(redis, redis_url):
         (running,) = overview.workers
         assert running.name == "queue-test-worker"
         assert running.state == "busy"
-        assert running.queues == ("calls", "alerts")
+        assert running.queues == ("calls", "messages", "alerts")
         assert running.current_job_id == busy.id
         assert running.current_function == "tests.aftercall.rq_processes.hold"
         assert running.pid and running.hostname
         assert overview.read_at - running.last_heartbeat < timedelta(seconds=30)
 
-        calls_depth, alerts_depth = overview.queues[:2]
+        calls_depth, _, alerts_depth = overview.queues[:3]
         assert calls_depth.started == 1
         assert (calls_depth.workers, alerts_depth.workers) == (1, 1)
         assert calls_depth.scheduled == 1  # `later`
@@ -254,7 +254,7 @@ def test_workers_schedulers_and_cron_as_they_run(redis, redis_url):
         assert live.jobs == 1 and live.pid
         assert queue_status.live_cron(redis, at=overview.read_at + timedelta(minutes=5)) == []
         # The cron's own queue is listed after aftercall's, as any other queue in Redis.
-        (upkeep,) = overview.queues[2:]
+        (upkeep,) = overview.queues[3:]
         assert upkeep.name == "upkeep" and upkeep.workers == 0 and upkeep.scheduler is None
         assert queue_status.check_queue_name(redis, "upkeep") == "upkeep"
     assert Job.fetch(later.id, connection=redis).get_status() == JobStatus.SCHEDULED
@@ -269,5 +269,5 @@ def test_deferred_jobs_are_counted(redis):
 
 
 def test_unknown_queue_names_are_refused(redis):
-    with pytest.raises(ValueError, match="queue: expected one of calls, alerts"):
+    with pytest.raises(ValueError, match="queue: expected one of calls, messages, alerts"):
         queue_status.check_queue_name(redis, "nope")

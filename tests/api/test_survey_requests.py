@@ -123,6 +123,7 @@ def test_a_single_rejected_request_is_200_with_its_reason(runtime, client, auth)
         "reason": "invalid_phone",
         "detail": body["detail"],
         "mode": "callback",
+        "channel": "voice",
         "transfer": None,
     }
     assert "+1 415" in body["detail"]
