@@ -35,7 +35,14 @@ from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from core.models import Answer, ContactLeg, OptOut, SurveyRequest
+from core.models import (
+    Answer,
+    ContactLeg,
+    OptOut,
+    SmsConversation,
+    SmsMessage,
+    SurveyRequest,
+)
 
 log = logging.getLogger(__name__)
 PURGED_PHONE = "purged"
@@ -97,6 +104,12 @@ def purge(session: Session, before: datetime, *, dry_run: bool = False) -> Purge
     """Anonymise the requests whose support call ended before `before`, and delete the
     conversation legs kept since before then."""
     report = _anonymise(session, SurveyRequest.call_ended_at < before, dry_run=dry_run)
+    # Texts of no survey (a stranger's, a HELP reply) go by their own age.
+    _blank_texts(
+        session,
+        SmsMessage.conversation_id.is_(None) & (SmsMessage.created_at < before),
+        dry_run=dry_run,
+    )
     old = func.coalesce(ContactLeg.ended_at, ContactLeg.received_at) < before
     return replace(report, legs=_delete_legs(session, old, dry_run=dry_run))
 
@@ -108,6 +121,7 @@ def forget_customer(session: Session, phone: str, *, dry_run: bool = False) -> P
     of their number the law asks us to keep making).
     """
     report = _anonymise(session, SurveyRequest.phone == phone, dry_run=dry_run)
+    _blank_texts(session, SmsMessage.phone == phone, dry_run=dry_run)
     theirs = ContactLeg.conversation_id.in_(
         select(ContactLeg.conversation_id).where(ContactLeg.phone == phone)
     )
@@ -172,6 +186,19 @@ def customer_data(session: Session, phone: str) -> dict[str, Any]:
             }
             for r in requests
         ],
+        # Every text either way: survey questions, replies, keywords.
+        "texts": [
+            {
+                "at": t.created_at.isoformat(),
+                "direction": t.direction,
+                "body": t.body,
+                "status": t.status,
+                "meaning": t.purpose,
+            }
+            for t in session.scalars(
+                select(SmsMessage).where(SmsMessage.phone == phone).order_by(SmsMessage.id)
+            )
+        ],
         # Legs of conversations a platform reported, kept until the conversation is over.
         "conversation_legs": [
             {
@@ -205,6 +232,15 @@ def _anonymise(session: Session, which: ColumnElement[bool], *, dry_run: bool) -
         .values(transcript=None, recording_url="")
         .execution_options(synchronize_session=False)
     )
+    # The texts of those surveys: what the customer wrote, and their number.
+    conversations = select(SmsConversation.id).where(SmsConversation.request_id.in_(old))
+    _blank_texts(session, SmsMessage.conversation_id.in_(conversations), dry_run=False)
+    session.execute(
+        update(SmsConversation)
+        .where(SmsConversation.request_id.in_(old))
+        .values(phone=PURGED_PHONE)
+        .execution_options(synchronize_session=False)
+    )
     session.execute(
         update(SurveyRequest)
         .where(which, SurveyRequest.phone != PURGED_PHONE)
@@ -212,6 +248,19 @@ def _anonymise(session: Session, which: ColumnElement[bool], *, dry_run: bool) -
         .execution_options(synchronize_session=False)
     )
     return PurgeReport(requests, comments)
+
+
+def _blank_texts(session: Session, which: ColumnElement[bool], *, dry_run: bool) -> None:
+    """Texts either way keep their status (delivery figures) but lose the number and
+    what was written."""
+    if dry_run:
+        return
+    session.execute(
+        update(SmsMessage)
+        .where(which, SmsMessage.phone != PURGED_PHONE)
+        .values(phone=PURGED_PHONE, body="")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def purge_expired(session: Session, twilio: Client | None, now: datetime, days: int) -> str:
