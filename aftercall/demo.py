@@ -44,23 +44,40 @@ from typing import Any
 import requests
 from fakeredis import FakeRedis
 from rq import Queue, SimpleWorker
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from aftercall.web import create_app
 from aftercall.wiring import PROCESS_WIRING
 from core import apikeys, migrate
 from core.config import Settings
 from core.db import Database
-from core.models import CallAttempt, RequestState, SurveyMode, SurveyRequest
+from core.models import (
+    CallAttempt,
+    Channel,
+    RequestState,
+    SmsConversation,
+    SurveyMode,
+    SurveyRequest,
+)
 from core.runtime import Runtime, use_worker_runtime
 from core.survey import QuestionKind, SurveyCatalog, SurveyDefinition
 from core.users import create_user
 from dialer import scheduling
 from dialer.intake import CallEnded, accept_calls
 from dialer.scheduling import CALL_QUEUE
-from phonesim import BackgroundServer, Comment, Persona, PersonaMix, PhoneNetwork, SimClock
+from phonesim import (
+    BackgroundServer,
+    Comment,
+    Persona,
+    PersonaMix,
+    PhoneNetwork,
+    SimClock,
+    TextPersonaMix,
+)
 from scoring.alerts import ALERT_QUEUE
 from scoring.report import ReportQuery, ReportRow, SpokenShare, outcomes, report, spoken_share
+from sms import conversation
+from sms.outbox import MESSAGE_QUEUE
 
 DEMO_ACCOUNT_SID = "AC" + "d" * 32
 DEMO_AUTH_TOKEN = "demo-auth-token"
@@ -95,6 +112,27 @@ class DemoResult:
     modes: list[ReportRow] = field(default_factory=list)
     # How its answers were given: said aloud or keyed.
     spoken: SpokenShare | None = None
+    # What texting the customers who never picked up added (the SMS fallback).
+    fallback: FallbackLift | None = None
+
+
+@dataclass(frozen=True)
+class FallbackLift:
+    """The callback requests' response rate with and without the SMS fallback: a
+    request "responded" when it ended completed or partial."""
+
+    requests: int  # callback requests the dialer worked on (not suppressed)
+    by_call: int  # responded in a call
+    texted: int  # texted after the last unanswered call
+    by_text: int  # responded by text
+
+    @property
+    def rate_without(self) -> float:
+        return 100.0 * self.by_call / self.requests if self.requests else 0.0
+
+    @property
+    def rate_with(self) -> float:
+        return 100.0 * (self.by_call + self.by_text) / self.requests if self.requests else 0.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +182,7 @@ def demo_settings(environ: dict[str, str] | None = None, *, serve: bool = False)
         AFTERCALL_ENV="development",
         # The network is simulated: pace like a large account so the demo is quick.
         CALLS_PER_SECOND=env.get("CALLS_PER_SECOND") or "200",
+        MESSAGES_PER_SECOND=env.get("MESSAGES_PER_SECOND") or "200",
     )
     return Settings.from_env(env)
 
@@ -308,7 +347,8 @@ class SimulatedDeployment:
     def __post_init__(self) -> None:
         alerts = Queue(ALERT_QUEUE, connection=self.runtime.redis)
         self.worker = InProcessWorker(
-            [self.runtime.queue(CALL_QUEUE), alerts], connection=self.runtime.redis
+            [self.runtime.queue(CALL_QUEUE), self.runtime.queue(MESSAGE_QUEUE), alerts],
+            connection=self.runtime.redis,
         )
 
     def run_campaign(
@@ -348,23 +388,31 @@ class SimulatedDeployment:
         surveyed_in_call = self._transfer_in_call(transferred, rng)
         accepted += surveyed_in_call
         progress(calls - len(accepted))
-        queue = runtime.queue(CALL_QUEUE)
+        queues = (runtime.queue(CALL_QUEUE), runtime.queue(MESSAGE_QUEUE))
         settled: set[int] = set()
         while True:
             if stop is not None and stop.is_set():
                 raise CampaignStopped
-            scheduling.release_due_jobs(queue, network.clock.now())
+            for queue in queues:
+                scheduling.release_due_jobs(queue, network.clock.now())
             self._drain()
             network.run_until_idle(timeout=max(60.0, calls * 2.0))
             self._drain()
             newly = _settled(runtime, accepted) - settled
             progress(len(newly))
             settled |= newly
-            next_due = scheduling.next_scheduled_time(queue)
+            next_due = self._next_due(queues)
             if next_due is None:
                 break
             if next_due > network.clock.now():
                 network.clock.set(next_due)
+        # Texted customers who never replied: their conversations close when they expire
+        # (the cron's job in production), on the simulated clock.
+        closing = _last_text_expiry(runtime)
+        if closing is not None:
+            network.clock.set(max(closing, network.clock.now()))
+            conversation.expire(runtime)
+            progress(len(_settled(runtime, accepted) - settled))
         transcript = _first_completed_transcript(runtime, network)
         with runtime.db.session() as session:
             return DemoResult(
@@ -374,7 +422,12 @@ class SimulatedDeployment:
                 transcript,
                 report(session, ReportQuery(by=("mode",))),
                 spoken_share(session, ReportQuery()),
+                _fallback_lift(session),
             )
+
+    def _next_due(self, queues: tuple[Any, ...]) -> datetime | None:
+        due = [t for t in (scheduling.next_scheduled_time(q) for q in queues) if t is not None]
+        return min(due) if due else None
 
     def _transfer_in_call(self, calls: list[CallEnded], rng: random.Random) -> list[int]:
         """The in-call share of the campaign: each customer is transferred to the survey
@@ -477,7 +530,7 @@ class SimulatedDeployment:
                 on_clock_jump(next_due)
 
     def _drain(self) -> bool:
-        """Run every queued job (calls and alerts); True if there were any."""
+        """Run every queued job (calls, texts and alerts); True if there were any."""
         return self.worker.work(burst=True, logging_level="WARNING")
 
 
@@ -492,6 +545,7 @@ def simulated_deployment(
     # One access-log line per webhook would bury the demo's own output.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
+    logging.getLogger("sms").setLevel(logging.WARNING)  # a line per text would too
     migrate.upgrade(settings.database_url)
     with ExitStack() as cleanup:
         late_app = LateBoundApp()
@@ -506,6 +560,8 @@ def simulated_deployment(
             seed=seed,
             # Some customers say their answers instead of pressing keys (core.utterance).
             persona_mix=PersonaMix.speaking(),
+            # Texted customers reply (mostly), late, never, with nonsense, STOP or HELP.
+            text_persona_mix=TextPersonaMix.default(),
         )
         network.start()
         # Stopped before the server (callbacks run last in, first out): no call step
@@ -519,7 +575,7 @@ def simulated_deployment(
                 public_base_url=base_url, twilio_api_base=network.api_base
             ),
             db=Database(settings.database_url),
-            catalog=SurveyCatalog.from_directory(settings.surveys_dir),
+            catalog=_with_sms_fallback(SurveyCatalog.from_directory(settings.surveys_dir)),
             _redis=redis,
             now=clock.now,
         )
@@ -528,6 +584,7 @@ def simulated_deployment(
             DEMO_SURVEY_NUMBER,
             voice_url=f"{base_url}/ivr/inbound",
             status_callback=f"{base_url}/ivr/inbound/status",
+            sms_url=f"{base_url}/sms/inbound",
         )
         late_app.app = create_app(runtime=runtime)
         use_worker_runtime(runtime)
@@ -589,8 +646,56 @@ def cooperative_customer(definition: SurveyDefinition) -> Any:
     return Persona(name="cooperative", answers=tuple(answers))
 
 
+def _with_sms_fallback(catalog: SurveyCatalog) -> SurveyCatalog:
+    """The demo's surveys text the survey to customers who never pick up (`[sms]
+    fallback`, off in the shipped survey file: texting needs the customers' consent,
+    which only the contact center knows it has; docs/sms.md)."""
+    return SurveyCatalog(
+        {
+            name: replace(definition, sms=replace(definition.sms, fallback=True))
+            for name in catalog.names()
+            for definition in (catalog.get(name),)
+        }
+    )
+
+
+def _last_text_expiry(runtime: Runtime) -> datetime | None:
+    with runtime.db.session() as session:
+        return session.scalar(
+            select(func.max(SmsConversation.expires_at)).where(SmsConversation.closed_at.is_(None))
+        )
+
+
+def _fallback_lift(session: Any) -> FallbackLift:
+    responded = (RequestState.COMPLETED, RequestState.PARTIAL)
+    rows = session.execute(
+        select(SurveyRequest.channel, SurveyRequest.state, func.count())
+        .where(
+            SurveyRequest.mode == SurveyMode.CALLBACK,
+            SurveyRequest.is_test.is_(False),
+            SurveyRequest.state != RequestState.SUPPRESSED,
+            SurveyRequest.channel != Channel.SMS,
+        )
+        .group_by(SurveyRequest.channel, SurveyRequest.state)
+    ).all()
+    requests = sum(n for _, _, n in rows)
+    texted = sum(n for channel, _, n in rows if channel is Channel.SMS_FALLBACK)
+    by_text = sum(
+        n for channel, state, n in rows if channel is Channel.SMS_FALLBACK and state in responded
+    )
+    by_call = sum(
+        n for channel, state, n in rows if channel is Channel.VOICE and state in responded
+    )
+    return FallbackLift(requests, by_call, texted, by_text)
+
+
 def _settled(runtime: Runtime, request_ids: list[int]) -> set[int]:
-    waiting = (RequestState.SCHEDULED, RequestState.CALLING, RequestState.IN_PROGRESS)
+    waiting = (
+        RequestState.SCHEDULED,
+        RequestState.CALLING,
+        RequestState.IN_PROGRESS,
+        RequestState.TEXTING,
+    )
     with runtime.db.session() as session:
         rows = session.scalars(
             select(SurveyRequest.id).where(

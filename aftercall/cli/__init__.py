@@ -216,6 +216,15 @@ def _echo_demo_result(result: DemoResult) -> None:
         share = f"{100.0 * row.completed / row.received:.0f}%" if row.received else "-"
         click.echo(f"  {mode:<10}{row.received:>9}{row.reached:>9}{row.completed:>11}{share:>13}")
 
+    lift = result.fallback
+    if lift is not None and lift.texted:
+        click.echo(
+            f"\nSMS fallback: {lift.texted} customers who never picked up were texted the "
+            f"survey; {lift.by_text} answered by text.\n"
+            f"  callback requests answered: {lift.rate_without:.0f}% by calls alone, "
+            f"{lift.rate_with:.0f}% with the fallback"
+        )
+
     if result.spoken is not None and result.spoken.answers:
         click.echo(
             f"\nAnswers said aloud rather than keyed: {result.spoken.spoken} of "
