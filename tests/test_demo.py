@@ -17,7 +17,16 @@ from aftercall.demo import (
     run_demo,
 )
 from core.db import Database
-from core.models import Attribution, ContactLeg, RequestState, SurveyMode, SurveyRequest
+from core.models import (
+    Attribution,
+    Channel,
+    ContactLeg,
+    RequestState,
+    SmsConversation,
+    SmsMessage,
+    SurveyMode,
+    SurveyRequest,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -72,6 +81,7 @@ def test_demo_command_prints_outcomes_and_scores(tmp_path, monkeypatch):
     assert "Outcomes:" in result.output
     assert "Called back or surveyed in the call:" in result.output
     assert "Answers said aloud rather than keyed:" in result.output
+    assert "SMS fallback: " in result.output
     assert "Scores by agent:" in result.output
     assert (tmp_path / "aftercall-demo.db").exists()
 
@@ -103,3 +113,30 @@ def test_the_demo_command_takes_its_source(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Amazon Connect contact records" in result.output
     assert "Outcomes:" in result.output
+
+
+def test_the_demo_texts_customers_who_never_picked_up(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = run_demo(40, 5, demo_settings())
+    lift = result.fallback
+    assert lift.texted > 0 and lift.by_text > 0
+    assert lift.rate_with > lift.rate_without
+    db = Database(f"sqlite:///{tmp_path / 'aftercall-demo.db'}")
+    with db.session() as session:
+        texted = session.scalars(
+            select(SurveyRequest).where(SurveyRequest.channel == Channel.SMS_FALLBACK)
+        ).all()
+        # Every texted customer was called first (and never reached), then texted once.
+        assert all(request.calls_placed > 0 for request in texted)
+        assert session.scalar(select(func.count(SmsConversation.id))) == len(texted)
+        # Nothing is left waiting: replies, expiry or delivery settled every conversation.
+        assert all(request.state not in OPEN for request in texted)
+        inbound = session.scalars(
+            select(SmsMessage.purpose).where(SmsMessage.direction == "inbound")
+        ).all()
+    db.dispose()
+    assert "answer" in inbound
+
+
+OPEN = (RequestState.SCHEDULED, RequestState.TEXTING, RequestState.IN_PROGRESS)
