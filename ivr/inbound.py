@@ -39,8 +39,10 @@ from core import transfer_token
 from core.models import (
     Attribution,
     CallAttempt,
+    Channel,
     OptOut,
     RequestState,
+    SmsConversation,
     Suppression,
     SurveyMode,
     SurveyRequest,
@@ -250,6 +252,9 @@ def _take(
         .values(
             state=RequestState.CALLING,
             mode=SurveyMode.IN_CALL,
+            # A request that was to be texted, taken by the customer on the line: a
+            # voice survey now (its text had not gone out: not_called's states).
+            channel=Channel.VOICE,
             attribution=attribution,
             transfer_expires_at=None,
             due_at=None,
@@ -264,20 +269,16 @@ def _take(
 def _surveyed_since(session: Session, phone: str, since: datetime) -> bool:
     """Whether the caller was surveyed since `since`: transferred into a survey (within
     the match window: a second transfer of the same support call), or called or
-    transferred for one (within the survey's fatigue days)."""
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    CallAttempt.request_id == SurveyRequest.id,
-                    CallAttempt.created_at >= since,
-                    CallAttempt.status != "rejected",
-                    SurveyRequest.phone == phone,
-                    SurveyRequest.state.in_(_SURVEYED),
-                )
-            )
-        )
+    transferred for one, or texted one (within the survey's fatigue days)."""
+    called = exists().where(
+        CallAttempt.request_id == SurveyRequest.id,
+        CallAttempt.created_at >= since,
+        CallAttempt.status != "rejected",
+        SurveyRequest.phone == phone,
+        SurveyRequest.state.in_(_SURVEYED),
     )
+    texted = exists().where(SmsConversation.phone == phone, SmsConversation.created_at >= since)
+    return bool(session.scalar(select(called | texted)))
 
 
 def _latest_refusal(session: Session, phone: str, since: datetime) -> datetime | None:

@@ -21,8 +21,10 @@ from core.models import (
     Answer,
     Attribution,
     CallAttempt,
+    Channel,
     OptOut,
     RequestState,
+    SmsConversation,
     SurveyMode,
     SurveyRequest,
 )
@@ -201,6 +203,44 @@ def test_a_callback_not_yet_placed_becomes_the_in_call_survey(runtime, client):
     assert request.state is RequestState.COMPLETED
     assert request.due_at is None
     assert dial(runtime, result.request_id, 1) == "skipped: request is completed"
+
+
+def test_a_survey_still_to_be_texted_is_taken_by_the_customer_on_the_line(runtime, client):
+    """The customer is transferred before their survey text went out: surveyed now, by
+    voice, and never texted."""
+    result = support_call(runtime, mode=SurveyMode.CALLBACK, channel=Channel.SMS)
+    call = transfer(client)
+    call.answer(call.press(call.arrive(), ""), "9", "5")
+    request = request_of(runtime, result.request_id)
+    assert (request.mode, request.channel) == (SurveyMode.IN_CALL, Channel.VOICE)
+    assert request.state is RequestState.COMPLETED
+    assert dial(runtime, result.request_id, 1) == "skipped: request is completed"
+
+
+def test_a_customer_texted_a_survey_is_not_surveyed_again_unattributed(runtime, client):
+    """Fatigue counts a texted survey like a call: an unknown transfer from that number
+    within the fatigue days is thanked and released."""
+    result = support_call(runtime, mode=SurveyMode.CALLBACK, channel=Channel.SMS)
+    with runtime.db.session() as session:
+        request = session.get(SurveyRequest, result.request_id)
+        request.state = RequestState.COMPLETED
+        session.add(
+            SmsConversation(
+                request_id=request.id,
+                phone=CUSTOMER,
+                sender="+15005550006",
+                survey_version_id=request.survey_version_id,
+                language="en",
+                expires_at=NOW,
+                closed_at=NOW,
+                created_at=NOW - timedelta(hours=1),
+            )
+        )
+    call = transfer(client)
+    reply = call.press(call.arrive(), "")
+    assert reply.root.find("./Gather") is None  # a goodbye, no question
+    with runtime.db.session() as session:
+        assert session.scalar(select(func.count(SurveyRequest.id))) == 1
 
 
 def test_nothing_known_runs_the_survey_unattributed(runtime, client):
