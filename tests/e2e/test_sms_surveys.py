@@ -35,7 +35,7 @@ from core.survey import SurveyCatalog
 from dialer import scheduling
 from dialer.intake import CallEnded, accept_calls
 from dialer.scheduling import CALL_QUEUE
-from phonesim import BackgroundServer, Persona, PhoneNetwork, SimClock
+from phonesim import BackgroundServer, Persona, PhoneNetwork, SimClock, TextPersona
 from sms import conversation
 from sms.outbox import MESSAGE_QUEUE
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
@@ -506,3 +506,70 @@ def test_calls_and_attempts_are_untouched_by_a_survey_by_text(texting):
     with texting.runtime.db.session() as session:
         assert session.scalar(select(CallAttempt.id)) is None
     assert texting.request(result.request_id).calls_placed == 0
+
+
+# -- simulated customers who text back (phonesim.TextPersona) ---------------------------
+
+
+def test_customers_who_text_back_complete_the_survey_on_each_scale(texting):
+    phones = [f"+141555508{n:02d}" for n in range(6)]
+    targets = ("promoter", "passive", "detractor") * 2
+    for phone, target in zip(phones, targets, strict=True):
+        texting.network.set_texter(phone, TextPersona.answering(target=target))
+    results = [texting.intake(phone) for phone in phones]
+    texting.run_to_completion()
+    comment = "What should we improve? Reply with a few words, or SKIP."
+    for phone, result, target in zip(phones, results, targets, strict=True):
+        request = texting.request(result.request_id)
+        assert request.state is RequestState.COMPLETED, (target, request.state)
+        values = {a.question_key: a.value for a in request.answers}
+        low, high = {"promoter": (9, 10), "passive": (7, 8), "detractor": (0, 6)}[target]
+        assert low <= values["nps"] <= high
+        assert 1 <= values["csat"] <= 5
+        # Only a detractor is asked for a comment (`when = "nps <= 6"`).
+        assert (comment in texting.received(phone)) is (target == "detractor")
+
+
+def test_a_confused_customer_is_reasked_once_and_then_answers(texting):
+    phone = "+14155550820"
+    texting.network.set_texter(phone, TextPersona.nonsense_first(("what?",), target="promoter"))
+    result = texting.intake(phone)
+    texting.run_to_completion()
+    request = texting.request(result.request_id)
+    assert request.state is RequestState.COMPLETED
+    assert {a.question_key for a in request.answers} >= {"nps", "csat"}
+    inbound = [t.purpose for t in texting.texts(direction="inbound")]
+    assert inbound[0] == "not_understood" and "answer" in inbound
+
+
+def test_a_customer_who_texts_stop_is_never_texted_or_called_again(texting):
+    phone = "+14155550821"
+    texting.network.set_texter(phone, TextPersona.stops(after=1))
+    result = texting.intake(phone)
+    texting.run_to_completion()
+    request = texting.request(result.request_id)
+    assert request.state is RequestState.OPTED_OUT
+    assert [a.question_key for a in request.answers] == ["nps"]
+    assert texting.intake(phone, survey="post-call").reason == "opted_out"
+
+
+def test_a_late_reply_finds_the_survey_closed(texting):
+    phone = "+14155550822"
+    texting.network.set_texter(phone, TextPersona.late(hours=30))
+    result = texting.intake(phone)
+    texting.run_to_completion()  # the late reply arrives 30 simulated hours on
+    assert texting.request(result.request_id).state is RequestState.NO_REPLY
+    assert texting.received(phone)[-1] == "This survey has closed. Thank you for your time."
+    assert texting.answers(result.request_id) == {}
+
+
+def test_the_fallback_reaches_a_customer_who_never_picks_up_but_texts_back(texting):
+    phone = "+14155550823"
+    texting.network.set_persona(phone, Persona.no_answer())
+    texting.network.set_texter(phone, TextPersona.answering(target="promoter"))
+    result = texting.intake(phone, survey="fallback")
+    texting.run_to_completion()
+    request = texting.request(result.request_id)
+    assert (request.channel, request.state) == (Channel.SMS_FALLBACK, RequestState.COMPLETED)
+    assert len(request.attempts) == 2
+    assert request.answers[0].value in (9, 10)
