@@ -143,6 +143,9 @@ def open_conversation(runtime: Runtime, request_id: int) -> tuple[str, int | Non
             question_key=step.question.key,
             try_number=1,
             expires_at=now + timedelta(hours=definition.sms.expire_hours),
+            # The dialer's clock, not the database's: fatigue and lost texts are judged
+            # on it (the demo and the tests run it simulated).
+            created_at=now,
         )
         session.add(conversation)
         try:
@@ -156,6 +159,7 @@ def open_conversation(runtime: Runtime, request_id: int) -> tuple[str, int | Non
             wording.opening_text(definition, step.question, language),
             "question",
             step.question.key,
+            now,
         )
         return f"texting: question {step.question.key}", text.id
 
@@ -195,6 +199,7 @@ def receive(runtime: Runtime, inbound: Inbound) -> Received:
             status="received",
             purpose=Outcome.UNKNOWN_SENDER.value,
             question_key=conversation.question_key if conversation else None,
+            created_at=now,
         )
         session.add(message)
         try:
@@ -405,6 +410,7 @@ class _Turn:
             status="pending",
             purpose=purpose,
             question_key=question.key if question else None,
+            created_at=self.now,
         )
         self.session.add(text)
         self.session.flush()
@@ -580,7 +586,12 @@ def pending_texts(runtime: Runtime, older_than: timedelta) -> list[int]:
 
 
 def _text(
-    session: Session, conversation: SmsConversation, body: str, purpose: str, key: str | None
+    session: Session,
+    conversation: SmsConversation,
+    body: str,
+    purpose: str,
+    key: str | None,
+    now: datetime,
 ) -> SmsMessage:
     text = SmsMessage(
         conversation_id=conversation.id,
@@ -590,6 +601,7 @@ def _text(
         status="pending",
         purpose=purpose,
         question_key=key,
+        created_at=now,
     )
     session.add(text)
     session.flush()

@@ -37,6 +37,7 @@ from dialer.intake import CallEnded, accept_calls
 from dialer.scheduling import CALL_QUEUE
 from phonesim import BackgroundServer, Persona, PhoneNetwork, SimClock, TextPersona
 from sms import conversation
+from sms.jobs import resend_pending
 from sms.outbox import MESSAGE_QUEUE
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 
@@ -573,3 +574,20 @@ def test_the_fallback_reaches_a_customer_who_never_picks_up_but_texts_back(texti
     assert (request.channel, request.state) == (Channel.SMS_FALLBACK, RequestState.COMPLETED)
     assert len(request.attempts) == 2
     assert request.answers[0].value in (9, 10)
+
+
+def test_a_text_whose_job_redis_lost_is_sent_by_the_cron(texting):
+    phone = "+14155550830"
+    result = texting.intake(phone)
+    texting.run_to_completion()
+    texting.network.text_in(phone, FROM_NUMBER, "9")
+    texting.network.run_until_idle(timeout=30)  # the reply is decided, its job queued...
+    texting.messages.empty()  # ... and lost with Redis
+    (pending,) = texting.texts(status="pending")
+    assert pending.purpose == "question"
+    texting.network.clock.set(texting.now() + timedelta(minutes=3))
+    assert resend_pending() == 1
+    texting.work()
+    assert texting.received(phone)[-1].startswith("How satisfied were you")
+    assert texting.texts(status="pending") == []
+    assert texting.request(result.request_id).state is RequestState.IN_PROGRESS
