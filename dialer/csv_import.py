@@ -8,8 +8,9 @@ the rest of the file.
 
 What the file must look like: UTF-8 (with or without a byte order mark), a header row,
 the columns `phone`, `source_call_id` and `ended_at` (ISO 8601 with a UTC offset),
-optionally `agent`, `queue`, `team`, `language`, `survey` and `channel` (voice or sms;
-empty: the survey's own); any other column is kept as the request's metadata.
+optionally `agent`, `queue`, `team`, `language`, `survey` and `survey_channel` (voice or
+sms; empty: the survey's own); any other column is kept as the request's metadata. Not
+`channel`: a call log's own `channel` column (voice, chat, email) is metadata, as before.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dialer.intake import (
 )
 
 REQUIRED_COLUMNS = ("phone", "source_call_id", "ended_at")
-OPTIONAL_COLUMNS = ("agent", "queue", "team", "language", "survey", "channel")
+OPTIONAL_COLUMNS = ("agent", "queue", "team", "language", "survey", "survey_channel")
 # What a row may ask for; the SMS fallback is the dialer's to decide.
 TEXT_CHANNELS = {Channel.VOICE.value: Channel.VOICE, Channel.SMS.value: Channel.SMS}
 # Rows per accept_calls call: one transaction each, so a huge file neither holds one
@@ -59,9 +60,9 @@ def call_from_text(fields: Mapping[str, str], metadata: Mapping[str, str]) -> Ca
     for key, value in metadata.items():
         check_text(key, "a metadata key")
         check_text(value, f"metadata {key!r}")
-    channel = optional("channel")
+    channel = optional("survey_channel")
     if channel is not None and channel.lower() not in TEXT_CHANNELS:
-        raise IntakeRejected(Rejection.INVALID_FIELD, "channel must be voice or sms")
+        raise IntakeRejected(Rejection.INVALID_FIELD, "survey_channel must be voice or sms")
     return CallEnded(
         phone=fields["phone"].strip(),
         source_call_id=fields["source_call_id"].strip(),

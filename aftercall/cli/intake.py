@@ -174,7 +174,7 @@ def enqueue(
             "language": language,
             "ended_at": ended_at or runtime.now().isoformat(),
             "survey": survey or "",
-            "channel": channel or "",
+            "survey_channel": channel or "",
         }
         try:
             call = replace(call_from_text(fields, extra), mode=SurveyMode(mode))
