@@ -564,6 +564,7 @@ def twilio_account(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list
             )
     findings.extend(_from_number(settings, client))
     findings.extend(_survey_number(settings, client))
+    findings.extend(_texting_number(settings, client))
     findings.append(
         ok(
             check,
@@ -755,6 +756,61 @@ def _survey_number(settings: Settings, client) -> list[Finding]:
             )
         ]
     return [ok(check, f"SURVEY_NUMBER {number} answers in-call transfers at {inbound}")]
+
+
+def _texting_number(settings: Settings, client) -> list[Finding]:
+    """The number survey texts come from and replies go to (docs/sms.md): checked when a
+    survey texts (`channel = "sms"` or `[sms] fallback = true`)."""
+    check = "twilio"
+    try:
+        catalog = SurveyCatalog.from_directory(settings.surveys_dir)
+    except (SurveyError, OSError):
+        return []  # the surveys check says what is wrong with them
+    texting = [
+        name
+        for name in catalog.names()
+        if catalog.get(name).channel == "sms" or catalog.get(name).sms.fallback
+    ]
+    if not texting:
+        return []
+    number = settings.survey_number or settings.twilio_from_number
+    inbound = f"{settings.public_base_url}/sms/inbound"
+    fix = (
+        f"in the Twilio Console (Phone Numbers), set its Messaging webhook 'A message comes "
+        f"in' to POST {inbound}"
+    )
+    surveys = ", ".join(texting)
+    try:
+        incoming = _account_number(client, number)
+    except (TwilioException, RequestException) as exc:
+        return [warn(check, f"could not look up the texting number {number}: {_first_line(exc)}")]
+    if incoming is None:
+        return [
+            fail(
+                check,
+                f"surveys {surveys} text customers, but {number} is not a number of this "
+                "account: Twilio refuses to send from it (error 21606)",
+                "buy an SMS-capable number and set SURVEY_NUMBER to it",
+            )
+        ]
+    if (incoming.capabilities or {}).get("sms") is False:
+        return [
+            fail(
+                check,
+                f"surveys {surveys} text customers, but {number} cannot send texts",
+                "buy an SMS-capable number and set SURVEY_NUMBER to it",
+            )
+        ]
+    if not (incoming.sms_url or "").startswith(inbound):
+        return [
+            warn(
+                check,
+                f"{number} texts surveys ({surveys}), but its replies go to "
+                f"{incoming.sms_url or 'nothing'}, not to aftercall: no answer is received",
+                fix,
+            )
+        ]
+    return [ok(check, f"{number} texts surveys ({surveys}); replies come to {inbound}")]
 
 
 # -- the public address ------------------------------------------------------------------

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -33,7 +34,7 @@ from aftercall.doctor import Finding, Status
 from aftercall.web import create_app
 from aftercall.wiring import PROCESS_WIRING
 from core import migrate
-from core.config import Settings
+from core.config import DEFAULT_SURVEYS_DIR, Settings
 from core.runtime import Runtime
 from phonesim import BackgroundServer, PhoneNetwork
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, _required_server
@@ -786,3 +787,50 @@ def test_a_survey_number_the_account_does_not_have_fails(sim: PhoneNetwork):
     findings = twilio_findings(sim, survey_number="+14155550177")
     (failed,) = [f for f in findings if "SURVEY_NUMBER" in f.message]
     assert failed.status is Status.FAIL and "not a number of this account" in failed.message
+
+
+@pytest.fixture
+def texting_surveys(tmp_path: Path) -> Path:
+    """The shipped survey, with the SMS fallback on."""
+    folder = tmp_path / "texting-surveys"
+    folder.mkdir()
+    shipped = (DEFAULT_SURVEYS_DIR / "post-call.toml").read_text()
+    (folder / "post-call.toml").write_text(shipped + "\n[sms]\nfallback = true\n")
+    return folder
+
+
+def texting_finding(findings: list[Finding]) -> Finding:
+    (finding,) = [f for f in findings if "text" in f.message and "survey" in f.message]
+    return finding
+
+
+def test_a_deployment_that_never_texts_has_no_texting_number_to_check(sim: PhoneNetwork):
+    assert not any("texts surveys" in f.message for f in twilio_findings(sim))
+
+
+def test_a_texting_number_whose_replies_come_to_aftercall_is_ok(sim, texting_surveys):
+    base = "https://surveys.example.com"
+    sim.configure_number(SURVEY_NUMBER, sms_url=f"{base}/sms/inbound")
+    findings = twilio_findings(
+        sim, survey_number=SURVEY_NUMBER, public_base_url=base, surveys_dir=texting_surveys
+    )
+    finding = texting_finding(findings)
+    assert finding.status is Status.OK
+    assert finding.message == (
+        f"{SURVEY_NUMBER} texts surveys (post-call); replies come to {base}/sms/inbound"
+    )
+
+
+def test_a_texting_number_whose_replies_go_elsewhere_warns(sim, texting_surveys):
+    sim.configure_number(SURVEY_NUMBER, sms_url="https://crm.example.com/sms")
+    findings = twilio_findings(sim, survey_number=SURVEY_NUMBER, surveys_dir=texting_surveys)
+    finding = texting_finding(findings)
+    assert finding.status is Status.WARN
+    assert "not to aftercall: no answer is received" in finding.message
+    assert "/sms/inbound" in finding.fix
+
+
+def test_a_texting_number_the_account_does_not_have_fails(sim, texting_surveys):
+    findings = twilio_findings(sim, survey_number="+14155550177", surveys_dir=texting_surveys)
+    failed = texting_finding([f for f in findings if "SURVEY_NUMBER" not in f.message])
+    assert failed.status is Status.FAIL and "error 21606" in failed.message
