@@ -175,10 +175,27 @@ def receive(runtime: Runtime, inbound: Inbound) -> Received:
     now = runtime.now()
     answered: AnswerGiven | None = None
     with runtime.db.session() as session:
-        seen = session.scalar(select(exists().where(SmsMessage.message_sid == inbound.message_sid)))
-        if seen:
+        # The text is written first: a MessageSid seen before fails here (nothing else is
+        # done for it), and on SQLite the write takes the database's write lock before
+        # anything is read, so two texts of one customer at once are taken in turn.
+        message = SmsMessage(
+            direction="inbound",
+            message_sid=inbound.message_sid,
+            phone=inbound.phone,
+            body=_storable(inbound.body[: replies.MAX_BODY]),
+            status="received",
+            purpose=Outcome.UNKNOWN_SENDER.value,
+            created_at=now,
+        )
+        session.add(message)
+        try:
+            session.flush()
+        except IntegrityError:  # the same MessageSid, delivered again
+            session.rollback()
             INBOUND_TEXTS.labels(Outcome.DUPLICATE.value).inc()
             return Received(Outcome.DUPLICATE)
+        # The newest open survey of the sender, locked (PostgreSQL) until this text's
+        # decisions commit: a second text at the same moment waits, then sees them.
         conversation = session.scalar(
             select(SmsConversation)
             .join(SurveyRequest, SurveyRequest.id == SmsConversation.request_id)
@@ -189,25 +206,11 @@ def receive(runtime: Runtime, inbound: Inbound) -> Received:
             )
             .order_by(SmsConversation.created_at.desc(), SmsConversation.id.desc())
             .limit(1)
+            .with_for_update(of=SmsConversation)
         )
-        message = SmsMessage(
-            conversation_id=conversation.id if conversation else None,
-            direction="inbound",
-            message_sid=inbound.message_sid,
-            phone=inbound.phone,
-            body=_storable(inbound.body[: replies.MAX_BODY]),
-            status="received",
-            purpose=Outcome.UNKNOWN_SENDER.value,
-            question_key=conversation.question_key if conversation else None,
-            created_at=now,
-        )
-        session.add(message)
-        try:
-            session.flush()
-        except IntegrityError:  # the same MessageSid, delivered twice at once
-            session.rollback()
-            INBOUND_TEXTS.labels(Outcome.DUPLICATE.value).inc()
-            return Received(Outcome.DUPLICATE)
+        if conversation is not None:
+            message.conversation_id = conversation.id
+            message.question_key = conversation.question_key
         turn = _Turn(runtime, session, inbound, conversation, now)
         received = turn.take()
         message.purpose = received.outcome.value

@@ -9,6 +9,7 @@ shared by the dialer, the conversation's expiry and the phone network.
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -591,3 +592,34 @@ def test_a_text_whose_job_redis_lost_is_sent_by_the_cron(texting):
     assert texting.received(phone)[-1].startswith("How satisfied were you")
     assert texting.texts(status="pending") == []
     assert texting.request(result.request_id).state is RequestState.IN_PROGRESS
+
+
+def test_two_texts_at_the_same_moment_answer_one_question_once(texting):
+    """A customer who sends "4" and "3" at once: taken in turn, as if one by one."""
+    phone = "+14155550831"
+    result = texting.intake(phone)
+    texting.run_to_completion()
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def send(sid: str, body: str) -> None:
+        barrier.wait()
+        inbound = conversation.Inbound(sid, phone, FROM_NUMBER, body)
+        outcomes.append(conversation.receive(texting.runtime, inbound).outcome)
+
+    threads = [
+        threading.Thread(target=send, args=(f"SM{n:032d}", body))
+        for n, body in ((1, "4"), (2, "3"))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Taken in turn: the first answered the NPS question, the second the question
+    # the first moved on to; one CSAT question was texted, never two.
+    answers = texting.answers(result.request_id)
+    assert outcomes == ["answer", "answer"]
+    assert sorted(answers) == ["csat", "nps"]
+    assert {answers["nps"].value, answers["csat"].value} == {3, 4}
+    asked = [t.question_key for t in texting.texts(direction="outbound")]
+    assert asked == ["nps", "csat", "improve"]  # a detractor's comment question, once
