@@ -1,7 +1,7 @@
 """Dialer throughput: survey calls placed per second by `rq worker` processes, against a no-op job.
 
 Runs the Procfile's `worker` command (`rq worker --with-scheduler --worker-class
-aftercall.worker.CallWorker ... calls alerts`, same environment as production: PostgreSQL,
+aftercall.worker.CallWorker ... calls messages alerts`, same environment as production: PostgreSQL,
 Redis, `AFTERCALL_ENV=production`) as 1, 2 and 4 processes. The twilio SDK in the work
 horses places the calls with phonesim, served over HTTP by a process of its own, which
 answers the Calls API as Twilio does and keeps a journal of every create request. No
@@ -202,7 +202,7 @@ def procfile_worker() -> str:
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.startswith("worker: "):
             command = line.removeprefix("worker: ")
-            if WORKER_CLASS not in command or not command.endswith(f"{CALL_QUEUE} alerts"):
+            if WORKER_CLASS not in command or f" {CALL_QUEUE} " not in f"{command} ":
                 raise SystemExit(f"Procfile worker line is not the call worker: {command}")
             return command
     raise SystemExit("Procfile has no worker process")

@@ -216,9 +216,11 @@ def customer_data(session: Session, phone: str) -> dict[str, Any]:
 def _anonymise(session: Session, which: ColumnElement[bool], *, dry_run: bool) -> PurgeReport:
     old = select(SurveyRequest.id).where(which, SurveyRequest.phone != PURGED_PHONE)
     requests = session.scalar(select(func.count()).select_from(old.subquery()))
+    # Comments, recorded or typed (a typed or spoken score's transcript is no comment).
     comments = session.scalar(
         select(func.count(Answer.id)).where(
             Answer.request_id.in_(old),
+            Answer.kind == "comment",
             (Answer.transcript.is_not(None)) | (Answer.recording_url != ""),
         )
     )

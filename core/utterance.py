@@ -64,6 +64,8 @@ _APOSTROPHES = dict.fromkeys(map(ord, "'’‘ʼ`´"), None)
 # NFKD leaves these letters whole; customers and recognisers write them either way.
 _UNDECOMPOSED = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ß": "ss"})
 _TOKEN = re.compile(r"[a-z]+|[0-9]+|/")
+# A minus sign (hyphen-minus or U+2212) starting a number: at the start or after a space.
+_MINUS = re.compile(r"(?:(?<=\s)|^)[-\u2212](?=\d)")
 _CONFIDENCE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{0,12})?|\.[0-9]{1,12}")
 
 
@@ -233,8 +235,10 @@ def _kept(speech: str | None) -> str:
 
 
 def _tokens(text: str) -> tuple[str, ...]:
-    """Lower-case ASCII words, digit runs and "/" ("Dziewięć/10!" -> dziewiec / 10)."""
+    """Lower-case ASCII words, digit runs and "/" ("Dziewięć/10!" -> dziewiec / 10). A
+    minus sign before a number ("-5", typed) is the word "minus": no score is negative."""
     folded = text.casefold().translate(_APOSTROPHES).translate(_UNDECOMPOSED)
+    folded = _MINUS.sub(" minus ", folded)
     plain = "".join(
         c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c)
     )
@@ -250,6 +254,12 @@ def _phrase(text: str) -> tuple[str, ...]:
 @cache
 def _opt_out_phrases(code: str) -> tuple[str, ...]:
     return tuple(f" {' '.join(_phrase(p))} " for p in WORDS[code].opt_outs)
+
+
+def says_opt_out(text: str | None, language: str) -> bool:
+    """Whether `text` holds one of the language's opt-out phrases ("stop calling me"):
+    the SMS channel asks it of a typed comment, which is otherwise kept as written."""
+    return _says_opt_out(_tokens(_kept(text)), language_code(language))
 
 
 def _says_opt_out(tokens: tuple[str, ...], code: str) -> bool:

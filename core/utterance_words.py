@@ -271,6 +271,8 @@ SPANISH = LanguageWords(
     fractions=(
         "medio", "media", "ciento", "cientos", "doscientos", "trescientos", "cuatrocientos",
         "quinientos", "mil", "millón", "millones", "menos",
+        # A typed minus sign ("-5"), which core.utterance reads as the word "minus".
+        "minus",
     ),
     opt_outs=(
         "no me llamen", "no me llames", "no me llame", "no me vuelvan a llamar",

@@ -25,6 +25,7 @@ never sent for a decision that did not commit, and a lost job is found again by
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 SMS_MAX_TRIES = 2
 # A text from a number whose conversation closed this recently is told it closed.
 RECENTLY_CLOSED = timedelta(days=7)
+# What the do-not-call list takes: a phone number in E.164, as intake stores them.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 # States of a request whose conversation is still going.
 OPEN_STATES = (RequestState.TEXTING, RequestState.IN_PROGRESS)
 
@@ -156,7 +159,9 @@ def open_conversation(runtime: Runtime, request_id: int) -> tuple[str, int | Non
         text = _text(
             session,
             conversation,
-            wording.opening_text(definition, step.question, language),
+            wording.opening_text(
+                definition, step.question, language, runtime.settings.company_name
+            ),
             "question",
             step.question.key,
             now,
@@ -211,7 +216,7 @@ def receive(runtime: Runtime, inbound: Inbound) -> Received:
         if conversation is not None:
             message.conversation_id = conversation.id
             message.question_key = conversation.question_key
-        turn = _Turn(runtime, session, inbound, conversation, now)
+        turn = _Turn(runtime, session, inbound, conversation, now, message)
         received = turn.take()
         message.purpose = received.outcome.value
         answered = turn.answered
@@ -238,7 +243,9 @@ class _Turn:
         inbound: Inbound,
         conversation: SmsConversation | None,
         now: datetime,
+        message: SmsMessage,
     ) -> None:
+        self.message = message
         self.runtime = runtime
         self.session = session
         self.inbound = inbound
@@ -320,7 +327,9 @@ class _Turn:
         conversation of it ended opted out."""
         phone = self.inbound.phone
         listed = self.session.scalar(select(OptOut.id).where(OptOut.phone == phone))
-        if listed is None:
+        # Only a phone number goes on the list (a "whatsapp:" address or anything else
+        # Twilio may name a sender is kept with the text, not listed).
+        if listed is None and _E164.fullmatch(phone):
             try:
                 with self.session.begin_nested():
                     self.session.add(
@@ -381,6 +390,7 @@ class _Turn:
         if recent is None:
             return self.received(Outcome.UNKNOWN_SENDER)
         self.conversation = recent
+        self.message.conversation_id = recent.id  # a late reply, kept with its survey
         told = self.session.scalar(
             select(
                 exists().where(
@@ -404,7 +414,7 @@ class _Turn:
         if body is None:
             definition = definition or self._definition()
             language = conversation.language if conversation else "en"
-            body = wording.phrase(definition, language, purpose)
+            body = wording.phrase(definition, language, purpose, self.runtime.settings.company_name)
         text = SmsMessage(
             conversation_id=conversation.id if conversation else None,
             direction="outbound",

@@ -69,12 +69,18 @@ _KEYWORDS: dict[Keyword, frozenset[str]] = {
 _OPT_OUT_TYPES = {"STOP": Keyword.STOP, "START": Keyword.START, "HELP": Keyword.HELP}
 # Opt-out phrases of a text ("stop texting me", "no more messages"), beside the spoken
 # ones core.utterance knows ("stop calling me"), which a text may use too.
+# Whole requests only, at the start of the text (as core.utterance's spoken phrases are
+# whole requests): "I never got the message" is a complaint, not an opt-out.
 _TEXT_OPT_OUT = re.compile(
-    r"\b(stop|quit|don'?t|do not|no more|never)\b.{0,20}\b(text|texting|texts|message|messages|"
-    r"sms|contact)\b|\bno me (escriban|manden|envien)\b|\bno mas mensajes\b|"
-    r"\bnie (piszcie|wysylajcie)\b",
+    r"^(please |pls |)(stop|quit|don'?t|do not|no more|never)\b\W{0,3}\w*\W{0,3}\w*\W{0,3}"
+    r"\b(text|texts|texting|message|messages|messaging|sms|contact)\b"
+    r"|^(por favor |)no me (escriban|manden|envien)\b|^no mas mensajes\b"
+    r"|^(prosze |)nie (piszcie|wysylajcie)\b",
     re.IGNORECASE,
 )
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'"})
+# NFKD leaves these letters whole; customers write them either way.
+_UNDECOMPOSED = str.maketrans({"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "ß": "ss"})
 _SKIP = frozenset({"SKIP", "SALTAR", "POMIN"})
 _YES_NO = {"Y": 1, "N": 2, "S": 1, "T": 1}  # yes, no, sí, tak
 
@@ -103,7 +109,8 @@ Reply = Answer | NotUnderstood | OptOut
 
 def _folded(body: str) -> str:
     """Upper case, accents off, surrounding spaces and punctuation off: "¡Baja!" is BAJA."""
-    text = unicodedata.normalize("NFKD", body.strip().upper())
+    text = body.strip().translate(_APOSTROPHES).translate(_UNDECOMPOSED)
+    text = unicodedata.normalize("NFKD", text.upper())
     text = "".join(c for c in text if not unicodedata.combining(c))
     return re.sub(r"^[\W_]+|[\W_]+$", "", text)
 
@@ -128,14 +135,14 @@ def interpret(kind: QuestionKind, language: str, body: str | None) -> Reply:
     """What a reply (not a keyword) answers to a question of `kind`."""
     text = (body or "")[:MAX_BODY].strip()
     if kind is QuestionKind.COMMENT:
-        if _TEXT_OPT_OUT.search(_folded(text).lower()):
+        if _opts_out(text, language):
             return OptOut(_storable(text)[:200])
         if not text:
             return NotUnderstood(Rejection.NO_INPUT, text)
         if _folded(text) in _SKIP:
             return Answer(None, "")
         return Answer(None, _storable(text)[:MAX_COMMENT])
-    if _TEXT_OPT_OUT.search(_folded(text).lower().replace("’", "'")):
+    if _opts_out(text, language):
         return OptOut(_storable(text)[:200])
     if kind is QuestionKind.YESNO and _folded(text) in _YES_NO:
         return Answer(_YES_NO[_folded(text)], text)
@@ -145,6 +152,14 @@ def interpret(kind: QuestionKind, language: str, body: str | None) -> Reply:
     if isinstance(result, utterance.NotUnderstood):
         return NotUnderstood(result.reason, _storable(text)[:200])
     return Answer(result.value, result.transcript)
+
+
+def _opts_out(text: str, language: str) -> bool:
+    """A text's opt-out phrase ("stop texting me"), or a spoken one ("stop calling me"),
+    which a comment would otherwise keep as written."""
+    return bool(_TEXT_OPT_OUT.search(_folded(text).lower())) or utterance.says_opt_out(
+        text, language
+    )
 
 
 def _storable(text: str) -> str:

@@ -88,11 +88,14 @@ def _language(language: str) -> str:
     return code if code in _PHRASES else DEFAULT_LANGUAGE
 
 
-def phrase(definition: SurveyDefinition, language: str, name: str) -> str:
-    """One of the channel's own texts, with the survey's company name filled in."""
+def phrase(
+    definition: SurveyDefinition, language: str, name: str, company: str | None = None
+) -> str:
+    """One of the channel's own texts, naming the survey's company (else `company`, the
+    deployment's COMPANY_NAME, as the voice greeting does)."""
     words = _PHRASES[_language(language)]
-    company = definition.company_name or words["company"]
-    return words[name].format(company=company)
+    named = definition.company_name or company or words["company"]
+    return words[name].format(company=named)
 
 
 def question_text(question: Question, language: str) -> str:
@@ -107,10 +110,13 @@ def question_text(question: Question, language: str) -> str:
     return " ".join([*kept, _INSTRUCTIONS[_language(language)][question.kind]])
 
 
-def opening_text(definition: SurveyDefinition, question: Question, language: str) -> str:
+def opening_text(
+    definition: SurveyDefinition, question: Question, language: str, company: str | None = None
+) -> str:
     """The first text: who is asking, how to opt out (CTIA's messaging principles ask
     both of a first message), and the first question."""
-    return phrase(definition, language, "intro") + "\n" + question_text(question, language)
+    intro = phrase(definition, language, "intro", company)
+    return intro + "\n" + question_text(question, language)
 
 
 def reask_text(definition: SurveyDefinition, question: Question, language: str) -> str:

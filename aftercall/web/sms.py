@@ -55,19 +55,19 @@ def handle_error(error: Exception) -> Response | HTTPException:
 @bp.post("/inbound")
 def inbound() -> Response:
     runtime = current_runtime()
-    sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
-    phone = request.form.get("From", "")
+    sid = _field("MessageSid") or _field("SmsSid")
+    phone = _field("From")
     if not sid or not phone:
         log.warning("inbound text without MessageSid or From: ignored")
         return _empty()
     received = conversation.receive(
         runtime,
         conversation.Inbound(
-            message_sid=sid[:64],
-            phone=phone[:64],
-            to=request.form.get("To", "")[:64],
+            message_sid=sid,
+            phone=phone,
+            to=_field("To"),
             body=request.form.get("Body", "")[:MAX_BODY],
-            opt_out_type=request.form.get("OptOutType") or None,
+            opt_out_type=_field("OptOutType", 16) or None,
         ),
     )
     queue_texts(runtime, received.texts)
@@ -77,16 +77,24 @@ def inbound() -> Response:
 @bp.post("/status")
 def status() -> Response:
     message = request.args.get("message", "")
-    sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
-    state = request.form.get("MessageStatus") or request.form.get("SmsStatus") or ""
+    sid = _field("MessageSid") or _field("SmsSid")
+    state = _field("MessageStatus", 20) or _field("SmsStatus", 20)
     if not (message.isascii() and message.isdigit() and len(message) <= 18) or not sid:
         return Response("", status=204)
     known = conversation.record_status(
-        current_runtime(), int(message), sid[:64], state[:20], request.form.get("ErrorCode")
+        current_runtime(), int(message), sid, state, _field("ErrorCode", 16) or None
     )
     if not known:
         log.warning("status callback for unknown text %s (%s)", message, sid[:64])
     return Response("", status=204)
+
+
+def _field(name: str, limit: int = 64) -> str:
+    """A field Twilio writes (SIDs, numbers, statuses), as the database can store it:
+    Twilio never sends NUL or lone surrogates, but a forged-then-signed or broken client
+    might, and PostgreSQL refuses NUL in text."""
+    value = request.form.get(name, "")[:limit]
+    return "".join(c for c in value if c != "\x00" and not "\ud800" <= c <= "\udfff")
 
 
 def _empty() -> Response:

@@ -1,6 +1,7 @@
 """Purging personal data keeps every figure and the do-not-call list."""
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,11 +9,23 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from aftercall.cli import main
-from core.models import Answer, ContactLeg, OptOut, SurveyRequest
+from core.models import (
+    Answer,
+    Channel,
+    ContactLeg,
+    OptOut,
+    RequestState,
+    SmsConversation,
+    SmsMessage,
+    SurveyRequest,
+)
 from core.retention import PURGED_PHONE, customer_data, forget_customer, parse_age, purge
 from dialer.receivers.contact_records import leg_of
 from dialer.receivers.conversations import store_leg
 from scoring.report import ReportQuery, report
+from sms import conversation as sms_conversation
+from sms.conversation import Inbound
+from tests.conftest import FROM_NUMBER
 from tests.dialer.contact_records import contact_record
 from tests.scoring.test_report import START, _version_id, add
 
@@ -133,3 +146,120 @@ def test_kept_conversation_legs_are_deleted_by_age_and_by_the_customer_s_erasure
         assert forget_customer(session, "+14155550003").legs == 2
     with runtime.db.session() as session:
         assert session.scalars(select(ContactLeg.leg_id)).all() == ["keep-1"]
+
+
+# -- texts (the SMS channel) -----------------------------------------------------------
+
+TEXTER, OTHER_TEXTER, STRANGER = "+14155550701", "+14155550702", "+14155550703"
+
+
+def text_survey(runtime, phone, ended, source):
+    """A post-call survey by text, its first question sent (as the dialer's job opens it)."""
+    with runtime.db.session() as session:
+        request = SurveyRequest(
+            phone=phone, source_call_id=source, agent="alice", queue="billing", team="north",
+            language="en", call_ended_at=ended, survey_name="post-call",
+            state=RequestState.SCHEDULED, channel=Channel.SMS,
+        )  # fmt: skip
+        session.add(request)
+        session.flush()
+        request_id = request.id
+    assert sms_conversation.open_conversation(runtime, request_id)[1] is not None
+    return request_id
+
+
+def text_in(runtime, phone, *bodies):
+    for body in bodies:
+        sms_conversation.receive(
+            runtime, Inbound(f"SM{uuid.uuid4().hex}", phone, FROM_NUMBER, body)
+        )
+
+
+def sms_rows(runtime):
+    """Every text as (conversation's request, phone, body, status), and each
+    conversation's phone by its request."""
+    with runtime.db.session() as session:
+        texts = session.execute(
+            select(SmsConversation.request_id, SmsMessage.phone, SmsMessage.body,
+                   SmsMessage.status)
+            .outerjoin(SmsConversation, SmsConversation.id == SmsMessage.conversation_id)
+            .order_by(SmsMessage.id)
+        ).all()  # fmt: skip
+        conversations = dict(
+            session.execute(select(SmsConversation.request_id, SmsConversation.phone)).all()
+        )
+    return [tuple(t) for t in texts], conversations
+
+
+def test_a_customer_s_texts_are_listed_and_forgotten(runtime):
+    mine = text_survey(runtime, TEXTER, START, "t-1")
+    text_in(runtime, TEXTER, "3", "2", "Call me back, Ada")  # completed, with a comment
+    text_in(runtime, TEXTER, "Thanks, Ada here")  # after the survey: told it closed
+    theirs = text_survey(runtime, OTHER_TEXTER, START, "t-2")
+    text_in(runtime, OTHER_TEXTER, "9")
+
+    with runtime.db.session() as session:
+        listed = customer_data(session, TEXTER)["texts"]
+    assert [(t["direction"], t["meaning"]) for t in listed] == [
+        ("outbound", "question"), ("inbound", "answer"), ("outbound", "question"),
+        ("inbound", "answer"), ("outbound", "question"), ("inbound", "answer"),
+        ("outbound", "thanks"), ("inbound", "expired"), ("outbound", "closed"),
+    ]  # fmt: skip
+    assert [t["body"] for t in listed if t["direction"] == "inbound"] == [
+        "3", "2", "Call me back, Ada", "Thanks, Ada here",
+    ]  # fmt: skip
+    assert listed[0]["body"].endswith("Reply with a number from 0 to 10.")
+    assert {t["status"] for t in listed} == {"pending", "received"}
+    assert all(datetime.fromisoformat(t["at"]) for t in listed)
+
+    before, _ = sms_rows(runtime)
+    with runtime.db.session() as session:
+        forget_customer(session, TEXTER, dry_run=True)
+    assert sms_rows(runtime)[0] == before  # a dry run blanks nothing
+    with runtime.db.session() as session:
+        forget_customer(session, TEXTER)
+    after, conversations = sms_rows(runtime)
+    theirs_before = [row for row in before if row[1] == OTHER_TEXTER]
+    assert len(theirs_before) == 3  # their question, their "9", the next question
+    assert [row for row in after if row[1] == OTHER_TEXTER] == theirs_before
+    forgotten = [row for row in after if row[1] != OTHER_TEXTER]
+    assert len(forgotten) == len(listed)
+    assert {(phone, body) for _, phone, body, _ in forgotten} == {(PURGED_PHONE, "")}
+    # Statuses stay: delivery figures are no one's personal data.
+    assert [row[3] for row in after] == [row[3] for row in before]
+    assert conversations == {mine: PURGED_PHONE, theirs: OTHER_TEXTER}
+    with runtime.db.session() as session:
+        assert customer_data(session, TEXTER)["texts"] == []
+        comment = session.scalar(select(Answer).where(Answer.question_key == "improve"))
+        assert (comment.request_id, comment.transcript) == (mine, None)
+        assert customer_data(session, OTHER_TEXTER)["texts"][1]["body"] == "9"
+
+
+def test_purge_blanks_old_texts_and_keeps_recent_ones(runtime):
+    old = text_survey(runtime, TEXTER, START - timedelta(days=200), "t-old")
+    text_in(runtime, TEXTER, "9")
+    recent = text_survey(runtime, OTHER_TEXTER, START, "t-recent")
+    text_in(runtime, OTHER_TEXTER, "9")
+    text_in(runtime, STRANGER, "Who is this? Ada")  # no survey: goes by its own age
+    text_in(runtime, STRANGER, "Hello again")
+    with runtime.db.session() as session:
+        first = session.scalar(
+            select(SmsMessage).where(SmsMessage.phone == STRANGER).order_by(SmsMessage.id)
+        )
+        first.created_at = START - timedelta(days=200)
+
+    with runtime.db.session() as session:
+        assert purge(session, START - timedelta(days=180)).requests == 1
+    texts, conversations = sms_rows(runtime)
+    assert conversations == {old: PURGED_PHONE, recent: OTHER_TEXTER}
+    # The old survey's question, its "9" and the next question; the stranger's old text.
+    assert [(owner, phone, body) for owner, phone, body, _ in texts] == [
+        (old, PURGED_PHONE, ""), (old, PURGED_PHONE, ""), (old, PURGED_PHONE, ""),
+        (recent, OTHER_TEXTER, texts[3][2]), (recent, OTHER_TEXTER, "9"),
+        (recent, OTHER_TEXTER, texts[5][2]),
+        (None, PURGED_PHONE, ""), (None, STRANGER, "Hello again"),
+    ]  # fmt: skip
+    assert texts[3][2] and texts[5][2]  # the recent survey's questions keep their words
+    with runtime.db.session() as session:
+        assert purge(session, START - timedelta(days=180)).requests == 0  # idempotent
+    assert sms_rows(runtime)[0] == texts
