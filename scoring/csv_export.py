@@ -1,4 +1,5 @@
-"""The dashboard's tables (agents, modes, trend, detractors) as rows of values, and their CSV.
+"""The dashboard's tables (agents, modes, channels, trend, detractors) as rows of values,
+and their CSV.
 
 A table is built once from the report figures, then rendered twice: as HTML by the
 dashboard template and as CSV by the export. Both read the same `Table`, so a download
@@ -21,13 +22,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from core.models import SurveyMode
+from core.models import Channel, SurveyMode
 from scoring.detractors import Contact, Detractor, shown_to
 from scoring.report import UNATTRIBUTED, ReportRow
 
 Value = str | int | float | None
 NO_AGENT = UNATTRIBUTED
 MODE_LABELS = {SurveyMode.CALLBACK.value: "Callback", SurveyMode.IN_CALL.value: "In-call"}
+CHANNEL_LABELS = {
+    Channel.VOICE.value: "Voice",
+    Channel.SMS.value: "SMS",
+    Channel.SMS_FALLBACK.value: "SMS fallback",
+}
 # A spreadsheet runs a cell starting with one of these as a formula; customers' comments
 # and agent names come from outside, so such text is exported with a leading quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -134,6 +140,45 @@ def mode_table(rows: Sequence[ReportRow]) -> Table:
     """One row per survey mode that has requests in the range, callback first: the
     response rate and scores of each side by side (a report by mode)."""
     return Table("modes", MODE_COLUMNS, [[c.value(row) for c in MODE_COLUMNS] for row in rows])
+
+
+CHANNEL_COLUMNS = (
+    Column("channel", "Channel", "text", lambda r: channel_label(r.group.get("channel"))),
+    Column("nps", "NPS", "score", lambda r: _round(r.nps)),
+    Column("nps_n", "NPS n", "count", lambda r: r.nps_responses),
+    Column("csat", "CSAT", "percent", lambda r: _round(r.csat)),
+    Column("csat_n", "CSAT n", "count", lambda r: r.csat_responses),
+    Column("ces", "CES", "number", lambda r: _round(r.ces, 2)),
+    Column("received", "Received", "count", lambda r: r.received),
+    Column("placed", "Placed", "count", lambda r: r.placed),
+    Column("undelivered", "Undelivered", "count", lambda r: r.undelivered),
+    Column("reached", "Reached", "count", lambda r: r.reached),
+    Column("no_reply", "No reply", "count", lambda r: r.no_reply),
+    Column("completed", "Completed", "count", lambda r: r.completed),
+    Column("response_rate", "Response rate", "percent", lambda r: _round(r.response_rate)),
+)
+
+
+def channel_label(channel: str | None) -> str | None:
+    """How the page names a channel (the API's value where it knows no name)."""
+    return CHANNEL_LABELS.get(channel or "", channel)
+
+
+def channel_table(rows: Sequence[ReportRow]) -> Table:
+    """One row per channel that has requests in the range, voice first: each channel's
+    response rate and scores side by side, with the texts that never arrived and those
+    never answered (a report by channel). In CHANNEL_LABELS' order, not the report's
+    alphabetical one, which would put voice, the usual channel, last."""
+    order = list(CHANNEL_LABELS)
+
+    def position(row: ReportRow) -> int:
+        channel = row.group.get("channel")
+        return order.index(channel) if channel in order else len(order)
+
+    ordered = sorted(rows, key=position)
+    return Table(
+        "channels", CHANNEL_COLUMNS, [[c.value(r) for c in CHANNEL_COLUMNS] for r in ordered]
+    )
 
 
 def trend_columns(unit: str) -> tuple[Column, ...]:

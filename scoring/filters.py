@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from scoring.buckets import UNITS
 from scoring.detractors import MAX_OFFSET, MAX_PAGE
 from scoring.report import (
+    CHANNELS,
     DIMENSIONS,
     FILTERS,
     FIRST_DAY,
@@ -35,8 +36,9 @@ from scoring.report import (
 )
 
 # Every filter is a parameter of the same name (FILTERS). Those on what intake was told
-# take any text; `mode` takes one of MODES, the spec's enum.
-TEXT_FILTERS = tuple(name for name in FILTERS if name != "mode")
+# take any text; `mode` takes one of MODES and `channel` one of CHANNELS, the spec's enums.
+CHOICE_FILTERS = {"mode": MODES, "channel": CHANNELS}
+TEXT_FILTERS = tuple(name for name in FILTERS if name not in CHOICE_FILTERS)
 MAX_FILTER_LENGTH = 200
 DEFAULT_PAGE = 50
 
@@ -51,7 +53,7 @@ DATE_TIME_PATTERN = (
     "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 # Comma-separated groups, spaces around them allowed, at most one of day/week/month.
-_GROUP = " *(agent|queue|team|survey|language|mode|meta:[^,\\u0000]*[^,\\u0000 ]) *"
+_GROUP = " *(agent|queue|team|survey|language|mode|channel|meta:[^,\\u0000]*[^,\\u0000 ]) *"
 _UNIT = " *(day|week|month) *"
 BY_PATTERN = f"^({_GROUP}(,{_GROUP})*(,{_UNIT}(,{_GROUP})*)?|{_UNIT}(,{_GROUP})*)?$"
 # Filters: any text but NUL, which PostgreSQL cannot compare.
@@ -119,11 +121,11 @@ def parse_by(text: str) -> tuple[str, ...]:
 
 def parse_report_query(params: Mapping[str, str | None], zone: ZoneInfo) -> ReportQuery:
     """`params`: by (comma-separated), since, until, survey, queue, team, agent, language,
-    mode.
+    mode, channel.
 
     A parameter that is None is absent; an empty `since` or `until` is a mistake, an
-    empty text filter or `by` asks for nothing; `mode` is one of MODES exactly, as the
-    spec's enum says (an empty one too is a mistake)."""
+    empty text filter or `by` asks for nothing; `mode` is one of MODES and `channel` one
+    of CHANNELS exactly, as the spec's enums say (an empty one too is a mistake)."""
     by = parse_by(params.get("by") or "")
     since = params.get("since")
     until = params.get("until")
@@ -132,9 +134,10 @@ def parse_report_query(params: Mapping[str, str | None], zone: ZoneInfo) -> Repo
     if since_at and until_at and since_at >= until_at:
         raise ReportError("must be before until", "since")
     filters = {}
-    mode = params.get("mode")
-    if mode is not None:
-        filters["mode"] = parse_mode(mode)
+    for name in CHOICE_FILTERS:
+        value = params.get(name)
+        if value is not None:
+            filters[name] = parse_choice(name, value)
     for name in TEXT_FILTERS:
         value = params.get(name)
         if value is not None and value.strip():
@@ -148,10 +151,11 @@ def parse_report_query(params: Mapping[str, str | None], zone: ZoneInfo) -> Repo
     return query
 
 
-def parse_mode(text: str) -> str:
-    """`mode`: callback or in_call, exactly."""
-    if text not in MODES:
-        raise ReportError(f"expected one of {', '.join(MODES)}", "mode")
+def parse_choice(name: str, text: str) -> str:
+    """`mode` (callback or in_call) or `channel` (voice, sms or sms_fallback), exactly."""
+    allowed = CHOICE_FILTERS[name]
+    if text not in allowed:
+        raise ReportError(f"expected one of {', '.join(allowed)}", name)
     return text
 
 

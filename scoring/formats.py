@@ -5,6 +5,10 @@ NPS that too few answers cannot support. CSV carries the numbers unrounded by
 presentation, one column per figure, for spreadsheets. In both, the group of requests
 without an agent, queue or team (an in-call survey no support call claimed) reads
 "unattributed", where JSON keeps null and flags the row (ReportRow.unattributed).
+
+Texts' funnel steps (texted, undelivered, no reply): CSV always has their columns (a
+spreadsheet's columns stay put, zero where nothing was texted); the table adds them only
+when texts are part of the report, so a voice-only table reads as it always did.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ CSV_FIGURES = (
     "csat", "csat_margin", "csat_mean", "csat_responses", "ces", "ces_low_effort",
     "ces_responses", "received", "suppressed", "placed", "calls_placed", "answered",
     "reached", "completed", "partial", "opted_out", "response_rate",
-    "response_rate_placed", "attempts_per_completed",
+    "response_rate_placed", "attempts_per_completed", "texted", "undelivered", "no_reply",
 )  # fmt: skip
 
 
@@ -58,8 +62,19 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}%"
 
 
-def to_table(rows: Sequence[ReportRow], by: Sequence[str], total: ReportRow | None = None) -> str:
+def to_table(
+    rows: Sequence[ReportRow],
+    by: Sequence[str],
+    total: ReportRow | None = None,
+    *,
+    texts: bool = False,
+) -> str:
+    """The rows (and their total) as aligned columns. With `texts`, or when any row has
+    texts in it (ReportRow.has_texts), the text steps of the funnel are columns too."""
+    texts = texts or any(row.has_texts for row in rows)
     header = [*by, "NPS", "n", "CSAT", "n", "CES", "placed", "completed", "response"]
+    if texts:
+        header += ["texted", "undelivered", "no reply"]
     lines = []
     for row in [*rows, *([total] if total is not None else [])]:
         group = [group_label(row, name, "(none)") for name in by]
@@ -77,6 +92,7 @@ def to_table(rows: Sequence[ReportRow], by: Sequence[str], total: ReportRow | No
                 str(row.placed),
                 str(row.completed),
                 _percent(row.response_rate),
+                *([str(row.texted), str(row.undelivered), str(row.no_reply)] if texts else []),
             ]
         )
     widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]

@@ -6,10 +6,21 @@ only merges the two by group and does the arithmetic on counts (scoring.nps). Re
 are selected and bucketed by the time their support call ended, since that is the
 period a report is about.
 
-Groups: agent, queue, team, survey, language, mode (callback or in-call), `meta:<key>`
-(a metadata field), and one of day / week / month in the contact center's time zone
-(scoring.buckets). The daily rollup has no mode column, so a report that groups or
-filters by mode always counts the rows (scoring.rollup.covers).
+Groups: agent, queue, team, survey, language, mode (callback or in-call), channel
+(voice, sms, or sms_fallback: texted after the calls went unanswered), `meta:<key>` (a
+metadata field), and one of day / week / month in the contact center's time zone
+(scoring.buckets). The daily rollup has no mode or channel column, so a report that
+groups or filters by either always counts the rows (scoring.rollup.covers).
+
+Texts add to the funnel what the rollup cannot count: requests texted (their
+conversation exists), those whose survey text could not be delivered, and those that
+expired with no reply. Counting the tables, the funnel's statement counts them in its
+pass, with each request's conversation outer-joined; a report read from the rollup
+counts them in one more small statement, joined from the conversations (a few rows,
+none on a voice-only system). Both use the same expressions (`_text_counts`), so
+either way gives the same figures. A request is `placed` once called or texted; a
+texted customer is `reached` once they reply (the request leaves `texting`), the same
+states that say so for a call (docs/reports.md, "Calls and texts side by side").
 
 An in-call survey whose transfer matched no support call has no agent, queue or team:
 its figures fall in the NULL group of those dimensions, which readers show as
@@ -22,7 +33,7 @@ leaves test rows out, as the rollup's triggers do (migration 0009).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -35,6 +46,7 @@ from sqlalchemy import (
     column,
     func,
     literal,
+    or_,
     select,
     type_coerce,
     union,
@@ -52,7 +64,9 @@ from core.models import (
     ROLLUP_COUNTERS,
     SUPPRESSION_COUNTERS,
     Answer,
+    Channel,
     RequestState,
+    SmsConversation,
     Suppression,
     SurveyMode,
     SurveyRequest,
@@ -70,10 +84,17 @@ DIMENSIONS = {
     # As plain text: rows are merged by their group's values, and a SurveyMode member
     # does not hash like the string the answers carry.
     "mode": type_coerce(SurveyRequest.mode, String),
+    "channel": type_coerce(SurveyRequest.channel, String),
 }
 # The filters a ReportQuery takes: one per dimension, each an equality.
 FILTERS = tuple(DIMENSIONS)
 MODES = tuple(mode.value for mode in SurveyMode)
+CHANNELS = tuple(channel.value for channel in Channel)
+TEXT_CHANNELS = tuple(channel.value for channel in Channel if channel.texts)
+# sms.conversation closes a conversation whose question could not be delivered so.
+UNDELIVERED_OUTCOME = "undelivered"
+# Answers.input of an answer given in a text (sms.conversation).
+TEXT_INPUT = "text"
 # The dimensions an in-call survey without a matching support call leaves NULL.
 ATTRIBUTION_DIMENSIONS = ("agent", "queue", "team")
 UNATTRIBUTED = "unattributed"
@@ -125,6 +146,7 @@ class ReportQuery:
     agent: str | None = None
     language: str | None = None
     mode: str | None = None  # a SurveyMode value
+    channel: str | None = None  # a Channel value
     time_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
     @property
@@ -175,14 +197,17 @@ class ReportRow:
     ces_distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(CES_SCALE, 0))
     received: int = 0
     suppressed: dict[str, int] = field(default_factory=dict)
-    placed: int = 0  # requests with at least one (outbound) call placed
+    placed: int = 0  # requests with at least one (outbound) call placed, or texted
     calls_placed: int = 0
-    answered: int = 0  # a person or a machine picked up
-    reached: int = 0  # a person picked up
+    answered: int = 0  # a person or a machine picked up, or a texted customer replied
+    reached: int = 0  # a person picked up, or a texted customer replied
     completed: int = 0
     partial: int = 0
     opted_out: int = 0
     attempts_for_completed: int = 0
+    texted: int = 0  # requests whose survey went out by text (a conversation exists)
+    undelivered: int = 0  # texted requests whose survey text could not be delivered
+    no_reply: int = 0  # texted requests that expired with no reply at all
 
     # -- NPS ---------------------------------------------------------------------------
     @property
@@ -255,28 +280,37 @@ class ReportRow:
         return 100.0 * self.completed / self.reached if self.reached else None
 
     @property
-    def called_or_transferred(self) -> int:
-        """Requests whose survey call took place: a callback once the dialer placed a
-        call, an in-call survey once its customer was transferred and the survey began
-        (reached; an in-call request places no call). Counted from the counters alone,
-        which is all the rollup keeps (it has no mode column): a callback is reached only
-        on a call placed, and an in-call request is never placed, so for a group of one
-        mode this is `placed` (callbacks, as before in-call surveys) or `reached`
-        (in-call) exactly. For a group of both modes the larger of the two counts fewer
-        requests than there were, so its rate reads high (never above 100%: every
-        completed request is reached); docs/reports.md says where the exact ones are."""
+    def invited(self) -> int:
+        """Requests the survey was put to: a callback once the dialer placed a call, a
+        text survey once its first text went out (both `placed`), an in-call survey once
+        its customer was transferred and the survey began (reached; an in-call request
+        places no call). Counted from the counters alone, which is all the rollup keeps
+        (it has no mode column): a call or text survey is reached only once placed, and
+        an in-call request is never placed, so for a group of one mode this is `placed`
+        (callbacks and texts, as before in-call surveys) or `reached` (in-call) exactly.
+        For a group of both modes the larger of the two counts fewer requests than there
+        were, so its rate reads high (never above 100%: every completed request is
+        reached); docs/reports.md says where the exact ones are."""
         return max(self.placed, self.reached)
 
     @property
     def response_rate_placed(self) -> float | None:
-        """Completed surveys per request called (callbacks) or transferred (in-call), in
-        percent."""
-        called = self.called_or_transferred
-        return 100.0 * self.completed / called if called else None
+        """Completed surveys per request called or texted (callbacks, texts) or
+        transferred (in-call), in percent."""
+        invited = self.invited
+        return 100.0 * self.completed / invited if invited else None
 
     @property
     def attempts_per_completed(self) -> float | None:
         return self.attempts_for_completed / self.completed if self.completed else None
+
+    @property
+    def has_texts(self) -> bool:
+        """Whether texts are part of this row's figures: a request of it was texted, or
+        it is the group of a text channel. Readers add the text steps of the funnel
+        (texted, undelivered, no reply) only then, so a voice-only report reads as it
+        always did."""
+        return self.texted > 0 or self.group.get("channel") in TEXT_CHANNELS
 
     @property
     def unattributed(self) -> bool:
@@ -318,6 +352,9 @@ class ReportRow:
             "completed": self.completed,
             "partial": self.partial,
             "opted_out": self.opted_out,
+            "texted": self.texted,
+            "undelivered": self.undelivered,
+            "no_reply": self.no_reply,
             "response_rate": _round(self.response_rate),
             "response_rate_placed": _round(self.response_rate_placed),
             "attempts_per_completed": _round(self.attempts_per_completed, 2),
@@ -365,6 +402,7 @@ def report(session: Session, query: ReportQuery) -> list[ReportRow]:
         for record in session.execute(plan.rollup_statement()):
             key = tuple(record[:width])
             rows[key] = _row_from_rollup(dict(zip(names, key, strict=True)), record[width:])
+        _add_texts(session, plan, row_for)
         return [rows[key] for key in sorted(rows, key=_sort_key)]
 
     for record in session.execute(plan.answers_statement()):
@@ -379,10 +417,29 @@ def report(session: Session, query: ReportQuery) -> list[ReportRow]:
         row = row_for(key)
         (row.received, row.placed, row.calls_placed, row.answered, row.reached,
          row.completed, row.partial, row.opted_out, row.attempts_for_completed,
-         *suppressed) = counts  # fmt: skip
+         *rest) = counts  # fmt: skip
+        texts, suppressed = rest[: len(_TEXT_COUNTERS)], rest[len(_TEXT_COUNTERS) :]
+        _set_texts(row, *texts)
         row.suppressed = dict(zip(SUPPRESSION_REASONS, suppressed, strict=True))
 
     return [rows[key] for key in sorted(rows, key=_sort_key)]
+
+
+def _add_texts(session: Session, plan: _Plan, row_for: Callable[[tuple], ReportRow]) -> None:
+    """The text counters of a report read from the rollup, which has none: from the
+    conversations, in a statement of their own."""
+    width = len(plan.dims)
+    for record in session.execute(plan.texts_statement()):
+        _set_texts(row_for(tuple(record[:width])), *(int(v or 0) for v in record[width:]))
+
+
+def _set_texts(
+    row: ReportRow, texted: int, never_called: int, undelivered: int, no_reply: int
+) -> None:
+    """A row's text counters (_TEXT_COUNTERS, in order). A texted request never called is
+    placed too; a fallback's calls placed it already, as the funnel and rollup count."""
+    row.texted, row.undelivered, row.no_reply = texted, undelivered, no_reply
+    row.placed += never_called
 
 
 def _row_from_rollup(group: dict[str, str | None], sums: Sequence[int]) -> ReportRow:
@@ -442,6 +499,9 @@ ANSWERS = _Source(
         # 0012 filled in the older ones); one stored with its report fields already set
         # copies nothing, and is a callback's, as a request is by default.
         "mode": func.coalesce(Answer.mode, SurveyMode.CALLBACK.value),
+        # Answers stored before texts existed carry no channel (migration 0014 left them
+        # as they were): they were all given in calls.
+        "channel": func.coalesce(Answer.channel, Channel.VOICE.value),
     },
     ~Answer.is_test,
 )
@@ -494,7 +554,7 @@ class _Plan:
         )
 
     def _filters(self) -> dict[str, str]:
-        # Mode among them: the rollup, which has no mode, then declines the report.
+        # Mode and channel among them: the rollup, which has neither, then declines it.
         return {n: getattr(self.query, n) for n in FILTERS if getattr(self.query, n) is not None}
 
     def rollup_statement(self) -> Select:
@@ -553,6 +613,7 @@ class _Plan:
             _count_where(state == RequestState.PARTIAL),
             _count_where(state == RequestState.OPTED_OUT),
             func.sum(case((state == RequestState.COMPLETED, calls), else_=0)),
+            *_text_counts(),
             *[
                 _count_where(
                     and_(
@@ -563,7 +624,37 @@ class _Plan:
                 for reason in SUPPRESSION_REASONS
             ],
         ]
-        return self._grouped(select().select_from(SurveyRequest), REQUESTS).add_columns(*counts)
+        # The requests' conversations alongside (at most one each, so no count changes),
+        # for the text counters in the same pass.
+        base = select().select_from(SurveyRequest).outerjoin(SmsConversation, _TEXTED_REQUEST)
+        return self._grouped(base, REQUESTS).add_columns(*counts)
+
+    def texts_statement(self) -> Select:
+        """The text counters per group alone, for a report read from the rollup.
+
+        From the conversations joined to their requests, so that its cost follows the
+        texts, not the calls: on a voice-only system it reads an empty table.
+        """
+        base = select().select_from(SurveyRequest).join(SmsConversation, _TEXTED_REQUEST)
+        return self._grouped(base, REQUESTS).add_columns(*_text_counts())
+
+
+# One conversation per request (unique request_id): a request is texted when it has one.
+_TEXTED_REQUEST = SmsConversation.request_id == SurveyRequest.id
+_TEXT_COUNTERS = ("texted", "never_called", "undelivered", "no_reply")
+
+
+def _text_counts() -> list[ColumnElement]:
+    """_TEXT_COUNTERS over requests joined to their conversation, whether outer-joined
+    (the funnel statement) or inner-joined (texts_statement): every count needs the
+    conversation, so both give the same figures."""
+    texted = SmsConversation.id.is_not(None)
+    return [
+        func.count(SmsConversation.id),
+        _count_where(and_(texted, SurveyRequest.calls_placed == 0)),
+        _count_where(SmsConversation.outcome == UNDELIVERED_OUTCOME),
+        _count_where(and_(texted, SurveyRequest.state == RequestState.NO_REPLY)),
+    ]
 
 
 def _bucket_table(session: Session, query: ReportQuery, unit: str):
@@ -619,7 +710,7 @@ def filtered(statement: Select, query: ReportQuery, source: _Source = REQUESTS) 
 def group_values(
     session: Session, names: Iterable[str], query: ReportQuery
 ) -> dict[str, list[str]]:
-    """The values each of `names` (agent, queue, team, survey, language, mode) takes
+    """The values each of `names` (agent, queue, team, survey, language, mode, channel) takes
     among the requests of the query's period, sorted: what a filter dropdown offers."""
     names = tuple(names)
     period = ReportQuery(since=query.since, until=query.until, time_zone=query.time_zone)
@@ -649,7 +740,8 @@ def _count_where(condition: ColumnElement) -> ColumnElement:
 
 @dataclass(frozen=True)
 class SpokenShare:
-    """How the period's scale answers were given: said aloud (core.utterance) or keyed."""
+    """How the period's scale answers given in calls were given: said aloud
+    (core.utterance) or keyed. Texted answers are neither, and are not counted."""
 
     answers: int
     spoken: int
@@ -663,19 +755,28 @@ class SpokenShare:
 
 
 def spoken_share(session: Session, query: ReportQuery) -> SpokenShare:
-    """The share of spoken answers among the query's scale answers (its period and
-    filters, test calls aside), counted from the answers: the rollup keeps no input."""
+    """The share of spoken answers among the query's scale answers given in calls (its
+    period and filters, test calls aside), counted from the answers: the rollup keeps no
+    input. A texted answer is left out: it was neither said nor keyed, and counting it
+    would read as keyed."""
     answers, spoken = session.execute(
         filtered(
             select(
                 func.count(Answer.id),
                 _count_where(Answer.input == "speech"),
-            ).where(Answer.value.is_not(None)),
+            ).where(
+                Answer.value.is_not(None),
+                or_(Answer.input.is_(None), Answer.input != TEXT_INPUT),
+            ),
             query,
             ANSWERS,
         )
     ).one()
     return SpokenShare(answers or 0, spoken or 0)
+
+
+_COUNTS = ("received", "placed", "calls_placed", "answered", "reached", "completed", "partial",
+           "opted_out", "attempts_for_completed", "texted", "undelivered", "no_reply")  # fmt: skip
 
 
 def totals(rows: Iterable[ReportRow]) -> ReportRow:
@@ -686,10 +787,25 @@ def totals(rows: Iterable[ReportRow]) -> ReportRow:
             merged = getattr(total, name)
             for k, v in getattr(row, name).items():
                 merged[k] = merged.get(k, 0) + v
-        for name in ("received", "placed", "calls_placed", "answered", "reached", "completed",
-                     "partial", "opted_out", "attempts_for_completed"):  # fmt: skip
+        for name in _COUNTS:
             setattr(total, name, getattr(total, name) + getattr(row, name))
     return total
+
+
+def regroup(rows: Iterable[ReportRow], names: Sequence[str]) -> list[ReportRow]:
+    """`rows` added together per value of `names` (a part of their groups), sorted as
+    `report` sorts: the figures a report by `names` alone gives, since every counter
+    adds. One report by (mode, channel) thus gives both the table by mode and the one
+    by channel, with one pass over the tables instead of two."""
+    parts: dict[tuple, list[ReportRow]] = {}
+    for row in rows:
+        parts.setdefault(tuple(row.group.get(name) for name in names), []).append(row)
+    grouped = []
+    for key in sorted(parts, key=_sort_key):
+        row = totals(parts[key])
+        row.group = dict(zip(names, key, strict=True))
+        grouped.append(row)
+    return grouped
 
 
 def outcomes(session: Session) -> dict[RequestState, int]:

@@ -5,8 +5,10 @@ rollup holds one row per day and agent/queue/team/survey/language (migration 000
 how PostgreSQL keeps it current). It is used only when it gives exactly the figures the
 full aggregation would: on PostgreSQL, in the time zone it was built in, for ranges
 that start and end at local midnight, and without metadata groups. It has no survey
-mode (callback or in-call), so a report grouped or filtered by mode is never read from
-it; its counters are the same per request whatever the mode. Anything else
+mode (callback or in-call) and no channel (voice or text), so a report grouped or
+filtered by either is never read from it; its counters are the same per request
+whatever the mode or channel. What it cannot count of texts (texted, undelivered, no
+reply) scoring.report counts from the conversations on either path. Anything else
 aggregates answers and requests directly (scoring.report), so the rollup can make a
 report faster but never different. Neither counts an admin's test call: the triggers
 give test rows no figures (migration 0009), as scoring.report.filtered leaves them out.
@@ -69,7 +71,7 @@ def covers(
     filters: dict[str, str],
 ) -> bool:
     """Whether the rollup gives this report's figures exactly: never for a group or a
-    filter it has no column for (a metadata key, the survey mode)."""
+    filter it has no column for (a metadata key, the survey mode, the channel)."""
     if any(name not in _GROUPABLE for name in groups):
         return False
     if any(name not in _FIELDS for name in filters):

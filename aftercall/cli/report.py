@@ -1,4 +1,8 @@
-"""`aftercall report`: the supervisors' figures in the terminal, as CSV or as JSON."""
+"""`aftercall report`: the supervisors' figures in the terminal, as CSV or as JSON.
+
+The table shows the text steps of the funnel (texted, undelivered, no reply) once texts
+are part of the report: a request of it was texted, or `--channel` names a text channel.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,16 @@ from aftercall.cli.context import Context
 from aftercall.wiring import runtime_from_settings
 from scoring.filters import parse_report_query
 from scoring.formats import to_csv, to_table
-from scoring.report import MODES, ReportError, report, spoken_share, totals
+from scoring.report import (
+    CHANNELS,
+    MODES,
+    TEXT_CHANNELS,
+    ReportError,
+    ReportRow,
+    report,
+    spoken_share,
+    totals,
+)
 
 
 def register_commands(group: click.Group) -> None:
@@ -22,7 +35,7 @@ def register_commands(group: click.Group) -> None:
 
 @click.command("report")
 @click.option("--by", "by", multiple=True, help="agent, queue, team, survey, language, "
-              "mode, meta:<key>, day, week or month; repeat or comma-separate.")  # fmt: skip
+              "mode, channel, meta:<key>, day, week or month; repeat or comma-separate.")  # fmt: skip
 @click.option("--since", help="First day (2026-11-01, local) or an ISO date-time with offset.")
 @click.option("--until", help="Last day, included (or an ISO date-time, excluded).")
 @click.option("--survey")
@@ -32,6 +45,9 @@ def register_commands(group: click.Group) -> None:
 @click.option("--language")
 @click.option("--mode", type=click.Choice(MODES),
               help="Only callback surveys, or only in-call ones.")  # fmt: skip
+@click.option("--channel", type=click.Choice(CHANNELS),
+              help="Only surveys by call (voice), by text (sms), or texted after "
+                   "unanswered calls (sms_fallback).")  # fmt: skip
 @click.option("--compare", type=click.Choice(["previous"]),
               help="Also the period of the same length just before (needs --since/--until).")  # fmt: skip
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table",
@@ -66,7 +82,8 @@ def report_command(
     if output == "csv":
         click.echo(to_csv(rows, query.by), nl=False)
         return
-    _echo_table(rows, query.by, "no survey requests match")
+    texts = query.channel in TEXT_CHANNELS
+    _echo_table(rows, query.by, "no survey requests match", texts=texts)
     if spoken.spoken:
         # Only once customers speak: a keypad-only table stays as it always was.
         click.echo(
@@ -76,7 +93,13 @@ def report_command(
     if previous is not None and previous_rows is not None:
         last_day = previous.until - timedelta(microseconds=1)
         click.echo(f"\nPrevious period ({previous.since:%Y-%m-%d} to {last_day:%Y-%m-%d}):")
-        _echo_table(previous_rows, query.by, "no survey requests in the previous period")
+        _echo_table(
+            previous_rows,
+            query.by,
+            "no survey requests in the previous period",
+            # The same columns as the period above, to compare them side by side.
+            texts=texts or any(row.has_texts for row in rows),
+        )
 
 
 def _usage_error(error: ReportError) -> click.UsageError:
@@ -86,8 +109,10 @@ def _usage_error(error: ReportError) -> click.UsageError:
     return click.BadParameter(error.problem, param_hint=f"'--{error.parameter}'")
 
 
-def _echo_table(rows: list, by: tuple[str, ...], empty: str) -> None:
+def _echo_table(
+    rows: list[ReportRow], by: tuple[str, ...], empty: str, *, texts: bool = False
+) -> None:
     if rows:
-        click.echo(to_table(rows, by, totals(rows) if by else None))
+        click.echo(to_table(rows, by, totals(rows) if by else None, texts=texts))
     else:
         click.echo(empty)

@@ -3,8 +3,10 @@
     GET /api/v1/reports/scores       NPS, CSAT, CES and the funnel, grouped (?by=agent,day)
     GET /api/v1/reports/detractors   NPS <= 6 or CSAT <= 2, newest first, with comments
 
-Same filters as `aftercall report` (scoring.filters), `mode` (callback or in_call) among
-them, and `by=mode` puts the two side by side. A row whose agent, queue or team is null
+Same filters as `aftercall report` (scoring.filters), `mode` (callback or in_call) and
+`channel` (voice, sms or sms_fallback) among them; `by=mode` and `by=channel` put them
+side by side. Every row carries the text steps of the funnel (texted, undelivered,
+no_reply), zero where nothing was texted. A row whose agent, queue or team is null
 (an in-call survey no support call claimed) carries `unattributed: true`. A key needs
 the `reports` or `reports:full` scope (aftercall.web.api_access refuses others with
 403); only `reports:full` gets customers' full numbers and recording links, every other

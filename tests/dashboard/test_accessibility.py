@@ -3,8 +3,8 @@ the WCAG 2.1 A and AA rules (axe-playwright-python, which bundles axe-core).
 
 Each role signs in and walks the pages as that role sees them, with data enough for
 every table and chart to be drawn: the sign-in form (and its error), the results page
-(filtered by mode, by week with the trend table opened, a later page of detractors, an
-empty range, a bad filter), the surveys, a preview, the test-call form (and its refusal)
+(filtered by mode, by channel with the funnel's text steps, by week with the trend
+table opened, a later page of detractors, an empty range, a bad filter), the surveys, a preview, the test-call form (and its refusal)
 and a test call's status, the Queues page (read-only, with an admin's buttons, after an
 action, with Redis down) and the error pages a signed-in user can reach. What differs
 by role is checked as that role: the analyst's masked detractors, the supervisor's
@@ -30,6 +30,7 @@ from core.users import create_user
 from tests.aftercall.rq_processes import PHONE, call_customer
 from tests.dashboard.conftest import PASSWORD, RANGE, add_calls, month_of_calls
 from tests.dashboard.test_browser import chromium
+from tests.dashboard.test_channels import add_text_surveys
 from tests.dashboard.test_modes import add_in_call_surveys
 
 pytestmark = pytest.mark.browser
@@ -52,9 +53,11 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def center(runtime):
-    """The seeded fortnight of both survey modes, and a user of each role."""
+    """The seeded fortnight of both survey modes and every channel, and a user of each
+    role."""
     add_calls(runtime, month_of_calls())
     add_in_call_surveys(runtime)
+    add_text_surveys(runtime)
     with runtime.db.session() as session:
         for role in ("admin", "supervisor", "analyst"):
             create_user(session, role, PASSWORD, role)
@@ -187,6 +190,8 @@ def test_signed_out_and_analyst_pages(walk, live_url):
     tab.page.click("#trend-panel summary")
     assert tab.page.is_visible("#trend")
     tab.check("the in-call results by week, the trend table opened")
+    tab.visit(f"/dashboard?{RANGE_QUERY}&channel=sms")
+    assert tab.page.is_visible('#funnel tr[data-key="undelivered"]')
     tab.visit("/dashboard?since=2020-01-01&until=2020-01-07")  # nothing in the range
     tab.visit("/dashboard?since=2026-11-15&until=2026-11-01", status=400)
     assert tab.page.is_visible("#filter-error")
@@ -209,6 +214,7 @@ def test_supervisor_pages(walk, queued_url):
     tab.visit(f"/dashboard?{RANGE_QUERY}")
     assert tab.page.locator('#detractors td[data-key="recording"] a').count() > 0
     tab.visit(f"/dashboard?{RANGE_QUERY}&mode=callback&queue=billing&sort=-nps")
+    tab.visit(f"/dashboard?{RANGE_QUERY}&channel=sms_fallback")
     tab.visit("/dashboard/queues")
     assert tab.page.locator("#failed tbody tr[data-job]").count() == 1
     tab.visit("/dashboard/queues?queue=alerts")

@@ -1,9 +1,9 @@
 """The dashboard in a real browser: Debian's headless Chromium driven by Playwright.
 
 What the test client cannot show: the sign-in form and redirects as a browser follows
-them, the filter form submitted by a click, sort links, a CSV download, the mode filter
-found by its role and accessible name, and no Content-Security-Policy violation anywhere
-on the way (Chromium reports each one on the console).
+them, the filter form submitted by a click, sort links, a CSV download, the mode and
+channel filters found by their role and accessible name, and no Content-Security-Policy
+violation anywhere on the way (Chromium reports each one on the console).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 
 from scoring.report import report
 from tests.dashboard.conftest import PASSWORD, USERNAME, report_query
+from tests.dashboard.test_channels import add_text_surveys
 from tests.dashboard.test_modes import add_in_call_surveys
 
 pytestmark = pytest.mark.browser
@@ -152,5 +153,49 @@ def test_the_mode_filter_by_its_label(browser, live_url, seeded, user):
     )
     assert mode_cells == ["In-call"]
     assert agents_column(page, "agent")[-1] == "unattributed"
+    assert problems == []
+    page.close()
+
+
+def test_the_channel_filter_by_its_label(browser, live_url, seeded, user):
+    """The channel dropdown is found by its role and label; choosing SMS shows only the
+    texted surveys, and the funnel its text steps with the figures the report gives."""
+    add_text_surveys(seeded)
+    with seeded.db.session() as session:
+        (expected,) = report(session, report_query(channel="sms"))
+    page = browser.new_page()
+    page.set_default_timeout(5000)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(f"{live_url}/dashboard?since=2026-11-01&until=2026-11-15")
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("#login-form button[type=submit]")
+
+    channels = page.get_by_role("combobox", name="Channel")
+    assert channels.input_value() == ""
+    channels.select_option(label="SMS")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show").click()
+    assert "channel=sms" in page.url
+    assert page.get_by_role("combobox", name="Channel").input_value() == "sms"
+    channel_cells = page.eval_on_selector_all(
+        '#channels tbody td[data-key="channel"]', "cells => cells.map(c => c.textContent.trim())"
+    )
+    assert channel_cells == ["SMS"]
+    steps = page.eval_on_selector_all(
+        "#funnel tbody tr",
+        "rows => rows.map(r => [r.dataset.key, r.querySelector('td').dataset.value])",
+    )
+    assert [key for key, _ in steps if key in ("texted", "undelivered", "no_reply")] == [
+        "texted", "undelivered", "no_reply"
+    ]  # fmt: skip
+    figures = dict(steps)
+    assert (figures["texted"], figures["undelivered"], figures["no_reply"]) == (
+        str(expected.texted),
+        str(expected.undelivered),
+        str(expected.no_reply),
+    )
     assert problems == []
     page.close()

@@ -193,7 +193,7 @@ def test_admin_deletes(signed_in_as, failed_job, redis):
         ("page=0", "page: expected a number from 1"),
         ("page=x", "page: expected a number"),
         ("page=99999999", "page: expected a number from 1 to"),
-        ("queue=nope", "queue: expected one of calls, alerts"),
+        ("queue=nope", "queue: expected one of calls, messages, alerts"),
     ],
 )
 def test_bad_query_strings_are_400(signed_in_as, query, message):

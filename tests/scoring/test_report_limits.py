@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from aftercall.cli import main
 from core import apikeys
 from scoring import filters
-from scoring.report import MODES, ReportError
+from scoring.report import CHANNELS, MODES, ReportError
 from tests.openapi import check_response, spec
 
 SCORES = "/api/v1/reports/scores"
@@ -169,8 +169,11 @@ def test_the_spec_uses_the_parsers_patterns():
     assert _schema("ReportFilter")["pattern"] == filters.FILTER_PATTERN
     assert _schema("ReportFilter")["maxLength"] == filters.MAX_FILTER_LENGTH
     assert parameters["mode"]["schema"]["enum"] == list(MODES)
+    assert parameters["channel"]["schema"]["enum"] == list(CHANNELS)
     row = _schema("ReportRow")["properties"]
     assert row["mode"]["enum"] == list(MODES)
+    assert row["channel"]["enum"] == list(CHANNELS)
+    assert {"texted", "undelivered", "no_reply"} <= set(_schema("ReportRow")["required"])
     assert set(filters.FILTERS) == {
         ref["$ref"].rsplit("/", 1)[-1]
         for ref in spec()["paths"][SCORES]["get"]["parameters"]
@@ -186,8 +189,8 @@ def _accepts(parse, *args, **kwargs) -> bool:
     return True
 
 
-BY_WORDS = ["agent", "queue", "team", "mode", "day", "week", "month", "meta:", "ticket",
-            "Agent", "modes", ",", " ", "\t", "\x00", ":"]  # fmt: skip
+BY_WORDS = ["agent", "queue", "team", "mode", "channel", "day", "week", "month", "meta:",
+            "ticket", "Agent", "modes", "channels", ",", " ", "\t", "\x00", ":"]  # fmt: skip
 
 
 @given(st.lists(st.sampled_from(BY_WORDS), max_size=8).map("".join))

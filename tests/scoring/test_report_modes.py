@@ -249,7 +249,7 @@ def test_the_placed_rate_counts_transferred_customers_and_stays_a_rate(runtime):
     with runtime.db.session() as session:
         (everything,) = report(session, ReportQuery())
         by_agent = {row.group["agent"]: row for row in report(session, ReportQuery(by=("agent",)))}
-    assert everything.called_or_transferred == max(5, 7)
+    assert everything.invited == max(5, 7)
     assert everything.response_rate_placed == pytest.approx(100 * 5 / 7)
     for row in (everything, *by_agent.values()):
         assert row.response_rate_placed is None or 0 <= row.response_rate_placed <= 100
@@ -403,7 +403,7 @@ def test_the_report_command_offers_mode(runtime, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
     help_text = " ".join(CliRunner().invoke(main, ["report", "--help"]).output.split())
     assert "--mode [callback|in_call]" in help_text
-    assert "language, mode, meta:<key>" in help_text
+    assert "language, mode, channel, meta:<key>" in help_text
 
 
 def test_in_call_requests_a_week_apart_fall_in_their_own_periods(runtime):

@@ -4,9 +4,11 @@ Random histories of requests and answers (inserted, moved through states, delete
 anonymised; some of them admins' test calls, which no figure counts, and some marked or
 unmarked as test calls afterwards, as migration 0009 does), then the same reports read from the rollup and from the raw tables, before
 and after compaction and after a rebuild in another time zone. Callbacks and in-call
-surveys mix in them: the rollup has no mode, so its figures must be the ones the tables
-give whatever the mode, and the reports by mode (from the tables) must add up to them.
-PostgreSQL only: SQLite has no rollup.
+surveys mix in them, and so do calls and texts (requests of every channel, with their
+conversations or without): the rollup has no mode or channel, so its figures must be the
+ones the tables give whatever the mode or channel (the text counters, which the rollup
+leaves to the conversations, included), and the reports by mode and by channel (from the
+tables) must add up to them. PostgreSQL only: SQLite has no rollup.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from core.models import (
     SUPPRESSION_REASONS,
     Answer,
     CallAttempt,
+    Channel,
     RequestState,
+    SmsConversation,
     Suppression,
     SurveyMode,
     SurveyRequest,
@@ -38,11 +42,13 @@ from core.models import (
 )
 from scoring import rollup
 from scoring.report import ReportQuery, _Plan, group_values, report, totals
-from tests.scoring.test_report import add
+from tests.scoring.test_report import _version_id, add
 
 UTC_ZONE, NEW_YORK = ZoneInfo("UTC"), ZoneInfo("America/New_York")
 START = datetime(2026, 10, 28, tzinfo=UTC)  # the US leaves summer time on 1 November
 STATES = list(RequestState)
+# How a conversation may have closed (None: still open), as sms.conversation sets it.
+OUTCOMES = [None, "completed", "abandoned", "expired", "undelivered", "opted_out"]
 
 
 @pytest.fixture
@@ -97,9 +103,14 @@ def assert_same(runtime, zone, monkeypatch) -> None:
         # The modes partition the requests: by mode (the tables), the rollup's total.
         everything = ReportQuery(time_zone=zone)
         assert _Plan(session, everything).from_rollup
+        total = totals(report(session, everything)).to_json()
         by_mode = report(session, ReportQuery(by=("mode",), time_zone=zone))
         assert {row.group["mode"] for row in by_mode} <= {mode.value for mode in SurveyMode}
-        assert totals(by_mode).to_json() == totals(report(session, everything)).to_json()
+        assert totals(by_mode).to_json() == total
+        # So do the channels.
+        by_channel = report(session, ReportQuery(by=("channel",), time_zone=zone))
+        assert {row.group["channel"] for row in by_channel} <= {c.value for c in Channel}
+        assert totals(by_channel).to_json() == total
 
 
 def random_history(runtime, rng: random.Random, size: int) -> None:
@@ -123,6 +134,15 @@ def random_history(runtime, rng: random.Random, size: int) -> None:
             request.mode = rng.choice(list(SurveyMode))
             if request.mode is SurveyMode.IN_CALL and rng.random() < 0.3:
                 request.agent = request.queue = request.team = None  # unattributed
+            request.channel = rng.choice(list(Channel))
+            if request.channel.texts and rng.random() < 0.8:  # its first text went out
+                session.add(
+                    SmsConversation(
+                        request_id=request.id, phone=request.phone, sender="+15005550006",
+                        survey_version_id=_version_id(session), language="en",
+                        expires_at=request.call_ended_at, outcome=rng.choice(OUTCOMES),
+                    )
+                )  # fmt: skip
     with runtime.db.session() as session:  # the dialer and the call flow move them on
         ids = session.scalars(select(SurveyRequest.id)).all()
         for request_id in rng.sample(ids, len(ids) // 2):
@@ -148,7 +168,7 @@ def random_history(runtime, rng: random.Random, size: int) -> None:
             answer.value = rng.randint(1, 5)
     with runtime.db.session() as session:
         doomed = rng.sample(ids, len(ids) // 10)
-        for table in (Answer, CallAttempt):
+        for table in (Answer, CallAttempt, SmsConversation):
             session.execute(delete(table).where(table.request_id.in_(doomed)))
         session.execute(delete(SurveyRequest).where(SurveyRequest.id.in_(doomed)))
 
@@ -158,6 +178,8 @@ def test_rollup_equals_the_full_aggregation(pg, monkeypatch, seed):
     random_history(pg, random.Random(seed), size=60)
     with pg.db.session() as session:
         assert session.scalar(select(func.count()).select_from(report_daily_delta)) > 0
+        (everything,) = report(session, ReportQuery())
+        assert everything.texted > 0 and everything.texted < everything.received
     assert_same(pg, UTC_ZONE, monkeypatch)  # report_daily empty, deltas only
 
     with pg.db.session() as session:
@@ -238,6 +260,8 @@ def test_reports_it_cannot_answer_exactly_go_to_the_tables(pg):
             ReportQuery(by=("meta:product",)),  # metadata is not rolled up
             ReportQuery(by=("mode",)),  # nor is the survey mode
             ReportQuery(by=("agent",), mode="in_call"),
+            ReportQuery(by=("channel",)),  # nor the channel
+            ReportQuery(by=("agent",), channel="sms"),
             ReportQuery(time_zone=NEW_YORK),  # not the rollup's zone
         ):
             assert not _Plan(session, query).from_rollup, query

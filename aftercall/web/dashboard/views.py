@@ -1,16 +1,20 @@
 """The supervisors' dashboard: sign-in, one page of figures, and CSV downloads of its tables.
 
     GET  /dashboard             headline scores, trends, distributions, funnel, survey
-                                modes, agents, detractors, for the filters in the query
-                                string
+                                modes, channels, agents, detractors, for the filters in
+                                the query string
     GET  /dashboard/export.csv  one of the page's tables
-                                (?table=agents|modes|trend|detractors)
+                                (?table=agents|modes|channels|trend|detractors)
     GET  /dashboard/login       the sign-in form; POST signs in
     POST /dashboard/logout
 
 Handlers parse the filters, ask scoring.report and scoring.detractors for the figures
 (every sum and count is done by the database), and render. The page works without
 JavaScript: filters are a GET form, sorting and paging are links.
+
+Texts: the channel filter and the table by channel sit beside the mode's; the funnel
+gains its text steps (texted, undelivered, no reply) when a text channel has requests
+in the range, as the table by channel (counted from the tables) says exactly.
 
 What a user sees of customers follows their role (core.users): the detractor table,
 on the page and in its CSV, is built by csv_export.detractor_table for the signed-in
@@ -53,14 +57,17 @@ from scoring.buckets import UNITS, buckets
 from scoring.detractors import Contact, detractors
 from scoring.filters import parse_report_query
 from scoring.report import (
+    CHANNELS,
     CSAT_SCALE,
     MIN_RELIABLE_SAMPLE,
     MODES,
     NPS_SCALE,
+    TEXT_CHANNELS,
     ReportError,
     ReportQuery,
     ReportRow,
     group_values,
+    regroup,
     report,
     spoken_share,
     totals,
@@ -85,6 +92,11 @@ CHOICE_DIMENSIONS = ("queue", "team", "survey")
 # The mode dropdown offers both modes always: they are fixed, not data, and asking the
 # database which occur would keep the other dropdowns' lists off the rollup (no mode).
 MODE_CHOICES = tuple((mode, csv_export.mode_label(mode)) for mode in MODES)
+# The channel dropdown likewise: the three channels always, in the order of their table.
+CHANNEL_CHOICES = tuple(
+    (channel, csv_export.channel_label(channel))
+    for channel in sorted(CHANNELS, key=list(csv_export.CHANNEL_LABELS).index)
+)
 LOGIN_FAILED = "Wrong username or password."
 SESSION_HOURS = 12
 
@@ -228,6 +240,7 @@ class Filters:
     team: str = ""
     survey: str = ""
     mode: str = ""  # callback | in_call; "": both
+    channel: str = ""  # voice | sms | sms_fallback; "": all
     unit: str = "day"
     sort: str = csv_export.DEFAULT_AGENT_SORT
     page: int = 1  # of the detractor list
@@ -246,6 +259,7 @@ class Filters:
             "team": self.team,
             "survey": self.survey,
             "mode": self.mode or None,
+            "channel": self.channel or None,
         }
         return replace(parse_report_query(params, zone), by=by)
 
@@ -284,6 +298,7 @@ def parse_filters(args: dict[str, str]) -> Filters:
         team=(args.get("team") or "").strip(),
         survey=(args.get("survey") or "").strip(),
         mode=args.get("mode") or "",
+        channel=args.get("channel") or "",
         unit=unit,
         sort=_sort(args.get("sort")),
         **pages,
@@ -375,32 +390,60 @@ def _bars(distribution: dict[int, int], scale: range, kinds: dict[range, str]) -
     return result
 
 
-def _funnel(row: ReportRow) -> list[dict[str, Any]]:
+# What each step counts, in words; the text steps' and the words texts add only appear
+# when a text channel has requests in the range, so a voice-only funnel reads as before.
+FUNNEL_NOTES = {
+    "received": "finished support calls handed to aftercall",
+    "placed": "requests with at least one call placed (an in-call transfer places none)",
+    "answered": "a person or a machine picked up",
+    "reached": "a person picked up, or an in-call customer's survey began",
+    "completed": "answered every question",
+    "partial": "hung up part way",
+    "opted_out": "asked not to be called again",
+}
+FUNNEL_NOTES_WITH_TEXTS = {
+    **FUNNEL_NOTES,
+    "placed": "requests with at least one call placed or their survey's first text sent "
+    "(an in-call transfer places none)",
+    "texted": "requests whose survey's first text went out",
+    "undelivered": "a survey text could not be delivered to the customer",
+    "answered": "a person or a machine picked up, or a texted customer replied",
+    "reached": "a person picked up, an in-call customer's survey began, or a texted "
+    "customer replied",
+    "partial": "hung up or stopped replying part way",
+    "opted_out": "asked not to be called or texted again",
+    "no_reply": "texted, and no reply before the survey expired",
+}
+
+
+def _funnel(row: ReportRow, texts: bool = False) -> list[dict[str, Any]]:
+    """The funnel's steps; with `texts` (a text channel has requests in the range), the
+    steps only texts have too: texted, undelivered, no reply."""
+    notes = FUNNEL_NOTES_WITH_TEXTS if texts else FUNNEL_NOTES
     reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.suppressed.items() if v)
     steps = [
-        ("received", "Received", row.received, "finished support calls handed to aftercall"),
+        ("received", "Received", row.received, notes["received"]),
         (
             "suppressed",
             "Suppressed",
             row.suppressed_total,
             f"why: {reasons}" if reasons else "a dialing rule said no",
         ),
-        (
-            "placed",
-            "Placed",
-            row.placed,
-            "requests with at least one call placed (an in-call transfer places none)",
+        ("placed", "Placed", row.placed, notes["placed"]),
+        *(
+            [
+                ("texted", "Texted", row.texted, notes["texted"]),
+                ("undelivered", "Undelivered", row.undelivered, notes["undelivered"]),
+            ]
+            if texts
+            else []
         ),
-        ("answered", "Answered", row.answered, "a person or a machine picked up"),
-        (
-            "reached",
-            "Reached",
-            row.reached,
-            "a person picked up, or an in-call customer's survey began",
-        ),
-        ("completed", "Completed", row.completed, "answered every question"),
-        ("partial", "Partial", row.partial, "hung up part way"),
-        ("opted_out", "Opted out", row.opted_out, "asked not to be called again"),
+        ("answered", "Answered", row.answered, notes["answered"]),
+        ("reached", "Reached", row.reached, notes["reached"]),
+        ("completed", "Completed", row.completed, notes["completed"]),
+        ("partial", "Partial", row.partial, notes["partial"]),
+        ("opted_out", "Opted out", row.opted_out, notes["opted_out"]),
+        *([("no_reply", "No reply", row.no_reply, notes["no_reply"])] if texts else []),
     ]
     return [
         {"key": key, "label": label, "count": count, "note": note, "max": row.received or 1}
@@ -422,17 +465,17 @@ def _agents_page(table: csv_export.Table, page: int) -> dict[str, Any]:
 def dashboard_page(
     db: Session, filters: Filters, zone: ZoneInfo, contact: Contact
 ) -> dict[str, Any]:
-    """Everything the page shows: ten queries, whatever the size of the data (the
-    rollup answers the trend and agents in one each on PostgreSQL); customers' details
-    as far as `contact` allows."""
+    """Everything the page shows: a dozen queries or so, whatever the size of the data
+    (the rollup answers the trend and agents in one each on PostgreSQL, and each report
+    adds a small one over the text conversations); customers' details as far as
+    `contact` allows."""
     query = filters.query(zone)
     trend_rows = report(db, replace(query, by=(filters.unit,)))
     # The periods partition the range, so their counts add up to the headline exactly:
     # no third report over the same rows.
     headline = totals(trend_rows)
     agent_rows = report(db, replace(query, by=("agent",)))
-    # The rollup has no mode: this report counts the range's answers and requests.
-    mode_rows = report(db, replace(query, by=("mode",)))
+    mode_rows, channel_rows = modes_and_channels(db, query)
     offset = (filters.page - 1) * DETRACTORS_PER_PAGE
     unhappy = detractors(db, query, limit=DETRACTORS_PER_PAGE + 1, offset=offset)
     nps_points, csat_points = _trend_points(trend_rows, query, filters.unit)
@@ -465,9 +508,10 @@ def dashboard_page(
             chart_id="csat-distribution",
             title="CSAT answers, 1 to 5",
         ),
-        "funnel": _funnel(headline),
+        "funnel": _funnel(headline, texts=_has_text_channel(channel_rows)),
         **_agents_page(csv_export.agent_table(agent_rows, filters.sort), filters.agents_page),
         "modes": csv_export.mode_table(mode_rows),
+        "channels": csv_export.channel_table(channel_rows),
         "spoken": spoken_share(db, query),
         "trend": csv_export.trend_table(trend_rows, filters.unit),
         "detractors": csv_export.detractor_table(unhappy[:DETRACTORS_PER_PAGE], zone, contact),
@@ -475,6 +519,18 @@ def dashboard_page(
         "has_next_page": len(unhappy) > DETRACTORS_PER_PAGE,
         "choices": filter_choices(db, query),
     }
+
+
+def modes_and_channels(db: Session, query: ReportQuery) -> tuple[list[ReportRow], list[ReportRow]]:
+    """The range's figures by survey mode and by channel. The rollup has neither, so
+    this counts the range's answers and requests: once, by both, then added up each way
+    (every counter adds, so each is the report by that one dimension)."""
+    rows = report(db, replace(query, by=("mode", "channel")))
+    return regroup(rows, ("mode",)), regroup(rows, ("channel",))
+
+
+def _has_text_channel(channel_rows: list[ReportRow]) -> bool:
+    return any(row.group.get("channel") in TEXT_CHANNELS for row in channel_rows)
 
 
 @bp.get("/")
@@ -496,6 +552,7 @@ def index() -> tuple[str, int] | str:
             error=str(exc),
             choices=choices,
             mode_choices=MODE_CHOICES,
+            channel_choices=CHANNEL_CHOICES,
         ), 400
     zone = _zone()
     with current_runtime().db.session() as db:
@@ -506,13 +563,14 @@ def index() -> tuple[str, int] | str:
         zone=zone.key,
         units=UNITS,
         mode_choices=MODE_CHOICES,
+        channel_choices=CHANNEL_CHOICES,
         **page,
     )
 
 
 # -- CSV ------------------------------------------------------------------------------
 
-EXPORTS = ("agents", "modes", "trend", "detractors")
+EXPORTS = ("agents", "modes", "channels", "trend", "detractors")
 
 
 def export_table(
@@ -524,7 +582,9 @@ def export_table(
     if name == "agents":
         return csv_export.agent_table(report(db, replace(query, by=("agent",))), filters.sort)
     if name == "modes":
-        return csv_export.mode_table(report(db, replace(query, by=("mode",))))
+        return csv_export.mode_table(modes_and_channels(db, query)[0])
+    if name == "channels":
+        return csv_export.channel_table(modes_and_channels(db, query)[1])
     if name == "trend":
         return csv_export.trend_table(report(db, replace(query, by=(filters.unit,))), filters.unit)
     offset = (filters.page - 1) * DETRACTORS_PER_PAGE
