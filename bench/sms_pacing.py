@@ -88,6 +88,7 @@ from core.survey_versions import version_for
 from phonesim import PhoneNetwork, WallClock
 from sms import sender, wording
 from sms.outbox import MESSAGE_QUEUE, queue_texts
+from sms.segments import segments
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/aftercall_smsbench"
@@ -132,9 +133,9 @@ class RecordingWorker(CallWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        import sms.jobs
+        import sms.sender
 
-        acquire = sms.jobs.acquire_call_slot
+        acquire = sms.sender.acquire_call_slot
         redis = worker_runtime().redis
 
         def recording(*args: Any, **kwargs: Any) -> Any:
@@ -147,7 +148,7 @@ class RecordingWorker(CallWorker):
                 redis.incr(HANDED_BACK)
             return admission
 
-        sms.jobs.acquire_call_slot = recording
+        sms.sender.acquire_call_slot = recording
 
 
 def send_unpaced(index: int) -> None:
@@ -222,7 +223,10 @@ class Texts:
         self.definition = runtime.catalog.get(SURVEY)
         step = flow.opening(self.definition)
         self.question = step.question
-        self.body = wording.opening_text(self.definition, step.question, "en")
+        # One segment (a follow-up question's text): the pacer takes a slot per segment
+        # (sms.sender.pace), so texts per second are segments per second here.
+        self.body = wording.question_text(step.question, "en")
+        assert segments(self.body) == 1, self.body
         self.serial = 0
 
     def prepare(self, count: int) -> tuple[list[int], list[str]]:

@@ -6,25 +6,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core.pacing import MESSAGE_PACING_KEY, acquire_call_slot
 from core.runtime import worker_runtime
 from sms import conversation, sender
 from sms.outbox import MESSAGE_QUEUE, RETRY, SEND_TEXT, queue_texts
 
-# How long a worker may wait for a pacing slot before handing the job back.
-MAX_PACING_WAIT = 2.0
 # A pending text older than this lost its job: queued again.
 LOST_AFTER = timedelta(minutes=2)
 
 
 def send_text(message_id: int) -> str:
-    """Send one text, when the pacer allows."""
+    """Send one text, when the pacer allows: a slot per segment."""
     runtime = worker_runtime()
-    slot = acquire_call_slot(
-        runtime.redis, runtime.settings.messages_per_second, MAX_PACING_WAIT, MESSAGE_PACING_KEY
-    )
-    if not slot.granted:
-        later = datetime.now(UTC) + timedelta(seconds=slot.retry_after)
+    wait = sender.pace(runtime, sender.segments_of(runtime, message_id))
+    if wait is not None:
+        later = datetime.now(UTC) + timedelta(seconds=wait)
         runtime.queue(MESSAGE_QUEUE).enqueue_at(later, SEND_TEXT, message_id, retry=RETRY)
         return "rescheduled: pacing"
     return sender.send(runtime, message_id)

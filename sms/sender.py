@@ -23,9 +23,11 @@ from sqlalchemy import select, update
 from twilio.base.exceptions import TwilioRestException
 
 from core.models import OptOut, RequestState, SmsConversation, SmsMessage, SurveyRequest
+from core.pacing import MESSAGE_PACING_KEY, acquire_call_slot
 from core.runtime import Runtime
 from sms.conversation import open_conversation, survey_number, undelivered
 from sms.outbox import queue_texts
+from sms.segments import segments
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +38,50 @@ class TransientSendError(Exception):
     """Twilio could not take the text now; the job retries."""
 
 
+# How long a worker may wait for each pacing slot before handing the text back.
+MAX_PACING_WAIT = 2.0
+
+
 def start(runtime: Runtime, request_id: int) -> str:
     """Open a request's text survey and send its first text now: the dialer's job,
-    which holds a pacing slot for it (core.events.text_due). A transient refusal
-    leaves the text to the messages queue's retries."""
+    which holds one pacing slot for it (core.events.text_due); a text of more segments
+    takes a slot for each of the others first. No slot in time, or a transient
+    refusal, leaves the text to the messages queue (paced, retried)."""
     note, text_id = open_conversation(runtime, request_id)
     if text_id is None:
         return note
+    if pace(runtime, segments_of(runtime, text_id) - 1) is not None:
+        queue_texts(runtime, [text_id])
+        return f"{note}: queued (pacing)"
     try:
         return f"{note}: {send(runtime, text_id)}"
     except TransientSendError as exc:
         queue_texts(runtime, [text_id])
         return f"{note}: queued again after {exc}"
+
+
+def pace(runtime: Runtime, slots: int) -> float | None:
+    """Take `slots` slots of the texts' pacer, one per segment: Twilio's per-number
+    limits count segments (a US long code sends one a second). None when all were
+    granted, else the seconds to wait before trying again (the slots taken meanwhile
+    stay spent: the pacer errs towards sending less, never more)."""
+    for _ in range(max(slots, 0)):
+        admission = acquire_call_slot(
+            runtime.redis,
+            runtime.settings.messages_per_second,
+            MAX_PACING_WAIT,
+            MESSAGE_PACING_KEY,
+        )
+        if not admission.granted:
+            return admission.retry_after
+    return None
+
+
+def segments_of(runtime: Runtime, message_id: int) -> int:
+    """How many segments text `message_id` is sent as (1 for a text that is gone)."""
+    with runtime.db.session() as session:
+        body = session.scalar(select(SmsMessage.body).where(SmsMessage.id == message_id))
+    return segments(body or "")
 
 
 def status_callback_url(runtime: Runtime, message_id: int) -> str:
