@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.models import Channel, RequestState
+from core.models import Channel, RequestState, SurveyRequest
+from sms import conversation
 from tests.api.conftest import stored_requests
 from tests.api.test_survey_requests import URL, item
 from tests.openapi import check_response
@@ -85,3 +86,21 @@ def test_a_csv_file_names_the_channel_in_survey_channel(runtime, cli, tmp_path):
     assert rows["crm-1"].extra == {"channel": "chat"}
     assert "crm-3" not in rows
     assert "survey_channel must be voice or sms" in result.output
+
+
+def test_a_request_answered_by_text_reads_back_as_the_spec_says(runtime, client, auth):
+    body = client.post(URL, json=item("crm-1", channel="sms"), headers=auth).get_json()
+    with runtime.db.session() as session:
+        session.get(SurveyRequest, body["request_id"]).due_at = None
+    note, _ = conversation.open_conversation(runtime, body["request_id"])
+    assert note.startswith("texting")
+    read = client.get(f"{URL}/{body['request_id']}", headers=auth).get_json()
+    check_response(f"{URL}/{{request_id}}", "GET", 200, read)
+    assert read["state"] == "texting"
+    inbound = conversation.Inbound("SM" + "1" * 32, "+14155550123", "+15005550006", "9/10")
+    assert conversation.receive(runtime, inbound).outcome == "answer"
+    read = client.get(f"{URL}/{body['request_id']}", headers=auth).get_json()
+    check_response(f"{URL}/{{request_id}}", "GET", 200, read)
+    (answer,) = read["answers"]
+    assert (answer["value"], answer["input"], answer["transcript"]) == (9, "text", "9/10")
+    assert read["attempts"] == []
