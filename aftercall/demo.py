@@ -520,8 +520,10 @@ class SimulatedDeployment:
         it. `on_clock_jump` is told the new time.
         """
         queue, clock = self.runtime.queue(CALL_QUEUE), self.network.clock
+        texts = self.runtime.queue(MESSAGE_QUEUE)
         while not stop.wait(POLL_SECONDS):
             scheduling.release_due_jobs(queue, clock.now())
+            scheduling.release_due_jobs(texts, clock.now())
             if self._drain() or any(not call.ended for call in self.network.calls):
                 continue
             next_due = scheduling.next_scheduled_time(queue)
