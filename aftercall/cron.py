@@ -10,7 +10,7 @@ from rq import cron
 from aftercall.jobs import purge_old_data
 from dialer.jobs import expire_transfers, reconcile
 from dialer.scheduling import CALL_QUEUE
-from scoring.jobs import compact_rollup, tidy_rollup
+from scoring.jobs import compact_rollup, sweep_follow_ups, tidy_rollup
 from sms.jobs import expire_conversations, resend_pending
 from sms.outbox import MESSAGE_QUEUE
 
@@ -27,6 +27,8 @@ cron.register(expire_transfers, queue_name=CALL_QUEUE, interval=60)
 # texts whose send job Redis lost are queued again.
 cron.register(expire_conversations, queue_name=MESSAGE_QUEUE, interval=60)
 cron.register(resend_pending, queue_name=MESSAGE_QUEUE, interval=60)
+# Surveys that ended with answers their survey's rule flags get their follow-up.
+cron.register(sweep_follow_ups, queue_name=CALL_QUEUE, interval=60)
 # The triggers' deltas, folded into the daily rollup: reports read fewer rows.
 cron.register(compact_rollup, queue_name=CALL_QUEUE, interval=60)
 # Once a day, at a quiet hour (UTC): the rollup's rows back in day order.

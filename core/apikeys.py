@@ -10,6 +10,8 @@ Each key holds scopes, given when it is created (`intake` unless said otherwise)
     intake        send finished calls, look up the survey requests (aftercall.web.intake_api)
     reports       read the reports, customers' numbers masked and no recording links
     reports:full  read the reports with full numbers and recording links
+    follow-ups    list, read and update follow-ups, customers' numbers in full: what a
+                  CRM that mirrors them needs (scoring.follow_ups)
 
 `reports` and `reports:full` exclude each other. This module decides who a key belongs
 to and which scopes it holds; it knows nothing about HTTP: aftercall.web.api_access reads
@@ -45,7 +47,8 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 INTAKE = "intake"
 REPORTS = "reports"
 REPORTS_FULL = "reports:full"
-SCOPES = (INTAKE, REPORTS, REPORTS_FULL)
+FOLLOW_UPS = "follow-ups"
+SCOPES = (INTAKE, REPORTS, REPORTS_FULL, FOLLOW_UPS)
 DEFAULT_SCOPES = (INTAKE,)
 
 

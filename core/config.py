@@ -84,6 +84,10 @@ class Settings:
     # A TOML file mapping contact-center platforms' events onto intake fields
     # (dialer.receivers); unset: each receiver's documented defaults.
     receivers_file: Path | None = None
+    # Who owns a new follow-up (scoring.follow_ups), by the call's team: a dashboard
+    # username per team, FOLLOW_UP_OWNERS="north=carol, south=dave"; a team not named
+    # (or no team) leaves it unassigned.
+    follow_up_owners: Mapping[str, str] = field(default_factory=dict)
     # The number customers are transferred to for an in-call survey (its voice URL is
     # POST /ivr/inbound); unset: TWILIO_FROM_NUMBER.
     survey_number: str = ""
@@ -147,6 +151,7 @@ class Settings:
             flex_auth_token=get("FLEX_AUTH_TOKEN", ""),
             receivers_file=Path(get("RECEIVERS_FILE", "")) if get("RECEIVERS_FILE", "") else None,
             survey_number=get("SURVEY_NUMBER", get("TWILIO_FROM_NUMBER", "")),
+            follow_up_owners=_owners(get("FOLLOW_UP_OWNERS", "")),
             in_call_match_seconds=_number(
                 env, "IN_CALL_MATCH_SECONDS", defaults.in_call_match_seconds, int
             ),
@@ -174,6 +179,19 @@ class Settings:
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields replaced; used by tests and the demo."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _owners(raw: str) -> dict[str, str]:
+    """FOLLOW_UP_OWNERS: "team=username" pairs, separated by commas."""
+    owners: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in raw.split(","))):
+        team, sep, user = (text.strip() for text in pair.partition("="))
+        if not sep or not team or not user:
+            raise ConfigError(
+                f"FOLLOW_UP_OWNERS: expected team=username pairs separated by commas, got {pair!r}"
+            )
+        owners[team] = user
+    return owners
 
 
 def _number(env: Mapping[str, str], name: str, default: float | None, kind: type) -> Any:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     false,
     select,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -507,6 +508,13 @@ API_KEY_SCOPE_SETS = (
     "reports:full",
     "intake reports",
     "intake reports:full",
+    # A CRM mirroring follow-ups (scoring.follow_ups): read and update them.
+    "follow-ups",
+    "intake follow-ups",
+    "reports follow-ups",
+    "reports:full follow-ups",
+    "intake reports follow-ups",
+    "intake reports:full follow-ups",
 )
 
 
@@ -635,3 +643,91 @@ def _copy_report_fields(_mapper: Any, connection: Any, answer: Answer) -> None:
     ).one()
     for name, value in zip(REPORT_FIELDS, row, strict=True):
         setattr(answer, name, value)
+
+
+# -- follow-ups: every unhappy customer, owned by someone until it is done -----------------
+
+FOLLOW_UP_STATUSES = ("new", "contacted", "resolved", "wont_fix")
+
+
+class FollowUp(Base):
+    """A survey answer set that met its survey's follow-up rule (scoring.follow_ups):
+    who owns it, where it stands, and until when it should be done.
+
+    The support call's report fields are copied in (like an answer's), so the page and
+    the figures filter by team, agent, queue and survey without a join, and a test
+    call's follow-up counts in no figure. One per request, whatever delivers it again.
+    """
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in FOLLOW_UP_STATUSES) + ")",
+            name="status",
+        ),
+        Index("ix_follow_ups_open_due", "status", "due_at"),
+        Index("ix_follow_ups_team_status", "team", "status", "due_at"),
+        Index("ix_follow_ups_owner_status", "owner", "status", "due_at"),
+        Index("ix_follow_ups_opened", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("survey_requests.id"), unique=True)
+    survey_name: Mapped[str] = mapped_column(String(100))
+    agent: Mapped[str | None] = mapped_column(String(200))
+    queue: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # What the rule found: "nps 3 <= 6", "comment", "opted out after csat 1".
+    reason: Mapped[str] = mapped_column(String(200))
+    # A dashboard username, or None: unassigned.
+    owner: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
+    opened_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    first_contacted_at: Mapped[datetime | None]
+    # When it was resolved or given up on (won't fix); None while open.
+    closed_at: Mapped[datetime | None]
+    # The writer's own time of the last change that won (last writer wins by it: a CRM's
+    # update carries its time, a dashboard change the time it was made).
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(120))
+
+
+class FollowUpNote(Base):
+    """A note on a follow-up: what the owner did, said or learned."""
+
+    __tablename__ = "follow_up_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    follow_up_id: Mapped[int] = mapped_column(ForeignKey("follow_ups.id"), index=True)
+    author: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FollowUpChange(Base):
+    """Who changed what on a follow-up, and when: its history. An update older than the
+    change already applied (a CRM's late echo) is kept too, marked not applied."""
+
+    __tablename__ = "follow_up_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    follow_up_id: Mapped[int] = mapped_column(ForeignKey("follow_ups.id"), index=True)
+    field: Mapped[str] = mapped_column(String(20))  # opened, owner, status, note
+    old_value: Mapped[str | None] = mapped_column(String(200))
+    new_value: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(120))  # a username, "api:<key>", "system"
+    source: Mapped[str] = mapped_column(String(16))  # dashboard, api, system
+    changed_at: Mapped[datetime]  # the writer's time
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied: Mapped[bool] = mapped_column(default=True, server_default=true())
+
+
+class UserTeam(Base):
+    """A team a dashboard user leads: a supervisor sees the follow-ups of their teams."""
+
+    __tablename__ = "user_teams"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -184,6 +184,28 @@ class SmsSettings:
 
 
 @dataclass(frozen=True)
+class FollowUpRule:
+    """Which answer sets open a follow-up (`[follow_up]` table; scoring.follow_ups).
+
+    `when` are conditions on the survey's questions ("nps <= 6"); with none given, the
+    default: any NPS answer of 6 or less, or CSAT of 2 or less, whatever its key.
+    """
+
+    when: tuple[Condition, ...] = ()
+    comment: bool = False  # any recorded (or typed) comment opens one
+    opt_out_after_low_score: bool = False  # an opt-out after a detractor's answer
+    sla_hours: int = 48
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "when": [str(condition) for condition in self.when],
+            "comment": self.comment,
+            "opt_out_after_low_score": self.opt_out_after_low_score,
+            "sla_hours": self.sla_hours,
+        }
+
+
+@dataclass(frozen=True)
 class SurveyDefinition:
     name: str
     questions: tuple[Question, ...]
@@ -199,6 +221,7 @@ class SurveyDefinition:
     # How a request goes out unless intake says otherwise: "voice" or "sms".
     channel: str = "voice"
     sms: SmsSettings = field(default_factory=SmsSettings)
+    follow_up: FollowUpRule = field(default_factory=FollowUpRule)
 
     def question(self, key: str) -> Question | None:
         return next((q for q in self.questions if q.key == key), None)
@@ -231,6 +254,7 @@ class SurveyDefinition:
             # the content digest, and so the version, it had before the channel existed.
             **({"channel": self.channel} if self.channel != "voice" else {}),
             **({"sms": self.sms.to_dict()} if self.sms != SmsSettings() else {}),
+            **({"follow_up": self.follow_up.to_dict()} if self.follow_up != FollowUpRule() else {}),
             "questions": [
                 {
                     "key": q.key,
@@ -319,7 +343,7 @@ class _Parser:
         known = {
             "name", "title", "default_language", "max_tries", "leave_voicemail",
             "company_name", "callback_number", "phrases", "questions", "dialing", "keys_only",
-            "channel", "sms",
+            "channel", "sms", "follow_up",
         }  # fmt: skip
         for unknown in sorted(set(data) - known):
             raise self.fail(unknown, "unknown field")
@@ -379,6 +403,7 @@ class _Parser:
             dialing=self.dialing(data.get("dialing", {})),
             channel=self.channel(data.get("channel", "voice")),
             sms=self.sms(data.get("sms", {})),
+            follow_up=self.follow_up(data.get("follow_up", {}), questions),
         )
 
     def question(self, raw: Any, path: str, earlier: list[Question]) -> Question:
@@ -480,6 +505,33 @@ class _Parser:
             raise self.fail("sms.expire_hours", "expected a whole number from 1 to 168")
         hours = self.calling_hours(raw.get("hours", "09:00-20:00"), "sms.hours")
         return SmsSettings(fallback=fallback, hours=hours, expire_hours=expire)
+
+    def follow_up(self, raw: Any, questions: list[Question]) -> FollowUpRule:
+        if not isinstance(raw, Mapping):
+            raise self.fail("follow_up", "expected a table, e.g. [follow_up]")
+        defaults = FollowUpRule()
+        known = set(defaults.to_dict())
+        for unknown in sorted(set(raw) - known):
+            raise self.fail(
+                f"follow_up.{unknown}", f"unknown field (known: {', '.join(sorted(known))})"
+            )
+        when = raw.get("when", [])
+        if not isinstance(when, list):
+            raise self.fail("follow_up.when", "expected a list of conditions, e.g. ['nps <= 6']")
+        conditions = tuple(
+            self.condition(item, f"follow_up.when[{index}]", questions)
+            for index, item in enumerate(when)
+        )
+        flags = {}
+        for name in ("comment", "opt_out_after_low_score"):
+            value = raw.get(name, getattr(defaults, name))
+            if not isinstance(value, bool):
+                raise self.fail(f"follow_up.{name}", "expected true or false")
+            flags[name] = value
+        sla = raw.get("sla_hours", defaults.sla_hours)
+        if isinstance(sla, bool) or not isinstance(sla, int) or not 1 <= sla <= 24 * 90:
+            raise self.fail("follow_up.sla_hours", "expected a whole number of hours, 1 to 2160")
+        return FollowUpRule(when=conditions, sla_hours=sla, **flags)
 
     def condition(self, raw: Any, path: str, earlier: list[Question]) -> Condition:
         match = _CONDITION_PATTERN.match(raw) if isinstance(raw, str) else None

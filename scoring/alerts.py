@@ -14,7 +14,8 @@ network error or a non-2xx answer so that rq retries it with backoff. A 4xx othe
 and gives up. Delivery is at least once; every post of one alert carries the same
 `alert_id` for the receiver to drop repeats. docs/alerts.md is the receiver's manual.
 
-This module only reads survey data; it writes nothing to the database.
+The job first opens the request's follow-up (scoring.follow_ups, idempotent) so that
+the alert carries its id and dashboard link; that is the only row it writes.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.models import Answer, SurveyRequest
+from core.models import Answer, FollowUp, SurveyRequest
 from core.runtime import Runtime, worker_runtime
 from scoring.detractors import is_detractor_answer
+from scoring.follow_ups import open_follow_up
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +124,15 @@ def deliver(runtime: Runtime, request_id: int, now: float | None = None) -> str:
         return "alerts are off"
     timestamp = int(time.time() if now is None else now)
     with runtime.db.session() as session:
+        follow_up = open_follow_up(
+            session, request_id, now=runtime.now(), owners=settings.follow_up_owners
+        )
         payload = detractor_alert(
-            session, request_id, public_base_url=settings.public_base_url, sent_at=timestamp
+            session,
+            request_id,
+            public_base_url=settings.public_base_url,
+            sent_at=timestamp,
+            follow_up=follow_up,
         )
     if payload is None:
         return f"request {request_id} is not a detractor (or no longer exists): nothing sent"
@@ -134,7 +143,12 @@ def deliver(runtime: Runtime, request_id: int, now: float | None = None) -> str:
 
 
 def detractor_alert(
-    session: Session, request_id: int, *, public_base_url: str, sent_at: int
+    session: Session,
+    request_id: int,
+    *,
+    public_base_url: str,
+    sent_at: int,
+    follow_up: FollowUp | None = None,
 ) -> dict[str, Any] | None:
     """The alert's JSON for a request with at least one detractor answer, else None
     (also for an admin's test call: its low scores are nobody's to follow up)."""
@@ -148,6 +162,16 @@ def detractor_alert(
         return None
     answers: dict[str, int | None] = {}
     comment: dict[str, Any] | None = None
+    given = [
+        {
+            "question": row.question_key,
+            "kind": row.kind,
+            "value": row.value,
+            "input": row.input,
+            "transcript": row.transcript,
+        }
+        for row in rows
+    ]
     for row in rows:
         if row.kind == "comment":
             comment = {
@@ -168,8 +192,24 @@ def detractor_alert(
         "language": request.language,
         "survey": request.survey_name,
         "call_ended_at": _iso(request.call_ended_at),
+        "channel": request.channel.value,
         "answers": answers,
+        # The whole answer set, each with how it was given (keys, speech, text).
+        "answer_set": given,
         "comment": comment,
+        "follow_up": None
+        if follow_up is None
+        else {
+            "id": follow_up.id,
+            "status": follow_up.status,
+            "owner": follow_up.owner,
+            "due_at": _iso(follow_up.due_at),
+            "reason": follow_up.reason,
+            # The dashboard's page of it (sign-in needed), and the API's (a key with the
+            # follow-ups scope): a CRM mirrors it from there.
+            "link": f"{public_base_url}/dashboard/follow-ups/{follow_up.id}",
+            "api": f"{public_base_url}/api/v1/follow-ups/{follow_up.id}",
+        },
         # Needs an API key (Authorization: Bearer ...); see docs/api.md.
         "link": f"{public_base_url}/api/v1/survey-requests/{request.id}",
         "sent_at": _iso(datetime.fromtimestamp(sent_at, UTC)),

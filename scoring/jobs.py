@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.runtime import worker_runtime
-from scoring import rollup
+from scoring import follow_ups, rollup
 
 
 def compact_rollup() -> int:
@@ -16,3 +16,8 @@ def tidy_rollup() -> bool:
     """Put the report rollup's rows back in day order (a no-op without a rollup)."""
     with worker_runtime().db.session() as session:
         return rollup.tidy(session)
+
+
+def sweep_follow_ups() -> int:
+    """Open the follow-ups of surveys that ended lately (scoring.follow_ups.sweep)."""
+    return follow_ups.sweep(worker_runtime())

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from aftercall.web import create_app
 from aftercall.wiring import PROCESS_WIRING
-from core.models import Answer, CallAttempt
+from core.models import Answer, CallAttempt, FollowUp
 from core.runtime import Runtime, use_worker_runtime
 from dialer.scheduling import CALL_QUEUE, release_due_jobs
 from phonesim import BackgroundServer
@@ -163,6 +163,17 @@ def test_the_receiver_gets_the_signed_json(alerting, receiver, make_attempt):
     payload = delivery.json
     sent_at = payload.pop("sent_at")
     assert datetime.fromisoformat(sent_at).timestamp() == int(headers["X-Aftercall-Timestamp"])
+    follow_up = payload.pop("follow_up")
+    # The follow-up the alert's job opened: its id, and where to find it.
+    assert follow_up.pop("id") > 0
+    assert follow_up.pop("due_at").endswith("Z")
+    assert follow_up == {
+        "status": "new",
+        "owner": None,
+        "reason": "nps 2 <= 6",
+        "link": f"{PUBLIC_BASE_URL}/dashboard/follow-ups/{follow_up_id(alerting, request_id)}",
+        "api": f"{PUBLIC_BASE_URL}/api/v1/follow-ups/{follow_up_id(alerting, request_id)}",
+    }
     assert payload == {
         "event": "detractor",
         "alert_id": f"detractor-alert-{request_id}",
@@ -174,7 +185,11 @@ def test_the_receiver_gets_the_signed_json(alerting, receiver, make_attempt):
         "language": "en",
         "survey": "post-call",
         "call_ended_at": "2026-11-23T10:00:00Z",
+        "channel": "voice",
         "answers": {"nps": 2},
+        "answer_set": [
+            {"question": "nps", "kind": "nps", "value": 2, "input": "keys", "transcript": None}
+        ],
         "comment": None,
         "link": f"{PUBLIC_BASE_URL}/api/v1/survey-requests/{request_id}",
     }
@@ -392,3 +407,8 @@ def test_a_wrong_stale_or_malformed_signature_is_refused(secret, timestamp, body
 )  # fmt: skip
 def test_which_statuses_are_permanent_refusals(status, permanent):
     assert alerts.is_permanent_refusal(status) is permanent
+
+
+def follow_up_id(runtime, request_id: int) -> int:
+    with runtime.db.session() as session:
+        return session.scalar(select(FollowUp.id).where(FollowUp.request_id == request_id))
