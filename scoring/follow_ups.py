@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, select
+from sqlalchemy import update as update_statement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -313,6 +314,18 @@ def listing(
     ).all()
     total = session.scalar(select(func.count(FollowUp.id)).where(*where)) or 0
     return list(rows), total
+
+
+def locked(session: Session, follow_up_id: int, viewer: Viewer) -> FollowUp | None:
+    """`find()`, with the row locked until the caller's unit of work ends: two writers
+    at once (a CRM and the dashboard) are taken in turn, each deciding on the other's
+    committed change. The lock is a write that changes nothing, taken before anything is
+    read: a row lock on PostgreSQL, the database's write lock on SQLite, where a read
+    first would decide on a snapshot the other writer is about to change."""
+    session.execute(
+        update_statement(FollowUp).where(FollowUp.id == follow_up_id).values(id=FollowUp.id)
+    )
+    return find(session, follow_up_id, viewer)
 
 
 def find(session: Session, follow_up_id: int, viewer: Viewer) -> FollowUp | None:

@@ -13,6 +13,7 @@ from aftercall.web.dashboard.queues import bp as queues
 from aftercall.web.dashboard.surveys import bp as surveys
 from aftercall.web.dashboard.views import bp as dashboard
 from aftercall.web.firehose import bp as firehose
+from aftercall.web.follow_ups_api import bp as follow_ups_api
 from aftercall.web.inbound import bp as inbound
 from aftercall.web.intake_api import bp as api
 from aftercall.web.reports_api import bp as reports
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(api)
     app.register_blueprint(firehose)
     app.register_blueprint(reports)
+    app.register_blueprint(follow_ups_api)
     app.register_blueprint(dashboard)
     app.register_blueprint(surveys)
     app.register_blueprint(queues)

@@ -30,6 +30,7 @@ API_PREFIX = "/api/"
 BLUEPRINT_SCOPES = {
     "api": (apikeys.INTAKE,),  # aftercall.web.intake_api: sending calls, looking up survey requests
     "reports": (apikeys.REPORTS, apikeys.REPORTS_FULL),  # aftercall.web.reports_api
+    "follow_ups_api": (apikeys.FOLLOW_UPS,),  # aftercall.web.follow_ups_api: a CRM's mirror
 }
 # Routes that accept other scopes than their blueprint: a survey request (an alert's
 # link) is read back by the intake key that sent it, or by any key with `reports:full`,
