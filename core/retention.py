@@ -38,6 +38,9 @@ from twilio.rest import Client
 from core.models import (
     Answer,
     ContactLeg,
+    FollowUp,
+    FollowUpChange,
+    FollowUpNote,
     OptOut,
     SmsConversation,
     SmsMessage,
@@ -186,6 +189,28 @@ def customer_data(session: Session, phone: str) -> dict[str, Any]:
             }
             for r in requests
         ],
+        # Follow-ups of their surveys, with the notes their owners wrote.
+        "follow_ups": [
+            {
+                "request_id": f.request_id,
+                "status": f.status,
+                "owner": f.owner,
+                "opened_at": f.opened_at.isoformat(),
+                "notes": [
+                    {"at": n.created_at.isoformat(), "author": n.author, "body": n.body}
+                    for n in session.scalars(
+                        select(FollowUpNote)
+                        .where(FollowUpNote.follow_up_id == f.id)
+                        .order_by(FollowUpNote.id)
+                    )
+                ],
+            }
+            for f in session.scalars(
+                select(FollowUp)
+                .where(FollowUp.request_id.in_([r.id for r in requests]))
+                .order_by(FollowUp.id)
+            )
+        ],
         # Every text either way: survey questions, replies, keywords.
         "texts": [
             {
@@ -232,6 +257,21 @@ def _anonymise(session: Session, which: ColumnElement[bool], *, dry_run: bool) -
         .where(Answer.request_id.in_(old))
         # An empty link, not NULL: a comment answer must keep saying it was a recording.
         .values(transcript=None, recording_url="")
+        .execution_options(synchronize_session=False)
+    )
+    # Their follow-ups' notes (what the owner wrote about the customer), in the notes and
+    # in the history that quotes them; the follow-ups themselves stay, for the figures.
+    follow_ups = select(FollowUp.id).where(FollowUp.request_id.in_(old))
+    session.execute(
+        update(FollowUpNote)
+        .where(FollowUpNote.follow_up_id.in_(follow_ups))
+        .values(body="")
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(FollowUpChange)
+        .where(FollowUpChange.follow_up_id.in_(follow_ups), FollowUpChange.field == "note")
+        .values(new_value="")
         .execution_options(synchronize_session=False)
     )
     # The texts of those surveys: what the customer wrote, and their number.

@@ -13,6 +13,9 @@ from core.models import (
     Answer,
     Channel,
     ContactLeg,
+    FollowUp,
+    FollowUpChange,
+    FollowUpNote,
     OptOut,
     RequestState,
     SmsConversation,
@@ -22,6 +25,7 @@ from core.models import (
 from core.retention import PURGED_PHONE, customer_data, forget_customer, parse_age, purge
 from dialer.receivers.contact_records import leg_of
 from dialer.receivers.conversations import store_leg
+from scoring import follow_ups
 from scoring.report import ReportQuery, report
 from sms import conversation as sms_conversation
 from sms.conversation import Inbound
@@ -263,3 +267,42 @@ def test_purge_blanks_old_texts_and_keeps_recent_ones(runtime):
     with runtime.db.session() as session:
         assert purge(session, START - timedelta(days=180)).requests == 0  # idempotent
     assert sms_rows(runtime)[0] == texts
+
+
+def test_purge_and_erasure_blank_follow_up_notes_and_the_export_lists_them(runtime):
+    from_request = _follow_up_request(runtime, "+14155550177")
+    with runtime.db.session() as session:
+        data = customer_data(session, "+14155550177")
+    (listed,) = data["follow_ups"]
+    assert listed["notes"][0]["body"] == "Customer says the agent was rude; call back"
+    with runtime.db.session() as session:
+        forget_customer(session, "+14155550177")
+    with runtime.db.session() as session:
+        note = session.scalar(select(FollowUpNote))
+        assert note.body == ""
+        quoted = session.scalar(select(FollowUpChange).where(FollowUpChange.field == "note"))
+        assert quoted.new_value == ""
+        # The follow-up itself stays: the figures count it.
+        assert session.scalar(select(FollowUp.status).where(FollowUp.request_id == from_request))
+
+
+def _follow_up_request(runtime, phone: str) -> int:
+    when = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    with runtime.db.session() as session:
+        request = SurveyRequest(
+            phone=phone, source_call_id=f"fu-{phone}", call_ended_at=when,
+            survey_name="post-call", state=RequestState.COMPLETED,
+        )  # fmt: skip
+        session.add(request)
+        session.flush()
+        follow_up = FollowUp(
+            request_id=request.id, survey_name="post-call", reason="nps 2 <= 6",
+            opened_at=when, due_at=when, changed_at=when, changed_by="system",
+        )  # fmt: skip
+        session.add(follow_up)
+        session.flush()
+        follow_ups.add_note(
+            session, follow_up, "Customer says the agent was rude; call back",
+            author="carol", source="dashboard", at=when,
+        )  # fmt: skip
+        return request.id
