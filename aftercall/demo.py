@@ -54,6 +54,7 @@ from core.db import Database
 from core.models import (
     CallAttempt,
     Channel,
+    FollowUp,
     RequestState,
     SmsConversation,
     SurveyMode,
@@ -74,6 +75,7 @@ from phonesim import (
     SimClock,
     TextPersonaMix,
 )
+from scoring import follow_ups
 from scoring.alerts import ALERT_QUEUE
 from scoring.report import ReportQuery, ReportRow, SpokenShare, outcomes, report, spoken_share
 from sms import conversation
@@ -114,6 +116,8 @@ class DemoResult:
     spoken: SpokenShare | None = None
     # What texting the customers who never picked up added (the SMS fallback).
     fallback: FallbackLift | None = None
+    # The follow-ups the campaign's unhappy customers opened, by owner ("" unassigned).
+    follow_ups: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,8 @@ def demo_settings(environ: dict[str, str] | None = None, *, serve: bool = False)
         # The network is simulated: pace like a large account so the demo is quick.
         CALLS_PER_SECOND=env.get("CALLS_PER_SECOND") or "200",
         MESSAGES_PER_SECOND=env.get("MESSAGES_PER_SECOND") or "200",
+        # The north team's follow-ups go to the demo's admin; the south's stay unassigned.
+        FOLLOW_UP_OWNERS=env.get("FOLLOW_UP_OWNERS") or f"north={DEMO_ADMIN}",
     )
     return Settings.from_env(env)
 
@@ -413,6 +419,8 @@ class SimulatedDeployment:
             network.clock.set(max(closing, network.clock.now()))
             conversation.expire(runtime)
             progress(len(_settled(runtime, accepted) - settled))
+        # The cron's follow-up sweep (every minute in production), once the surveys ended.
+        follow_ups.sweep(runtime)
         transcript = _first_completed_transcript(runtime, network)
         with runtime.db.session() as session:
             return DemoResult(
@@ -423,6 +431,7 @@ class SimulatedDeployment:
                 report(session, ReportQuery(by=("mode",))),
                 spoken_share(session, ReportQuery()),
                 _fallback_lift(session),
+                _follow_ups_by_owner(session),
             )
 
     def _next_due(self, queues: tuple[Any, ...]) -> datetime | None:
@@ -659,6 +668,15 @@ def _with_sms_fallback(catalog: SurveyCatalog) -> SurveyCatalog:
             for definition in (catalog.get(name),)
         }
     )
+
+
+def _follow_ups_by_owner(session: Any) -> dict[str, int]:
+    rows = session.execute(
+        select(FollowUp.owner, func.count())
+        .where(FollowUp.is_test.is_(False))
+        .group_by(FollowUp.owner)
+    ).all()
+    return {owner or "": count for owner, count in sorted(rows, key=lambda r: r[0] or "")}
 
 
 def _last_text_expiry(runtime: Runtime) -> datetime | None:

@@ -21,6 +21,7 @@ from core.models import (
     Attribution,
     Channel,
     ContactLeg,
+    FollowUp,
     RequestState,
     SmsConversation,
     SmsMessage,
@@ -82,6 +83,7 @@ def test_demo_command_prints_outcomes_and_scores(tmp_path, monkeypatch):
     assert "Called back or surveyed in the call:" in result.output
     assert "Answers said aloud rather than keyed:" in result.output
     assert "SMS fallback: " in result.output
+    assert "Follow-ups opened for unhappy customers: " in result.output
     assert "Scores by agent:" in result.output
     assert (tmp_path / "aftercall-demo.db").exists()
 
@@ -140,3 +142,19 @@ def test_the_demo_texts_customers_who_never_picked_up(tmp_path, monkeypatch):
 
 
 OPEN = (RequestState.SCHEDULED, RequestState.TEXTING, RequestState.IN_PROGRESS)
+
+
+def test_the_demo_opens_follow_ups_for_its_unhappy_customers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = run_demo(40, 5, demo_settings())
+    assert sum(result.follow_ups.values()) > 0
+    assert set(result.follow_ups) <= {"", "demo-admin"}
+    db = Database(f"sqlite:///{tmp_path / 'aftercall-demo.db'}")
+    with db.session() as session:
+        rows = session.scalars(select(FollowUp)).all()
+        # Only unhappy customers: every follow-up's request has a low score.
+        for row in rows:
+            assert row.reason and ("<= 6" in row.reason or "<= 2" in row.reason)
+            assert (row.owner == "demo-admin") is (row.team == "north")
+    db.dispose()

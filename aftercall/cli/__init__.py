@@ -225,6 +225,16 @@ def _echo_demo_result(result: DemoResult) -> None:
             f"{lift.rate_with:.0f}% with the fallback"
         )
 
+    if result.follow_ups:
+        opened = sum(result.follow_ups.values())
+        owners = ", ".join(
+            f"{owner or 'unassigned'} {count}" for owner, count in result.follow_ups.items()
+        )
+        click.echo(
+            f"\nFollow-ups opened for unhappy customers: {opened} ({owners}); "
+            "each is due 48 h after it opened (the dashboard's Follow-ups page)"
+        )
+
     if result.spoken is not None and result.spoken.answers:
         click.echo(
             f"\nAnswers said aloud rather than keyed: {result.spoken.spoken} of "
