@@ -63,7 +63,8 @@ def _scope_option(**kwargs: Any) -> Callable[[Callable[..., None]], click.Comman
         "scopes",
         multiple=True,
         type=click.Choice(apikeys.SCOPES),
-        help="intake; reports (numbers masked) or reports:full (numbers, recordings). "
+        help="intake; reports (numbers masked) or reports:full (numbers, recordings); "
+        "follow-ups (a CRM mirroring follow-ups). "
         "Repeat for more than one.",
         **kwargs,
     )
