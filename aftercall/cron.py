@@ -10,7 +10,7 @@ from rq import cron
 from aftercall.jobs import purge_old_data
 from dialer.jobs import expire_transfers, reconcile
 from dialer.scheduling import CALL_QUEUE
-from scoring.jobs import compact_rollup, sweep_follow_ups, tidy_rollup
+from scoring.jobs import compact_rollup, send_follow_up_digests, sweep_follow_ups, tidy_rollup
 from sms.jobs import expire_conversations, resend_pending
 from sms.outbox import MESSAGE_QUEUE
 
@@ -35,3 +35,7 @@ cron.register(compact_rollup, queue_name=CALL_QUEUE, interval=60)
 cron.register(tidy_rollup, queue_name=CALL_QUEUE, cron="17 4 * * *")
 # Once a day: personal data older than RETENTION_DAYS anonymised, recordings deleted.
 cron.register(purge_old_data, queue_name=CALL_QUEUE, cron="47 3 * * *")
+# Once a day, at 07:00 (the cron process's clock, UTC in the usual container): each
+# owner's digest of overdue follow-ups queued on the alerts queue; change the hour here
+# (docs/alerts.md).
+cron.register(send_follow_up_digests, queue_name=CALL_QUEUE, cron="0 7 * * *")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,24 @@ class Settings:
     # Seconds the survey number listens, silently, for a token sent as DTMF digits when
     # the transfer's URL carries none (PSTN platforms); 0: never listen.
     in_call_listen_seconds: int = 2
+    # Where each owner's daily digest of overdue follow-ups is emailed
+    # (scoring.follow_up_digest), by dashboard username, since a dashboard user has no
+    # address of their own: FOLLOW_UP_EMAILS="carol=carol@example.com, dave=dave@example.com";
+    # an owner not named gets the digest by webhook only.
+    follow_up_emails: Mapping[str, str] = field(default_factory=dict)
+    # Where the digest of overdue follow-ups nobody owns is emailed; unset: webhook only.
+    follow_up_digest_email: str = ""
+    # The mail server the digests go out through; unset SMTP_HOST: no email at all.
+    smtp_host: str = ""
+    # 587 is the submission port; STARTTLS upgrades it to TLS before the password is sent.
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    # The From address of the digests; required for email to be sent.
+    smtp_from: str = ""
+    # Refuse to send without TLS (STARTTLS on the plain connection); only a local relay
+    # or a test's sink goes without.
+    smtp_starttls: bool = True
 
     @property
     def json_logs(self) -> bool:
@@ -161,6 +180,16 @@ class Settings:
             in_call_listen_seconds=_seconds(
                 env, "IN_CALL_LISTEN_SECONDS", defaults.in_call_listen_seconds, high=10
             ),
+            follow_up_emails=_emails(get("FOLLOW_UP_EMAILS", "")),
+            follow_up_digest_email=_address(
+                "FOLLOW_UP_DIGEST_EMAIL", get("FOLLOW_UP_DIGEST_EMAIL", "")
+            ),
+            smtp_host=get("SMTP_HOST", ""),
+            smtp_port=_port(env, "SMTP_PORT", defaults.smtp_port),
+            smtp_username=get("SMTP_USERNAME", ""),
+            smtp_password=get("SMTP_PASSWORD", ""),
+            smtp_from=_address("SMTP_FROM", get("SMTP_FROM", "")),
+            smtp_starttls=_flag(env, "SMTP_STARTTLS", defaults.smtp_starttls),
         )
         if settings.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]
@@ -231,3 +260,51 @@ def _time_zone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"REPORT_TIME_ZONE {name!r} is not a known time zone") from None
     return name
+
+
+def _emails(raw: str) -> dict[str, str]:
+    """FOLLOW_UP_EMAILS: "username=address" pairs, separated by commas."""
+    emails: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in raw.split(","))):
+        user, sep, address = (text.strip() for text in pair.partition("="))
+        if not sep or not user or not address:
+            raise ConfigError(
+                "FOLLOW_UP_EMAILS: expected username=address pairs separated by commas, "
+                f"got {pair!r}"
+            )
+        emails[user] = _address("FOLLOW_UP_EMAILS", address)
+    return emails
+
+
+def _address(name: str, value: str) -> str:
+    """One email address, bare or with a name ("Aftercall <noreply@example.com>"),
+    checked only for the mistakes a setting makes (no @, a space, two addresses in one);
+    the mail server judges the rest."""
+    if not value:
+        return value
+    found = getaddresses([value])
+    address = found[0][1] if len(found) == 1 else ""
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or any(c.isspace() for c in address):
+        raise ConfigError(f"{name}: {value!r} is not one email address")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"{name} must be a port number from 1 to 65535, got {raw!r}")
+    return int(raw)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")

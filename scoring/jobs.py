@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.runtime import worker_runtime
-from scoring import follow_ups, rollup
+from scoring import follow_up_digest, follow_ups, rollup
 
 
 def compact_rollup() -> int:
@@ -21,3 +21,9 @@ def tidy_rollup() -> bool:
 def sweep_follow_ups() -> int:
     """Open the follow-ups of surveys that ended lately (scoring.follow_ups.sweep)."""
     return follow_ups.sweep(worker_runtime())
+
+
+def send_follow_up_digests() -> str:
+    """Queue today's digests of overdue follow-ups, one per owner and one for the
+    unassigned (scoring.follow_up_digest.send_digests); safe to run twice a day."""
+    return follow_up_digest.send_digests(worker_runtime())
