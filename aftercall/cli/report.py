@@ -2,6 +2,11 @@
 
 The table shows the text steps of the funnel (texted, undelivered, no reply) once texts
 are part of the report: a request of it was texted, or `--channel` names a text channel.
+
+`aftercall report follow-ups` gives the follow-ups' figures (scoring.follow_up_figures):
+opened, open, overdue, time to first contact and to resolution, resolved within SLA.
+`report` is a group for it, which still runs the survey report when no subcommand is
+named, so every `aftercall report ...` line written before keeps working.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import click
+from click.core import ParameterSource
 
 from aftercall.cli.context import Context
 from aftercall.wiring import runtime_from_settings
-from scoring.filters import parse_report_query
+from scoring import follow_up_figures
+from scoring.filters import parse_moment, parse_report_query
+from scoring.follow_ups import Viewer, visible
 from scoring.formats import to_csv, to_table
 from scoring.report import (
     CHANNELS,
@@ -33,7 +41,7 @@ def register_commands(group: click.Group) -> None:
     group.add_command(report_command)
 
 
-@click.command("report")
+@click.group("report", invoke_without_command=True, subcommand_metavar="[follow-ups [OPTIONS]]")
 @click.option("--by", "by", multiple=True, help="agent, queue, team, survey, language, "
               "mode, channel, meta:<key>, day, week or month; repeat or comma-separate.")  # fmt: skip
 @click.option("--since", help="First day (2026-11-01, local) or an ISO date-time with offset.")
@@ -55,8 +63,15 @@ def register_commands(group: click.Group) -> None:
 def report_command(
     output: str, by: tuple[str, ...], compare: str | None, **filters: str | None
 ) -> None:
-    """NPS, CSAT, CES and the call funnel, grouped and filtered."""
-    settings = click.get_current_context().ensure_object(Context).settings
+    """NPS, CSAT, CES and the call funnel, grouped and filtered.
+
+    `aftercall report follow-ups` gives the follow-ups' figures instead.
+    """
+    context = click.get_current_context()
+    if context.invoked_subcommand is not None:
+        _refuse_options_before(context)
+        return
+    settings = context.ensure_object(Context).settings
     params = {**filters, "by": ",".join(by)}
     if compare and output == "csv":
         raise click.UsageError("--compare works with --format table or json, not csv")
@@ -100,6 +115,75 @@ def report_command(
             # The same columns as the period above, to compare them side by side.
             texts=texts or any(row.has_texts for row in rows),
         )
+
+
+def _refuse_options_before(context: click.Context) -> None:
+    """`aftercall report --by team follow-ups` would drop `--by team` silently: the
+    survey report's options are not the follow-ups' (theirs come after `follow-ups`)."""
+    given = [
+        name
+        for name in context.params
+        if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise click.UsageError(
+            f"--{given[0].replace('_', '-')} belongs to the survey report; put the options of "
+            f"{context.invoked_subcommand} after it: aftercall report "
+            f"{context.invoked_subcommand} --by team"
+        )
+
+
+@report_command.command(
+    "follow-ups",
+    short_help="Follow-ups: opened, open, overdue, hours to contact and to resolve, SLA.",
+)
+@click.option("--by", "by", multiple=True, type=click.Choice(tuple(follow_up_figures.GROUPS)),
+              help="team, owner or survey; repeat for several.")  # fmt: skip
+@click.option("--since", help="First day the follow-ups opened (2026-11-01, local) "
+              "or an ISO date-time with offset.")  # fmt: skip
+@click.option("--until", help="Last day, included (or an ISO date-time, excluded).")
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)  # fmt: skip
+def follow_ups_command(
+    by: tuple[str, ...], since: str | None, until: str | None, output: str
+) -> None:
+    """Follow-ups opened in the period: how many, open, overdue, the median hours to the
+    first contact and to resolution, and the share resolved within the SLA (of those
+    resolved or closed as won't fix). Test calls never count; the command sees every
+    team's, as an admin does."""
+    settings = click.get_current_context().ensure_object(Context).settings
+    zone = ZoneInfo(settings.report_time_zone)
+    try:
+        since_at = None if since is None else parse_moment(since, "since", zone, end_of_day=False)
+        until_at = None if until is None else parse_moment(until, "until", zone, end_of_day=True)
+        if since_at and until_at and since_at >= until_at:
+            raise ReportError("must be before until", "since")
+        by = follow_up_figures.parse_by(by)
+    except ReportError as exc:
+        raise _usage_error(exc) from None
+    except follow_up_figures.FigureError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--by'") from None
+    runtime = runtime_from_settings(settings)
+    # Whoever runs the CLI runs the server: they see every team's follow-ups.
+    everyone = visible(Viewer("cli", "admin"))
+    try:
+        now = runtime.now()
+        with runtime.db.session() as session:
+            rows, total = follow_up_figures.with_total(
+                session, by, visible=everyone, now=now, since=since_at, until=until_at
+            )
+    finally:
+        runtime.db.dispose()
+    if output == "json":
+        body = {"rows": [row.to_json() for row in rows], "total": total.to_json()}
+        json.dump(body, sys.stdout, indent=2)
+        click.echo()
+    elif output == "csv":
+        click.echo(follow_up_figures.to_csv(rows, by), nl=False)
+    elif by and not rows:
+        click.echo("no follow-ups match")
+    else:
+        click.echo(follow_up_figures.to_table(rows, by, total if by else None))
 
 
 def _usage_error(error: ReportError) -> click.UsageError:
