@@ -2,6 +2,7 @@
 
     GET   /api/v1/follow-ups         a page, overdue first (?status=open&team=&owner=...)
     GET   /api/v1/follow-ups/<id>    one, with the customer, the answers, notes, history
+    GET   /api/v1/follow-ups/figures open, overdue, medians, SLA share (?by=team,owner)
     PATCH /api/v1/follow-ups/<id>    owner, status and/or a note, as of `updated_at`
 
 A key needs the `follow-ups` scope; it sees every follow-up but test calls', customers'
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
@@ -22,8 +24,11 @@ from sqlalchemy import select
 from aftercall.web.api_access import ApiError, api_error, iso_utc, require_api_key
 from aftercall.web.context import current_runtime
 from core.models import Answer, FollowUp, SurveyRequest
-from scoring import follow_ups
+from scoring import follow_up_figures, follow_ups
+from scoring.filters import parse_moment
+from scoring.follow_up_figures import FigureError
 from scoring.follow_ups import Change, FollowUpError, ListQuery, Viewer
+from scoring.report import ReportError
 
 bp = Blueprint("follow_ups_api", __name__, url_prefix="/api/v1/follow-ups")
 bp.before_request(require_api_key)
@@ -69,6 +74,36 @@ def list_follow_ups() -> Response:
             "offset": query.offset,
         }
     return jsonify(body)
+
+
+@bp.get("/figures")
+def figures() -> Response:
+    unknown = sorted(set(request.args) - {"by", "since", "until"})
+    if unknown:
+        raise ApiError(400, "invalid_query", f"unknown parameter {unknown[0][:50]!r}")
+    runtime = current_runtime()
+    zone = ZoneInfo(runtime.settings.report_time_zone)
+    by = tuple(name.strip() for name in request.args.get("by", "").split(",") if name.strip())
+    try:
+        since = _moment("since", zone, end_of_day=False)
+        until = _moment("until", zone, end_of_day=True)
+        with runtime.db.session() as session:
+            rows, total = follow_up_figures.with_total(
+                session,
+                by,
+                visible=follow_ups.visible(_viewer()),
+                now=runtime.now(),
+                since=since,
+                until=until,
+            )
+    except (FigureError, ReportError) as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from None
+    return jsonify({"by": list(by), "rows": [r.to_json() for r in rows], "total": total.to_json()})
+
+
+def _moment(name: str, zone: ZoneInfo, *, end_of_day: bool) -> datetime | None:
+    raw = request.args.get(name)
+    return None if not raw else parse_moment(raw, name, zone, end_of_day=end_of_day)
 
 
 @bp.get("/<int:follow_up_id>")

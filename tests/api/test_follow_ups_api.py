@@ -168,3 +168,27 @@ def test_concurrent_updates_both_land_in_history_and_the_later_time_wins(
         )
         changes = [c for c in follow_ups.history(session, follow_up_id) if c.field == "status"]
         assert len(changes) == 2
+
+
+def test_figures_per_team(runtime, client, crm, survey_request):
+    north = open_one(runtime, survey_request(("nps", "nps", 3), team="north"))
+    open_one(runtime, survey_request(("nps", "nps", 3), team="south"))
+    with runtime.db.session() as session:
+        row = session.get(FollowUp, north)
+        follow_ups.update(session, row, follow_ups.Change(status="resolved"), actor="carol",
+                          source="dashboard", at=NOW + timedelta(hours=6))  # fmt: skip
+    body = client.get(f"{URL}/figures?by=team", headers=crm).get_json()
+    check_response(f"{URL}/figures", "GET", 200, body)
+    rows = {row["team"]: row for row in body["rows"]}
+    assert (rows["north"]["resolved"], rows["north"]["sla_share"]) == (1, 1.0)
+    assert rows["north"]["median_hours_to_resolution"] == 6.0
+    assert (rows["south"]["open"], body["total"]["opened"]) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "query", ["by=agent", "since=yesterday", "since=2026-12-01&until=2026-11-01", "x=1"]
+)
+def test_bad_figure_queries_are_400(runtime, client, crm, query):
+    response = client.get(f"{URL}/figures?{query}", headers=crm)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_query"
