@@ -33,7 +33,7 @@ from alembic.script import ScriptDirectory
 from redis import Redis
 from redis.exceptions import RedisError
 from requests.exceptions import RequestException
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Engine, create_engine, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -43,6 +43,7 @@ from aftercall.queue_status import overview
 from core import migrate
 from core.config import REQUIRED_IN_PRODUCTION, ConfigError, Settings
 from core.db import make_engine
+from core.models import User
 from core.survey import SurveyCatalog, SurveyError
 from core.telephony import rest_client
 from dialer.dispatch import PAUSE_KEY
@@ -332,6 +333,50 @@ def database(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Findi
         return findings
     findings.append(ok(check, f"the schema is at the latest migration ({', '.join(heads)})"))
     findings.append(_rollup_finding(settings, url, zone))
+    findings.extend(follow_up_settings(settings, timeout))
+    return findings
+
+
+def follow_up_settings(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
+    """FOLLOW_UP_OWNERS names dashboard users who exist, and the digest's email has a
+    sender (docs/follow-ups.md, docs/alerts.md)."""
+    check = "follow-ups"
+    findings: list[Finding] = []
+    owners = sorted(set(settings.follow_up_owners.values()))
+    if owners:
+        engine = _engine(settings.database_url, timeout)
+        try:
+            with engine.connect() as connection:
+                known = set(
+                    connection.execute(
+                        select(User.username).where(User.username.in_(owners))
+                    ).scalars()
+                )
+        except SQLAlchemyError:
+            known = set(owners)  # the database check says what is wrong
+        finally:
+            engine.dispose()
+        missing = [owner for owner in owners if owner not in known]
+        if missing:
+            findings.append(
+                warn(
+                    check,
+                    f"FOLLOW_UP_OWNERS names {', '.join(missing)}, not a dashboard user: "
+                    "their teams' follow-ups go to nobody who can sign in",
+                    "create them (`aftercall user create NAME --role supervisor`) or "
+                    "correct FOLLOW_UP_OWNERS",
+                )
+            )
+        else:
+            findings.append(ok(check, f"follow-up owners are dashboard users: {', '.join(owners)}"))
+    if settings.smtp_host and not settings.smtp_from:
+        findings.append(
+            warn(
+                check,
+                "SMTP_HOST is set but SMTP_FROM is not: no digest is emailed",
+                "set SMTP_FROM to the sender address (docs/alerts.md)",
+            )
+        )
     return findings
 
 

@@ -35,6 +35,7 @@ from aftercall.web import create_app
 from aftercall.wiring import PROCESS_WIRING
 from core import migrate
 from core.config import DEFAULT_SURVEYS_DIR, Settings
+from core.models import User
 from core.runtime import Runtime
 from phonesim import BackgroundServer, PhoneNetwork
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, _required_server
@@ -834,3 +835,20 @@ def test_a_texting_number_the_account_does_not_have_fails(sim, texting_surveys):
     findings = twilio_findings(sim, survey_number="+14155550177", surveys_dir=texting_surveys)
     failed = texting_finding([f for f in findings if "SURVEY_NUMBER" not in f.message])
     assert failed.status is Status.FAIL and "error 21606" in failed.message
+
+
+def test_follow_up_owners_must_be_dashboard_users(runtime):
+    settings = runtime.settings.with_overrides(
+        follow_up_owners={"north": "carol", "south": "nobody"}
+    )
+    with runtime.db.session() as session:
+        session.add(User(username="carol", password_hash="x", role="supervisor"))
+    (finding,) = doctor.follow_up_settings(settings)
+    assert finding.status is Status.WARN
+    assert "FOLLOW_UP_OWNERS names nobody, not a dashboard user" in finding.message
+
+
+def test_an_smtp_host_without_a_sender_warns(runtime):
+    settings = runtime.settings.with_overrides(smtp_host="mail.example.com")
+    (finding,) = doctor.follow_up_settings(settings)
+    assert (finding.status, "SMTP_FROM" in finding.message) == (Status.WARN, True)
