@@ -392,10 +392,16 @@ def update(
         if applied:
             setattr(follow_up, name, new)
             result.changed.append(name)
-    if applied and result.changed:
+    if applied and "status" in result.changed:
         if follow_up.status in ("contacted", *CLOSED) and follow_up.first_contacted_at is None:
             follow_up.first_contacted_at = at
-        follow_up.closed_at = at if follow_up.status in CLOSED else None
+        # Closed when it moved to resolved or won't fix (between those two it keeps the
+        # first closing time); reopened, it is open again.
+        if follow_up.status not in CLOSED:
+            follow_up.closed_at = None
+        elif follow_up.closed_at is None:
+            follow_up.closed_at = at
+    if applied and result.changed:
         follow_up.changed_at, follow_up.changed_by = at, actor[:120]
     return result
 

@@ -292,3 +292,18 @@ def test_a_survey_definition_keeps_its_digest_without_follow_up_settings():
     flagged = SurveyDefinition.from_dict({**data, "follow_up": {"when": ["nps <= 8"]}})
     assert flagged.to_dict()["follow_up"]["when"] == ["nps <= 8"]
     assert flagged.content_sha256() != plain.content_sha256()
+
+
+def test_reassigning_a_closed_follow_up_keeps_its_closing_time(runtime, survey_request):
+    follow_up_id = open_one(runtime, survey_request(("nps", "nps", 3)))
+    resolved_at = NOW + timedelta(hours=5)
+    with runtime.db.session() as session:
+        row = session.get(FollowUp, follow_up_id)
+        follow_ups.update(session, row, Change(status="resolved"), actor="carol",
+                          source="dashboard", at=resolved_at)  # fmt: skip
+        follow_ups.update(session, row, Change(owner="dave"), actor="admin",
+                          source="dashboard", at=resolved_at + timedelta(days=1))  # fmt: skip
+        assert row.closed_at == resolved_at
+        follow_ups.update(session, row, Change(status="contacted"), actor="dave",
+                          source="dashboard", at=resolved_at + timedelta(days=2))  # fmt: skip
+        assert row.closed_at is None
