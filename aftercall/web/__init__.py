@@ -9,6 +9,7 @@ from sqlalchemy import text
 from aftercall import observability
 from aftercall.web.api_access import install_json_errors
 from aftercall.web.context import attach_runtime
+from aftercall.web.dashboard.follow_ups import bp as follow_ups
 from aftercall.web.dashboard.queues import bp as queues
 from aftercall.web.dashboard.surveys import bp as surveys
 from aftercall.web.dashboard.views import bp as dashboard
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(dashboard)
     app.register_blueprint(surveys)
     app.register_blueprint(queues)
+    app.register_blueprint(follow_ups)
     install_json_errors(app)
     observability.configure_logging(runtime.settings.json_logs)
     observability.install(app, runtime)

@@ -6,7 +6,9 @@ every table and chart to be drawn: the sign-in form (and its error), the results
 (filtered by mode, by channel with the funnel's text steps, by week with the trend
 table opened, a later page of detractors, an empty range, a bad filter), the surveys, a preview, the test-call form (and its refusal)
 and a test call's status, the Queues page (read-only, with an admin's buttons, after an
-action, with Redis down) and the error pages a signed-in user can reach. What differs
+action, with Redis down), the Follow-ups pages (the list and its filters, one follow-up
+with notes and history, after a change, a refused change, an analyst's refusal) and the
+error pages a signed-in user can reach. What differs
 by role is checked as that role: the analyst's masked detractors, the supervisor's
 recording links, the admin's forms.
 
@@ -19,14 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rq import Queue, SimpleWorker
 from rq.job import JobStatus
+from sqlalchemy import select
 
-from core.models import Answer, CallAttempt, SurveyRequest
+from core.models import Answer, CallAttempt, FollowUp, FollowUpNote, SurveyRequest, User
 from core.users import create_user
+from scoring import follow_ups
 from tests.aftercall.rq_processes import PHONE, call_customer
 from tests.dashboard.conftest import PASSWORD, RANGE, add_calls, month_of_calls
 from tests.dashboard.test_browser import chromium
@@ -269,3 +273,81 @@ def test_queues_page_with_redis_down(walk, center):
         tab.visit("/dashboard/queues", status=503)
         assert tab.page.is_visible("#queues-error")
         tab.assert_no_violations()
+
+
+@pytest.fixture
+def follow_up_url(center) -> Iterator[str]:
+    """The seeded center with a follow-up for every flagged survey, the supervisor
+    leading north: some overdue, some owned, one with a recording, a note and a CRM's
+    change that a newer one outran (not applied)."""
+    now = center.now()
+    definition = center.catalog.get("post-call")
+    with center.db.session() as session:
+        supervisor = session.scalar(select(User.id).where(User.username == "supervisor"))
+        follow_ups.set_teams(session, supervisor, ["north"])
+        opened = [
+            follow_ups.open_follow_up(
+                session, request_id, now=now, owners={}, definition=definition
+            )
+            for request_id in session.scalars(select(SurveyRequest.id).order_by(SurveyRequest.id))
+        ]
+        flagged = [row for row in opened if row is not None and row.team == "north"]
+        for index, row in enumerate(flagged):
+            row.due_at = now + timedelta(hours=index * 5 - 12)
+            row.owner = "supervisor" if index % 3 == 0 else None
+        recorded = set(
+            session.scalars(select(Answer.request_id).where(Answer.recording_url.like("https:%")))
+        )
+        first = next(row for row in flagged if row.request_id in recorded)
+        follow_ups.add_note(session, first, "Left a voicemail.", author="supervisor",
+                            source="dashboard", at=now)  # fmt: skip
+        follow_ups.update(session, first, follow_ups.Change(status="contacted"),
+                          actor="supervisor", source="dashboard", at=now)  # fmt: skip
+        follow_ups.update(session, first, follow_ups.Change(status="new"), actor="api:crm",
+                          source="api", at=now - timedelta(minutes=5))  # fmt: skip
+    with serving(center) as url:
+        yield url
+
+
+def test_follow_up_pages(walk, follow_up_url, center):
+    with center.db.session() as session:
+        north = session.scalars(
+            select(FollowUp.id).where(FollowUp.team == "north").order_by(FollowUp.id)
+        ).all()
+        noted = session.scalar(select(FollowUpNote.follow_up_id))
+        south = session.scalar(select(FollowUp.id).where(FollowUp.team == "south"))
+    tab = walk(follow_up_url)
+    tab.sign_in("analyst")
+    tab.visit("/dashboard/follow-ups", status=403)
+    assert tab.page.is_visible("#follow-ups-refused")
+
+    tab = walk(follow_up_url)
+    tab.sign_in("supervisor")
+    tab.visit("/dashboard/follow-ups")
+    assert tab.page.locator('#follow-ups tr[data-overdue="yes"]').count() > 0
+    tab.visit("/dashboard/follow-ups?owner=&status=")
+    assert tab.page.locator("#follow-ups tbody tr[data-id]").count() == len(north)
+    tab.visit("/dashboard/follow-ups?owner=&status=&page=2")  # past the end: pages nav only
+    assert tab.page.is_visible("#previous-page")
+    tab.visit("/dashboard/follow-ups?owner=no+owner&status=new&overdue=1&team=north")
+    tab.visit("/dashboard/follow-ups?owner=nobody&status=resolved")  # an empty list
+    tab.visit("/dashboard/follow-ups?status=closed", status=400)
+    assert tab.page.is_visible("#filter-error")
+    tab.visit(f"/dashboard/follow-ups/{noted}")
+    assert tab.page.locator('#history tr[data-applied="no"]').count() == 1
+    assert tab.page.locator('#answers td[data-key="recording"] a').count() == 1
+    tab.page.get_by_role("combobox", name="Status").select_option("resolved")
+    tab.submit("#status-form", "a follow-up just resolved", 200)
+    assert tab.page.is_visible("p.flash")
+    tab.page.get_by_label("Add a note").fill("   ")
+    tab.submit("#note-form", "a follow-up with a refused note", 400)
+    assert tab.page.is_visible("#body-error")
+    tab.visit(f"/dashboard/follow-ups/{south}", status=404)
+    tab.assert_no_violations()
+
+    tab = walk(follow_up_url)
+    tab.sign_in("admin")
+    tab.visit("/dashboard/follow-ups?owner=&status=&team=south")
+    tab.visit(f"/dashboard/follow-ups/{south}")
+    assert tab.page.is_visible("#assign-me-form")
+    tab.assert_no_violations()
