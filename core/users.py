@@ -32,7 +32,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.db import utcnow
 from core.masking import Contact
-from core.models import USER_ROLES, User
+from core.models import USER_ROLES, User, UserTeam
 
 # Most privileged first, as the CHECK constraint on users.role lists them.
 ROLES = USER_ROLES
@@ -121,8 +121,14 @@ def list_users(session: Session) -> list[User]:
 
 
 def delete_user(session: Session, username: str) -> bool:
-    """Remove a user; False if there was none. Their open dashboard sessions end with it."""
-    result = session.execute(delete(User).where(User.username == username.strip()))
+    """Remove a user, and the teams they led; False if there was none. Their open
+    dashboard sessions end with it. Follow-ups they own keep their name (the history
+    says who worked them); an admin reassigns them."""
+    user_id = session.scalar(select(User.id).where(User.username == username.strip()))
+    if user_id is None:
+        return False
+    session.execute(delete(UserTeam).where(UserTeam.user_id == user_id))
+    result = session.execute(delete(User).where(User.id == user_id))
     return bool(result.rowcount)
 
 

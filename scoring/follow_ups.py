@@ -151,7 +151,9 @@ def open_follow_up(
             Answer.kind,
             Answer.value,
             (Answer.transcript.is_not(None) | (func.coalesce(Answer.recording_url, "") != "")),
-        ).where(Answer.request_id == request_id)
+        )
+        .where(Answer.request_id == request_id)
+        .order_by(Answer.id)
     ).all()
     given = [Given(key, kind, value, bool(text)) for key, kind, value, text in rows]
     opted_out = request.state is RequestState.OPTED_OUT or (

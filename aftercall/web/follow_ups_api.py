@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from aftercall.web.api_access import ApiError, api_error, iso_utc, require_api_key
 from aftercall.web.context import current_runtime
-from core.models import Answer, FollowUp, SurveyRequest
+from core.models import Answer, FollowUp, SurveyRequest, User
 from scoring import follow_up_figures, follow_ups
 from scoring.filters import parse_moment
 from scoring.follow_up_figures import FigureError
@@ -128,9 +128,13 @@ def update_follow_up(follow_up_id: int) -> tuple[Response, int]:
     if body.get("owner") is None and body.get("status") is None and not body.get("note"):
         raise ApiError(400, "invalid_body", "nothing to change: give owner, status or note")
     actor = f"api:{g.api_key_name}" + (f" ({body['actor'][:60]})" if body.get("actor") else "")
+    owner = body.get("owner")
     runtime = current_runtime()
     with runtime.db.session() as session:
         follow_up = _found(session, follow_up_id, lock=True)
+        if owner and session.scalar(select(User.id).where(User.username == owner)) is None:
+            # An owner signs in to work it: a CRM maps its agents to dashboard users.
+            raise ApiError(400, "invalid_body", f"owner {owner[:100]!r} is not a dashboard user")
         try:
             updated = follow_ups.update(
                 session,

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from core import apikeys
-from core.models import FollowUp
+from core.models import FollowUp, User
 from scoring import follow_ups
 from tests.api.conftest import NOW
 from tests.openapi import check_response
@@ -23,6 +23,7 @@ URL = "/api/v1/follow-ups"
 def crm(runtime):
     with runtime.db.session() as session:
         key = apikeys.create_key(session, "zendesk", ["follow-ups"])
+        session.add(User(username="dave", password_hash="x", role="supervisor"))
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -126,6 +127,7 @@ def test_an_older_crm_update_does_not_undo_a_newer_dashboard_change(
         ({"note": "", "updated_at": "2026-11-23T10:00:00Z"}, "nothing to change"),
         ({"note": "x" * 5000, "updated_at": "2026-11-23T10:00:00Z"}, "at most 4000"),
         ({"priority": 1, "updated_at": "2026-11-23T10:00:00Z"}, "unknown field"),
+        ({"owner": "zed", "updated_at": "2026-11-23T10:00:00Z"}, "not a dashboard user"),
     ],
 )
 def test_bad_updates_are_400_and_change_nothing(
