@@ -194,3 +194,12 @@ def test_bad_figure_queries_are_400(runtime, client, crm, query):
     response = client.get(f"{URL}/figures?{query}", headers=crm)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_query"
+
+
+def test_an_update_delivered_twice_is_recorded_once(runtime, client, crm, survey_request):
+    follow_up_id = open_one(runtime, survey_request(("nps", "nps", 3)))
+    update = {"status": "contacted", "updated_at": iso(NOW + timedelta(hours=1))}
+    first = client.patch(f"{URL}/{follow_up_id}", json=update, headers=crm).get_json()
+    again = client.patch(f"{URL}/{follow_up_id}", json=update, headers=crm).get_json()
+    assert first["status"] == again["status"] == "contacted"
+    assert [c["field"] for c in again["history"]] == ["opened", "status"]
