@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import flow
+from core.db import utcnow
 from core.events import AnswerGiven, answer_given
 from core.masking import mask_phone
 from core.models import (
@@ -358,6 +359,16 @@ class _Turn:
                 )
                 .values(state=RequestState.OPTED_OUT, due_at=None)
             )
+        # Texts decided before the opt-out and not yet sent never go.
+        self.session.execute(
+            update(SmsMessage)
+            .where(
+                SmsMessage.phone == phone,
+                SmsMessage.direction == "outbound",
+                SmsMessage.status == "pending",
+            )
+            .values(status="canceled")
+        )
         if self.inbound.opt_out_type is None:
             # Twilio blocked nothing and answered nothing (a local-language keyword, or
             # a phrase): the confirmation is ours to send, and the last text allowed.
@@ -584,14 +595,34 @@ def undelivered(session: Session, text: SmsMessage, now: datetime) -> None:
         close(session, conversation, now, expired=False)
 
 
+# A text left `submitting` this long lost its worker mid-send: it goes back to pending
+# (Twilio may have it: sent twice is the lesser harm than a survey that never starts).
+SUBMITTING_LOST = timedelta(minutes=10)
+# Texts older than this are not sent again: a reply a day late answers nothing.
+RESEND_AT_MOST = timedelta(days=1)
+
+
 def pending_texts(runtime: Runtime, older_than: timedelta) -> list[int]:
-    """Texts decided but never handed to Twilio (their job was lost): to send again."""
-    cutoff = runtime.now() - older_than
+    """Texts decided but never handed to Twilio (their job was lost, or their worker
+    died mid-send): to send again, if they are not older than a day."""
+    now = runtime.now()
     with runtime.db.session() as session:
+        session.execute(
+            update(SmsMessage)
+            .where(
+                SmsMessage.status == "submitting",
+                SmsMessage.updated_at <= utcnow() - SUBMITTING_LOST,
+            )
+            .values(status="pending")
+        )
         return list(
             session.scalars(
                 select(SmsMessage.id)
-                .where(SmsMessage.status == "pending", SmsMessage.created_at <= cutoff)
+                .where(
+                    SmsMessage.status == "pending",
+                    SmsMessage.created_at <= now - older_than,
+                    SmsMessage.created_at >= now - RESEND_AT_MOST,
+                )
                 .order_by(SmsMessage.id)
                 .limit(1000)
             )

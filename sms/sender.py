@@ -18,8 +18,10 @@ stores Twilio's MessageSid and status. What Twilio refuses:
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
 from core.models import OptOut, RequestState, SmsConversation, SmsMessage, SurveyRequest
@@ -77,6 +79,12 @@ def pace(runtime: Runtime, slots: int) -> float | None:
     return None
 
 
+def is_pending(runtime: Runtime, message_id: int) -> bool:
+    with runtime.db.session() as session:
+        status = session.scalar(select(SmsMessage.status).where(SmsMessage.id == message_id))
+    return status == "pending"
+
+
 def segments_of(runtime: Runtime, message_id: int) -> int:
     """How many segments text `message_id` is sent as (1 for a text that is gone)."""
     with runtime.db.session() as session:
@@ -101,8 +109,17 @@ def send(runtime: Runtime, message_id: int) -> str:
             return f"skipped: text is {status or 'unknown'}"
         text = session.get(SmsMessage, message_id)
         sender = survey_number(runtime)
+        conversation = None
         if text.conversation_id is not None:
-            sender = session.get(SmsConversation, text.conversation_id).sender
+            conversation = session.get(SmsConversation, text.conversation_id)
+            sender = conversation.sender
+        why = _not_to_send(session, text, conversation, runtime.now())
+        if why is not None:
+            text.status = "canceled"
+            if why == "stale" and conversation is not None:
+                undelivered(session, text, runtime.now())
+            log.warning("text %s not sent: %s", message_id, why)
+            return f"canceled: {why}"
         to, body = text.phone, text.body
     try:
         created = runtime.twilio.messages.create(
@@ -132,6 +149,35 @@ def send(runtime: Runtime, message_id: int) -> str:
             .values(message_sid=created.sid)
         )
     return f"sent {created.sid}"
+
+
+# An opening text not handed to Twilio this long after the dialer decided on it (inside
+# the messaging hours) waited through an outage: sent now, it could arrive at night.
+STALE_OPENING = timedelta(hours=1)
+# What may still go to a number on the do-not-call list: the one opt-out confirmation.
+_AFTER_OPT_OUT = frozenset({"opted_out"})
+
+
+def _not_to_send(
+    session: Session, text: SmsMessage, conversation: SmsConversation | None, now: datetime
+) -> str | None:
+    """Why a claimed text must not go out after all, or None: the number opted out
+    since it was decided, its question's survey closed, or an opening text went stale."""
+    if text.purpose not in _AFTER_OPT_OUT and session.scalar(
+        select(OptOut.id).where(OptOut.phone == text.phone)
+    ):
+        return "the number is on the do-not-call list"
+    if text.purpose in ("question", "reask") and conversation is not None:
+        if conversation.closed_at is not None:
+            return "its survey has closed"
+        first = session.scalar(
+            select(func.min(SmsMessage.id)).where(
+                SmsMessage.conversation_id == conversation.id, SmsMessage.direction == "outbound"
+            )
+        )
+        if first == text.id and now - text.created_at > STALE_OPENING:
+            return "stale"
+    return None
 
 
 def _back_to_pending(runtime: Runtime, message_id: int) -> None:

@@ -37,7 +37,7 @@ from dialer import scheduling
 from dialer.intake import CallEnded, accept_calls
 from dialer.scheduling import CALL_QUEUE
 from phonesim import BackgroundServer, Persona, PhoneNetwork, SimClock, TextPersona
-from sms import conversation
+from sms import conversation, sender
 from sms.jobs import resend_pending
 from sms.outbox import MESSAGE_QUEUE
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
@@ -623,3 +623,31 @@ def test_two_texts_at_the_same_moment_answer_one_question_once(texting):
     assert {answers["nps"].value, answers["csat"].value} == {3, 4}
     asked = [t.question_key for t in texting.texts(direction="outbound")]
     assert asked == ["nps", "csat", "improve"]  # a detractor's comment question, once
+
+
+def test_a_text_decided_before_an_opt_out_is_never_sent(texting):
+    phone = "+14155550832"
+    result = texting.intake(phone)
+    texting.run_to_completion()
+    texting.network.text_in(phone, FROM_NUMBER, "8")
+    texting.network.run_until_idle(timeout=30)  # the next question decided, not yet sent
+    texting.network.text_in(phone, FROM_NUMBER, "¡Baja!")
+    texting.network.run_until_idle(timeout=30)  # the opt-out arrives before any worker ran
+    texting.work()
+    csat = [t.status for t in texting.texts(direction="outbound") if t.question_key == "csat"]
+    assert csat == ["canceled"]
+    assert not any(body.startswith("How satisfied") for body in texting.received(phone))
+    assert texting.request(result.request_id).state is RequestState.OPTED_OUT
+
+
+def test_an_opening_text_held_up_for_hours_is_not_sent_late(texting):
+    phone = "+14155550833"
+    result = texting.intake(phone)
+    with texting.runtime.db.session() as session:
+        session.get(SurveyRequest, result.request_id).due_at = None
+    _, text_id = conversation.open_conversation(texting.runtime, result.request_id)
+    assert text_id is not None  # decided, then the worker was down for two hours
+    texting.network.clock.set(texting.now() + timedelta(hours=2))
+    assert sender.send(texting.runtime, text_id) == "canceled: stale"
+    assert texting.received(phone) == []
+    assert texting.request(result.request_id).state is RequestState.FAILED
