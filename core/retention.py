@@ -286,7 +286,9 @@ def _anonymise(session: Session, which: ColumnElement[bool], *, dry_run: bool) -
     session.execute(
         update(SurveyRequest)
         .where(which, SurveyRequest.phone != PURGED_PHONE)
-        .values(phone=PURGED_PHONE, extra={})
+        # updated_at kept: an anonymised request is no newly ended survey (the
+        # follow-up sweep, scoring.follow_ups, looks at requests by their last change).
+        .values(phone=PURGED_PHONE, extra={}, updated_at=SurveyRequest.updated_at)
         .execution_options(synchronize_session=False)
     )
     return PurgeReport(requests, comments)

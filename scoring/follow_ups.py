@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, and_, false, func, select
 from sqlalchemy import update as update_statement
 from sqlalchemy.exc import IntegrityError
@@ -199,31 +200,75 @@ def open_follow_up(
 
 
 def sweep(runtime: Runtime, now: datetime | None = None) -> int:
-    """Open the follow-ups of requests whose survey ended lately and have none yet."""
+    """Open the follow-ups of requests whose survey ended lately and have none yet.
+
+    Each request is looked at about once: the sweep remembers (in Redis) how far it got,
+    by the requests' last change, and starts a few minutes before that the next time
+    (a commit can land a little after its timestamp). Without that mark (Redis lost it,
+    or none yet) it looks back SWEEP_WINDOW. Requests changed by the retention purge
+    keep their time (core.retention), and purged ones are skipped: anonymising an old
+    detractor opens nothing.
+    """
     now = now or runtime.now()
     owners = runtime.settings.follow_up_owners
+    wall = utcnow()
+    # updated_at is the database's wall-clock stamp (core.models): the window is judged
+    # on the wall clock, even where the dialer's clock is simulated.
+    since = wall - SWEEP_WINDOW
+    mark = _swept_until(runtime)
+    if mark is not None:
+        since = max(since, mark - SWEEP_OVERLAP)
     opened = 0
     with runtime.db.session() as session:
-        candidates = session.scalars(
-            select(SurveyRequest.id)
+        rows = session.execute(
+            select(SurveyRequest.id, SurveyRequest.updated_at)
             .where(
                 SurveyRequest.state.in_(ENDED),
-                # updated_at is the database's wall-clock stamp (core.models): the window
-                # is judged on the wall clock, even where the dialer's clock is simulated.
-                SurveyRequest.updated_at >= utcnow() - SWEEP_WINDOW,
+                SurveyRequest.updated_at >= since,
+                SurveyRequest.phone != PURGED,
                 ~select(FollowUp.id).where(FollowUp.request_id == SurveyRequest.id).exists(),
                 select(Answer.id).where(Answer.request_id == SurveyRequest.id).exists()
                 | (SurveyRequest.state == RequestState.OPTED_OUT),
             )
-            .order_by(SurveyRequest.id)
-            .limit(5000)
+            .order_by(SurveyRequest.updated_at, SurveyRequest.id)
+            .limit(SWEEP_BATCH)
         ).all()
-        for request_id in candidates:
+        for request_id, _ in rows:
             if open_follow_up(session, request_id, now=now, owners=owners) is not None:
                 opened += 1
+    # A full batch: the next sweep goes on from its last request; else all is seen.
+    _mark_swept(runtime, rows[-1].updated_at if len(rows) == SWEEP_BATCH else wall)
     if opened:
         log.info("opened %d follow-ups", opened)
     return opened
+
+
+SWEEP_KEY = "aftercall:follow-ups:swept-until"
+SWEEP_BATCH = 5000
+# Started this far before the last mark: a request committed with an earlier timestamp
+# than one the last sweep saw is not missed.
+SWEEP_OVERLAP = timedelta(minutes=5)
+PURGED = "purged"  # core.retention.PURGED_PHONE
+
+
+def _swept_until(runtime: Runtime) -> datetime | None:
+    try:
+        raw = runtime.redis.get(SWEEP_KEY)
+    except RedisError:
+        return None
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError:
+        return None
+
+
+def _mark_swept(runtime: Runtime, until: datetime) -> None:
+    try:
+        runtime.redis.set(SWEEP_KEY, until.isoformat(), ex=int(SWEEP_WINDOW.total_seconds()))
+    except RedisError:
+        log.warning("follow-up sweep: could not keep its mark; the next one looks back 2 days")
 
 
 # -- who sees what ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from core.db import utcnow
 from core.models import (
     Answer,
     CallAttempt,
@@ -17,6 +18,7 @@ from core.models import (
     SurveyRequest,
     User,
 )
+from core.retention import forget_customer
 from core.survey import Condition, FollowUpRule, SurveyDefinition
 from core.survey_versions import version_for
 from scoring import follow_ups
@@ -307,3 +309,21 @@ def test_reassigning_a_closed_follow_up_keeps_its_closing_time(runtime, survey_r
         follow_ups.update(session, row, Change(status="contacted"), actor="dave",
                           source="dashboard", at=resolved_at + timedelta(days=2))  # fmt: skip
         assert row.closed_at is None
+
+
+def test_an_anonymised_old_detractor_opens_nothing(runtime, survey_request):
+    request_id = survey_request(("nps", "nps", 1), phone="+14155550188")
+    with runtime.db.session() as session:
+        forget_customer(session, "+14155550188")
+    assert follow_ups.sweep(runtime, NOW) == 0
+    with runtime.db.session() as session:
+        assert session.scalar(select(FollowUp.id).where(FollowUp.request_id == request_id)) is None
+
+
+def test_the_sweep_remembers_how_far_it_got(runtime, survey_request, redis_url):
+    runtime.settings = runtime.settings.with_overrides(redis_url=redis_url)
+    runtime.redis.delete(follow_ups.SWEEP_KEY)
+    survey_request(("nps", "nps", 1))
+    assert follow_ups.sweep(runtime, NOW) == 1
+    mark = datetime.fromisoformat(runtime.redis.get(follow_ups.SWEEP_KEY).decode())
+    assert abs((mark - utcnow()).total_seconds()) < 60
