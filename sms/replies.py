@@ -72,8 +72,11 @@ _OPT_OUT_TYPES = {"STOP": Keyword.STOP, "START": Keyword.START, "HELP": Keyword.
 # Whole requests only, at the start of the text (as core.utterance's spoken phrases are
 # whole requests): "I never got the message" is a complaint, not an opt-out.
 _TEXT_OPT_OUT = re.compile(
-    r"^(please |pls |)(stop|quit|don'?t|do not|no more|never)\b\W{0,3}\w*\W{0,3}\w*\W{0,3}"
-    r"\b(text|texts|texting|message|messages|messaging|sms|contact)\b"
+    r"^(please |pls |)(stop|quit|don'?t|do not|never)\W{0,3}(ever\W{1,3}|)"
+    r"(text|texting|message|messaging|sms|contact)(ing|)\W{1,3}(me|us)\b"
+    r"|^(please |pls |)(no more|stop the|stop all|stop these|stop your) "
+    r"(texts|text messages|messages|sms)\W*$"
+    r"|^(unsubscribe|remove) me\b"
     r"|^(por favor |)no me (escriban|manden|envien)\b|^no mas mensajes\b"
     r"|^(prosze |)nie (piszcie|wysylajcie)\b",
     re.IGNORECASE,
@@ -145,7 +148,7 @@ def interpret(kind: QuestionKind, language: str, body: str | None) -> Reply:
     if _opts_out(text, language):
         return OptOut(_storable(text)[:200])
     if kind is QuestionKind.YESNO and _folded(text) in _YES_NO:
-        return Answer(_YES_NO[_folded(text)], text)
+        return Answer(_YES_NO[_folded(text)], _storable(text))
     result = utterance.interpret(kind, language, text, None)
     if isinstance(result, utterance.SaidOptOut):
         return OptOut(result.transcript)

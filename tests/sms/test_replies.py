@@ -295,6 +295,10 @@ def test_a_polish_opt_out_with_its_diacritics(kind):
         "Your texts were clear and the agent was kind",
         "The agent promised a callback but I never got the message",
         "I don't mind the texts, the agent was great",
+        "Never got the text message you mentioned",
+        "No more texts needed thanks, all good",
+        "Quit my job text",
+        "Don't contact support by text, it is slow",
     ],
 )
 def test_a_comment_about_texts_is_a_comment_not_an_opt_out(body):
