@@ -45,6 +45,7 @@ from core.models import (
     OptOut,
     RequestState,
     SurveyRequest,
+    User,
     UserTeam,
 )
 from core.runtime import Runtime
@@ -298,6 +299,17 @@ def set_teams(session: Session, user_id: int, teams: Iterable[str]) -> None:
         session.add(UserTeam(user_id=user_id, team=team[:200]))
 
 
+def may_own(session: Session, follow_up: FollowUp, username: str) -> bool:
+    """Whether `username` may own `follow_up`: an admin, or a supervisor who leads its
+    team; an owner who cannot open it would get it in their digest and nowhere else."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        return False
+    if user.role == "admin":
+        return True
+    return user.role == "supervisor" and follow_up.team in teams_led(session, user.id)
+
+
 def visible(viewer: Viewer) -> ColumnElement[bool]:
     """The follow-ups `viewer` may see: an admin (or a CRM's key) all, a supervisor those
     of the teams they lead, anyone else none. Test calls' follow-ups are nobody's."""
@@ -440,7 +452,9 @@ def update(
             setattr(follow_up, name, new)
             result.changed.append(name)
     if applied and "status" in result.changed:
-        if follow_up.status in ("contacted", *CLOSED) and follow_up.first_contacted_at is None:
+        # Contacting the customer: contacted, or resolved (straight from new, the call
+        # that resolved it was the contact). Won't fix is no contact.
+        if follow_up.status in ("contacted", "resolved") and follow_up.first_contacted_at is None:
             follow_up.first_contacted_at = at
         # Closed when it moved to resolved or won't fix (between those two it keeps the
         # first closing time); reopened, it is open again.

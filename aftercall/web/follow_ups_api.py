@@ -14,7 +14,7 @@ the history keeps both. Documented in docs/openapi.yaml and docs/follow-ups.md.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from aftercall.web.api_access import ApiError, api_error, iso_utc, require_api_key
 from aftercall.web.context import current_runtime
-from core.models import Answer, FollowUp, SurveyRequest, User
+from core.models import Answer, FollowUp, SurveyRequest
 from scoring import follow_up_figures, follow_ups
 from scoring.filters import parse_moment
 from scoring.follow_up_figures import FigureError
@@ -38,6 +38,8 @@ LIST_PARAMETERS = frozenset({"status", "owner", "team", "survey", "overdue", "li
 PATCH_FIELDS = frozenset({"owner", "status", "note", "updated_at", "actor"})
 MAX_LIMIT = 500
 MAX_ID = 2**31 - 1
+# How far ahead of this server's clock a writer's updated_at may be.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _viewer() -> Viewer:
@@ -49,6 +51,8 @@ def list_follow_ups() -> Response:
     unknown = sorted(set(request.args) - LIST_PARAMETERS)
     if unknown:
         raise ApiError(400, "invalid_query", f"unknown parameter {unknown[0][:50]!r}")
+    if any(not _storable(value) for value in request.args.values()):
+        raise ApiError(400, "invalid_query", "a parameter contains a NUL or invalid character")
     query = ListQuery(
         status=request.args.get("status") or None,
         owner=request.args.get("owner"),
@@ -125,6 +129,8 @@ def update_follow_up(follow_up_id: int) -> tuple[Response, int]:
     for name in ("owner", "status", "note", "actor"):
         if body.get(name) is not None and not isinstance(body[name], str):
             raise ApiError(400, "invalid_body", f"{name} must be a string or null")
+        if body.get(name) is not None and not _storable(body[name]):
+            raise ApiError(400, "invalid_body", f"{name} contains a NUL or invalid character")
     if body.get("owner") is None and body.get("status") is None and not body.get("note"):
         raise ApiError(400, "invalid_body", "nothing to change: give owner, status or note")
     actor = f"api:{g.api_key_name}" + (f" ({body['actor'][:60]})" if body.get("actor") else "")
@@ -132,9 +138,14 @@ def update_follow_up(follow_up_id: int) -> tuple[Response, int]:
     runtime = current_runtime()
     with runtime.db.session() as session:
         follow_up = _found(session, follow_up_id, lock=True)
-        if owner and session.scalar(select(User.id).where(User.username == owner)) is None:
+        if owner and not follow_ups.may_own(session, follow_up, owner):
             # An owner signs in to work it: a CRM maps its agents to dashboard users.
-            raise ApiError(400, "invalid_body", f"owner {owner[:100]!r} is not a dashboard user")
+            raise ApiError(
+                400,
+                "invalid_body",
+                f"owner {owner[:100]!r} is not a dashboard user who may work this "
+                "follow-up (an admin, or a supervisor leading its team)",
+            )
         try:
             updated = follow_ups.update(
                 session,
@@ -256,7 +267,24 @@ def _time(raw: object) -> datetime:
         raise ApiError(400, "invalid_body", "updated_at is not an ISO 8601 time") from None
     if value.tzinfo is None:
         raise ApiError(400, "invalid_body", "updated_at needs a UTC offset (e.g. Z)")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(400, "invalid_body", "updated_at is out of range") from None
+    # A time from the future would win over every later change until then (a CRM's
+    # clock off, or local time sent as Z); one before 2000 is a typo.
+    if value > datetime.now(UTC) + MAX_CLOCK_SKEW or value.year < 2000:
+        raise ApiError(
+            400,
+            "invalid_body",
+            "updated_at must be the time of the change: not in the future (check the "
+            "sender's clock and offset) and not before 2000",
+        )
     return value
+
+
+def _storable(text: str) -> bool:
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def _flag(name: str) -> bool:

@@ -23,7 +23,10 @@ URL = "/api/v1/follow-ups"
 def crm(runtime):
     with runtime.db.session() as session:
         key = apikeys.create_key(session, "zendesk", ["follow-ups"])
-        session.add(User(username="dave", password_hash="x", role="supervisor"))
+        dave = User(username="dave", password_hash="x", role="supervisor")
+        session.add_all([dave, User(username="ana", password_hash="x", role="analyst")])
+        session.flush()
+        follow_ups.set_teams(session, dave.id, ["north"])
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -53,7 +56,16 @@ def test_the_list_overdue_first_with_the_customer_s_number(runtime, client, crm,
 
 
 @pytest.mark.parametrize(
-    "query", ["status=closed", "overdue=maybe", "limit=0", "limit=501", "offset=-1", "sinec=1"]
+    "query",
+    [
+        "status=closed",
+        "overdue=maybe",
+        "limit=0",
+        "limit=501",
+        "offset=-1",
+        "sinec=1",
+        "team=a%00b",
+    ],
 )
 def test_bad_queries_are_400(runtime, client, crm, query):
     response = client.get(f"{URL}?{query}", headers=crm)
@@ -128,6 +140,15 @@ def test_an_older_crm_update_does_not_undo_a_newer_dashboard_change(
         ({"note": "x" * 5000, "updated_at": "2026-11-23T10:00:00Z"}, "at most 4000"),
         ({"priority": 1, "updated_at": "2026-11-23T10:00:00Z"}, "unknown field"),
         ({"owner": "zed", "updated_at": "2026-11-23T10:00:00Z"}, "not a dashboard user"),
+        ({"owner": "ana", "updated_at": "2026-11-23T10:00:00Z"}, "may work this follow-up"),
+        ({"status": "new", "updated_at": "2999-01-01T00:00:00Z"}, "not in the future"),
+        ({"status": "new", "updated_at": "1999-12-31T00:00:00Z"}, "not before 2000"),
+        ({"status": "new", "updated_at": "0001-01-01T00:00:00+01:00"}, "out of range"),
+        ({"note": "a\x00b", "updated_at": "2026-11-23T10:00:00Z"}, "NUL or invalid"),
+        (
+            {"actor": "x\ud800", "note": "hi", "updated_at": "2026-11-23T10:00:00Z"},
+            "NUL or invalid",
+        ),
     ],
 )
 def test_bad_updates_are_400_and_change_nothing(
