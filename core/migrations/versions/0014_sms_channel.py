@@ -143,6 +143,12 @@ def downgrade() -> None:
         )
         batch_op.drop_column("conversation_id")
         batch_op.drop_column("channel")
+    # Requests still to be texted would be called by the release before this one (it
+    # knows no channel): they expire instead.
+    op.execute(
+        "UPDATE survey_requests SET state = 'expired' "
+        "WHERE channel <> 'voice' AND state IN ('scheduled', 'pending')"
+    )
     op.execute("UPDATE survey_requests SET state = 'expired' WHERE state = 'texting'")
     op.execute("UPDATE survey_requests SET state = 'expired' WHERE state = 'no_reply'")
     with op.batch_alter_table("survey_requests", schema=None) as batch_op:
