@@ -49,7 +49,7 @@ from core.models import (
     UserTeam,
 )
 from core.runtime import Runtime
-from core.survey import FollowUpRule, SurveyDefinition, UnknownSurvey
+from core.survey import FollowUpRule, SurveyDefinition
 from core.survey_versions import definition_of
 from scoring.nps import DETRACTOR_MAX
 
@@ -512,14 +512,3 @@ def history(session: Session, follow_up_id: int) -> list[FollowUpChange]:
             .order_by(FollowUpChange.id)
         )
     )
-
-
-def definition_for(
-    runtime: Runtime, session: Session, request: SurveyRequest
-) -> SurveyDefinition | None:
-    if request.survey_version is not None:
-        return definition_of(request.survey_version)
-    try:
-        return runtime.catalog.get(request.survey_name)
-    except UnknownSurvey:
-        return None

@@ -188,7 +188,7 @@ def receive(runtime: Runtime, inbound: Inbound) -> Received:
             direction="inbound",
             message_sid=inbound.message_sid,
             phone=inbound.phone,
-            body=_storable(inbound.body[: replies.MAX_BODY]),
+            body=replies.storable(inbound.body[: replies.MAX_BODY]),
             status="received",
             purpose=Outcome.UNKNOWN_SENDER.value,
             created_at=now,
@@ -665,7 +665,3 @@ def _pinned(
     version = version_for(session, definition)
     request.survey_version_id = version.id
     return version, definition_of(version)
-
-
-def _storable(text: str) -> str:
-    return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)

@@ -139,21 +139,21 @@ def interpret(kind: QuestionKind, language: str, body: str | None) -> Reply:
     text = (body or "")[:MAX_BODY].strip()
     if kind is QuestionKind.COMMENT:
         if _opts_out(text, language):
-            return OptOut(_storable(text)[:200])
+            return OptOut(storable(text)[:200])
         if not text:
             return NotUnderstood(Rejection.NO_INPUT, text)
         if _folded(text) in _SKIP:
             return Answer(None, "")
-        return Answer(None, _storable(text)[:MAX_COMMENT])
+        return Answer(None, storable(text)[:MAX_COMMENT])
     if _opts_out(text, language):
-        return OptOut(_storable(text)[:200])
+        return OptOut(storable(text)[:200])
     if kind is QuestionKind.YESNO and _folded(text) in _YES_NO:
-        return Answer(_YES_NO[_folded(text)], _storable(text))
+        return Answer(_YES_NO[_folded(text)], storable(text))
     result = utterance.interpret(kind, language, text, None)
     if isinstance(result, utterance.SaidOptOut):
         return OptOut(result.transcript)
     if isinstance(result, utterance.NotUnderstood):
-        return NotUnderstood(result.reason, _storable(text)[:200])
+        return NotUnderstood(result.reason, storable(text)[:200])
     return Answer(result.value, result.transcript)
 
 
@@ -165,6 +165,7 @@ def _opts_out(text: str, language: str) -> bool:
     )
 
 
-def _storable(text: str) -> str:
+def storable(text: str) -> str:
+    """`text` as the database can keep it: NUL and lone surrogates become U+FFFD."""
     # PostgreSQL refuses NUL in text and UTF-8 has no lone surrogates.
     return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
