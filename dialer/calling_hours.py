@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -72,13 +73,29 @@ class CallingWindow:
 def zones_for_number(e164: str, fallback: str = "UTC") -> list[ZoneInfo]:
     """Every time zone the number may be in; `fallback` when the data knows none."""
     number = phonenumbers.parse(e164)
-    names = [
-        name for name in phone_timezones.time_zones_for_number(number) if name != "Etc/Unknown"
-    ]
+    return zones_for_parsed(number, phonenumbers.number_type(number), fallback)
+
+
+def zones_for_parsed(
+    number: phonenumbers.PhoneNumber, kind: phonenumbers.PhoneNumberType, fallback: str = "UTC"
+) -> list[ZoneInfo]:
+    """zones_for_number for a number intake has parsed and typed already: phonenumbers'
+    own time_zones_for_number would look the type up again, the costliest step of it."""
+    if kind != phonenumbers.PhoneNumberType.UNKNOWN and phonenumbers.is_number_type_geographical(
+        kind, number.country_code
+    ):
+        names = phone_timezones.time_zones_for_geographical_number(number)
+    else:
+        names = phone_timezones.time_zones_for_number(number)
+    return list(_zones(tuple(names), fallback))
+
+
+@lru_cache(maxsize=1024)
+def _zones(names: tuple[str, ...], fallback: str) -> tuple[ZoneInfo, ...]:
     zones = []
-    for name in names or [fallback]:
+    for name in [name for name in names if name != "Etc/Unknown"] or [fallback]:
         try:
             zones.append(ZoneInfo(name))
         except ZoneInfoNotFoundError:
             continue
-    return zones or [ZoneInfo(fallback)]
+    return tuple(zones) or (ZoneInfo(fallback),)

@@ -15,6 +15,7 @@ sms; empty: the survey's own); any other column is kept as the request's metadat
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections import Counter
@@ -40,7 +41,7 @@ OPTIONAL_COLUMNS = ("agent", "queue", "team", "language", "survey", "survey_chan
 TEXT_CHANNELS = {Channel.VOICE.value: Channel.VOICE, Channel.SMS.value: Channel.SMS}
 # Rows per accept_calls call: one transaction each, so a huge file neither holds one
 # transaction open for minutes nor commits row by row.
-CHUNK_ROWS = 500
+CHUNK_ROWS = 1000
 
 
 class CsvFileError(Exception):
@@ -94,41 +95,97 @@ class RowResult:
 
 @dataclass
 class ImportReport:
-    rows: list[RowResult] = field(default_factory=list)
+    """What became of a file's rows: counts, and every row that was not accepted (the
+    accepted ones are only counted, so that a file of millions of rows takes no more
+    memory than its rejections)."""
 
-    @property
-    def accepted(self) -> int:
-        return sum(1 for row in self.rows if row.result.accepted)
+    total: int = 0
+    accepted: int = 0
+    rejected_rows: list[RowResult] = field(default_factory=list)
 
     @property
     def rejections(self) -> Counter[str]:
         """Rejected rows by reason (intake rejections and dialing-rule suppressions)."""
-        return Counter(row.result.reason for row in self.rows if row.result.reason)
+        return Counter(row.result.reason for row in self.rejected_rows if row.result.reason)
 
-    @property
-    def rejected_rows(self) -> list[RowResult]:
-        return [row for row in self.rows if not row.result.accepted]
+    def add(self, row: RowResult) -> None:
+        self.total += 1
+        if row.result.accepted:
+            self.accepted += 1
+        else:
+            self.rejected_rows.append(row)
 
 
-def read_calls_file(path: Path) -> list[CsvRow]:
-    """Every data row of the CSV file at `path`; CsvFileError if the file is unusable."""
+class CallsFile:
+    """A CSV file of finished calls, read as a stream of rows.
+
+    Opening it reads the file once without keeping it (the header, UTF-8 throughout,
+    and how many data rows there are, for a progress bar), so that a file that cannot be
+    imported as a whole is refused before any row is; iterating reads it again, a row
+    at a time, so a file of a million rows takes the memory of a few.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = _count_rows(path)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __iter__(self) -> Iterator[CsvRow]:
+        with self.path.open(encoding="utf-8-sig", newline="") as handle:
+            yield from parse_calls(handle)
+
+
+def read_calls_file(path: Path) -> CallsFile:
+    """The CSV file at `path`, checked; CsvFileError if the file is unusable."""
+    return CallsFile(path)
+
+
+def _count_rows(path: Path) -> int:
+    """Data rows that are not blank, after checking the header and that every byte is
+    UTF-8 (an incremental decoder, a megabyte at a time)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset = 0
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    raise CsvFileError(
+                        f"{path} is not UTF-8 text (invalid byte at offset {offset + exc.start})"
+                    ) from None
+                offset += len(block)
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError as exc:
+                raise CsvFileError(
+                    f"{path} is not UTF-8 text (invalid byte at offset {offset + exc.start})"
+                ) from None
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            _header(reader)
+            rows = 0
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return rows
+                except csv.Error:
+                    rows += 1  # reported as unreadable when imported
+                    continue
+                if any(cell.strip() for cell in cells):
+                    rows += 1
     except OSError as exc:
         raise CsvFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        # utf-8-sig drops the byte order mark Excel writes, and reads plain UTF-8 as is.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CsvFileError(
-            f"{path} is not UTF-8 text (invalid byte at offset {exc.start})"
-        ) from None
-    return list(parse_calls(text))
 
 
-def parse_calls(text: str) -> Iterator[CsvRow]:
-    """The data rows of CSV `text`. Raises CsvFileError (before any row) for a bad header."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+def parse_calls(text: str | Iterable[str]) -> Iterator[CsvRow]:
+    """The data rows of CSV `text` (a string, or lines such as an open file). Raises
+    CsvFileError (before any row) for a bad header."""
+    lines = io.StringIO(text, newline="") if isinstance(text, str) else text
+    reader = csv.reader(lines)
     header = _header(reader)
     metadata_columns = [
         (index, name)
@@ -177,7 +234,7 @@ def import_calls(
         decided = iter(accept_calls(runtime, calls) if calls else [])
         for row in chunk:
             result = row.unreadable if row.call is None else next(decided)
-            report.rows.append(RowResult(row.line, result))
+            report.add(RowResult(row.line, result))
         if progress is not None:
             progress(len(chunk))
     return report

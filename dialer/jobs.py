@@ -19,6 +19,10 @@ def after_attempt(request_id: int) -> str:
     return dispatch.after_attempt(worker_runtime(), request_id)
 
 
+def queue_first_calls(request_ids: list[int]) -> int:
+    return scheduling.queue_first_calls(worker_runtime(), request_ids)
+
+
 def reconcile() -> int:
     return scheduling.reconcile(worker_runtime())
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, String, any_, bindparam, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from core.models import (
     Attribution,
@@ -126,6 +127,15 @@ class NumberHistory:
         self.under_way.add(phone)
 
 
+def among(session: Session, column: ColumnElement[str], values: list[str]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)`, one parameter instead
+    of one per value, which psycopg would otherwise splice into the statement in Python
+    (the costliest part of a bulk intake's queries)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    return column.in_(values)
+
+
 def load_history(session: Session, phones: Iterable[str], now: datetime) -> NumberHistory:
     history = NumberHistory()
     wanted = sorted(set(phones))
@@ -133,12 +143,12 @@ def load_history(session: Session, phones: Iterable[str], now: datetime) -> Numb
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
         history.opted_out.update(
-            session.scalars(select(OptOut.phone).where(OptOut.phone.in_(chunk)))
+            session.scalars(select(OptOut.phone).where(among(session, OptOut.phone, chunk)))
         )
         history.under_way.update(
             session.scalars(
                 select(SurveyRequest.phone).where(
-                    SurveyRequest.phone.in_(chunk), SurveyRequest.state.in_(_UNDER_WAY)
+                    among(session, SurveyRequest.phone, chunk), SurveyRequest.state.in_(_UNDER_WAY)
                 )
             )
         )
@@ -146,7 +156,7 @@ def load_history(session: Session, phones: Iterable[str], now: datetime) -> Numb
             select(SurveyRequest.phone, CallAttempt.created_at, CallAttempt.direction)
             .join(CallAttempt.request)
             .where(
-                SurveyRequest.phone.in_(chunk),
+                among(session, SurveyRequest.phone, chunk),
                 CallAttempt.created_at >= since,
                 CallAttempt.status.not_in(NOT_PLACED),
             )
@@ -154,14 +164,14 @@ def load_history(session: Session, phones: Iterable[str], now: datetime) -> Numb
         history.unattributed.update(
             session.scalars(
                 select(SurveyRequest.phone).where(
-                    SurveyRequest.phone.in_(chunk),
+                    among(session, SurveyRequest.phone, chunk),
                     SurveyRequest.attribution == Attribution.NONE,
                 )
             )
         )
         texts = session.execute(
             select(SmsConversation.phone, SmsConversation.created_at).where(
-                SmsConversation.phone.in_(chunk), SmsConversation.created_at >= since
+                among(session, SmsConversation.phone, chunk), SmsConversation.created_at >= since
             )
         )
         for phone, created_at in texts:

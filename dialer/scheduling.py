@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 CALL_QUEUE = "calls"
 PLACE_CALL = "dialer.jobs.place_due_call"
 AFTER_ATTEMPT = "dialer.jobs.after_attempt"
+QUEUE_FIRST_CALLS = "dialer.jobs.queue_first_calls"
+# Up to this many accepted requests, intake queues their call jobs itself; more go to a
+# worker, QUEUE_JOB_REQUESTS per job (enqueue_first_calls).
+DIRECT_ENQUEUE_LIMIT = 50
+QUEUE_JOB_REQUESTS = 1000
 # Outcomes after which the dialer decides about a retry (dispatch.after_attempt).
 AWAITING_FOLLOW_UP = (
     RequestState.NO_ANSWER,
@@ -104,15 +109,70 @@ def enqueue_call(
 
 
 def enqueue_first_calls(runtime: Runtime, due: Iterable[tuple[int, datetime]]) -> None:
-    """Queue accepted requests in one round trip; a Redis failure is logged and left to
-    reconcile()."""
+    """Queue accepted requests' first calls; a Redis failure is logged and left to
+    reconcile().
+
+    A few are queued here, in one round trip. A bulk batch (an API batch, a CSV chunk)
+    is handed to a worker in one job per thousand (`queue_first_calls`): rq takes about
+    0.3 ms of Python to build each job, which would be most of bulk intake's time, and
+    the requests are stored `scheduled` already, so the job only carries them to Redis.
+    """
+    due = list(due)
     try:
+        if len(due) <= DIRECT_ENQUEUE_LIMIT:
+            with runtime.redis.pipeline() as pipeline:
+                for request_id, due_at in due:
+                    enqueue_call(runtime, request_id, 1, due_at, pipeline=pipeline)
+                pipeline.execute()
+            return
         with runtime.redis.pipeline() as pipeline:
-            for request_id, due_at in due:
-                enqueue_call(runtime, request_id, 1, due_at, pipeline=pipeline)
+            for start in range(0, len(due), QUEUE_JOB_REQUESTS):
+                ids = [request_id for request_id, _ in due[start : start + QUEUE_JOB_REQUESTS]]
+                runtime.queue(CALL_QUEUE).enqueue(
+                    QUEUE_FIRST_CALLS,
+                    ids,
+                    job_id=f"first-calls-{ids[0]}-{ids[-1]}",
+                    result_ttl=600,
+                    failure_ttl=7 * 24 * 3600,
+                    description=f"queue the first calls of {len(ids)} requests",
+                    pipeline=pipeline,
+                )
             pipeline.execute()
     except RedisError as exc:
         log.error("could not queue survey calls (reconciliation will): %s", exc)
+
+
+def queue_first_calls(runtime: Runtime, request_ids: list[int]) -> int:
+    """The worker's half of enqueue_first_calls: a call job for each of the requests
+    still scheduled, at its due time (from the database, which may have moved on since
+    intake). Safe to run twice: a job id names its request, attempt and due time."""
+    with runtime.db.session() as session:
+        scheduled = session.execute(
+            select(SurveyRequest.id, SurveyRequest.due_at, _calls_placed()).where(
+                SurveyRequest.id.in_(request_ids),
+                SurveyRequest.state == RequestState.SCHEDULED,
+                SurveyRequest.due_at.is_not(None),
+            )
+        ).all()
+    with runtime.redis.pipeline() as pipeline:
+        for request_id, due_at, attempts in scheduled:
+            enqueue_call(runtime, request_id, attempts + 1, due_at, pipeline=pipeline)
+        pipeline.execute()
+    return len(scheduled)
+
+
+def _calls_placed():
+    """Calls placed for the request in the outer query (what the next attempt's number
+    follows): an in-call survey's transfer is no call, a refused request no call either."""
+    return (
+        select(func.count(CallAttempt.id))
+        .where(
+            CallAttempt.request_id == SurveyRequest.id,
+            CallAttempt.status != "rejected",
+            CallAttempt.direction == "outbound",
+        )
+        .scalar_subquery()
+    )
 
 
 def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
@@ -141,18 +201,8 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
         if verdict.outcome in ("ended", "lost")
     ]
     with runtime.db.session() as session:
-        placed = (
-            select(func.count(CallAttempt.id))
-            .where(
-                CallAttempt.request_id == SurveyRequest.id,
-                CallAttempt.status != "rejected",
-                # An in-call survey's transfer (a request called back after it) is no call.
-                CallAttempt.direction == "outbound",
-            )
-            .scalar_subquery()
-        )
         scheduled = session.execute(
-            select(SurveyRequest.id, SurveyRequest.due_at, placed).where(
+            select(SurveyRequest.id, SurveyRequest.due_at, _calls_placed()).where(
                 SurveyRequest.state == RequestState.SCHEDULED, SurveyRequest.due_at.is_not(None)
             )
         ).all()

@@ -241,3 +241,41 @@ def test_import_goes_in_chunks_and_reports_progress(runtime):
     assert report.rejections == {"invalid_phone": 1, "duplicate_source_call_id": 1}
     assert [row.line for row in report.rejected_rows] == [7, 8]
     assert len(stored_requests(runtime)) == 5
+
+
+# -- big files: streamed, counted, nothing kept per accepted row ------------------------
+
+
+def test_a_file_is_counted_for_the_progress_bar_before_it_is_read(tmp_path):
+    from dialer.csv_import import read_calls_file
+
+    path = tmp_path / "calls.csv"
+    path.write_text(
+        f"phone,source_call_id,ended_at\n+14155550101,a,{ENDED}\n\n,,\n+14155550102,b,{ENDED}\n",
+        encoding="utf-8",
+    )
+    calls_file = read_calls_file(path)
+    assert len(calls_file) == 2  # blank lines and rows of empty cells are not rows
+    assert [row.call.source_call_id for row in calls_file] == ["a", "b"]
+    assert [row.call.source_call_id for row in calls_file] == ["a", "b"]  # read again
+
+
+def test_a_bad_byte_deep_in_a_big_file_refuses_it_before_any_row_is_stored(runtime, cli, tmp_path):
+    rows = "".join(f"+1415555{n % 10_000:04d},crm-{n},{ENDED}\n" for n in range(3000))
+    path = tmp_path / "calls.csv"
+    path.write_bytes(b"phone,source_call_id,ended_at\n" + rows.encode() + b"\xff,crm-x,x\n")
+    result = cli("import", str(path))
+    assert result.exit_code == 2
+    assert "not UTF-8" in result.stderr
+    assert stored_requests(runtime) == {}
+
+
+def test_the_report_keeps_only_the_rows_that_were_not_accepted(runtime):
+    from dialer.csv_import import import_calls
+
+    text = "phone,source_call_id,ended_at\n" + "".join(
+        f"+1415555{n:04d},crm-{n},{ENDED}\n" for n in range(200)
+    )
+    report = import_calls(runtime, parse_calls(text + f"nope,crm-bad,{ENDED}\n"))
+    assert (report.total, report.accepted) == (201, 200)
+    assert [row.result.source_call_id for row in report.rejected_rows] == ["crm-bad"]
