@@ -218,8 +218,11 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
         ).all()
     unsettled = list(dict.fromkeys([*ended, *unsettled]))
     restored = 0
+    waiting = _waiting_job_ids(runtime.queue(CALL_QUEUE))
     for request_id, due_at, attempts in scheduled:
         job_id = call_job_id(request_id, attempts + 1, due_at)
+        if job_id in waiting:
+            continue  # on the queue or in the scheduled registry: rq will run it
         if not _will_run(runtime, job_id, patience.stalled_job):
             enqueue_call(runtime, request_id, attempts + 1, due_at)
             restored += 1
@@ -233,6 +236,34 @@ def reconcile(runtime: Runtime, patience: Patience = Patience()) -> int:
     if restored:
         log.warning("reconcile: queued %d survey call jobs that Redis had lost", restored)
     return restored + late
+
+
+def _waiting_job_ids(queue: Queue) -> set[str]:
+    """The jobs on the queue or in its scheduled registry that are marked as waiting
+    there, read in a few round trips. After a bulk import most scheduled requests are
+    there, and asking about each (a job fetch and a list search per request, LPOS
+    scanning the whole queue) would cost Redis time in proportion to the square of the
+    backlog. Anything else (a job marked started, failed, or gone) is asked about."""
+    listed = [
+        *((job_id, JobStatus.QUEUED) for job_id in queue.get_job_ids()),
+        *(
+            (job_id, JobStatus.SCHEDULED)
+            for job_id in ScheduledJobRegistry(queue=queue).get_job_ids()
+        ),
+    ]
+    waiting: set[str] = set()
+    for start in range(0, len(listed), 1000):
+        chunk = listed[start : start + 1000]
+        with queue.connection.pipeline(transaction=False) as pipeline:
+            for job_id, _ in chunk:
+                pipeline.hget(Job.key_for(job_id), "status")
+            statuses = pipeline.execute()
+        waiting.update(
+            job_id
+            for (job_id, expected), status in zip(chunk, statuses, strict=True)
+            if status is not None and status.decode() == expected.value
+        )
+    return waiting
 
 
 def _will_run(runtime: Runtime, job_id: str, stalled_after: timedelta) -> bool:
