@@ -50,12 +50,15 @@ AREA_CODES = ("415", "212", "312", "617", "206", "303", "404", "512", "602", "70
 BATCH = 1000
 
 
+def phone_number(i: int) -> str:
+    """A distinct valid US number for each i below 9,000,000 (no N11 exchanges)."""
+    block = i // 10_000
+    exchange = 555 if block < len(AREA_CODES) else 220 + block // len(AREA_CODES)
+    return f"+1{AREA_CODES[block % len(AREA_CODES)]}{exchange}{i % 10_000:04d}"
+
+
 def phones(count: int, offset: int) -> list[str]:
-    numbers = []
-    for i in range(offset, offset + count):
-        area = AREA_CODES[i // 10_000 % len(AREA_CODES)]
-        numbers.append(f"+1{area}555{i % 10_000:04d}")
-    return numbers
+    return [phone_number(i) for i in range(offset, offset + count)]
 
 
 def calls(prefix: str, count: int, offset: int) -> list[dict]:
@@ -152,9 +155,9 @@ def write_csv(path: Path, count: int) -> None:
             ["phone", "source_call_id", "agent", "queue", "team", "language", "ended_at"]
         )
         for i in range(count):
-            area = AREA_CODES[i // 10_000 % len(AREA_CODES)]
-            phone = f"+1{area}555{i % 10_000:04d}"
-            writer.writerow([phone, f"csv-{i}", f"agent-{i % 40}", "billing", "north", "en", ended])
+            writer.writerow(
+                [phone_number(i), f"csv-{i}", f"agent-{i % 40}", "billing", "north", "en", ended]
+            )
 
 
 def bench_csv(url: str, redis_url: str | None, count: int, folder: Path) -> tuple[float, float]:

@@ -93,26 +93,34 @@ class RowResult:
     result: IntakeResult
 
 
+# Rejected rows an ImportReport keeps to list; the rest are counted by reason (and can
+# be written out in full as they come: import_calls' `on_rejected`).
+LISTED_REJECTIONS = 1000
+
+
 @dataclass
 class ImportReport:
-    """What became of a file's rows: counts, and every row that was not accepted (the
-    accepted ones are only counted, so that a file of millions of rows takes no more
-    memory than its rejections)."""
+    """What became of a file's rows: counts by outcome, and the first LISTED_REJECTIONS
+    rows that were not accepted, so that a file of millions of rows (a sampled survey
+    rejects most as not_sampled) takes no more memory than a small one."""
 
     total: int = 0
     accepted: int = 0
+    rejections: Counter[str] = field(default_factory=Counter)
     rejected_rows: list[RowResult] = field(default_factory=list)
 
     @property
-    def rejections(self) -> Counter[str]:
-        """Rejected rows by reason (intake rejections and dialing-rule suppressions)."""
-        return Counter(row.result.reason for row in self.rejected_rows if row.result.reason)
+    def unlisted(self) -> int:
+        """Rejected rows counted but not kept in rejected_rows."""
+        return self.total - self.accepted - len(self.rejected_rows)
 
     def add(self, row: RowResult) -> None:
         self.total += 1
         if row.result.accepted:
             self.accepted += 1
-        else:
+            return
+        self.rejections[row.result.reason or ""] += 1
+        if len(self.rejected_rows) < LISTED_REJECTIONS:
             self.rejected_rows.append(row)
 
 
@@ -222,8 +230,10 @@ def import_calls(
     *,
     chunk_rows: int = CHUNK_ROWS,
     progress: Callable[[int], object] | None = None,
+    on_rejected: Callable[[RowResult], object] | None = None,
 ) -> ImportReport:
-    """Hand readable rows to intake `chunk_rows` at a time; report every row's fate.
+    """Hand readable rows to intake `chunk_rows` at a time; report every row's fate
+    (`on_rejected` sees every row that was not accepted, as it is decided).
 
     Each chunk is committed on its own, so an interrupted import keeps what it stored;
     importing the file again is safe, because stored calls come back as duplicates.
@@ -235,6 +245,8 @@ def import_calls(
         for row in chunk:
             result = row.unreadable if row.call is None else next(decided)
             report.add(RowResult(row.line, result))
+            if on_rejected is not None and not result.accepted:
+                on_rejected(RowResult(row.line, result))
         if progress is not None:
             progress(len(chunk))
     return report

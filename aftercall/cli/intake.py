@@ -11,12 +11,14 @@ aftercall.cli through `register_commands`; the command context is aftercall.cli.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -28,7 +30,13 @@ from core.config import Settings
 from core.db import one_off_session
 from core.models import SurveyMode
 from core.runtime import Runtime
-from dialer.csv_import import CsvFileError, call_from_text, import_calls, read_calls_file
+from dialer.csv_import import (
+    CsvFileError,
+    RowResult,
+    call_from_text,
+    import_calls,
+    read_calls_file,
+)
 from dialer.intake import IntakeRejected, IntakeResult, accept_calls
 
 
@@ -208,7 +216,13 @@ def enqueue(
 
 @click.command("import")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def import_command(path: Path) -> None:
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write every row that was not accepted to this CSV file (line, source call, "
+    "reason, detail); the terminal lists the first 1,000.",
+)
+def import_command(path: Path, rejects: Path | None) -> None:
     """Report the finished calls in a CSV file (header row required).
 
     Columns: phone, source_call_id, ended_at (required), agent, queue, team, language,
@@ -221,14 +235,38 @@ def import_command(path: Path) -> None:
     except CsvFileError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
-    with _runtime() as runtime, click.progressbar(length=len(rows), label="importing") as bar:
-        report = import_calls(runtime, rows, progress=bar.update)
+    with contextlib.ExitStack() as stack:
+        on_rejected = None
+        if rejects is not None:
+            try:
+                handle = stack.enter_context(rejects.open("w", newline="", encoding="utf-8"))
+            except OSError as exc:
+                click.echo(f"error: cannot write {rejects}: {exc.strerror or exc}", err=True)
+                raise SystemExit(2) from None
+            on_rejected = _rejects_writer(handle)
+        runtime = stack.enter_context(_runtime())
+        bar = stack.enter_context(click.progressbar(length=len(rows), label="importing"))
+        report = import_calls(runtime, rows, progress=bar.update, on_rejected=on_rejected)
     for row in report.rejected_rows:
         click.echo(f"line {row.line}: {row.result.reason}: {row.result.detail}")
+    if report.unlisted:
+        where = f"all are in {rejects}" if rejects else "--rejects FILE writes them all"
+        click.echo(f"... and {report.unlisted} more rejected rows ({where})")
     rejected = report.total - report.accepted
     click.echo(f"{path.name}: {report.total} rows, {report.accepted} accepted, {rejected} rejected")
     for reason, count in sorted(report.rejections.items(), key=lambda item: (-item[1], item[0])):
         click.echo(f"  {reason:<26} {count:>6}")
+
+
+def _rejects_writer(handle: TextIO) -> Callable[[RowResult], None]:
+    """Rows that were not accepted, written to `handle` as CSV as they are decided."""
+    writer = csv.writer(handle)
+    writer.writerow(["line", "source_call_id", "reason", "detail"])
+
+    def write(row: RowResult) -> None:
+        writer.writerow([row.line, row.result.source_call_id, row.result.reason, row.result.detail])
+
+    return write
 
 
 def _metadata_options(pairs: tuple[str, ...]) -> dict[str, str]:

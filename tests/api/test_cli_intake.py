@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 
 import pytest
@@ -279,3 +280,30 @@ def test_the_report_keeps_only_the_rows_that_were_not_accepted(runtime):
     report = import_calls(runtime, parse_calls(text + f"nope,crm-bad,{ENDED}\n"))
     assert (report.total, report.accepted) == (201, 200)
     assert [row.result.source_call_id for row in report.rejected_rows] == ["crm-bad"]
+
+
+def test_rejects_writes_every_rejected_row_and_the_terminal_lists_the_first(
+    runtime, cli, tmp_path, monkeypatch
+):
+    from dialer import csv_import
+
+    monkeypatch.setattr(csv_import, "LISTED_REJECTIONS", 2)
+    text = (
+        "phone,source_call_id,ended_at\n"
+        + f"+14155550101,crm-ok,{ENDED}\n"
+        + "".join(f"nope,crm-{n},{ENDED}\n" for n in range(5))
+    )
+    path = tmp_path / "calls.csv"
+    path.write_text(text, encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+    result = cli("import", str(path), "--rejects", str(rejects))
+    assert result.exit_code == 0, result.output
+    listed = [line for line in result.stdout.splitlines() if line.startswith("line ")]
+    assert listed[0].startswith("line 3: invalid_phone") and len(listed) == 2
+    assert f"... and 3 more rejected rows (all are in {rejects})" in result.stdout
+    assert "calls.csv: 6 rows, 1 accepted, 5 rejected" in result.stdout
+    written = list(csv.reader(rejects.open(encoding="utf-8")))
+    assert written[0] == ["line", "source_call_id", "reason", "detail"]
+    assert [row[:3] for row in written[1:]] == [
+        [str(line), f"crm-{n}", "invalid_phone"] for n, line in enumerate(range(3, 8))
+    ]
