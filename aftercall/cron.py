@@ -10,9 +10,20 @@ from rq import cron
 from aftercall.jobs import purge_old_data
 from dialer.jobs import expire_transfers, reconcile
 from dialer.scheduling import CALL_QUEUE
-from scoring.jobs import compact_rollup, send_follow_up_digests, sweep_follow_ups, tidy_rollup
+from scoring.alerts import ALERT_QUEUE
+from scoring.jobs import (
+    compact_rollup,
+    queue_alerts,
+    send_follow_up_digests,
+    sweep_follow_ups,
+    tidy_rollup,
+)
 from sms.jobs import expire_conversations, resend_pending
 from sms.outbox import MESSAGE_QUEUE
+
+# rq's cron takes whole seconds (rq.cron.CronJob: the next run is the last one plus the
+# interval), and its scheduler sleeps until the nearest job is due.
+ALERT_DRAIN_SECONDS = 2
 
 # Reconciliation (dialer.scheduling.reconcile) rebuilds from the database what Redis lost
 # or a dead process left behind: call jobs and follow-ups that are gone, failed or
@@ -21,6 +32,11 @@ from sms.outbox import MESSAGE_QUEUE
 # running it every minute costs a few queries, a few Redis lookups per scheduled
 # request, and a Twilio lookup per overdue attempt.
 cron.register(reconcile, queue_name=CALL_QUEUE, interval=60)
+# Detractor alerts owed (the answer webhooks write an outbox row, never to Redis) go on
+# the alerts queue within ALERT_DRAIN_SECONDS of the answer, and within as long of Redis
+# coming back after an outage. A run with nothing owed is one indexed SELECT; its job
+# keeps no result, so 1,800 runs an hour leave nothing behind in Redis.
+cron.register(queue_alerts, queue_name=ALERT_QUEUE, interval=ALERT_DRAIN_SECONDS, result_ttl=0)
 # In-call requests whose customer was never transferred before the token's deadline.
 cron.register(expire_transfers, queue_name=CALL_QUEUE, interval=60)
 # Text conversations quiet for their survey's expire_hours close (partial or no reply);

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 from fakeredis import FakeRedis
@@ -50,7 +51,7 @@ from aftercall.web import create_app
 from aftercall.wiring import PROCESS_WIRING
 from core import apikeys, migrate
 from core.config import Settings
-from core.db import Database
+from core.db import Database, one_off_session
 from core.models import (
     CallAttempt,
     Channel,
@@ -75,8 +76,8 @@ from phonesim import (
     SimClock,
     TextPersonaMix,
 )
-from scoring import follow_ups
-from scoring.alerts import ALERT_QUEUE
+from scoring import follow_ups, rollup
+from scoring.alerts import ALERT_QUEUE, queue_due_alerts
 from scoring.report import ReportQuery, ReportRow, SpokenShare, outcomes, report, spoken_share
 from sms import conversation
 from sms.outbox import MESSAGE_QUEUE
@@ -541,7 +542,10 @@ class SimulatedDeployment:
                 on_clock_jump(next_due)
 
     def _drain(self) -> bool:
-        """Run every queued job (calls, texts and alerts); True if there were any."""
+        """Run every queued job (calls, texts and alerts); True if there were any. The
+        alerts the answers owe are queued first, as the cron's drain does every few
+        seconds in production (aftercall.cron)."""
+        queue_due_alerts(self.runtime)
         return self.worker.work(burst=True, logging_level="WARNING")
 
 
@@ -558,6 +562,9 @@ def simulated_deployment(
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
     logging.getLogger("sms").setLevel(logging.WARNING)  # a line per text would too
     migrate.upgrade(settings.database_url)
+    # As `aftercall db upgrade` does: the report rollup, in the report time zone.
+    with one_off_session(settings.database_url) as session:
+        rollup.switch_on(session, ZoneInfo(settings.report_time_zone))
     with ExitStack() as cleanup:
         late_app = LateBoundApp()
         check_can_listen(host, port)

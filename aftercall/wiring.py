@@ -12,9 +12,8 @@ from redis import Redis
 from rq import Queue
 
 from core.config import Settings
-from core.events import AnswerGiven
 from core.runtime import Runtime, Wiring
-from scoring.alerts import queue_detractor_alert
+from scoring.alerts import alert_wanted
 from sms.sender import start as start_text_survey
 
 
@@ -22,13 +21,11 @@ def rq_queue(name: str, redis: Redis) -> Queue:
     return Queue(name, connection=redis)
 
 
-def _alert_on_detractor(runtime: Runtime, event: AnswerGiven) -> None:
-    queue_detractor_alert(runtime, event.request_id, event.kind, event.value)
-
-
+# A detractor's answer owes an alert: its outbox row is written with the answer, and
+# the worker's drain (scoring.jobs.queue_alerts, on aftercall.cron) queues it.
 PROCESS_WIRING = Wiring(
     queue_factory=rq_queue,
-    answer_listeners=(_alert_on_detractor,),
+    alert_rule=alert_wanted,
     text_opener=start_text_survey,
 )
 

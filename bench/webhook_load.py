@@ -64,7 +64,14 @@ from bench.load_generator import DEFAULT_TIMEOUT_SECONDS, Outcome, drive, http_r
 from bench.proc_cpu import group_cpu_seconds, machine_cpu_seconds, process_cpu_seconds
 from core.config import DEFAULT_SURVEYS_DIR
 from core.db import Database
-from core.models import Answer, CallAttempt, RequestState, SurveyRequest, SurveyVersion
+from core.models import (
+    AlertOutbox,
+    Answer,
+    CallAttempt,
+    RequestState,
+    SurveyRequest,
+    SurveyVersion,
+)
 from core.survey import SurveyCatalog, SurveyDefinition
 from core.survey_versions import version_for
 from ivr.calls import LiveCall
@@ -76,8 +83,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/6"
 HOST = "127.0.0.1"
 
 # Production settings for the served app (AFTERCALL_ENV=production refuses to start
-# without each of them). Detractor alerts are on, so detractor answers queue their rq
-# job as in production; no worker runs, so nothing is posted to the (unroutable) URL.
+# without each of them). Detractor alerts are on, so detractor answers write their alert
+# outbox row as in production; no worker drains it, so nothing is posted to the
+# (unroutable) URL.
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "bench-auth-token"
 PUBLIC_BASE_URL = "https://surveys.example.test"
@@ -175,6 +183,15 @@ def _ref(request_id: int, version: SurveyVersion, definition: SurveyDefinition) 
         version_digest=version.content_sha256, language="en", definition=definition,
     )  # fmt: skip
     return call.ref
+
+
+def alerts_owed(url: str) -> int:
+    """The alert outbox's rows: one per request whose answer owes a detractor alert."""
+    db = Database(url)
+    with db.session() as session:
+        owed = session.scalar(select(func.count()).select_from(AlertOutbox))
+    db.dispose()
+    return owed or 0
 
 
 def stored_nps(url: str) -> dict[int, list[int | None]]:
@@ -591,8 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     sent = [post for phase_posts in answer_posts.values() for post in phase_posts]
     consistent, stored = verify(args.database_url, acked, sent)
     detractors = sum(1 for values in stored.values() if values[0] is not None and values[0] <= 6)
-    alerts = Redis.from_url(args.redis_url).llen("rq:queue:alerts")
-    print(f"detractor alerts queued: {alerts} (detractor answers stored: {detractors})")
+    owed = alerts_owed(args.database_url)
+    print(f"detractor alerts owed (outbox rows): {owed} (detractor answers stored: {detractors})")
     print_target(results)
     print(f"server logs: {logs}")
     return 0 if consistent else 1

@@ -4,8 +4,15 @@ A domain never imports another (docs/architecture.md). Where something one domai
 matters to another, it calls a function here, and whoever the entry point wired into the
 Runtime (core.runtime.Wiring, built in aftercall.wiring) hears of it. Today:
 
-- `answer_given`: ivr or sms committed a customer's answer; scoring's detractor alert
-  listens.
+- `alert_due` and `owe_alert`: ivr or sms is storing a customer's answer; if the rule
+  the entry point wired (scoring's: a detractor's answer, alerts configured) says the
+  answer calls for an alert, the alert's outbox row (core.models.AlertOutbox) is written
+  in the answer's own transaction, and scoring's worker-side drain queues the alert.
+  ivr asks `alert_due()` and writes the row with the statement that stores the answer
+  (ivr.calls.answer_question: the same statement on PostgreSQL); sms calls `owe_alert()`
+  in its transaction.
+- `answer_given`: ivr or sms committed a customer's answer; listeners that need no
+  guarantee hear of it after the commit (none is wired today).
 - `text_due`: the dialer decided a request goes out by text now (its rules, messaging
   hours and pacing passed); the SMS channel opens the conversation.
 
@@ -17,7 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from types import ModuleType
 from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Insert, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.models import AlertOutbox
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -33,8 +47,44 @@ class AnswerGiven:
 
 
 AnswerListener = Callable[["Runtime", AnswerGiven], object]
+# Whether an answer calls for an alert (scoring.alerts.alert_wanted, wired in
+# aftercall.wiring). Cheap and pure: it runs on every answer, before it is stored.
+AlertRule = Callable[["Runtime", AnswerGiven], bool]
 # Opens the text conversation of a request; returns what happened, for the job's result.
 TextOpener = Callable[["Runtime", int], str]
+
+
+def alert_due(runtime: Runtime, event: AnswerGiven) -> bool:
+    """Whether storing this answer must also write its alert's outbox row."""
+    rule = runtime.wiring.alert_rule
+    return rule is not None and rule(runtime, event)
+
+
+_OUTBOX = AlertOutbox.__table__
+
+
+def _owe(dialect: ModuleType) -> Insert:
+    # One row per request: the unique constraint decides, in the same statement.
+    return (
+        dialect.insert(_OUTBOX)
+        .values(request_id=bindparam("request_id"), created_at=bindparam("created_at"))
+        .on_conflict_do_nothing(index_elements=[_OUTBOX.c.request_id])
+    )
+
+
+_OWE_ALERT = {"postgresql": _owe(postgresql), "sqlite": _owe(sqlite)}
+
+
+def owe_alert(runtime: Runtime, connection: Connection, event: AnswerGiven, now: datetime) -> bool:
+    """In the answer's own transaction, before its commit: write the alert's outbox row
+    if the wired rule says this answer calls for one (a request owes one alert at most:
+    a second one writes nothing). Returns whether the rule said so."""
+    if not alert_due(runtime, event):
+        return False
+    connection.execute(
+        _OWE_ALERT[connection.dialect.name], {"request_id": event.request_id, "created_at": now}
+    )
+    return True
 
 
 def answer_given(runtime: Runtime, event: AnswerGiven) -> None:

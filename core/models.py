@@ -565,11 +565,10 @@ class User(Base):
 
 
 # -- the report rollup ----------------------------------------------------------------
-# Daily figures per agent/queue/team/survey/language in the report time zone, so that a
-# report over months reads thousands of rows instead of millions. PostgreSQL keeps them
-# current with triggers on survey_requests and answers (migration 0005); scoring.rollup
-# reads, compacts and rebuilds them. SQLite has the tables but never fills them: reports
-# there always aggregate the answers and requests themselves.
+# Daily figures per agent/queue/team/survey/language/mode/channel in the report time
+# zone, so that a report over months reads thousands of rows instead of millions.
+# Triggers on survey_requests and answers keep them current (migrations 0005 and 0018 on
+# PostgreSQL, 0017 and 0018 on SQLite); scoring.rollup reads, compacts and rebuilds them.
 
 NPS_COUNTERS = tuple(f"nps_{value}" for value in range(0, 11))
 CSAT_COUNTERS = tuple(f"csat_{value}" for value in range(1, 6))
@@ -580,9 +579,17 @@ FUNNEL_COUNTERS = ("received", "placed", "calls_placed", "answered", "reached", 
 SUPPRESSION_REASONS = ("not_sampled", "opted_out", "surveyed_recently", "survey_under_way",
                        "call_cap_reached", "no_calling_window", "validity_expired")  # fmt: skip
 SUPPRESSION_COUNTERS = tuple(f"suppressed_{reason}" for reason in SUPPRESSION_REASONS)
+# The counters a report row is made of (scoring.report).
 ROLLUP_COUNTERS = (*NPS_COUNTERS, *CSAT_COUNTERS, *CES_COUNTERS, *FUNNEL_COUNTERS,
                    *SUPPRESSION_COUNTERS)  # fmt: skip
-ROLLUP_KEYS = ("day", "agent", "queue", "team", "survey_name", "language")
+# The spoken share's (scoring.report.spoken_share, migration 0018): answers with a value
+# given in a call (not in a text), and those of them said aloud.
+INPUT_COUNTERS = ("call_answers", "spoken_answers")
+# Every counter a rollup row stores, as compaction and rebuilds add them up.
+STORED_COUNTERS = (*ROLLUP_COUNTERS, *INPUT_COUNTERS)
+# The survey mode and channel as text (SurveyMode, Channel values; an answer's NULL
+# read as callback and voice, as scoring.report reads it).
+ROLLUP_KEYS = ("day", "agent", "queue", "team", "survey_name", "language", "mode", "channel")
 
 
 def _rollup_table(name: str, *extra: Any, per_agent: bool = True) -> Table:
@@ -596,6 +603,9 @@ def _rollup_table(name: str, *extra: Any, per_agent: bool = True) -> Table:
         Column("survey_name", String(100)),
         Column("language", String(16)),
         *(Column(name, Integer, nullable=False, server_default="0") for name in ROLLUP_COUNTERS),
+        Column("mode", String(16)),
+        Column("channel", String(16)),
+        *(Column(name, Integer, nullable=False, server_default="0") for name in INPUT_COUNTERS),
         *extra,
     )
 
@@ -612,6 +622,18 @@ report_daily_teams = _rollup_table(
 # the old), folded into report_daily by scoring.rollup.compact every minute. Append-only,
 # so concurrent writers never wait for each other on a shared counter row.
 report_daily_delta = _rollup_table("report_daily_delta")
+# SQLite's days (migration 0017): each local day's start in UTC in the rollup's time
+# zone, with its ISO week and month labels, filled by scoring.rollup.switch_on. SQLite
+# cannot convert time zones; PostgreSQL can, and leaves this empty.
+report_rollup_days = Table(
+    "report_rollup_days",
+    Base.metadata,
+    Column("day", Date, primary_key=True),
+    Column("starts", UTCDateTime(), nullable=False),
+    Column("week", String(8), nullable=False),
+    Column("month", String(7), nullable=False),
+    Index("ix_report_rollup_days_starts", "starts", unique=True),
+)
 
 
 class ReportRollup(Base):
@@ -731,3 +753,33 @@ class UserTeam(Base):
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     team: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+# -- the alert outbox: what the answer webhooks leave for scoring's alert jobs -----------
+
+
+class AlertOutbox(Base):
+    """A detractor alert owed for a survey request: written in the same transaction (on
+    PostgreSQL, the same statement) as the answer that called for it (core.events), so
+    that it is never lost once the answer is stored, whatever Redis is doing. The
+    worker's drain (scoring.alerts.queue_due_alerts) puts the alert's job on the
+    `alerts` queue and notes when. One per request: a second detractor answer (CSAT
+    after NPS, a redelivery, a text after a call) finds the row there and adds nothing.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        # What the drain reads every few seconds: the rows not queued yet, oldest first.
+        Index(
+            "ix_alert_outbox_due",
+            "id",
+            postgresql_where=text("queued_at IS NULL"),
+            sqlite_where=text("queued_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("survey_requests.id"), unique=True)
+    created_at: Mapped[datetime]
+    # When the drain queued the alert's job (None: not yet; Redis may have been down).
+    queued_at: Mapped[datetime | None]

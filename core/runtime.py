@@ -28,7 +28,7 @@ from core.survey import SurveyCatalog
 from core.telephony import rest_client
 
 if TYPE_CHECKING:
-    from core.events import AnswerListener, TextOpener
+    from core.events import AlertRule, AnswerListener, TextOpener
 
 
 class JobQueue(Protocol):
@@ -52,6 +52,8 @@ class Wiring:
 
     queue_factory: QueueFactory | None = None
     answer_listeners: tuple[AnswerListener, ...] = ()
+    # Whether an answer calls for an alert, whose outbox row is then written with it.
+    alert_rule: AlertRule | None = None
     text_opener: TextOpener | None = None
 
 

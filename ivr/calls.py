@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from core.db import param_like, utcnow
 from core.models import (
     REPORT_FIELDS,
+    AlertOutbox,
     Answer,
     CallAttempt,
     OptOut,
@@ -69,6 +70,7 @@ _BEFORE_ANSWER = ("queued", "initiated", "ringing")
 # They are Core statements over plain rows: loading the attempt and its request as ORM
 # objects cost the answer webhook about 0.7 ms of CPU more than the same SELECT in Core.
 _ANSWERS = Answer.__table__
+_OUTBOX = AlertOutbox.__table__
 _ATTEMPTS = CallAttempt.__table__
 _REQUESTS = SurveyRequest.__table__
 _VERSIONS = SurveyVersion.__table__
@@ -149,12 +151,15 @@ _STORE_ANSWER = {
 _IS_THE_CALL = _THE_CALL.with_only_columns(_ATTEMPTS.c.id)
 
 
-def _answer_and_read_statement() -> CompoundSelect:
+def _answer_and_read_statement(*, owe_alert: bool) -> CompoundSelect:
     # PostgreSQL only, one statement: the call checked, the answer inserted, and the
     # request's answers read. The first row (question key NULL) is there only if the
     # call is what the webhook says; then come the answers as they were before the
     # insert (a statement's snapshot does not see its own CTE's rows) and what the
     # insert returned. A redelivery inserts nothing and reads the first delivery's answer.
+    # With `owe_alert`, the answer the insert stored also writes the request's alert
+    # outbox row (core.events), unless the request has one: the same statement, so the
+    # alert is owed exactly when the answer is stored.
     the_call = _THE_CALL.cte("the_call")
     stored = (
         _insert_answer(postgresql, select(*the_call.c))
@@ -164,10 +169,33 @@ def _answer_and_read_statement() -> CompoundSelect:
     found = select(
         cast(null(), _ANSWERS.c.question_key.type), cast(null(), _ANSWERS.c.value.type)
     ).select_from(the_call)
-    return union_all(found, _ANSWERS_OF_REQUEST, select(stored.c.question_key, stored.c.value))
+    statement = union_all(found, _ANSWERS_OF_REQUEST, select(stored.c.question_key, stored.c.value))
+    if not owe_alert:
+        return statement
+    owed = (
+        postgresql.insert(_OUTBOX)
+        .from_select(
+            ["request_id", "created_at"],
+            select(
+                bindparam("request_id", type_=_OUTBOX.c.request_id.type),
+                bindparam("received_at", type_=_OUTBOX.c.created_at.type),
+            ).select_from(stored),
+        )
+        .on_conflict_do_nothing(index_elements=[_OUTBOX.c.request_id])
+        .cte("owed")
+    )
+    return statement.add_cte(owed)
 
 
-_ANSWER_AND_READ = _answer_and_read_statement()
+_ANSWER_AND_READ = {
+    False: _answer_and_read_statement(owe_alert=False),
+    True: _answer_and_read_statement(owe_alert=True),
+}
+_OWE_ALERT_SQLITE = (
+    sqlite.insert(_OUTBOX)
+    .values(request_id=bindparam("request_id"), created_at=bindparam("received_at"))
+    .on_conflict_do_nothing(index_elements=[_OUTBOX.c.request_id])
+)
 
 
 @dataclass(frozen=True)
@@ -343,22 +371,28 @@ def answer_question(
     value: int,
     keys: str,
     spoken: Spoken | None = None,
+    owe_alert: bool = False,
 ) -> dict[str, int | None] | None:
     """Store a keypad answer unless the question already has one (a redelivery: the
     first delivery's answer stands and nothing is written). Returns the request's
     answers by question key, this one included, as the call flow needs them; None, with
     nothing written, if the call is not what `call` says (one named by a URL, see
-    `LiveCall`). One statement on PostgreSQL, which needs no transaction around it."""
+    `LiveCall`). One statement on PostgreSQL, which needs no transaction around it.
+
+    `owe_alert` (core.events.alert_due said so): the answer, if stored now, also writes
+    the request's alert outbox row, in the same statement on PostgreSQL and the same
+    transaction on SQLite."""
     row = _answer_row(call, question, value=value, keys=keys, spoken=spoken)
     if connection.dialect.name == "postgresql":
-        rows = connection.execute(_ANSWER_AND_READ, row).all()
+        rows = connection.execute(_ANSWER_AND_READ[owe_alert], row).all()
         if all(key is not None for key, _ in rows):
             return None  # no row for the call
         answers = {key: value for key, value in rows if key is not None}
     else:
-        if connection.execute(_STORE_ANSWER["sqlite"], row).first() is None and (
-            connection.execute(_IS_THE_CALL, row).first() is None
-        ):
+        if connection.execute(_STORE_ANSWER["sqlite"], row).first() is not None:
+            if owe_alert:
+                connection.execute(_OWE_ALERT_SQLITE, row)
+        elif connection.execute(_IS_THE_CALL, row).first() is None:
             return None
         answers = answers_by_key(connection, call.request_id)
     if question.key not in answers:

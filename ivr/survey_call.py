@@ -3,8 +3,9 @@
 The voice webhooks (aftercall.web.voice) parse Twilio's form and render TwiML; in between
 everything is here: which unit of work a turn takes, storing what the customer did
 (ivr.calls), choosing the next step (core.flow), finishing the survey when the step says
-it is done (`_settle()`, the one place that does), and telling the other domains about a
-committed answer (core.events). It knows nothing of HTTP or TwiML.
+it is done (`_settle()`, the one place that does), and telling the other domains about an
+answer (core.events: an alert it calls for is owed in the answer's own statement or
+transaction; listeners hear of it after the commit). It knows nothing of HTTP or TwiML.
 
 Every function returns a `Turn`: the call (None when aftercall knows no such call: the
 caller hears a polite goodbye) and what to say next.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from core import flow, utterance
-from core.events import AnswerGiven, answer_given
+from core.events import AnswerGiven, alert_due, answer_given
 from core.runtime import Runtime
 from core.survey import Question, QuestionKind
 from core.telephony import is_machine
@@ -124,17 +125,16 @@ def press_keys(
         if call is None or asked is None or asked.kind is QuestionKind.COMMENT:
             return NO_SUCH_CALL
         if keys.spoken and asked.takes_speech:
-            turn, answered = _said(session, call, asked, keys)
+            turn, answered = _said(runtime, session, call, asked, keys)
         else:
-            turn, answered = _pressed(session, call, asked, keys)
+            turn, answered = _pressed(runtime, session, call, asked, keys)
     if answered is not None:
-        # After the commit: a listener (the alert's job) reads the answer back.
         answer_given(runtime, answered)
     return turn
 
 
 def _pressed(
-    session: Session, call: calls.LiveCall, asked: Question, keys: Keys
+    runtime: Runtime, session: Session, call: calls.LiveCall, asked: Question, keys: Keys
 ) -> tuple[Turn, AnswerGiven | None]:
     """Keys pressed (or nothing) at a question, in the webhook's unit of work."""
     answered = None
@@ -145,12 +145,13 @@ def _pressed(
     if isinstance(result, keypad.NeedsSecondDigit):
         step: flow.Step = flow.ListenForZero(asked, keys.try_number)
     elif isinstance(result, keypad.Answered):
+        answered = AnswerGiven(call.request_id, asked.kind.value, result.value)
         answers = calls.answer_question(
-            session.connection(), call, asked, value=result.value, keys=result.keys
-        )
+            session.connection(), call, asked, value=result.value, keys=result.keys,
+            owe_alert=alert_due(runtime, answered),
+        )  # fmt: skip
         if answers is None:  # another webhook pinned another survey version just now
             return NO_SUCH_CALL, None
-        answered = AnswerGiven(call.request_id, asked.kind.value, result.value)
         step = flow.after_answer(call.definition, asked.key, answers)
     else:
         answers = calls.answers_by_key(session, call.request_id)
@@ -159,7 +160,7 @@ def _pressed(
 
 
 def _said(
-    session: Session, call: calls.LiveCall, asked: Question, keys: Keys
+    runtime: Runtime, session: Session, call: calls.LiveCall, asked: Question, keys: Keys
 ) -> tuple[Turn, AnswerGiven | None]:
     """A spoken answer (core.utterance): stored like a key, opting out like "*", asked
     again like a wrong key, or, heard with low confidence, confirmed first."""
@@ -177,21 +178,26 @@ def _said(
         )
         return Turn(call, confirm), None
     spoken = calls.Spoken(result.transcript, result.confidence)
-    return _store_spoken(session, call, asked, result.value, spoken)
+    return _store_spoken(runtime, session, call, asked, result.value, spoken)
 
 
 def _store_spoken(
-    session: Session, call: calls.LiveCall, asked: Question, value: int, spoken: calls.Spoken
+    runtime: Runtime,
+    session: Session,
+    call: calls.LiveCall,
+    asked: Question,
+    value: int,
+    spoken: calls.Spoken,
 ) -> tuple[Turn, AnswerGiven | None]:
+    answered = AnswerGiven(call.request_id, asked.kind.value, value)
     answers = calls.answer_question(
-        session.connection(), call, asked, value=value, keys="", spoken=spoken
-    )
+        session.connection(), call, asked, value=value, keys="", spoken=spoken,
+        owe_alert=alert_due(runtime, answered),
+    )  # fmt: skip
     if answers is None:
         return NO_SUCH_CALL, None
     step = flow.after_answer(call.definition, asked.key, answers)
-    return Turn(call, _settle(session, call, step)), AnswerGiven(
-        call.request_id, asked.kind.value, value
-    )
+    return Turn(call, _settle(session, call, step)), answered
 
 
 def confirm_answer(
@@ -217,7 +223,7 @@ def confirm_answer(
             return Turn(call, Goodbye("opted_out"))
         if utterance.confirmation(call.language, heard.reply, heard.digits):
             spoken = calls.Spoken(heard.transcript, heard.confidence)
-            turn, answered = _store_spoken(session, call, asked, heard.value, spoken)
+            turn, answered = _store_spoken(runtime, session, call, asked, heard.value, spoken)
         else:
             answers = calls.answers_by_key(session, call.request_id)
             step = flow.after_rejection(
@@ -243,26 +249,30 @@ def _answer_named_call(runtime: Runtime, call: calls.LiveCall, key: str, keys: K
     result = keypad.interpret(asked.kind, keys.digits, after_one=keys.after_one)
     if not isinstance(result, keypad.Answered):
         return None
+    answered = AnswerGiven(call.request_id, asked.kind.value, result.value)
+    owe_alert = alert_due(runtime, answered)
     if flow.may_finish_after(call.definition, key):
         # The answer that may be the last and the survey's end: one transaction.
         with runtime.db.session() as session:
             answers = calls.answer_question(
-                session.connection(), call, asked, value=result.value, keys=result.keys
-            )
+                session.connection(), call, asked, value=result.value, keys=result.keys,
+                owe_alert=owe_alert,
+            )  # fmt: skip
             if answers is None:
                 return None
             step = _settle(session, call, flow.after_answer(call.definition, key, answers))
     else:
+        # The answer and the alert it may owe: one statement (ivr.calls.answer_question).
         with runtime.db.single_statement() as connection:
             answers = calls.answer_question(
-                connection, call, asked, value=result.value, keys=result.keys
-            )
+                connection, call, asked, value=result.value, keys=result.keys,
+                owe_alert=owe_alert,
+            )  # fmt: skip
         if answers is None:
             return None
         step = flow.after_answer(call.definition, key, answers)
         assert not isinstance(step, flow.Finish)  # may_finish_after() said so
-    # After the commit: a listener (the alert's job) reads the answer back.
-    answer_given(runtime, AnswerGiven(call.request_id, asked.kind.value, result.value))
+    answer_given(runtime, answered)
     return Turn(call, step)
 
 

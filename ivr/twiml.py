@@ -15,12 +15,20 @@ Twilio specifics this module is careful about (twilio.com/docs/voice/twiml/gathe
   (core.utterance). `speechTimeout` is a whole number of seconds: Twilio refuses "auto"
   together with a `speechModel` (warning 13335), and `numbers_and_commands` is its
   model for short answers like these.
+
+The webhooks do not build a document per post: `step_document()` and
+`goodbye_document()` render a step once per survey version, step, language and
+greeting (`DocumentKey`) with stand-ins for the call's own URLs, and fill in each
+call's base URL and `ref` with two string replacements. A Confirm step, whose URL
+carries what was heard, is rendered for each call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from secrets import token_hex
+from urllib.parse import quote_plus, urlencode
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -230,3 +238,118 @@ def twilio_language(language: str) -> str:
     """The `<Gather language>` for a survey language: the one its prompts are spoken in."""
     voice = VOICES.get(utterance.language_code(language)) or VOICES[utterance.DEFAULT_LANGUAGE]
     return voice.language
+
+
+# -- documents: a step's TwiML rendered once, then filled in for each call ---------------
+
+
+@dataclass(frozen=True)
+class DocumentKey:
+    """What a step's TwiML is a pure function of, apart from the call's own URLs: the
+    survey version (its questions, prompts and phrase overrides), the call's language,
+    the company and callback number the settings name, and the phrase that greets."""
+
+    survey_version_id: int
+    version_digest: str
+    language: str
+    company: str
+    callback: str
+    greeting: str = "greeting"
+
+
+# Stand-ins for a call's base URL and ref while a document is rendered, random per
+# process so that no survey text can contain them; quote_plus() and XML escaping leave
+# both as they are, so each appears in the document exactly as written.
+_BASE_STAND_IN = f"aftercall-base-{token_hex(8)}"
+_REF_STAND_IN = f"aftercallref{token_hex(8)}"
+_STAND_IN_URLS = {
+    True: CallUrls(_BASE_STAND_IN, ref=_REF_STAND_IN),
+    False: CallUrls(_BASE_STAND_IN),
+}
+# Characters XML escapes in a text or an attribute: a base URL or ref with any of them
+# (never a real one) gets its document rendered for the call.
+_ESCAPED = frozenset("&<>\"'\n\r\t")
+# Documents kept per process: surveys x versions x languages x steps (a question's
+# tries, greeting, moving on) is a few hundred for a large deployment.
+MAX_DOCUMENTS = 4096
+_documents: dict[tuple, str | None] = {}
+
+HANG_UP_DOCUMENT = str(hang_up())
+EMPTY_DOCUMENT = str(VoiceResponse())
+
+
+def step_document(
+    step: Step, key: DocumentKey, phrases: Callable[[], Phrasebook], urls: CallUrls
+) -> str:
+    """`render_step()`'s document as a string, from the per-process cache when the step
+    is the same for every call of its survey version and language (all but Confirm)."""
+    shape = _step_shape(step)
+    if shape is None or not _fits(urls):
+        return str(render_step(step, phrases(), urls))
+    template = _template(
+        (key, shape, bool(urls.ref)),
+        lambda: render_step(step, phrases(), _STAND_IN_URLS[bool(urls.ref)]),
+        lambda: render_step(step, phrases(), urls),
+        urls,
+    )
+    if template is None:
+        return str(render_step(step, phrases(), urls))
+    return _fill(template, urls)
+
+
+def goodbye_document(phrase: str, key: DocumentKey, phrases: Callable[[], Phrasebook]) -> str:
+    """`goodbye()`'s document as a string, rendered once per version, language and phrase."""
+    template = _template(
+        (key, ("goodbye", phrase)),
+        lambda: goodbye(phrases(), phrase),
+        lambda: goodbye(phrases(), phrase),
+        None,
+    )
+    return str(goodbye(phrases(), phrase)) if template is None else template
+
+
+def _step_shape(step: Step) -> tuple | None:
+    """The step, as a cache key: everything in it but the question's definition (the
+    version's, named by the DocumentKey). None for a step rendered per call."""
+    if isinstance(step, Ask):
+        question = step.question
+        return ("ask", question.key, step.attempt, step.greet, step.retry_reason, step.moved_on)
+    if isinstance(step, ListenForZero):
+        return ("zero", step.question.key, step.attempt)
+    if isinstance(step, Finish):
+        return ("finish", step.moved_on)
+    return None  # Confirm: its URL carries what was heard
+
+
+def _fits(urls: CallUrls) -> bool:
+    return not (_ESCAPED.intersection(urls.base) or _ESCAPED.intersection(urls.ref))
+
+
+def _template(
+    cache_key: tuple,
+    stand_in: Callable[[], VoiceResponse],
+    real: Callable[[], VoiceResponse],
+    urls: CallUrls | None,
+) -> str | None:
+    """The cached template for `cache_key`, rendered on first use and checked once
+    against the real document of the call that asked (None: this step cannot be
+    templated, render it for each call)."""
+    try:
+        return _documents[cache_key]
+    except KeyError:
+        pass
+    template: str | None = str(stand_in())
+    actual = str(real())
+    if template is not None and (_fill(template, urls) if urls else template) != actual:
+        template = None
+    if len(_documents) >= MAX_DOCUMENTS:
+        del _documents[next(iter(_documents))]  # the oldest
+    _documents[cache_key] = template
+    return template
+
+
+def _fill(template: str, urls: CallUrls) -> str:
+    document = template.replace(_BASE_STAND_IN, urls.base)
+    if urls.ref:
+        document = document.replace(_REF_STAND_IN, quote_plus(urls.ref))
+    return document

@@ -29,6 +29,14 @@ How a persona meets input verbs (`<Gather>`, `<Record>`)
   last prompt instead of after it (`think_seconds` after the prompts).
 - `hangs_up_after(k)`: after answering k questions the callee hangs up one second into
   the next question.
+- A persona with a `feeling` (`phonesim.feeling`) answers the questions its script does
+  not cover by listening to them (`phonesim.question.read_spoken`): a number on the
+  scale the prompts name (keys, or said aloud with `speaks`), yes or no with the keys
+  they name (always yes to "I heard nine. Is that right?"), a spoken comment at a
+  `<Record>`, in the prompts' language; silence when it cannot make out what is asked.
+  `opt_out_at` makes it press "*" at that question instead (1-based). The random
+  personas of `PersonaMix` are all of this kind, so every key they press is one the
+  question asked for.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from phonesim.feeling import Feeling
+from phonesim.question import Question
 
 Pickup = Literal["human", "machine", "fax", "busy", "no-answer", "failed"]
 
@@ -121,6 +132,15 @@ class Persona:
     amd_seconds: float = 3.5
     # For `failed`: the SIP response the carrier gave (404 unallocated, 500 ...).
     sip_response_code: int = 404
+    # How the customer feels about the call: answers, past the script, on each
+    # question's own scale; None: silence past the script.
+    feeling: Feeling | None = None
+    # With a feeling: says the answers instead of pressing them.
+    speaks: bool = False
+    # With a feeling: presses "*" at this question (1-based) instead of answering.
+    opt_out_at: int | None = None
+    # Seeds the answers' noise, so a call played again gets the same answers.
+    seed: int = 0
 
     # -- constructors -------------------------------------------------------------
     @classmethod
@@ -201,6 +221,7 @@ class Persona:
 
 
 HANG_UP = object()
+YES_NO_WORDS = {"en": ("yes", "no"), "es": ("sí", "no"), "pl": ("tak", "nie")}
 
 
 @dataclass
@@ -211,14 +232,22 @@ class Callee:
     buffer: str = ""
     answered: int = 0
     _next: int = field(default=0, repr=False)
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(f"{self.persona.seed}:{self.persona.name}")
 
     @property
     def listens_only(self) -> bool:
         return self.persona.pickup != "human"
 
-    def next_answer(self) -> Answer | object:
+    def next_answer(
+        self, question: Question | None = None, *, recording: bool = False, language: str = "en"
+    ) -> Answer | object:
         """The answer to a new question: keys, a Speech, a Comment, "" (silence) or
-        HANG_UP."""
+        HANG_UP. `question` is what the prompts asked, as the callee made it out (None:
+        nothing it could make out); `recording` when it is a `<Record>`, in
+        `language`."""
         if self.listens_only:
             return ""
         limit = self.persona.hang_up_after
@@ -229,7 +258,31 @@ class Callee:
             answer = self.persona.answers[self._next]
             self._next += 1
             return answer
-        return ""
+        return self._felt(question, recording, language)
+
+    def _felt(self, question: Question | None, recording: bool, language: str) -> Answer:
+        """What a persona with a feeling answers, past its script."""
+        persona, rng = self.persona, self._rng
+        feeling = persona.feeling
+        if feeling is None:
+            return ""
+        if self.answered == persona.opt_out_at:
+            return "*"
+        if recording:
+            return Comment(feeling.comment(language, rng), seconds=rng.uniform(3.0, 8.0),
+                           finish_key=rng.choice(["#", None]))  # fmt: skip
+        if question is None or question.kind == "comment":
+            return ""
+        if question.kind == "yesno":
+            yes = question.confirms or feeling.agrees(rng)
+            if persona.speaks:
+                return Speech(YES_NO_WORDS[question.language][0 if yes else 1])
+            return question.yes_key if yes else question.no_key
+        value = str(feeling.value(question.low, question.high, rng))
+        if persona.speaks:
+            # As a recogniser writes numbers (digits), some heard with little confidence.
+            return Speech(value, confidence=round(rng.uniform(0.45, 0.99), 2))
+        return value
 
     def take_key(self) -> str | None:
         if not self.buffer:
@@ -282,20 +335,18 @@ class PersonaMix:
 
 
 def _randomise(persona: Persona, rng: random.Random) -> Persona:
-    """Fills the `random*` personas with answers drawn from `rng`."""
+    """Gives the `random*` personas a feeling drawn from `rng` (phonesim.feeling), and
+    what else they do: say their answers, opt out at one of the first questions, barge
+    in."""
     if not persona.name.startswith("random"):
         return persona
-    answers: list[Answer] = [str(rng.choice([*range(11), 9, 10, 10])) for _ in range(6)]
-    answers.insert(rng.randrange(3, 6), Comment("Everything was fine, thanks.", seconds=4))
-    if persona.name == "random_opts_out":
-        answers[rng.randrange(0, 3)] = "*"
-    if persona.name == "random_speaks":
-        # Says the numbers instead of pressing them, as a recogniser writes them (digits),
-        # some of them heard with little confidence.
-        answers = [
-            Speech(answer, confidence=round(rng.uniform(0.45, 0.99), 2))
-            if isinstance(answer, str)
-            else answer
-            for answer in answers
-        ]
-    return replace(persona, answers=tuple(answers), barge_in_after=rng.choice([None, 2.0]))
+    feeling = Feeling.draw(rng)
+    opt_out_at = rng.randint(1, 3) if persona.name == "random_opts_out" else None
+    return replace(
+        persona,
+        feeling=feeling,
+        speaks=persona.name == "random_speaks",
+        opt_out_at=opt_out_at,
+        seed=rng.getrandbits(32),
+        barge_in_after=rng.choice([None, 2.0]),
+    )

@@ -17,6 +17,14 @@ survey has closed") asks nothing. A text that begins "Sorry" / "Perdón" /
 reply. The language is the one the instruction is written in (en, es or pl), so the
 customer answers in it.
 
+A call's question is heard, not read (`read_spoken`): the prompts a `<Gather>` plays,
+worded by the survey's author ("Press or say 1 for very dissatisfied, up to 5 for very
+satisfied.") or by the product ("Please press a number from 1 to 5.", "I heard nine. Is
+that right? Press 1 or say yes; press 2 or say no."). It finds the same ranges, a range
+told by its ends ("1 ... up to 5", "1 ... hasta 5", "1 ... do 5" after "press"/"say"),
+and yes/no told by keys ("press 1 ... yes ... 2 ... no"), with the keys it names; a
+question that asks to confirm what was heard is marked so.
+
 This module does not decide what to answer: that is the persona's.
 """
 
@@ -67,6 +75,26 @@ _MARKERS = {
 }
 
 
+# "Press or say 1 for very dissatisfied, up to 5 for very satisfied": a range told by its
+# two ends, the first right after a word for pressing or saying.
+_PRESS = r"(?:press|say|marque|diga|naciśnij|powiedz|wybierz)"
+_ENDS = re.compile(
+    rf"\b{_PRESS}\s+(?P<low>[01])\b[^.;?!\d]{{1,70}}?\b(?:up\s+to|to|hasta|al|do)\s+"
+    r"(?P<high>\d{1,2})\b",
+    re.IGNORECASE,
+)
+# "Press 1 or say yes; press 2 or say no", "Marque 1 para sí o 2 para no", "Naciśnij 1,
+# aby odpowiedzieć tak, lub 2, aby odpowiedzieć nie".
+_KEYED_YES_NO = re.compile(
+    r"\b(?P<yes_key>\d)\b[^.?!\d]{0,40}?\b(?P<yes>yes|sí|si|tak)\b"
+    r"[^.?!\d]{0,30}?\b(?P<no_key>\d)\b[^.?!\d]{0,40}?\b(?P<no>no|nie)\b",
+    re.IGNORECASE,
+)
+_CONFIRMS = re.compile(
+    r"\b(is that right|is that correct|did you say)|es correcto|czy to prawda", re.IGNORECASE
+)
+
+
 @dataclass(frozen=True)
 class Question:
     """What a text asks: a number on a scale from `low` to `high`, yes or no, or a few
@@ -77,6 +105,11 @@ class Question:
     low: int = 0
     high: int = 0
     reask: bool = False
+    # A yes/no question heard in a call: the keys that say yes and no, and whether it
+    # asks to confirm what was heard ("I heard nine. Is that right?").
+    yes_key: str = "1"
+    no_key: str = "2"
+    confirms: bool = False
 
 
 def read_question(body: str) -> Question | None:
@@ -110,6 +143,42 @@ def read_question(body: str) -> Question | None:
         # "or SKIP" alone offers to skip a question that asks for words; beside a
         # scale or yes/no it only offers to skip that question.
         found.append((0, Question("comment", language_of(body), reask=reask)))
+    if not found:
+        return None
+    return max(found, key=lambda item: item[0])[1]
+
+
+def read_spoken(text: str, language: str | None = None) -> Question | None:
+    """The question a call's prompts `text` ask, or None when they ask nothing a caller
+    would answer with a key or a word (a greeting alone, a goodbye). `language` (en, es
+    or pl), when the `<Say>` names it, wins over the one the words suggest. The last
+    instruction wins, as in `read_question`: a re-ask ends with what it wants."""
+    found: list[tuple[int, Question]] = []
+    heard_in = language or language_of(text)
+    reask = bool(_REASK.match(text))
+    for match in _KEYED_YES_NO.finditer(text):
+        question = Question(
+            "yesno",
+            language or _YES_LANGUAGE[match["yes"].lower()],
+            reask=reask,
+            yes_key=match["yes_key"],
+            no_key=match["no_key"],
+            confirms=bool(_CONFIRMS.search(text)),
+        )
+        found.append((match.end(), question))
+    scales = [
+        (match.end(), int(match["low"]), int(match["high"]))
+        for match in _RANGE.finditer(text)
+        if int(match["low"]) <= 1
+        or _SCALE_WORD.search(text, max(0, match.start() - 25), match.start())
+    ]
+    if not scales:
+        scales = [(m.end(), int(m["low"]), int(m["high"])) for m in _ENDS.finditer(text)]
+    found += [
+        (end, Question("scale", heard_in, low, high, reask))
+        for end, low, high in scales
+        if low < high
+    ]
     if not found:
         return None
     return max(found, key=lambda item: item[0])[1]

@@ -14,10 +14,11 @@ How a thread reads a text
   A thank-you, a HELP reply, an opt-out confirmation, "This survey has closed" or
   Twilio's own keyword replies get none.
 - The answer is on the question's own scale and coherent across questions: the thread
-  draws one satisfaction (0-1) for its `target` (promoter, passive or detractor) and
-  every answer is that satisfaction on the question's scale, with a little noise. A 0-10
-  scale is read as NPS and stays in the target's band (9-10, 7-8, 0-6), so the target is
-  what the product will score; a 1-5 or 1-7 scale follows the same satisfaction.
+  draws one `phonesim.feeling.Feeling` for its `target` (promoter, passive or
+  detractor), the same a calling persona uses, and every answer is that satisfaction on
+  the question's scale, with a little noise. A 0-10 scale is read as NPS and stays in
+  the target's band (9-10, 7-8, 0-6), so the target is what the product will score; a
+  1-5 or 1-7 scale follows the same satisfaction.
 - The answer is written as customers write: "9", "9/10", "nine", "9!", "9 out of 10",
   "yes", "Y", "Yes!", a short comment or SKIP, in the question's language (en, es, pl).
   A re-ask (a question beginning "Sorry"/"Perdón"/"Przepraszamy") after a valid answer
@@ -35,24 +36,8 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from phonesim.feeling import TARGETS, Feeling, Target
 from phonesim.question import Question, read_question
-
-Target = Literal["promoter", "passive", "detractor"]
-TARGETS: tuple[Target, ...] = ("promoter", "passive", "detractor")
-# Roughly what a support team's NPS survey hears when no target is given.
-TARGET_WEIGHTS: dict[Target, float] = {"promoter": 50.0, "passive": 30.0, "detractor": 20.0}
-# The satisfaction a target's customer feels, drawn once per thread, and the NPS band
-# (0-10) the target's answers stay in so that the product scores the target.
-SATISFACTION: dict[Target, tuple[float, float]] = {
-    "promoter": (0.88, 1.0),
-    "passive": (0.68, 0.82),
-    "detractor": (0.0, 0.6),
-}
-NPS_BAND: dict[Target, tuple[int, int]] = {
-    "promoter": (9, 10),
-    "passive": (7, 8),
-    "detractor": (0, 6),
-}
 
 Form = Literal["plain", "fraction", "word", "exclaimed", "out_of", "letter"]
 # How a customer writes an answer. A form a kind has no use for is written plainly:
@@ -70,25 +55,6 @@ _NUMBER_WORDS = {
 _OUT_OF = {"en": "{value} out of {top}", "es": "{value} de {top}", "pl": "{value} na {top}"}
 _YES_NO = {"en": ("yes", "no"), "es": ("sí", "no"), "pl": ("tak", "nie")}
 _YES_NO_LETTER = {"en": ("Y", "N"), "es": ("S", "N"), "pl": ("T", "N")}
-# Short comments by how the customer feels (positive, neutral, negative); none says
-# "stop" or "don't text", which a product rightly reads as an opt-out.
-COMMENTS = {
-    "en": (
-        ("Quick and friendly, thanks", "Solved my problem first time", "Great help"),
-        ("It was ok, a bit slow", "Fine, took a while", "Agent was nice, wait was long"),
-        ("Waited too long on hold", "Problem still not solved", "Nobody called back"),
-    ),
-    "es": (
-        ("Rápido y amable, gracias", "Resolvieron todo a la primera", "Muy buena atención"),
-        ("Bien, algo lento", "Correcto, pero tardaron", "Amables, mucha espera"),
-        ("Esperé demasiado", "Mi problema sigue sin resolver", "Nadie me devolvió la llamada"),
-    ),
-    "pl": (
-        ("Szybko i miło, dziękuję", "Problem rozwiązany od razu", "Bardzo dobra obsługa"),
-        ("W porządku, trochę wolno", "Dobrze, ale długo to trwało", "Miło, ale długie czekanie"),
-        ("Za długo czekałem", "Problem nadal nierozwiązany", "Nikt nie oddzwonił"),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -99,7 +65,7 @@ class TextPersona:
     name: str = "answering"
     # False: reads everything, never replies.
     replies: bool = True
-    # None: each thread draws one with TARGET_WEIGHTS.
+    # None: each thread draws one with phonesim.feeling.TARGET_WEIGHTS.
     target: Target | None = None
     # A reply comes this many simulated seconds after the question was delivered,
     # drawn uniformly between the two.
@@ -180,9 +146,7 @@ class TextPersona:
 
     def thread(self, rng: random.Random) -> TextThread:
         """A new conversation played by this persona, its choices drawn from `rng`."""
-        target = self.target or _weighted(rng, TARGET_WEIGHTS)
-        low, high = SATISFACTION[target]
-        return TextThread(self, rng, target, rng.uniform(low, high))
+        return TextThread(self, rng, Feeling.draw(rng, self.target, noise=self.noise))
 
 
 @dataclass
@@ -192,8 +156,7 @@ class TextThread:
 
     persona: TextPersona
     rng: random.Random
-    target: Target
-    satisfaction: float
+    feeling: Feeling
     asked: int = 0  # questions received, re-asks not counted
     answered: int = 0  # questions given a valid answer
     in_flight: int = 0  # texts decided and not yet sent
@@ -269,23 +232,18 @@ class TextThread:
         # Whole seconds: Twilio's message dates have no finer resolution.
         return float(round(self.rng.uniform(*self.persona.reply_seconds)))
 
-    def _feeling(self) -> float:
-        """This answer's satisfaction: the customer's, strayed a little."""
-        return min(1.0, max(0.0, self.satisfaction + self.rng.gauss(0.0, self.persona.noise)))
+    @property
+    def target(self) -> Target:
+        return self.feeling.target
 
     def _decide(self, question: Question) -> int | bool | str:
         if question.kind == "yesno":
-            return self.rng.random() < self.satisfaction
+            return self.feeling.agrees(self.rng)
         if question.kind == "comment":
             if self.rng.random() < self.persona.skip_share:
                 return "SKIP"
-            mood = 0 if self.satisfaction >= 0.85 else 1 if self.satisfaction >= 0.65 else 2
-            return self.rng.choice(COMMENTS[question.language][mood])
-        value = question.low + round(self._feeling() * (question.high - question.low))
-        if (question.low, question.high) == (0, 10):
-            low, high = NPS_BAND[self.target]
-            value = min(high, max(low, value))
-        return value
+            return self.feeling.comment(question.language, self.rng)
+        return self.feeling.value(question.low, question.high, self.rng)
 
     def _write(self, question: Question, *, plain: bool) -> str:
         """The decision for `question` as the customer types it."""
@@ -365,12 +323,3 @@ def _randomise(persona: TextPersona, rng: random.Random) -> TextPersona:
     if persona.name == "random_help":
         return persona.with_(help_at=rng.randint(1, 2))
     return persona
-
-
-def _weighted(rng: random.Random, weights: dict[Target, float]) -> Target:
-    pick = rng.uniform(0, sum(weights.values()))
-    for target, weight in weights.items():
-        pick -= weight
-        if pick <= 0:
-            return target
-    return TARGETS[-1]

@@ -55,6 +55,7 @@ from urllib.parse import urljoin
 from phonesim.call import Redirect, SimCall
 from phonesim.journal import AppError, DocumentFetch, KeyPress, Prompt, SpeechInput
 from phonesim.persona import HANG_UP, Comment, Speech
+from phonesim.question import language_of, read_spoken
 from phonesim.recognizer import MAX_SPEECH_SECONDS, Recognizer
 
 if TYPE_CHECKING:
@@ -120,6 +121,10 @@ class TwimlSession:
         # A <Say>/<Play> has played since the last input verb: the next input verb is a
         # question the persona answers (see phonesim.persona).
         self.prompted = False
+        # What the <Say>s since the last input verb said, and in which language: what
+        # the persona makes the question out from.
+        self.heard: list[str] = []
+        self.heard_language: str | None = None
         # The caller's platform's DTMF, as (pause before, keys) runs, until the first
         # <Gather> listening for keys takes them; None: nothing was sent.
         self.sent: list[tuple[float, str]] | None = _bursts(send_digits) or None
@@ -217,6 +222,7 @@ class TwimlSession:
             tag = verb.tag
             if tag in ("Say", "Play"):
                 self.prompted = True
+                self._hear(verb)
                 yield from self._play(verb, None)
             elif tag == "Pause":
                 yield prompt_seconds(verb)
@@ -285,6 +291,15 @@ class TwimlSession:
             prompt.interrupted = True
         return interrupted or marked
 
+    def _hear(self, element: ET.Element) -> None:
+        """Keeps what a <Say> says for the persona to make the question out from."""
+        if element.tag != "Say":
+            return
+        self.heard.append(" ".join("".join(element.itertext()).split()))
+        language = element.get("language")
+        if language:
+            self.heard_language = language.split("-")[0].lower()
+
     def _prompt(self, kind: str, text: str, attrs: dict[str, str]) -> Prompt:
         prompt = Prompt(
             self.net.clock.now(),
@@ -322,6 +337,9 @@ class TwimlSession:
         prompts = [child for child in verb if child.tag in ("Say", "Play", "Pause")]
         asked = self.prompted or any(p.tag in ("Say", "Play") for p in prompts)
         self.prompted = False
+        for prompt in prompts:
+            self._hear(prompt)
+        said, self.heard = " ".join(self.heard), []
         callee, persona = self.call.callee, self.call.persona
 
         # What the other end does (keys to type or words to say), seconds into the
@@ -340,7 +358,7 @@ class TwimlSession:
                 self._type(keys)  # behind keys already waiting: no prompt plays anyway
                 keys = ""
         elif asked and not (dtmf and callee.buffer):
-            answer = callee.next_answer()
+            answer = callee.next_answer(read_spoken(said, self.heard_language))
             if answer is HANG_UP:
                 yield from self._hang_up(prompts)
             if isinstance(answer, str):
@@ -472,11 +490,13 @@ class TwimlSession:
         max_length = float(_int(verb.get("maxLength"), 3600)) or 3600.0
         asked = self.prompted
         self.prompted = False
+        language = self.heard_language or language_of(" ".join(self.heard))
+        self.heard = []
         callee = self.call.callee
 
         answer: object = None
         if asked and not callee.buffer:
-            answer = callee.next_answer()
+            answer = callee.next_answer(None, recording=True, language=language)
             if answer is HANG_UP:
                 yield from self._hang_up([])
             if isinstance(answer, Speech):

@@ -1,10 +1,15 @@
 """Detractor alerts: a signed JSON webhook posted when a customer answers as a detractor.
 
-The web process calls `queue_detractor_alert()` after a webhook has committed an answer;
-if the answer is a detractor's (NPS <= 6 or CSAT <= 2, scoring.detractors) and alerts
-are configured, it puts `deliver_detractor_alert(request_id)` on the `alerts` queue,
-once per request (a fixed job id, enqueued with rq's atomic `unique=True`). Redis being
-down costs the call nothing: the error is logged and the survey goes on.
+The web process never touches the job queue for an alert. `alert_wanted()` is the rule
+wired into every Runtime (aftercall.wiring, core.events): when an answer is a detractor's
+(NPS <= 6 or CSAT <= 2, scoring.detractors) and alerts are configured, the answer's own
+statement or transaction also writes the request's row in the alert outbox
+(core.models.AlertOutbox, one per request). The worker drains it: `queue_due_alerts()`,
+run every few seconds by the cron process (aftercall.cron), puts
+`deliver_detractor_alert(request_id)` on the `alerts` queue, once per request (a fixed
+job id, enqueued with rq's atomic `unique=True`), and notes the row queued in the same
+transaction that read it. Redis being down costs the call nothing and loses no alert:
+the row waits, and the first drain after Redis is back queues it.
 
 The job reads the request and its answers so far from the database, posts them to
 `ALERT_WEBHOOK_URL` signed with `ALERT_WEBHOOK_SECRET` (HMAC-SHA256 over
@@ -29,14 +34,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from redis.exceptions import RedisError
 from rq import Retry
 from rq.exceptions import DuplicateJobError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.models import Answer, FollowUp, SurveyRequest
+from core.events import AnswerGiven
+from core.models import AlertOutbox, Answer, FollowUp, SurveyRequest
 from core.runtime import Runtime, worker_runtime
 from scoring.detractors import is_detractor_answer
 from scoring.follow_ups import open_follow_up
@@ -66,7 +71,7 @@ class AlertDeliveryError(Exception):
     """The receiver did not take the alert this time; rq retries the job."""
 
 
-# -- the web side: hand a detractor answer to the queue ---------------------------------
+# -- the web side: the rule that says an answer owes an alert --------------------------
 
 
 def alert_job_id(request_id: int) -> str:
@@ -77,21 +82,61 @@ def alerts_enabled(settings: Settings) -> bool:
     return bool(settings.alert_webhook_url and settings.alert_webhook_secret)
 
 
-def queue_detractor_alert(runtime: Runtime, request_id: int, kind: str, value: int | None) -> bool:
-    """Queue the alert for a just-committed answer if it is a detractor's.
-
-    Call it after the commit (the job reads the answer back from the database). Returns
-    True if this call queued the job; never raises for Redis trouble.
-    """
-    if not is_detractor_answer(kind, value):
+def alert_wanted(runtime: Runtime, event: AnswerGiven) -> bool:
+    """Whether an answer owes its request a detractor alert (core.events.AlertRule):
+    a detractor's answer, with alerts configured. Pure and cheap: every answer asks."""
+    if not is_detractor_answer(event.kind, event.value):
         return False
     settings = runtime.settings
     if not alerts_enabled(settings):
         if settings.alert_webhook_url:
             log.error("ALERT_WEBHOOK_URL is set but ALERT_WEBHOOK_SECRET is not: alerts are off")
         return False
+    return True
+
+
+# -- the worker side: the outbox drained onto the alerts queue ---------------------------
+
+# Rows read per drain: a burst bigger than this is drained by the next runs, seconds apart.
+DRAIN_BATCH = 500
+_OUTBOX = AlertOutbox.__table__
+_DUE = (
+    select(_OUTBOX.c.id, _OUTBOX.c.request_id)
+    .where(_OUTBOX.c.queued_at.is_(None))
+    .order_by(_OUTBOX.c.id)
+    .limit(DRAIN_BATCH)
+    # Two drains at once (a slow one overtaken by the next) take different rows; the
+    # fixed job id would keep a row taken twice to one job anyway.
+    .with_for_update(skip_locked=True)
+)
+
+
+def queue_due_alerts(runtime: Runtime) -> int:
+    """Queue the alert job of every outbox row not queued yet, and note them queued in
+    the transaction that read them. Safe to run twice, or at once: a job already queued
+    for the request (its fixed id) is not queued again, and a row is noted only once
+    Redis has taken its job. If Redis fails, nothing is noted and the next run retries.
+    Returns how many rows were queued (or found already queued)."""
+    with runtime.db.session() as session:
+        rows = session.execute(_DUE).all()
+        if not rows:
+            return 0
+        queue = runtime.queue(ALERT_QUEUE)
+        for row in rows:
+            enqueue_alert(queue, row.request_id)
+        session.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_([row.id for row in rows]))
+            .values(queued_at=runtime.now())
+        )
+    return len(rows)
+
+
+def enqueue_alert(queue: Any, request_id: int) -> bool:
+    """Put one request's alert job on the alerts queue unless its id is there already
+    (queued, running, retrying, or done within DONE_JOB_TTL_SECONDS). Raises RedisError."""
     try:
-        runtime.queue(ALERT_QUEUE).enqueue(
+        queue.enqueue(
             DELIVER_JOB,
             request_id,
             job_id=alert_job_id(request_id),
@@ -103,9 +148,6 @@ def queue_detractor_alert(runtime: Runtime, request_id: int, kind: str, value: i
         )
     except DuplicateJobError:
         return False  # this request already alerted (or is alerting)
-    except RedisError as exc:
-        log.warning("request %s: could not queue the detractor alert: %s", request_id, exc)
-        return False
     return True
 
 

@@ -77,3 +77,15 @@ def local_period_start(moment: datetime, unit: str, zone: ZoneInfo) -> datetime:
     """The UTC start of the local day/week/month that contains `moment`."""
     day = _first_day(moment.astimezone(zone).date(), unit)
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def local_days(first: date, last: date, zone: ZoneInfo) -> list[tuple[date, datetime, str, str]]:
+    """(day, its start in UTC, its ISO week's label, its month's label) for each local day
+    from `first` to `last`: the days `buckets` gives, as SQLite's rollup files rows in."""
+    days = []
+    day = first
+    while day <= last:
+        starts = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+        days.append((day, starts, _label(day, "week"), _label(day, "month")))
+        day += timedelta(days=1)
+    return days

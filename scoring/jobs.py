@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.runtime import worker_runtime
-from scoring import follow_up_digest, follow_ups, rollup
+from scoring import alerts, follow_up_digest, follow_ups, rollup
 
 
 def compact_rollup() -> int:
@@ -27,3 +27,9 @@ def send_follow_up_digests() -> str:
     """Queue today's digests of overdue follow-ups, one per owner and one for the
     unassigned (scoring.follow_up_digest.send_digests); safe to run twice a day."""
     return follow_up_digest.send_digests(worker_runtime())
+
+
+def queue_alerts() -> int:
+    """Queue the detractor alerts the answer webhooks left in the outbox
+    (scoring.alerts.queue_due_alerts); the cron runs it every few seconds."""
+    return alerts.queue_due_alerts(worker_runtime())

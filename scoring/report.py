@@ -9,8 +9,9 @@ period a report is about.
 Groups: agent, queue, team, survey, language, mode (callback or in-call), channel
 (voice, sms, or sms_fallback: texted after the calls went unanswered), `meta:<key>` (a
 metadata field), and one of day / week / month in the contact center's time zone
-(scoring.buckets). The daily rollup has no mode or channel column, so a report that
-groups or filters by either always counts the rows (scoring.rollup.covers).
+(scoring.buckets). The daily rollup is keyed by mode and channel too (migration 0018),
+so a report by either reads it like any other where it covers the report
+(scoring.rollup.covers); a `meta:<key>` group always counts the rows.
 
 Texts add to the funnel what the rollup cannot count: requests texted (their
 conversation exists), those whose survey text could not be delivered, and those that
@@ -33,9 +34,11 @@ leaves test rows out, as the rollup's triggers do (migration 0009).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -189,7 +192,13 @@ class ReportQuery:
 
 @dataclass
 class ReportRow:
-    """One group's figures. Counts are exact; derived figures are None without data."""
+    """One group's figures. Counts are exact; derived figures are None without data.
+
+    A row read from the rollup starts light (`_LightRow`): its group and the database's
+    tuple of summed counters, its fields filled in the first time one is read. A report
+    of 60,000 groups (agents by day) thus builds no dictionaries for the groups nobody
+    reads, and every reader sees the same fields either way.
+    """
 
     group: dict[str, str | None]
     nps_distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(NPS_SCALE, 0))
@@ -284,8 +293,8 @@ class ReportRow:
         """Requests the survey was put to: a callback once the dialer placed a call, a
         text survey once its first text went out (both `placed`), an in-call survey once
         its customer was transferred and the survey began (reached; an in-call request
-        places no call). Counted from the counters alone, which is all the rollup keeps
-        (it has no mode column): a call or text survey is reached only once placed, and
+        places no call). Counted from the counters alone, the same whether read from the
+        rollup or the tables (no counter says which requests were transferred): a call or text survey is reached only once placed, and
         an in-call request is never placed, so for a group of one mode this is `placed`
         (callbacks and texts, as before in-call surveys) or `reached` (in-call) exactly.
         For a group of both modes the larger of the two counts fewer requests than there
@@ -365,6 +374,57 @@ class ReportRow:
         return sum(self.suppressed.values())
 
 
+class _UnreadField:
+    """A field of a `_LightRow` not read yet: reading it fills in the row's fields. Not a
+    data descriptor, so once a field is in the row's __dict__ it is read from there."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, row: ReportRow | None, owner: type | None = None) -> Any:
+        if row is None:
+            return self
+        _fill_in(row)
+        return row.__dict__[self.name]
+
+
+class _LightRow(ReportRow):
+    """A ReportRow read from the rollup, as its group and its tuple of summed counters
+    (in ROLLUP_COUNTERS order) until a field is read; then it becomes a plain ReportRow
+    with the fields the counters give."""
+
+    for _name in ("nps_distribution", "csat_distribution", "ces_distribution", "suppressed",
+                  *FUNNEL_COUNTERS, "texted", "undelivered", "no_reply"):  # fmt: skip
+        locals()[_name] = _UnreadField()
+    del _name
+
+    def __init__(self, group: dict[str, str | None], counters: Sequence[int] | str) -> None:
+        # The counters summed, or one row's as the database's text (_summed_here).
+        self.__dict__.update(group=group, _counters=counters)
+
+    def __eq__(self, other: object) -> bool:
+        _fill_in(self)
+        if isinstance(other, _LightRow):
+            _fill_in(other)
+        return self == other
+
+    def __repr__(self) -> str:
+        _fill_in(self)
+        return repr(self)
+
+    __hash__ = None  # type: ignore[assignment]  # as a mutable dataclass's
+
+
+def _fill_in(row: ReportRow) -> None:
+    """A light row's fields from its counters (a field set already stays, as the text
+    counters `report` sets), and it a plain ReportRow from then on."""
+    counters = row.__dict__.pop("_counters", None)
+    if counters is not None:
+        for name, value in _fields_from_rollup(_counters(counters)).items():
+            row.__dict__.setdefault(name, value)
+    row.__class__ = ReportRow
+
+
 def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -398,11 +458,32 @@ def report(session: Session, query: ReportQuery) -> list[ReportRow]:
         "ces": "ces_distribution",
     }
     if plan.from_rollup:
+        # The database's tuples, sorted, each the counters of a light row: a group costs
+        # its tuple and its group's values, whatever the number of groups.
         width = len(names)
-        for record in session.execute(plan.rollup_statement()):
-            key = tuple(record[:width])
-            rows[key] = _row_from_rollup(dict(zip(names, key, strict=True)), record[width:])
-        _add_texts(session, plan, row_for)
+        if rollup.sums_each_row(query.by):
+            records = _summed_here(session, plan, width)
+            light = [
+                _LightRow(dict(zip(names, record, strict=False)), record[width])
+                for record in records
+            ]
+        else:
+            records = [tuple(record) for record in session.execute(plan.rollup_statement())]
+            _sort_groups(records, width)
+            light = [
+                _LightRow(dict(zip(names, record, strict=False)), record[width:])
+                for record in records
+            ]
+        # The text counters, from the conversations: none on a voice-only system, which
+        # one look at the conversations tells (SQLite would otherwise walk the range's
+        # requests to find none).
+        texted = session.scalar(select(SmsConversation.id).limit(1)) is not None
+        texts = session.execute(plan.texts_statement()).all() if texted else []
+        if not texts:
+            return light
+        rows.update(zip((record[:width] for record in records), light, strict=True))
+        for record in texts:
+            _set_texts(row_for(tuple(record[:width])), *(int(v or 0) for v in record[width:]))
         return [rows[key] for key in sorted(rows, key=_sort_key)]
 
     for record in session.execute(plan.answers_statement()):
@@ -425,12 +506,44 @@ def report(session: Session, query: ReportQuery) -> list[ReportRow]:
     return [rows[key] for key in sorted(rows, key=_sort_key)]
 
 
-def _add_texts(session: Session, plan: _Plan, row_for: Callable[[tuple], ReportRow]) -> None:
-    """The text counters of a report read from the rollup, which has none: from the
-    conversations, in a statement of their own."""
-    width = len(plan.dims)
-    for record in session.execute(plan.texts_statement()):
-        _set_texts(row_for(tuple(record[:width])), *(int(v or 0) for v in record[width:]))
+def _summed_here(session: Session, plan: _Plan, width: int) -> list[tuple]:
+    """(group values..., counters) per group, from the rollup's rows unsummed: sorted by
+    group, a group of one row keeps its counters as the database's text (a light row
+    reads them when asked), a group of several is added up here. As the summed
+    statement, a group exists where requests do (its `received` adds up to more than 0).
+    """
+    # The driver's own tuples: every value is a string or an integer as it comes.
+    records = session.execute(plan.rollup_statement(summed=False)).cursor.fetchall()
+    _sort_groups(records, width)
+    summed: list[tuple] = []
+    group_of = itemgetter(*range(width)) if width > 1 else lambda record: (record[0],)
+    for key, group in groupby(records, group_of):
+        rows = list(group)
+        if len(rows) == 1:
+            if rows[0][width] > 0:
+                summed.append((*key, rows[0][width + 1]))
+        elif sum(row[width] for row in rows) > 0:
+            counters = [_counters(row[width + 1]) for row in rows]
+            summed.append((*key, tuple(map(sum, zip(*counters, strict=True)))))
+    return summed
+
+
+def _counters(packed: str | Sequence[int]) -> Sequence[int]:
+    """A rollup row's counters, from their text (rollup.unsummed_statement) if packed."""
+    return tuple(map(int, packed.split(","))) if isinstance(packed, str) else packed
+
+
+def _sort_groups(records: list[tuple], width: int) -> None:
+    """`records` in the order of their groups (their first `width` values) by _sort_key.
+
+    Tuples of strings compare, in C, as _sort_key orders them (no two records share a
+    group, so their counters are never compared); a None compares only with None or
+    raises TypeError, and then the key decides.
+    """
+    try:
+        records.sort()
+    except TypeError:
+        records.sort(key=lambda record: _sort_key(record[:width]))
 
 
 def _set_texts(
@@ -442,17 +555,20 @@ def _set_texts(
     row.placed += never_called
 
 
-def _row_from_rollup(group: dict[str, str | None], sums: Sequence[int]) -> ReportRow:
-    """A group's row from its summed rollup counters (in ROLLUP_COUNTERS order)."""
+def _fields_from_rollup(sums: Sequence[int]) -> dict[str, Any]:
+    """A row's fields from its summed rollup counters (in ROLLUP_COUNTERS order), the
+    text counters 0 (`report` sets them, from the conversations)."""
     cut = _ROLLUP_SLICES
-    return ReportRow(
-        group=group,
-        nps_distribution=dict(zip(NPS_SCALE, sums[cut["nps"]], strict=True)),
-        csat_distribution=dict(zip(CSAT_SCALE, sums[cut["csat"]], strict=True)),
-        ces_distribution=dict(zip(CES_SCALE, sums[cut["ces"]], strict=True)),
-        suppressed=dict(zip(SUPPRESSION_REASONS, sums[cut["suppressed"]], strict=True)),
+    return {
+        "nps_distribution": dict(zip(NPS_SCALE, sums[cut["nps"]], strict=True)),
+        "csat_distribution": dict(zip(CSAT_SCALE, sums[cut["csat"]], strict=True)),
+        "ces_distribution": dict(zip(CES_SCALE, sums[cut["ces"]], strict=True)),
+        "suppressed": dict(zip(SUPPRESSION_REASONS, sums[cut["suppressed"]], strict=True)),
         **dict(zip(FUNNEL_COUNTERS, sums[cut["funnel"]], strict=True)),
-    )
+        "texted": 0,
+        "undelivered": 0,
+        "no_reply": 0,
+    }
 
 
 def _slices(**lengths: int) -> dict[str, slice]:
@@ -546,7 +662,7 @@ class _Plan:
         self.dims = _dimensions(query)
         self.postgres = session.get_bind().dialect.name == "postgresql"
         unit = query.time_unit
-        self.from_rollup = self.postgres and rollup.covers(
+        self.from_rollup = rollup.covers(
             session, query.time_zone, query.since, query.until, query.by, self._filters()
         )
         self.bucket_table = (
@@ -554,17 +670,19 @@ class _Plan:
         )
 
     def _filters(self) -> dict[str, str]:
-        # Mode and channel among them: the rollup, which has neither, then declines it.
         return {n: getattr(self.query, n) for n in FILTERS if getattr(self.query, n) is not None}
 
-    def rollup_statement(self) -> Select:
-        """The same figures from the daily rollup (when `from_rollup`)."""
-        return rollup.figures_statement(
+    def rollup_statement(self, *, summed: bool = True) -> Select:
+        """The same figures from the daily rollup (when `from_rollup`), summed per group
+        or (`summed=False`) its rows as rollup.unsummed_statement gives them."""
+        make = rollup.figures_statement if summed else rollup.unsummed_statement
+        return make(
             self.query.time_zone,
             self.query.since,
             self.query.until,
             tuple(d.name for d in self.dims),
             self._filters(),
+            postgres=self.postgres,
         )
 
     def _expression(self, dim: _Dimension, source: _Source) -> ColumnElement:
@@ -755,10 +873,16 @@ class SpokenShare:
 
 
 def spoken_share(session: Session, query: ReportQuery) -> SpokenShare:
-    """The share of spoken answers among the query's scale answers given in calls (its
-    period and filters, test calls aside), counted from the answers: the rollup keeps no
-    input. A texted answer is left out: it was neither said nor keyed, and counting it
-    would read as keyed."""
+    """The share of spoken answers among the query's answers with a value given in calls
+    (its period and filters, test calls aside): from the rollup's two input counters
+    where it covers the query (migration 0018 counts them as below), else counted from
+    the answers. A texted answer is left out: it was neither said nor keyed, and
+    counting it would read as keyed."""
+    filters = {n: getattr(query, n) for n in FILTERS if getattr(query, n) is not None}
+    if rollup.covers(session, query.time_zone, query.since, query.until, (), filters):
+        statement = rollup.spoken_statement(query.time_zone, query.since, query.until, filters)
+        answers, spoken = session.execute(statement).one()
+        return SpokenShare(int(answers), int(spoken))
     answers, spoken = session.execute(
         filtered(
             select(

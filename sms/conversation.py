@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from core import flow
 from core.db import utcnow
-from core.events import AnswerGiven, answer_given
+from core.events import AnswerGiven, answer_given, owe_alert
 from core.masking import mask_phone
 from core.models import (
     Answer,
@@ -221,8 +221,10 @@ def receive(runtime: Runtime, inbound: Inbound) -> Received:
         received = turn.take()
         message.purpose = received.outcome.value
         answered = turn.answered
+        if answered is not None:
+            # The alert it may owe, in the answer's own transaction (core.events).
+            owe_alert(runtime, session.connection(), answered, now)
     if answered is not None:
-        # After the commit: a listener (the detractor alert's job) reads the answer back.
         answer_given(runtime, answered)
     INBOUND_TEXTS.labels(received.outcome.value).inc()
     log.info(

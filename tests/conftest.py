@@ -85,12 +85,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         url = _postgres_url()
         _reset_postgres(url)
     migrate.upgrade(url)
-    if request.param == "postgresql":
-        # Reports in UTC then read the daily rollup, as production's would in its zone.
-        db = Database(url)
-        with db.session() as session:
-            rollup.switch_on(session, ZoneInfo("UTC"))
-        db.dispose()
+    # Reports in UTC then read the daily rollup, as production's would in its zone (as
+    # `aftercall db upgrade` builds it, on both databases).
+    db = Database(url)
+    with db.session() as session:
+        rollup.switch_on(session, ZoneInfo("UTC"))
+    db.dispose()
     return url
 
 
@@ -123,7 +123,8 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 def empty_tables(db: Database) -> None:
     # The rollup last (deleting requests appends their negative figures to it), and its
     # setting kept: it is configuration, not data.
-    rollup_tables = {"report_daily", "report_daily_teams", "report_daily_delta", "report_rollup"}
+    rollup_tables = {"report_daily", "report_daily_teams", "report_daily_delta", "report_rollup",
+                     "report_rollup_days"}  # fmt: skip
     with db.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name not in rollup_tables:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from random import Random
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -13,11 +14,14 @@ from aftercall.cli import main
 from aftercall.demo import (
     demo_contact_records,
     demo_settings,
+    demo_start_time,
     finished_support_calls,
     run_demo,
+    simulated_deployment,
 )
 from core.db import Database
 from core.models import (
+    Answer,
     Attribution,
     Channel,
     ContactLeg,
@@ -158,3 +162,60 @@ def test_the_demo_opens_follow_ups_for_its_unhappy_customers(tmp_path, monkeypat
             assert row.reason and ("<= 6" in row.reason or "<= 2" in row.reason)
             assert (row.owner == "demo-admin") is (row.team == "north")
     db.dispose()
+
+
+def test_the_demo_customers_press_only_keys_the_question_asked_for(tmp_path, monkeypatch):
+    """Every key the demo's customers press answers the question on its own scale (a
+    digit of it, "0" after the "1" of an NPS 10, 1 or 2 to a confirmation, "*" to opt
+    out), every number they say is on it, and their answers hang together: promoters
+    are mostly satisfied, detractors mostly not."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings = demo_settings()
+    start = demo_start_time(datetime.now(UTC).date())
+    with simulated_deployment(settings, 3, start) as deployment:
+        deployment.run_campaign(40)
+        survey = deployment.runtime.catalog.get(settings.default_survey)
+        scales = {q.key: q.kind.scale for q in survey.questions if q.kind.scale is not None}
+        posts = [
+            (urlsplit(fetch.url), fetch.params)
+            for call in deployment.network.calls
+            for fetch in call.documents
+            if fetch.reason == "gather"
+        ]
+    assert posts
+    wrong = []
+    for url, params in posts:
+        path = url.path.split("/questions/")[-1].split("/")
+        key, confirming = path[0], path[-1] == "confirm"
+        low, high = scales[key]
+        if confirming:
+            asked = {"1", "2"}
+        elif parse_qs(url.query).get("stage") == ["after-one"]:
+            asked = {"0"}
+        else:
+            asked = {str(value) for value in range(low, min(high, 9) + 1)}
+        digits, said = params.get("Digits", ""), params.get("SpeechResult")
+        if digits and digits not in asked | {"*"}:
+            wrong.append((key, "pressed", digits))
+        if said is not None and not confirming and not (low <= int(said) <= high):
+            wrong.append((key, "said", said))
+    assert not wrong
+    db = Database(f"sqlite:///{tmp_path / 'aftercall-demo.db'}")
+    with db.session() as session:
+        rows = session.execute(select(Answer.request_id, Answer.question_key, Answer.value)).all()
+    db.dispose()
+    by_request: dict[int, dict[str, int]] = {}
+    for request_id, key, value in rows:
+        by_request.setdefault(request_id, {})[key] = value
+    csat = {"promoter": [], "detractor": []}
+    for answers in by_request.values():
+        if "nps" in answers and "csat" in answers:
+            group = (
+                "promoter" if answers["nps"] >= 9 else "detractor" if answers["nps"] <= 6 else ""
+            )
+            if group:
+                csat[group].append(answers["csat"] >= 4)
+    assert csat["promoter"] and csat["detractor"]
+    assert sum(csat["promoter"]) / len(csat["promoter"]) >= 0.8
+    assert sum(csat["detractor"]) / len(csat["detractor"]) <= 0.5

@@ -67,8 +67,8 @@ def db() -> None:
 def db_upgrade(ctx: Context, revision: str) -> None:
     """Bring the database schema up to date (safe to run on every release).
 
-    On PostgreSQL it also keeps the daily report rollup in REPORT_TIME_ZONE, rebuilding
-    it (once) when that setting changed.
+    It also keeps the daily report rollup in REPORT_TIME_ZONE (PostgreSQL and SQLite),
+    rebuilding it (once) when that setting changed.
     """
 
     url = ctx.settings.database_url
@@ -84,7 +84,7 @@ def db_upgrade(ctx: Context, revision: str) -> None:
 @db.command("rebuild-rollup")
 @pass_context
 def db_rebuild_rollup(ctx: Context) -> None:
-    """Rebuild the daily report rollup from the requests and answers (PostgreSQL).
+    """Rebuild the daily report rollup from the requests and answers.
 
     Needed only after tables were changed behind the triggers' back (TRUNCATE, a
     restore of one table); writers wait while it runs.

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 from flask import Request
 
-from core.signature import signature_is_valid
+from core.signature import signature_is_valid_at
 
 
-def signed_url(public_base_url: str, request: Request) -> str:
+def signed_path(request: Request) -> str:
+    """The path and query as received: what Twilio signed after PUBLIC_BASE_URL."""
     query = request.query_string.decode("latin-1")
-    return public_base_url + request.path + (f"?{query}" if query else "")
+    return request.path + (f"?{query}" if query else "")
 
 
 def is_from_twilio(auth_token: str, public_base_url: str, request: Request) -> bool:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not auth_token:
         return False
-    return signature_is_valid(
-        auth_token, signed_url(public_base_url, request), request.form.lists(), signature
+    # One HMAC over the canonical URL: the base's forms are worked out once per process.
+    return signature_is_valid_at(
+        auth_token, public_base_url, signed_path(request), request.form.lists(), signature
     )

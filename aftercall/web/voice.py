@@ -37,7 +37,14 @@ from ivr import survey_call
 from ivr.calls import LiveCall
 from ivr.prompts import Phrasebook, builtin_phrase
 from ivr.survey_call import Goodbye, HangUp, Heard, Keys, Recording, Turn
-from ivr.twiml import CallUrls, goodbye, hang_up, render_step
+from ivr.twiml import (
+    EMPTY_DOCUMENT,
+    HANG_UP_DOCUMENT,
+    CallUrls,
+    DocumentKey,
+    goodbye_document,
+    step_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +138,13 @@ def transcription(attempt_id: int, key: str) -> Response:
         recording_url=form.get("RecordingUrl", "")[:500] or None,
         recording_sid=form.get("RecordingSid", "")[:64] or None,
     )  # fmt: skip
-    return twiml(VoiceResponse())
+    return document(EMPTY_DOCUMENT)
 
 
 @bp.post("/attempts/<int:attempt_id>/status")
 def status(attempt_id: int) -> Response:
     take_status(current_runtime(), attempt_id, request.form)
-    return twiml(VoiceResponse())
+    return document(EMPTY_DOCUMENT)
 
 
 @bp.post("/attempts/<int:attempt_id>/amd")
@@ -158,7 +165,7 @@ def answering_machine(attempt_id: int) -> Response:
         except TwilioException as exc:
             # The call may already have ended; the status callback will settle it.
             log.info("could not steer call %s after machine detection: %s", call_sid, exc)
-    return twiml(VoiceResponse())
+    return document(EMPTY_DOCUMENT)
 
 
 @bp.post("/attempts/<int:attempt_id>/voicemail")
@@ -175,27 +182,39 @@ def respond(turn: Turn, *, greeting: str = "greeting") -> Response:
     the caller with the phrase named `greeting` (an in-call survey's is its own)."""
     reply = turn.reply
     if isinstance(reply, HangUp):
-        return twiml(hang_up())
-    if turn.call is None or reply is None:
+        return document(HANG_UP_DOCUMENT)
+    call = turn.call
+    if call is None or reply is None:
         return unavailable()
-    phrases = _phrases(turn.call)
-    if greeting != "greeting":
-        template = phrases.overrides.get(greeting) or builtin_phrase(phrases.language, greeting)
-        phrases = replace(phrases, overrides={**phrases.overrides, "greeting": template})
+    settings = current_runtime().settings
+    # The document is rendered once per survey version, step, language and greeting
+    # (ivr.twiml.step_document); the phrases are built only when it is.
+    key = DocumentKey(
+        call.survey_version_id, call.version_digest, call.language,
+        settings.company_name, settings.callback_number, greeting,
+    )  # fmt: skip
+
+    def phrases() -> Phrasebook:
+        return _phrases(call, greeting)
+
     if isinstance(reply, Goodbye):
-        return twiml(goodbye(phrases, reply.phrase))
-    return twiml(render_step(reply, phrases, _urls(turn.call)))
+        return document(goodbye_document(reply.phrase, key, phrases))
+    return document(step_document(reply, key, phrases, _urls(call)))
 
 
 def _call_sid() -> str:
     return request.form.get("CallSid", "")
 
 
-def _phrases(call: LiveCall) -> Phrasebook:
+def _phrases(call: LiveCall, greeting: str = "greeting") -> Phrasebook:
     settings = current_runtime().settings
-    return Phrasebook.for_call(
+    phrases = Phrasebook.for_call(
         call.definition, call.language, settings.company_name, settings.callback_number
     )
+    if greeting != "greeting":
+        template = phrases.overrides.get(greeting) or builtin_phrase(phrases.language, greeting)
+        phrases = replace(phrases, overrides={**phrases.overrides, "greeting": template})
+    return phrases
 
 
 def _urls(call: LiveCall) -> CallUrls:
@@ -212,12 +231,23 @@ def _try_number() -> int:
     return min(max(number, 1), MAX_TRIES_IN_URL)
 
 
-def unavailable() -> Response:
+def _unavailable_document() -> str:
     response = VoiceResponse()
     response.say(builtin_phrase("en", "unavailable"), voice="Polly.Joanna", language="en-US")
     response.hangup()
-    return twiml(response)
+    return str(response)
+
+
+UNAVAILABLE_DOCUMENT = _unavailable_document()
+
+
+def unavailable() -> Response:
+    return document(UNAVAILABLE_DOCUMENT)
 
 
 def twiml(response: VoiceResponse) -> Response:
-    return Response(str(response), status=200, mimetype="text/xml")
+    return document(str(response))
+
+
+def document(twiml_document: str) -> Response:
+    return Response(twiml_document, status=200, mimetype="text/xml")

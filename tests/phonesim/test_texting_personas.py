@@ -27,7 +27,8 @@ from phonesim import (
     TextPersonaMix,
     read_question,
 )
-from phonesim.texter import COMMENTS, NONSENSE
+from phonesim.feeling import COMMENTS
+from phonesim.texter import NONSENSE
 from tests.phonesim.conftest import ACCOUNT_SID, AUTH_TOKEN, START
 from tests.phonesim.twiml_app import TwimlApp
 

@@ -1,5 +1,6 @@
 """Detractor alerts end to end: signed Twilio webhooks through the Flask test client, the
-alert job on a real Redis run by an in-process rq worker, and a real HTTP receiver."""
+alert outbox row written with the answer, the worker's drain queuing the alert job on a
+real Redis, the job run by an in-process rq worker, and a real HTTP receiver."""
 
 from __future__ import annotations
 
@@ -12,19 +13,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.cron import CronScheduler
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import select
 from werkzeug.wrappers import Request, Response
 
+from aftercall import cron
 from aftercall.web import create_app
 from aftercall.wiring import PROCESS_WIRING
-from core.models import Answer, CallAttempt, FollowUp
+from core.models import AlertOutbox, Answer, CallAttempt, FollowUp
 from core.runtime import Runtime, use_worker_runtime
 from dialer.scheduling import CALL_QUEUE, release_due_jobs
 from phonesim import BackgroundServer
 from scoring import alerts
+from scoring import jobs as scoring_jobs
 from tests.conftest import PUBLIC_BASE_URL
 from tests.ivr.conftest import SignedCall
 
@@ -102,7 +108,18 @@ def alert_queue(runtime: Runtime) -> Queue:
     return Queue(alerts.ALERT_QUEUE, connection=runtime.redis)
 
 
+def owed(runtime: Runtime) -> list[tuple[int, bool]]:
+    """The alert outbox: (request id, queued yet) per row."""
+    with runtime.db.session() as session:
+        rows = session.execute(
+            select(AlertOutbox.request_id, AlertOutbox.queued_at).order_by(AlertOutbox.id)
+        ).all()
+    return [(request_id, queued_at is not None) for request_id, queued_at in rows]
+
+
 def work(runtime: Runtime) -> None:
+    """What the worker does within seconds: the cron's drain of the outbox, then the jobs."""
+    alerts.queue_due_alerts(runtime)
     SimpleWorker([alert_queue(runtime)], connection=runtime.redis).work(burst=True)
 
 
@@ -113,13 +130,20 @@ def run_due_retries(runtime: Runtime, after: timedelta) -> int:
     return released
 
 
-def test_a_detractor_answer_queues_one_alert_job_on_the_alerts_queue(alerting, make_attempt):
+def test_a_detractor_answer_owes_one_alert_which_the_drain_queues_as_one_job(
+    alerting, make_attempt
+):
     call = open_call(alerting, make_attempt)
     first = call.start()
     after_nps = call.press(first, "3")
     assert after_nps.root.find("./Gather") is not None  # on to CSAT
     request_id = request_id_of(alerting, call)
     queue = alert_queue(alerting)
+    # The webhook wrote the outbox row with the answer and did not touch Redis.
+    assert owed(alerting) == [(request_id, False)]
+    assert queue.count == 0
+    assert alerts.queue_due_alerts(alerting) == 1
+    assert owed(alerting) == [(request_id, True)]
     assert queue.job_ids == [f"detractor-alert-{request_id}"]
     job = queue.jobs[0]
     assert job.func_name == "scoring.alerts.deliver_detractor_alert"
@@ -130,7 +154,33 @@ def test_a_detractor_answer_queues_one_alert_job_on_the_alerts_queue(alerting, m
 
     assert call.press(first, "3").body == after_nps.body  # Twilio redelivers the NPS
     call.press(after_nps, "1")  # and a low CSAT follows
+    assert owed(alerting) == [(request_id, True)]
+    assert alerts.queue_due_alerts(alerting) == 0
     assert queue.job_ids == [f"detractor-alert-{request_id}"]
+
+
+def test_the_drain_is_safe_to_run_twice_and_queues_one_job_per_request(alerting, make_attempt):
+    first, second = open_call(alerting, make_attempt), open_call(alerting, make_attempt)
+    first.press(first.start(), "2")
+    second.press(second.start(), "4")
+    ids = [request_id_of(alerting, first), request_id_of(alerting, second)]
+    queue = alert_queue(alerting)
+    # The job of the first is already there (a drain that queued it, then died before
+    # noting its row): the drain notes the row and queues no second job.
+    alerts.enqueue_alert(queue, ids[0])
+    assert alerts.queue_due_alerts(alerting) == 2
+    assert alerts.queue_due_alerts(alerting) == 0
+    assert sorted(queue.job_ids) == sorted(f"detractor-alert-{i}" for i in ids)
+    assert owed(alerting) == [(ids[0], True), (ids[1], True)]
+
+
+def test_the_cron_drains_the_outbox_every_few_seconds(redis_url):
+    scheduler = CronScheduler(connection=Redis.from_url(redis_url))
+    scheduler.load_config_from_file("aftercall.cron")  # what `rq cron aftercall.cron` does
+    (job,) = [job for job in scheduler.get_jobs() if job.func is scoring_jobs.queue_alerts]
+    assert job.queue_name == alerts.ALERT_QUEUE
+    assert job.interval == cron.ALERT_DRAIN_SECONDS <= 5
+    assert job.job_options["result_ttl"] == 0
 
 
 def test_a_low_csat_after_the_alert_was_delivered_does_not_alert_again(
@@ -297,6 +347,7 @@ def test_promoters_and_passives_queue_nothing(alerting, receiver, make_attempt):
     call = open_call(alerting, make_attempt)
     reply = call.press(call.press(call.start(), "7"), "3")
     assert reply.verbs() == ["Say", "Hangup"]
+    assert owed(alerting) == []
     assert alert_queue(alerting).count == 0
     work(alerting)
     assert receiver.deliveries == []
@@ -316,6 +367,8 @@ def test_alerts_off_queues_nothing(runtime, redis_url, make_attempt, overrides):
     call = open_call(off, make_attempt)
     reply = call.press(call.press(call.start(), "0"), "1")
     assert reply.root.find("./Record") is not None
+    assert owed(off) == []  # no outbox row at all
+    assert alerts.queue_due_alerts(off) == 0
     assert alert_queue(off).count == 0
     assert off.redis.keys("rq:*") == []
 
@@ -341,6 +394,32 @@ def test_redis_down_still_answers_with_the_next_question_quickly(runtime, make_a
     with runtime.db.session() as session:
         (answer,) = session.scalars(select(Answer)).all()
         assert (answer.question_key, answer.value) == ("nps", 2)
+
+
+def test_an_alert_survives_a_redis_outage(runtime, redis_url, receiver, make_attempt):
+    """Redis down when the detractor answers, and still down at the first drains: the
+    alert waits in the outbox, and goes out once Redis is back."""
+    settings = {"alert_webhook_url": receiver.url, "alert_webhook_secret": SECRET}
+    down = configured(runtime, "redis://127.0.0.1:1/0", **settings)
+    call = open_call(down, make_attempt)
+    assert call.press(call.start(), "2").root.find("./Gather") is not None
+    # Voice and text alike: an SMS answer owes its alert the same way (tests/sms).
+    request_id = request_id_of(down, call)
+    assert owed(down) == [(request_id, False)]
+    with pytest.raises(RedisError):
+        alerts.queue_due_alerts(down)  # the worker's drain while Redis is still down
+    assert owed(down) == [(request_id, False)]
+
+    back = configured(runtime, redis_url, **settings)
+    use_worker_runtime(back)
+    try:
+        work(back)
+    finally:
+        use_worker_runtime(None)
+    (delivery,) = receiver.deliveries
+    assert delivery.json["alert_id"] == f"detractor-alert-{request_id}"
+    assert delivery.json["answers"] == {"nps": 2}
+    assert owed(back) == [(request_id, True)]
 
 
 def test_an_admins_test_call_sends_no_alert(alerting, receiver, make_attempt):

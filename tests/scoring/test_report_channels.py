@@ -1,8 +1,8 @@
 """The channel as a report dimension, and texts in the funnel, on every way out.
 
 Surveys by call (voice), by text (sms) and by text after unanswered calls (sms_fallback)
-side by side: grouped and filtered by channel (never from the rollup, which has no
-channel), each channel's funnel, response rates and scores. A texted request is placed
+side by side: grouped and filtered by channel (from the rollup, keyed by channel since
+migration 0018, as from the tables), each channel's funnel, response rates and scores. A texted request is placed
 once its conversation exists (its first text went to Twilio) and reached once the
 customer replies; one still `texting` or expired with `no_reply` is not reached; a
 survey text that could not be delivered counts as undelivered. Test calls count
@@ -336,28 +336,31 @@ def test_regrouping_adds_up_to_the_report_by_fewer_dimensions(runtime):
 
 
 @pytest.mark.usefixtures("seeded")
-def test_the_rollup_never_answers_a_report_by_or_for_a_channel(runtime, monkeypatch):
-    postgres = runtime.db.engine.dialect.name == "postgresql"
-    with runtime.db.session() as session:
-        assert _Plan(session, ReportQuery(by=("agent",))).from_rollup is postgres
-        for query in (
-            ReportQuery(by=("channel",)),
-            ReportQuery(by=("agent", "channel", "day")),
-            ReportQuery(channel="sms"),
-            ReportQuery(by=("team",), channel="voice"),
-        ):
-            assert not _Plan(session, query).from_rollup, query
-        assert not rollup.covers(session, UTC, None, None, ("channel",), {})
-        assert not rollup.covers(session, UTC, None, None, (), {"channel": "sms"})
-        # What the rollup does answer (no channel) it answers as the tables do, the text
-        # counters and the texts' share of placed included.
-        for query in (ReportQuery(), ReportQuery(by=("agent",)), ReportQuery(by=("team", "day"))):
+def test_the_rollup_answers_reports_by_and_for_a_channel_as_the_tables_do(runtime, monkeypatch):
+    with runtime.db.session() as session:  # the rollup is on, on both databases
+        assert rollup.covers(session, UTC, None, None, ("channel",), {})
+        assert rollup.covers(session, UTC, None, None, (), {"channel": "sms"})
+        # The text counters, the texts' share of placed and the spoken share included.
+        for query in (ReportQuery(), ReportQuery(by=("agent",)), ReportQuery(by=("team", "day")),
+                      ReportQuery(by=("channel",)), ReportQuery(by=("agent", "channel", "day")),
+                      ReportQuery(by=("mode", "channel"))):  # fmt: skip
+            assert _Plan(session, query).from_rollup, query
             from_rollup = [row.to_json() for row in report(session, query)]
+            share = spoken_share(session, query)
             with monkeypatch.context() as patch:
                 patch.setattr(rollup, "covers", lambda *args: False)
                 from_tables = [row.to_json() for row in report(session, query)]
+                assert spoken_share(session, query) == share, query
             assert from_rollup == from_tables, query
             assert sum(row["texted"] for row in from_rollup) == 10
+        for query in (ReportQuery(channel="sms"), ReportQuery(by=("team",), channel="voice")):
+            assert _Plan(session, query).from_rollup, query
+            from_rollup = [row.to_json() for row in report(session, query)]
+            share = spoken_share(session, query)
+            with monkeypatch.context() as patch:
+                patch.setattr(rollup, "covers", lambda *args: False)
+                assert [row.to_json() for row in report(session, query)] == from_rollup, query
+                assert spoken_share(session, query) == share, query
 
 
 # -- reading a channel from a request ------------------------------------------------

@@ -1,7 +1,7 @@
 """The survey mode as a report dimension, and unattributed answers, on every way out.
 
 A contact center's callbacks and in-call surveys side by side: grouped and filtered by
-mode (never from the rollup, which has no mode), each mode's funnel and response rates
+mode (from the rollup, keyed by mode since migration 0018, as from the tables), each mode's funnel and response rates
 (an in-call request places no call: it is received, and reached once its customer is
 transferred and the survey begins; one waiting for its transfer is received only), and
 the in-call survey no support call claimed, shown as "unattributed" in the CLI's table,
@@ -33,7 +33,16 @@ from scoring import csv_export, rollup
 from scoring.detractors import detractors
 from scoring.filters import parse_report_query
 from scoring.formats import to_csv, to_table
-from scoring.report import MODES, UNATTRIBUTED, ReportError, ReportQuery, _Plan, report, totals
+from scoring.report import (
+    MODES,
+    UNATTRIBUTED,
+    ReportError,
+    ReportQuery,
+    _Plan,
+    report,
+    spoken_share,
+    totals,
+)
 from tests.openapi import check_response
 from tests.scoring.test_report import START, _version_id, add
 
@@ -215,26 +224,26 @@ def test_answers_without_a_copied_mode_count_as_callbacks(runtime):
 
 
 @pytest.mark.usefixtures("seeded")
-def test_the_rollup_never_answers_a_report_by_or_for_a_mode(runtime, monkeypatch):
-    postgres = runtime.db.engine.dialect.name == "postgresql"
-    with runtime.db.session() as session:
-        assert _Plan(session, ReportQuery(by=("agent",))).from_rollup is postgres
-        for query in (
-            ReportQuery(by=("mode",)),
-            ReportQuery(by=("agent", "mode", "day")),
-            ReportQuery(mode="in_call"),
-            ReportQuery(by=("team",), mode="callback"),
-        ):
-            assert not _Plan(session, query).from_rollup, query
-        assert not rollup.covers(session, UTC, None, None, ("mode",), {})
-        assert not rollup.covers(session, UTC, None, None, (), {"mode": "in_call"})
-        # What the rollup does answer (no mode) it answers as the tables do, in-call
-        # rows, unattributed ones and the placed rate of mixed groups included.
-        for query in (ReportQuery(), ReportQuery(by=("agent",)), ReportQuery(by=("team", "day"))):
+def test_the_rollup_answers_reports_by_and_for_a_mode_as_the_tables_do(runtime, monkeypatch):
+    by_mode = (
+        ReportQuery(by=("mode",)),
+        ReportQuery(by=("agent", "mode", "day")),
+        ReportQuery(mode="in_call"),
+        ReportQuery(by=("team",), mode="callback"),
+    )
+    with runtime.db.session() as session:  # the rollup is on, on both databases
+        assert rollup.covers(session, UTC, None, None, ("mode",), {})
+        assert rollup.covers(session, UTC, None, None, (), {"mode": "in_call"})
+        # In-call rows, unattributed ones and the placed rate of mixed groups included.
+        for query in (ReportQuery(), ReportQuery(by=("agent",)), ReportQuery(by=("team", "day")),
+                      *by_mode):  # fmt: skip
+            assert _Plan(session, query).from_rollup, query
             from_rollup = [row.to_json() for row in report(session, query)]
+            share = spoken_share(session, query)
             with monkeypatch.context() as patch:
                 patch.setattr(rollup, "covers", lambda *args: False)
                 from_tables = [row.to_json() for row in report(session, query)]
+                assert spoken_share(session, query) == share, query
             assert from_rollup == from_tables, query
 
 

@@ -2,19 +2,22 @@
 
 Random histories of requests and answers (inserted, moved through states, deleted,
 anonymised; some of them admins' test calls, which no figure counts, and some marked or
-unmarked as test calls afterwards, as migration 0009 does), then the same reports read from the rollup and from the raw tables, before
-and after compaction and after a rebuild in another time zone. Callbacks and in-call
-surveys mix in them, and so do calls and texts (requests of every channel, with their
-conversations or without): the rollup has no mode or channel, so its figures must be the
-ones the tables give whatever the mode or channel (the text counters, which the rollup
-leaves to the conversations, included), and the reports by mode and by channel (from the
-tables) must add up to them. PostgreSQL only: SQLite has no rollup.
+unmarked as test calls afterwards, as migration 0009 does), then the same reports read
+from the rollup and from the raw tables, before and after compaction and after a rebuild
+in another time zone. Callbacks and in-call surveys mix in them, and so do calls and
+texts (requests of every channel, with their conversations or without) and answers
+keyed, spoken, texted or of unknown input: the rollup is keyed by mode and channel and
+counts the spoken share (migration 0018), so reports grouped or filtered by either, and
+the spoken share, must read as the tables do (the text counters, which the rollup leaves
+to the conversations, included), and the reports by mode and by channel must add up to
+the total. On both databases: SQLite keeps the same rollup with triggers of its own and
+local days from a table (migration 0017).
 """
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,6 +29,8 @@ from core.models import (
     FUNNEL_COUNTERS,
     NPS_COUNTERS,
     ROLLUP_COUNTERS,
+    ROLLUP_KEYS,
+    STORED_COUNTERS,
     SUPPRESSION_COUNTERS,
     SUPPRESSION_REASONS,
     Answer,
@@ -39,9 +44,10 @@ from core.models import (
     report_daily,
     report_daily_delta,
     report_daily_teams,
+    report_rollup_days,
 )
 from scoring import rollup
-from scoring.report import ReportQuery, _Plan, group_values, report, totals
+from scoring.report import ReportQuery, _Plan, group_values, report, spoken_share, totals
 from tests.scoring.test_report import _version_id, add
 
 UTC_ZONE, NEW_YORK = ZoneInfo("UTC"), ZoneInfo("America/New_York")
@@ -53,8 +59,7 @@ OUTCOMES = [None, "completed", "abandoned", "expired", "undelivered", "opted_out
 
 @pytest.fixture
 def pg(runtime):
-    if runtime.db.engine.dialect.name != "postgresql":
-        pytest.skip("the rollup exists on PostgreSQL only")
+    """The runtime, on either database (the name is older than SQLite's rollup)."""
     yield runtime
     with runtime.db.session() as session:  # leave it as the other tests expect it
         rollup.switch_on(session, UTC_ZONE)
@@ -73,6 +78,11 @@ def queries(zone: ZoneInfo) -> list[ReportQuery]:
         ReportQuery(by=("team", "week"), time_zone=zone, queue="billing"),
         ReportQuery(by=("survey", "language", "month"), since=since, time_zone=zone),
         ReportQuery(by=("queue",), until=until, agent="bob", time_zone=zone),
+        ReportQuery(by=("mode", "channel"), since=since, until=until, time_zone=zone),
+        ReportQuery(by=("agent", "day"), time_zone=zone, mode="in_call"),
+        ReportQuery(by=("channel", "week"), time_zone=zone, team="north"),
+        ReportQuery(by=("mode",), time_zone=zone, channel="sms"),
+        ReportQuery(by=("agent", "channel"), since=since, time_zone=zone, mode="callback"),
     ]
 
 
@@ -88,7 +98,16 @@ def values(session, query: ReportQuery, *, raw: bool, monkeypatch) -> dict[str, 
     with monkeypatch.context() as patch:
         if raw:
             patch.setattr(rollup, "covers", lambda *args: False)
-        return group_values(session, ("agent", "queue", "team", "survey", "language"), query)
+        names = ("agent", "queue", "team", "survey", "language", "mode", "channel")
+        return group_values(session, names, query)
+
+
+def spoken(session, query: ReportQuery, *, raw: bool, monkeypatch) -> tuple[int, int]:
+    with monkeypatch.context() as patch:
+        if raw:
+            patch.setattr(rollup, "covers", lambda *args: False)
+        share = spoken_share(session, query)
+        return share.answers, share.spoken
 
 
 def assert_same(runtime, zone, monkeypatch) -> None:
@@ -100,9 +119,13 @@ def assert_same(runtime, zone, monkeypatch) -> None:
             assert values(session, query, raw=False, monkeypatch=monkeypatch) == values(
                 session, query, raw=True, monkeypatch=monkeypatch
             ), query
-        # The modes partition the requests: by mode (the tables), the rollup's total.
+            assert spoken(session, query, raw=False, monkeypatch=monkeypatch) == spoken(
+                session, query, raw=True, monkeypatch=monkeypatch
+            ), query
+        # The modes partition the requests: by mode, the total.
         everything = ReportQuery(time_zone=zone)
         assert _Plan(session, everything).from_rollup
+        assert spoken_share(session, everything).answers > 0
         total = totals(report(session, everything)).to_json()
         by_mode = report(session, ReportQuery(by=("mode",), time_zone=zone))
         assert {row.group["mode"] for row in by_mode} <= {mode.value for mode in SurveyMode}
@@ -118,7 +141,8 @@ def random_history(runtime, rng: random.Random, size: int) -> None:
         first = session.scalar(select(func.coalesce(func.max(SurveyRequest.id), 0))) + 1
         for i in range(first, first + size):
             answers = []
-            for key, kind, scale in (("nps", "nps", 10), ("csat", "csat", 5), ("ces", "ces", 7)):
+            for key, kind, scale in (("nps", "nps", 10), ("csat", "csat", 5), ("ces", "ces", 7),
+                                     ("callback", "yesno", 1)):  # fmt: skip
                 if rng.random() < 0.7:
                     # Values off the scale too: the database stores them, reports skip them.
                     answers.append((key, kind, rng.randint(-1, scale + 1)))
@@ -143,6 +167,15 @@ def random_history(runtime, rng: random.Random, size: int) -> None:
                         expires_at=request.call_ended_at, outcome=rng.choice(OUTCOMES),
                     )
                 )  # fmt: skip
+        session.flush()
+        for answer in session.scalars(select(Answer).where(Answer.request_id >= first)):
+            # How it was given (None: a comment's, or stored before spoken answers).
+            answer.input = rng.choice([None, "keys", "speech", "text"])
+            # Stored before modes and channels were copied: a callback's, a call's.
+            if answer.mode == SurveyMode.CALLBACK and rng.random() < 0.3:
+                answer.mode = None
+            if answer.channel == Channel.VOICE and rng.random() < 0.3:
+                answer.channel = None
     with runtime.db.session() as session:  # the dialer and the call flow move them on
         ids = session.scalars(select(SurveyRequest.id)).all()
         for request_id in rng.sample(ids, len(ids) // 2):
@@ -166,6 +199,13 @@ def random_history(runtime, rng: random.Random, size: int) -> None:
             )
         for answer in session.scalars(select(Answer).where(Answer.kind == "csat")).all()[::3]:
             answer.value = rng.randint(1, 5)
+        for answer in session.scalars(select(Answer).where(Answer.kind == "nps")).all()[::4]:
+            answer.input = rng.choice([None, "keys", "speech", "text"])  # a re-ask, say
+        # Mode and channel changed set-based, requests and their answers' copies alike.
+        for table in (SurveyRequest, Answer):
+            column = table.id if table is SurveyRequest else table.request_id
+            session.execute(update(table).where(column.in_(ids[::7])).values(mode="callback"))
+            session.execute(update(table).where(column.in_(ids[::5])).values(channel="sms"))
     with runtime.db.session() as session:
         doomed = rng.sample(ids, len(ids) // 10)
         for table in (Answer, CallAttempt, SmsConversation):
@@ -200,22 +240,22 @@ def test_compaction_keeps_one_row_per_key_and_day(pg, monkeypatch):
     random_history(pg, random.Random(9), size=80)
     with pg.db.session() as session:
         rollup.compact(session)
-        random_history(pg, random.Random(10), size=10)
+    random_history(pg, random.Random(10), size=10)
+    with pg.db.session() as session:  # SQLite: one writer at a time, each committed
         rollup.compact(session)
     with pg.db.session() as session:
-        keys = [report_daily.c[name] for name in ("day", "agent", "queue", "team", "survey_name",
-                                                   "language")]  # fmt: skip
+        keys = [report_daily.c[name] for name in ROLLUP_KEYS]
         duplicated = session.execute(select(*keys).group_by(*keys).having(func.count() > 1)).all()
     assert duplicated == []
     assert_teams_are_agents_summed(pg)
 
 
 def assert_teams_are_agents_summed(runtime) -> None:
-    keys = ("day", "queue", "team", "survey_name", "language")
+    keys = tuple(name for name in ROLLUP_KEYS if name != "agent")
 
     def rows(table) -> set[tuple]:
         statement = select(
-            *(table.c[k] for k in keys), *(func.sum(table.c[n]) for n in ROLLUP_COUNTERS)
+            *(table.c[k] for k in keys), *(func.sum(table.c[n]) for n in STORED_COUNTERS)
         ).group_by(*(table.c[k] for k in keys))
         with runtime.db.session() as session:
             return {tuple(row) for row in session.execute(statement)}
@@ -258,13 +298,17 @@ def test_reports_it_cannot_answer_exactly_go_to_the_tables(pg):
         for query in (
             ReportQuery(since=midnight(1, UTC_ZONE) + timedelta(hours=1)),  # not a day edge
             ReportQuery(by=("meta:product",)),  # metadata is not rolled up
-            ReportQuery(by=("mode",)),  # nor is the survey mode
-            ReportQuery(by=("agent",), mode="in_call"),
-            ReportQuery(by=("channel",)),  # nor the channel
-            ReportQuery(by=("agent",), channel="sms"),
+            ReportQuery(by=("mode",), since=midnight(1, UTC_ZONE) + timedelta(hours=1)),
             ReportQuery(time_zone=NEW_YORK),  # not the rollup's zone
         ):
             assert not _Plan(session, query).from_rollup, query
+        for query in (  # the survey mode and channel are keys of the rollup (0018)
+            ReportQuery(by=("mode",)),
+            ReportQuery(by=("agent",), mode="in_call"),
+            ReportQuery(by=("channel",)),
+            ReportQuery(by=("agent",), channel="sms"),
+        ):
+            assert _Plan(session, query).from_rollup, query
         rollup.switch_off(session)
         assert not _Plan(session, ok).from_rollup
 
@@ -322,6 +366,8 @@ def test_migration_round_trip_on_postgresql(pg):
 
     from core import migrate
 
+    if pg.db.engine.dialect.name != "postgresql":
+        pytest.skip("tests/core/test_migrations.py goes down and up on SQLite")
     engine = create_engine(pg.settings.database_url)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA IF EXISTS roundtrip CASCADE"))
@@ -347,21 +393,38 @@ def test_rebuild_command_recovers_from_changes_behind_the_triggers_back(pg, monk
 
     random_history(pg, random.Random(13), size=20)
     with pg.db.session() as session:  # a restore, say: triggers do not see TRUNCATE
-        session.execute(text("TRUNCATE report_daily, report_daily_delta"))
+        if pg.db.engine.dialect.name == "postgresql":
+            session.execute(text("TRUNCATE report_daily, report_daily_delta"))
+        else:  # nor the rollup its own tables' changes
+            session.execute(text("DELETE FROM report_daily_delta"))
     monkeypatch.setenv("DATABASE_URL", pg.settings.database_url)
     result = CliRunner().invoke(main, ["db", "rebuild-rollup"])
     assert result.exit_code == 0, result.output
     assert_same(pg, UTC_ZONE, monkeypatch)
 
 
-def test_rebuild_command_on_sqlite_says_there_is_no_rollup(runtime, monkeypatch):
+def test_db_upgrade_builds_the_rollup_on_a_new_sqlite_database(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from aftercall.cli import main
+    from core.db import Database
 
-    if runtime.db.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's answer")
-    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
-    result = CliRunner().invoke(main, ["db", "rebuild-rollup"])
-    assert result.exit_code == 1
-    assert "PostgreSQL only" in result.output
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("REPORT_TIME_ZONE", "America/New_York")
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "report rollup rebuilt in America/New_York" in result.output
+    db = Database(url)
+    try:
+        with db.session() as session:
+            assert rollup.built_zone(session) == "America/New_York"
+            # New York's local days, a UTC range each, DST changes included.
+            starts = dict(
+                session.execute(select(report_rollup_days.c.day, report_rollup_days.c.starts)).all()
+            )
+        assert starts[date(2026, 11, 1)] == datetime(2026, 11, 1, 4, tzinfo=UTC)
+        assert starts[date(2026, 11, 2)] == datetime(2026, 11, 2, 5, tzinfo=UTC)
+        assert min(starts) == date(1999, 12, 31) and max(starts) == date(2100, 1, 1)
+    finally:
+        db.dispose()

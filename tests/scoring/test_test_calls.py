@@ -103,7 +103,6 @@ def read_every_figure(runtime, supervisor, api, monkeypatch, *, tables: bool) ->
         if tables:
             patch.setattr(rollup, "covers", lambda *args: False)
         with runtime.db.session() as session:
-            postgres = session.get_bind().dialect.name == "postgresql"
             for query in queries():
                 rows = report(session, query)
                 figures[f"report {query}"] = [row.to_json() for row in rows]
@@ -112,7 +111,7 @@ def read_every_figure(runtime, supervisor, api, monkeypatch, *, tables: bool) ->
                     entry.to_json() for entry in detractors(session, query, limit=500)
                 ]
             whole_days = ReportQuery(by=("agent",), since=SINCE, until=UNTIL, time_zone=UTC_ZONE)
-            assert _Plan(session, whole_days).from_rollup is (postgres and not tables)
+            assert _Plan(session, whole_days).from_rollup is not tables
             figures["choices"] = group_values(
                 session, ("agent", "queue", "team", "survey", "language"), whole_days
             )
@@ -150,10 +149,10 @@ def read_every_figure(runtime, supervisor, api, monkeypatch, *, tables: bool) ->
 
 
 def read_both_ways(runtime, supervisor, api, monkeypatch) -> dict[str, dict]:
-    ways = {"tables": read_every_figure(runtime, supervisor, api, monkeypatch, tables=True)}
-    if runtime.db.engine.dialect.name == "postgresql":
-        ways["rollup"] = read_every_figure(runtime, supervisor, api, monkeypatch, tables=False)
-    return ways
+    return {
+        "tables": read_every_figure(runtime, supervisor, api, monkeypatch, tables=True),
+        "rollup": read_every_figure(runtime, supervisor, api, monkeypatch, tables=False),
+    }
 
 
 def assert_same_figures(before: dict[str, dict], after: dict[str, dict]) -> None:
@@ -239,7 +238,7 @@ def test_the_same_call_as_a_customers_is_counted(runtime, monkeypatch):
             with runtime.db.session() as session:
                 return next(r for r in report(session, query) if r.group["language"] == "es")
 
-    ways = (True, False) if runtime.db.engine.dialect.name == "postgresql" else (True,)
+    ways = (True, False)
     before = {tables: spanish(tables) for tables in ways}
     with runtime.db.session() as session:
         for is_test in (True, False):

@@ -30,7 +30,7 @@ from core.models import (
 )
 from core.runtime import Runtime
 from core.survey import SurveyCatalog
-from scoring.alerts import ALERT_QUEUE
+from scoring.alerts import ALERT_QUEUE, queue_due_alerts
 from sms import conversation
 from sms.outbox import MESSAGE_QUEUE
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER, PUBLIC_BASE_URL, sign
@@ -295,4 +295,6 @@ def queued_texts(runtime: Runtime) -> list[int]:
 
 
 def alert_jobs(runtime: Runtime) -> list[str]:
+    """The alert jobs queued once the worker's drain has read the outbox (scoring.alerts)."""
+    queue_due_alerts(runtime)
     return Queue(ALERT_QUEUE, connection=runtime.redis).get_job_ids()

@@ -89,8 +89,7 @@ AGENTS_PER_PAGE = 50
 # Far past any real list; keeps the OFFSET inside what every database accepts.
 MAX_PAGE_NUMBER = 10_000
 CHOICE_DIMENSIONS = ("queue", "team", "survey")
-# The mode dropdown offers both modes always: they are fixed, not data, and asking the
-# database which occur would keep the other dropdowns' lists off the rollup (no mode).
+# The mode dropdown offers both modes always: they are fixed, not data.
 MODE_CHOICES = tuple((mode, csv_export.mode_label(mode)) for mode in MODES)
 # The channel dropdown likewise: the three channels always, in the order of their table.
 CHANNEL_CHOICES = tuple(
@@ -522,9 +521,9 @@ def dashboard_page(
 
 
 def modes_and_channels(db: Session, query: ReportQuery) -> tuple[list[ReportRow], list[ReportRow]]:
-    """The range's figures by survey mode and by channel. The rollup has neither, so
-    this counts the range's answers and requests: once, by both, then added up each way
-    (every counter adds, so each is the report by that one dimension)."""
+    """The range's figures by survey mode and by channel: one report by both (from the
+    rollup, keyed by both, where it covers the range), then added up each way (every
+    counter adds, so each is the report by that one dimension)."""
     rows = report(db, replace(query, by=("mode", "channel")))
     return regroup(rows, ("mode",)), regroup(rows, ("channel",))
 
