@@ -70,6 +70,7 @@ from dialer.scheduling import CALL_QUEUE
 from phonesim import (
     BackgroundServer,
     Comment,
+    Feeling,
     Persona,
     PersonaMix,
     PhoneNetwork,
@@ -78,7 +79,17 @@ from phonesim import (
 )
 from scoring import follow_ups, rollup
 from scoring.alerts import ALERT_QUEUE, queue_due_alerts
-from scoring.report import ReportQuery, ReportRow, SpokenShare, outcomes, report, spoken_share
+from scoring.report import (
+    MIN_RELIABLE_SAMPLE,
+    UNATTRIBUTED,
+    ReportQuery,
+    ReportRow,
+    SpokenShare,
+    outcomes,
+    report,
+    spoken_share,
+    totals,
+)
 from sms import conversation
 from sms.outbox import MESSAGE_QUEUE
 
@@ -194,25 +205,65 @@ def demo_settings(environ: dict[str, str] | None = None, *, serve: bool = False)
     return Settings.from_env(env)
 
 
+# The campaign's support calls spread over the four weeks up to its last day (within
+# the dashboard's default 30 days), weekdays busier than weekends; they end between
+# 13:00 and 19:30 UTC, inside calling hours somewhere from California to Poland.
+DEMO_DAYS = 28
+DAY_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 0.9, 0.4, 0.15)  # Monday to Sunday
+ENDED_BETWEEN = (time(13, 0), time(19, 30))
+# What the campaign's customers feel (phonesim.feeling): everyone as the default mix,
+# except the agent who gets better over the four weeks, from many detractors to few.
+IMPROVING_AGENT = "dave"
+IMPROVING_FROM = {"promoter": 25.0, "passive": 30.0, "detractor": 45.0}
+IMPROVING_TO = {"promoter": 60.0, "passive": 30.0, "detractor": 10.0}
+
+
 def finished_support_calls(count: int, seed: int, now: datetime) -> Iterator[CallEnded]:
+    """`count` support calls that ended over the DEMO_DAYS days up to `now`'s day (the
+    campaign's last), in the order they ended."""
     rng = random.Random(seed)
     run = now.strftime("%Y%m%d%H%M%S")
+    days = [now.date() - timedelta(days=back) for back in range(DEMO_DAYS - 1, -1, -1)]
+    weights = [DAY_WEIGHTS[day.weekday()] for day in days]
+    opens, closes = (datetime.combine(now.date(), t) for t in ENDED_BETWEEN)
+    calls = []
     for index in range(count):
         prefix, digits, language = rng.choice(NUMBER_PLANS)
         suffix = "01" + "".join(rng.choices("0123456789", k=digits - 2)) if digits == 4 else (
             "".join(rng.choices("0123456789", k=digits))
         )  # fmt: skip
         agent, queue, team = rng.choice(AGENTS)
-        yield CallEnded(
-            phone=prefix + suffix,
-            source_call_id=f"demo-{seed}-{run}-{index:05d}",
-            ended_at=now - timedelta(minutes=rng.randint(5, 90)),
-            agent=agent,
-            queue=queue,
-            team=team,
-            language=language,
-            metadata={"channel": "voice", "demo": True},
+        (day,) = rng.choices(days, weights)
+        into_day = rng.uniform(0, (closes - opens).total_seconds())
+        ended = datetime.combine(day, ENDED_BETWEEN[0], tzinfo=UTC) + timedelta(
+            seconds=round(into_day)
         )
+        calls.append(
+            CallEnded(
+                phone=prefix + suffix,
+                source_call_id=f"demo-{seed}-{run}-{index:05d}",
+                ended_at=ended,
+                agent=agent,
+                queue=queue,
+                team=team,
+                language=language,
+                metadata={"channel": "voice", "demo": True},
+            )
+        )
+    yield from sorted(calls, key=lambda call: call.ended_at)
+
+
+def customer_feeling(call: CallEnded, first_day: date, rng: random.Random) -> Feeling:
+    """How the customer of `call` feels about it: the default mix (phonesim.feeling),
+    or for IMPROVING_AGENT's customers a mix that gets better day by day."""
+    if call.agent != IMPROVING_AGENT:
+        return Feeling.draw(rng)
+    progress = (call.ended_at.date() - first_day).days / max(1, DEMO_DAYS - 1)
+    weights = {
+        target: start + (IMPROVING_TO[target] - start) * progress  # type: ignore[index]
+        for target, start in IMPROVING_FROM.items()
+    }
+    return Feeling.draw(rng, weights=weights)  # type: ignore[arg-type]
 
 
 FIREHOSE_BATCH = 50
@@ -372,47 +423,53 @@ class SimulatedDeployment:
         through the Twilio SDK, status webhooks hand attempts back for retries. Only
         time is simulated: the loop moves the shared clock to the next scheduled job
         and releases the jobs that are due, which is what rq's scheduler does in real
-        time. `stop`, once set, ends it between two rounds with CampaignStopped.
+        time. The support calls ended over the four weeks up to `start`'s day
+        (finished_support_calls): the clock starts at the first and the campaign runs
+        day by day, each day's calls taken in as they end, so intake's rules (how long
+        a call stays worth surveying, calling hours, no survey twice within the
+        fatigue days) apply as they would have. `stop`, once set, ends it between two
+        rounds with CampaignStopped.
         """
         runtime, network = self.runtime, self.network
         finished = list(finished_support_calls(calls, self.seed, self.start))
         rng = random.Random(self.seed)
         in_call = {call.source_call_id for call in finished if rng.random() < IN_CALL_SHARE}
-        called_back = [call for call in finished if call.source_call_id not in in_call]
-        # A transferred customer's support call ends as the agent hangs up: now.
-        transferred = [
-            replace(call, ended_at=self.start - timedelta(seconds=rng.randint(5, 40)))
-            for call in finished
-            if call.source_call_id in in_call
-        ]
-        if source == "connect":
-            accepted = self._send_as_contact_records(called_back)
-            rejected = len(called_back) - len(accepted)
-        else:
-            results = accept_calls(runtime, called_back)
-            rejected = sum(1 for r in results if r.request_id is None)
-            accepted = [r.request_id for r in results if r.accepted]
-        surveyed_in_call = self._transfer_in_call(transferred, rng)
-        accepted += surveyed_in_call
-        progress(calls - len(accepted))
+        self._give_feelings(finished)
+        if finished:
+            # The month ends on `start`'s day: the clock goes back to its first call.
+            network.clock.set(min(network.clock.now(), finished[0].ended_at))
         queues = (runtime.queue(CALL_QUEUE), runtime.queue(MESSAGE_QUEUE))
+        accepted: list[int] = []
         settled: set[int] = set()
-        while True:
-            if stop is not None and stop.is_set():
-                raise CampaignStopped
-            for queue in queues:
-                scheduling.release_due_jobs(queue, network.clock.now())
-            self._drain()
-            network.run_until_idle(timeout=max(60.0, calls * 2.0))
-            self._drain()
-            newly = _settled(runtime, accepted) - settled
-            progress(len(newly))
-            settled |= newly
-            next_due = self._next_due(queues)
-            if next_due is None:
-                break
-            if next_due > network.clock.now():
-                network.clock.set(next_due)
+        rejected = 0
+        # Day by day on the simulated clock, as the contact center's month went: each
+        # day's calls come in as that day's support calls end, and the surveys, retries
+        # and texts they lead to run in their own time, under the product's own rules.
+        days = sorted({call.ended_at.date() for call in finished})
+        for day in days:
+            todays = [call for call in finished if call.ended_at.date() == day]
+            arrives = max(call.ended_at for call in todays) + timedelta(minutes=1)
+            self._run_jobs(queues, accepted, settled, progress, stop, until=arrives)
+            network.clock.set(max(arrives, network.clock.now()))
+            conversation.expire(runtime)  # the cron's job in production
+            called_back = [call for call in todays if call.source_call_id not in in_call]
+            # A transferred customer's support call ends as the agent hangs up: now.
+            transferred = [
+                replace(call, ended_at=network.clock.now() - timedelta(seconds=rng.randint(5, 40)))
+                for call in todays
+                if call.source_call_id in in_call
+            ]
+            if source == "connect":
+                taken = self._send_as_contact_records(called_back) if called_back else []
+                rejected += len(called_back) - len(taken)
+            else:
+                results = accept_calls(runtime, called_back) if called_back else []
+                rejected += sum(1 for r in results if r.request_id is None)
+                taken = [r.request_id for r in results if r.accepted]
+            taken += self._transfer_in_call(transferred, rng) if transferred else []
+            accepted += taken
+            progress(len(todays) - len(taken))
+        self._run_jobs(queues, accepted, settled, progress, stop, until=None)
         # Texted customers who never replied: their conversations close when they expire
         # (the cron's job in production), on the simulated clock.
         closing = _last_text_expiry(runtime)
@@ -434,6 +491,51 @@ class SimulatedDeployment:
                 _fallback_lift(session),
                 _follow_ups_by_owner(session),
             )
+
+    def _run_jobs(
+        self,
+        queues: tuple[Any, ...],
+        accepted: list[int],
+        settled: set[int],
+        progress: Callable[[int], None],
+        stop: threading.Event | None,
+        until: datetime | None,
+    ) -> None:
+        """Run the campaign's jobs as they fall due, moving the clock to each, up to
+        `until` (None: until none is left); report requests that settled."""
+        network = self.network
+        while True:
+            if stop is not None and stop.is_set():
+                raise CampaignStopped
+            for queue in queues:
+                scheduling.release_due_jobs(queue, network.clock.now())
+            self._drain()
+            network.run_until_idle(timeout=max(60.0, len(accepted) * 2.0))
+            self._drain()
+            newly = _settled(self.runtime, accepted) - settled
+            progress(len(newly))
+            settled |= newly
+            next_due = self._next_due(queues)
+            if next_due is None or (until is not None and next_due > until):
+                return
+            if next_due > network.clock.now():
+                network.clock.set(next_due)
+
+    def _give_feelings(self, calls: list[CallEnded]) -> None:
+        """Each customer answers, by call or by text, as they feel about their support
+        call (customer_feeling): the simulator's personas for their number, with that
+        feeling in place of the one the mix drew."""
+        network = self.network
+        rng = random.Random(f"{self.seed}:feelings")
+        first_day = min((call.ended_at.date() for call in calls), default=self.start.date())
+        for call in calls:
+            feeling = customer_feeling(call, first_day, rng)
+            persona = network.persona_for(call.phone)
+            if persona.feeling is not None:
+                network.set_persona(call.phone, persona.with_(feeling=feeling))
+            texter = network.texter_for(call.phone)
+            if texter is not None:
+                network.set_texter(call.phone, texter.with_(target=feeling.target))
 
     def _next_due(self, queues: tuple[Any, ...]) -> datetime | None:
         due = [t for t in (scheduling.next_scheduled_time(q) for q in queues) if t is not None]
@@ -611,7 +713,8 @@ def simulated_deployment(
 
 
 def demo_start_time(today: date) -> datetime:
-    """18:00 UTC on the next weekday: inside calling hours from California to Poland."""
+    """18:00 UTC on the next weekday: inside calling hours from California to Poland.
+    The campaign's last day: its support calls ended over the four weeks up to it."""
     day = today
     while day.weekday() >= 5:
         day += timedelta(days=1)
@@ -662,6 +765,56 @@ def cooperative_customer(definition: SurveyDefinition) -> Any:
         given[question.key] = value
         answers.append(str(value))
     return Persona(name="cooperative", answers=tuple(answers))
+
+
+SMALL_SAMPLE_MARK = "*"
+
+
+def scores_table(rows: list[ReportRow]) -> str:
+    """The demo's scores by agent and in total, from the same report rows as the
+    dashboard's agent table and headline (scoring.report, so the figures agree): NPS
+    and CSAT with their 95% margin of error and their n, an NPS from fewer
+    than MIN_RELIABLE_SAMPLE answers marked SMALL_SAMPLE_MARK rather than hidden, and,
+    when one is, a note saying what the mark means."""
+
+    def nps(row: ReportRow) -> str:
+        if row.nps is None:
+            return "-"
+        mark = "" if row.nps_reliable else SMALL_SAMPLE_MARK
+        return f"{row.nps:+.0f} ±{row.nps_margin:.0f}{mark}"
+
+    def csat(row: ReportRow) -> str:
+        return "-" if row.csat is None else f"{row.csat:.0f}% ±{row.csat_margin:.0f}"
+
+    def response(row: ReportRow) -> str:
+        return "-" if row.response_rate is None else f"{row.response_rate:.0f}%"
+
+    header = ["agent", "NPS", "n", "CSAT", "n", "completed", "response"]
+    lines = [
+        [label, nps(row), str(row.nps_responses), csat(row), str(row.csat_responses),
+         str(row.completed), response(row)]
+        for label, row in [
+            *((str(row.group.get("agent") or UNATTRIBUTED), row) for row in rows),
+            ("total", totals(rows)),
+        ]
+    ]  # fmt: skip
+    widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
+
+    def render(cells: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    rule = "  ".join("-" * width for width in widths)
+    body = [render(line) for line in lines]
+    table = [render(header), rule, *body[:-1], rule, body[-1]]
+    if any(row.nps is not None and not row.nps_reliable for row in [*rows, totals(rows)]):
+        table.append(
+            f"{SMALL_SAMPLE_MARK} fewer than {MIN_RELIABLE_SAMPLE} answers: the score moves a "
+            "lot by chance; read it with its margin (95%) and n, or try --calls 1000"
+        )
+    return "\n".join(table)
 
 
 def _with_sms_fallback(catalog: SurveyCatalog) -> SurveyCatalog:

@@ -128,6 +128,7 @@ from phonesim.account import DEFAULT_NUMBERS, Account, CallerId, IncomingNumber
 from phonesim.call import SimCall
 from phonesim.clock import EagerClock, SimClock, WallClock, rfc2822
 from phonesim.errors import ApiError
+from phonesim.feeling import Feeling
 from phonesim.journal import (
     AppError,
     CallbackPost,
@@ -162,6 +163,7 @@ __all__ = [
     "Comment",
     "DocumentFetch",
     "EagerClock",
+    "Feeling",
     "IncomingNumber",
     "Journal",
     "KeyPress",

@@ -79,7 +79,7 @@ _MARKERS = {
 # two ends, the first right after a word for pressing or saying.
 _PRESS = r"(?:press|say|marque|diga|naciśnij|powiedz|wybierz)"
 _ENDS = re.compile(
-    rf"\b{_PRESS}\s+(?P<low>[01])\b[^.;?!\d]{{1,70}}?\b(?:up\s+to|to|hasta|al|do)\s+"
+    rf"\b{_PRESS}\s+(?P<low>[01])\b[^.;?!\d]{{1,70}}?\b(?P<to>up\s+to|to|hasta|al|do)\s+"
     r"(?P<high>\d{1,2})\b",
     re.IGNORECASE,
 )
@@ -90,6 +90,8 @@ _KEYED_YES_NO = re.compile(
     r"[^.?!\d]{0,30}?\b(?P<no_key>\d)\b[^.?!\d]{0,40}?\b(?P<no>no|nie)\b",
     re.IGNORECASE,
 )
+# The language a range told by its ends is said in, by the word before its top.
+_ENDS_LANGUAGE = {"hasta": "es", "al": "es", "do": "pl"}
 _CONFIRMS = re.compile(
     r"\b(is that right|is that correct|did you say)|es correcto|czy to prawda", re.IGNORECASE
 )
@@ -154,7 +156,6 @@ def read_spoken(text: str, language: str | None = None) -> Question | None:
     or pl), when the `<Say>` names it, wins over the one the words suggest. The last
     instruction wins, as in `read_question`: a re-ask ends with what it wants."""
     found: list[tuple[int, Question]] = []
-    heard_in = language or language_of(text)
     reask = bool(_REASK.match(text))
     for match in _KEYED_YES_NO.finditer(text):
         question = Question(
@@ -167,16 +168,19 @@ def read_spoken(text: str, language: str | None = None) -> Question | None:
         )
         found.append((match.end(), question))
     scales = [
-        (match.end(), int(match["low"]), int(match["high"]))
+        (match.end(), int(match["low"]), int(match["high"]), _RANGE_LANGUAGE[match["from"].lower()])
         for match in _RANGE.finditer(text)
         if int(match["low"]) <= 1
         or _SCALE_WORD.search(text, max(0, match.start() - 25), match.start())
     ]
     if not scales:
-        scales = [(m.end(), int(m["low"]), int(m["high"])) for m in _ENDS.finditer(text)]
+        scales = [
+            (m.end(), int(m["low"]), int(m["high"]), _ENDS_LANGUAGE.get(m["to"].lower(), "en"))
+            for m in _ENDS.finditer(text)
+        ]
     found += [
-        (end, Question("scale", heard_in, low, high, reask))
-        for end, low, high in scales
+        (end, Question("scale", language or said_in, low, high, reask))
+        for end, low, high, said_in in scales
         if low < high
     ]
     if not found:

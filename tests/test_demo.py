@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from random import Random
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,6 +14,9 @@ from sqlalchemy import func, select
 
 from aftercall.cli import main
 from aftercall.demo import (
+    DEMO_DAYS,
+    IMPROVING_AGENT,
+    customer_feeling,
     demo_contact_records,
     demo_settings,
     demo_start_time,
@@ -32,6 +37,8 @@ from core.models import (
     SurveyMode,
     SurveyRequest,
 )
+from phonesim import Question, read_question
+from phonesim.texter import NONSENSE
 
 pytestmark = pytest.mark.e2e
 
@@ -89,6 +96,9 @@ def test_demo_command_prints_outcomes_and_scores(tmp_path, monkeypatch):
     assert "SMS fallback: " in result.output
     assert "Follow-ups opened for unhappy customers: " in result.output
     assert "Scores by agent:" in result.output
+    # Scores with their margin of error, small samples marked rather than hidden.
+    assert "n<30" not in result.output
+    assert " ±" in result.output and "* fewer than 30 answers" in result.output
     assert (tmp_path / "aftercall-demo.db").exists()
 
 
@@ -181,8 +191,9 @@ def test_the_demo_customers_press_only_keys_the_question_asked_for(tmp_path, mon
             (urlsplit(fetch.url), fetch.params)
             for call in deployment.network.calls
             for fetch in call.documents
-            if fetch.reason == "gather"
+            if fetch.reason == "gather" and "/questions/" in fetch.url  # not a transfer's token
         ]
+        texted = _scale_replies(deployment.network.messages)
     assert posts
     wrong = []
     for url, params in posts:
@@ -200,6 +211,10 @@ def test_the_demo_customers_press_only_keys_the_question_asked_for(tmp_path, mon
             wrong.append((key, "pressed", digits))
         if said is not None and not confirming and not (low <= int(said) <= high):
             wrong.append((key, "said", said))
+    # Texted customers too: every number they reply to a scale question is on it (bar
+    # the nonsense a confused customer texts on purpose).
+    assert texted
+    wrong += [(question, "texted", reply) for question, reply, value in texted if value is None]
     assert not wrong
     db = Database(f"sqlite:///{tmp_path / 'aftercall-demo.db'}")
     with db.session() as session:
@@ -219,3 +234,79 @@ def test_the_demo_customers_press_only_keys_the_question_asked_for(tmp_path, mon
     assert csat["promoter"] and csat["detractor"]
     assert sum(csat["promoter"]) / len(csat["promoter"]) >= 0.8
     assert sum(csat["detractor"]) / len(csat["detractor"]) <= 0.5
+
+
+NUMBER_WORDS = {
+    word: value
+    for words in (
+        "zero one two three four five six seven eight nine ten",
+        "cero uno dos tres cuatro cinco seis siete ocho nueve diez",
+        "zero jeden dwa trzy cztery pięć sześć siedem osiem dziewięć dziesięć",
+    )
+    for value, word in enumerate(words.split())
+}
+
+
+def _scale_replies(messages) -> list[tuple[str, str, int | None]]:
+    """Each customer's reply to a text asking for a number on a scale: (the question,
+    the reply, the number it gives if that is on the scale, else None)."""
+    asked: dict[str, Question] = {}
+    replies = []
+    for message in messages:
+        if message.direction != "inbound":
+            question = read_question(message.body)
+            if question is not None:
+                asked[message.to] = question
+            continue
+        question, reply = asked.get(message.from_), message.body.strip()
+        if question is None or question.kind != "scale":
+            continue
+        if reply.upper() in ("HELP", "STOP", "SKIP") or reply in NONSENSE:
+            continue
+        found = re.search(r"\d+", reply)
+        word = reply.lower().rstrip("!")
+        value = int(found[0]) if found else NUMBER_WORDS.get(word)
+        on_scale = value is not None and question.low <= value <= question.high
+        replies.append((f"{question.low}-{question.high}", reply, value if on_scale else None))
+    return replies
+
+
+def test_the_demo_support_calls_spread_over_four_weeks():
+    now = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
+    calls = list(finished_support_calls(400, 5, now))
+    days = Counter(call.ended_at.date() for call in calls)
+    assert min(days) >= (now - timedelta(days=DEMO_DAYS - 1)).date() and max(days) <= now.date()
+    assert len(days) >= 25
+    weekday = sum(n for day, n in days.items() if day.weekday() < 5) / 20
+    weekend = sum(n for day, n in days.items() if day.weekday() >= 5) / 8
+    assert weekday > 2 * weekend
+    assert [call.ended_at for call in calls] == sorted(call.ended_at for call in calls)
+    # The improving agent's customers: many detractors in the first week, few in the last.
+    rng, first = Random(1), min(days)
+    first_week = [
+        c for c in calls if c.agent == IMPROVING_AGENT and (c.ended_at.date() - first).days < 7
+    ]
+    last_week = [
+        c for c in calls if c.agent == IMPROVING_AGENT and (c.ended_at.date() - first).days >= 21
+    ]
+
+    def detractors(group: list) -> float:
+        feelings = [customer_feeling(call, first, rng).target for call in group * 20]
+        return feelings.count("detractor") / len(feelings)
+
+    assert detractors(first_week) > detractors(last_week) + 0.2
+
+
+def test_the_demo_campaign_reports_many_days(tmp_path, monkeypatch):
+    """The campaign runs day by day, so intake's rules take the month's calls as they
+    end (none suppressed for having ended too long ago), and reports see many days."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    run_demo(40, 1, demo_settings())
+    db = Database(f"sqlite:///{tmp_path / 'aftercall-demo.db'}")
+    with db.session() as session:
+        ended = session.scalars(select(SurveyRequest.call_ended_at)).all()
+        answered = session.scalar(select(func.count(Answer.id)))
+    db.dispose()
+    assert len({moment.date() for moment in ended}) >= 12
+    assert answered > 0

@@ -124,7 +124,7 @@ def test_served_demo_dashboard_and_a_test_call(browser, served_demo, tmp_path): 
     served_demo.stdout.wait_for(r"^Ctrl-C stops\.$", 1)
     counts = outcomes(served_demo.stdout.text)
     received = sum(n for state, n in counts.items() if state != "rejected")
-    nps_answers = served_demo.stdout.wait_for(r"^total\s.*?n<30 \((\d+)\)", 1)[1]
+    nps_answers = served_demo.stdout.wait_for(r"^total\s+(?:-|[+-]\d+ ±\d+\*?)\s+(\d+)\s", 1)[1]
     assert url.startswith("http://127.0.0.1:") and url.endswith("/dashboard")
     assert (tmp_path / "aftercall-demo.db").exists()
 

@@ -25,6 +25,7 @@ from aftercall.demo import (
     SimulatedDeployment,
     demo_settings,
     demo_start_time,
+    scores_table,
     simulated_deployment,
     stop_on_signals,
 )
@@ -44,8 +45,6 @@ from ivr.prompts import check_phrases
 from phonesim.account import DEFAULT_NUMBERS, E164
 from phonesim.server import serve
 from scoring import rollup
-from scoring.formats import to_table
-from scoring.report import totals
 
 if TYPE_CHECKING:
     import threading
@@ -242,8 +241,7 @@ def _echo_demo_result(result: DemoResult) -> None:
         )
 
     click.echo("\nScores by agent:")
-    click.echo(to_table(result.agents, ("agent",), totals(result.agents)))
-    click.echo("(n<30: too few answers for the score to mean much; try --calls 1000)")
+    click.echo(scores_table(result.agents))
 
 
 def _serve_demo(deployment: SimulatedDeployment, stop: threading.Event) -> None:
