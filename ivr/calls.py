@@ -30,7 +30,9 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     func,
+    literal_column,
     null,
     select,
     union_all,
@@ -170,6 +172,25 @@ def _answer_and_read_statement(*, owe_alert: bool) -> CompoundSelect:
         cast(null(), _ANSWERS.c.question_key.type), cast(null(), _ANSWERS.c.value.type)
     ).select_from(the_call)
     statement = union_all(found, _ANSWERS_OF_REQUEST, select(stored.c.question_key, stored.c.value))
+    # An answer stored after the final status callback marked the request abandoned
+    # (the caller pressed a key and hung up; Twilio posts both at once): it was answered.
+    reopened = (
+        update(_REQUESTS)
+        .where(
+            _REQUESTS.c.id == bindparam("request_id", type_=_REQUESTS.c.id.type),
+            _REQUESTS.c.state == literal_column(f"'{RequestState.ABANDONED.value}'"),
+            exists(select(stored.c.question_key)),
+        )
+        .values(
+            state=literal_column(f"'{RequestState.PARTIAL.value}'"),
+            updated_at=bindparam("received_at", type_=_REQUESTS.c.updated_at.type),
+            # The answer's parameters name survey_version_id too: SQLAlchemy would SET
+            # every column a parameter names unless the statement says otherwise.
+            survey_version_id=_REQUESTS.c.survey_version_id,
+        )
+        .cte("reopened")
+    )
+    statement = statement.add_cte(reopened)
     if not owe_alert:
         return statement
     owed = (
@@ -390,6 +411,7 @@ def answer_question(
         answers = {key: value for key, value in rows if key is not None}
     else:
         if connection.execute(_STORE_ANSWER["sqlite"], row).first() is not None:
+            reopen_abandoned(connection, call.request_id)
             if owe_alert:
                 connection.execute(_OWE_ALERT_SQLITE, row)
         elif connection.execute(_IS_THE_CALL, row).first() is None:
@@ -444,7 +466,7 @@ def store_answer(
     twice at once: the unique constraint on (request_id, question_key) decides), or the
     call is not what `call` says (see `answer_question()`)."""
     connection = session.connection()
-    return connection.execute(
+    answer_id = connection.execute(
         _STORE_ANSWER[connection.dialect.name],
         _answer_row(
             call,
@@ -456,6 +478,17 @@ def store_answer(
             recording_seconds=recording_seconds,
         ),
     ).scalar()
+    if answer_id is not None:
+        reopen_abandoned(connection, call.request_id)
+    return answer_id
+
+
+def reopen_abandoned(connection: Connection, request_id: int) -> None:
+    """An answer was just stored: a request the final status callback had marked
+    abandoned (it came first, the answer a moment later) was answered after all, so it
+    ends partial (or completed, when the survey's end is reached). One guarded
+    statement: only an abandoned request moves."""
+    move_request(connection, request_id, RequestState.PARTIAL, when_in=[RequestState.ABANDONED])
 
 
 def _answer_row(

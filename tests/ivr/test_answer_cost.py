@@ -41,7 +41,7 @@ def _verbs(statements: list[str]) -> list[str]:
     return [" ".join(statement.split()[:4]) for statement in statements]
 
 
-def test_an_answer_is_one_statement_on_postgresql_two_on_sqlite(call, runtime):
+def test_an_answer_is_one_statement_on_postgresql_three_on_sqlite(call, runtime):
     # A first call, so that this process has met the survey version.
     warm = call()
     warm.press(warm.start(), "9")
@@ -57,17 +57,21 @@ def test_an_answer_is_one_statement_on_postgresql_two_on_sqlite(call, runtime):
     # No SELECT of the call first, and no transaction: the answer's INSERT selects from
     # the call as the URL names it (no row, nothing inserted, if it is not that call).
     if runtime.db.engine.dialect.name == "postgresql":
-        # One statement: the call, the INSERT in a CTE, the answers read beside it.
+        # One statement: the call, the INSERT in a CTE, the answers read beside it (and
+        # the request moved from abandoned to partial, if a hang-up came first).
         assert len(statements) == 1, statements
+        assert "UPDATE survey_requests SET" in statements[0]
         assert statements[0].startswith("autocommit: WITH the_call AS (SELECT")
         assert "INSERT INTO answers" in statements[0] and "ON CONFLICT" in statements[0]
     else:
-        # Two, in a transaction (no round trips to save on SQLite).
-        assert len(statements) == 2, statements
+        # Three, in a transaction (no round trips to save on SQLite, which has no UPDATE
+        # in a CTE): the INSERT, the guarded move from abandoned, the answers read.
+        assert len(statements) == 3, statements
         assert statements[0].startswith("INSERT INTO answers")
+        assert statements[1].startswith("UPDATE survey_requests SET state")
         assert "FROM call_attempts JOIN survey_requests" in statements[0]
         assert "ON CONFLICT" in statements[0]
-        assert statements[1].startswith("SELECT answers.question_key")
+        assert statements[2].startswith("SELECT answers.question_key")
 
     # Twilio redelivers it: the same TwiML, read from what is stored, nothing written.
     with sql_statements(runtime) as statements:

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.models import Answer, CallAttempt, OptOut, RequestState, SurveyRequest, SurveyVersion
+from scoring.report import ReportQuery, report
 from tests.conftest import PUBLIC_BASE_URL
 from tests.ivr.conftest import without_ref
 
@@ -466,3 +467,36 @@ def test_request_for_a_survey_removed_from_the_catalog_gets_a_goodbye(call, runt
     reply = c.start()
     assert reply.verbs() == ["Say", "Hangup"]
     assert "not available" in reply.says()[0]
+
+
+def test_a_key_pressed_as_the_caller_hung_up_ends_the_request_partial_not_abandoned(call, runtime):
+    """Twilio posts the Gather's action and the final status callback at once; when the
+    status callback is taken first it marks the request abandoned (nothing answered yet).
+    The answer that follows is stored, and the request counts as answered."""
+    c = call()
+    c.status("initiated", 0)
+    first = c.start()
+    c.status("completed", 3, CallDuration="12")
+    assert stored(runtime, c.attempt_id)[0].state is RequestState.ABANDONED
+    c.press(first, "3")
+    request, _, answers = stored(runtime, c.attempt_id)
+    assert answers["nps"].value == 3
+    assert request.state is RequestState.PARTIAL
+    with runtime.db.session() as session:
+        (everything,) = report(session, ReportQuery())
+    assert (everything.reached, everything.partial, everything.completed) == (1, 1, 0)
+    assert (everything.nps_responses, everything.detractors) == (1, 1)
+
+
+def test_a_redelivered_answer_does_not_reopen_an_abandoned_request(call, runtime):
+    c = call()
+    first = c.start()
+    c.press(first, "9")
+    c.status("completed", 2, CallDuration="12")
+    assert stored(runtime, c.attempt_id)[0].state is RequestState.PARTIAL
+    with runtime.db.session() as session:
+        session.get(
+            SurveyRequest, stored(runtime, c.attempt_id)[0].id
+        ).state = RequestState.ABANDONED
+    c.press(first, "9")  # the same answer again: nothing stored, nothing moved
+    assert stored(runtime, c.attempt_id)[0].state is RequestState.ABANDONED
