@@ -253,8 +253,8 @@ def test_the_rollup_answers_reports_by_and_for_a_mode_as_the_tables_do(runtime, 
 @pytest.mark.usefixtures("seeded")
 def test_the_placed_rate_counts_transferred_customers_and_stays_a_rate(runtime):
     """Per mode: completed per request called (callback) or transferred (in-call). A row
-    of both modes divides by the larger of placed and reached, all the rollup can count
-    without a mode: never above 100%, and the exact figures are the rows by mode."""
+    of both modes divides by the larger of placed and reached, all the counters tell:
+    never above 100%, and the exact figures are the rows by mode."""
     with runtime.db.session() as session:
         (everything,) = report(session, ReportQuery())
         by_agent = {row.group["agent"]: row for row in report(session, ReportQuery(by=("agent",)))}
