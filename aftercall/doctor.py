@@ -193,7 +193,7 @@ def configuration(
                 warn(
                     check,
                     "DATABASE_URL is a SQLite file: only processes on this one machine "
-                    "can share it, and reports have no rollup",
+                    "can share it",
                     "use PostgreSQL (postgresql+psycopg://...) in production (docs/deployment.md)",
                 )
             )
@@ -275,7 +275,7 @@ def receivers(settings: Settings) -> list[Finding]:
 
 
 def database(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
-    """Reachable, at the migration head, and (PostgreSQL) the rollup in the report zone."""
+    """Reachable, at the migration head, and the rollup in the report zone."""
 
     check = "database"
     url = settings.database_url
@@ -382,7 +382,7 @@ def follow_up_settings(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> 
 
 def _rollup_zone(session: Session, current: tuple[str, ...]) -> str | None:
 
-    if not current or session.get_bind().dialect.name != "postgresql":
+    if not current:
         return None
     try:
         with session.begin_nested():
@@ -394,8 +394,6 @@ def _rollup_zone(session: Session, current: tuple[str, ...]) -> str | None:
 def _rollup_finding(settings: Settings, url: str, zone: str | None) -> Finding:
     check = "database"
     wanted = settings.report_time_zone
-    if not url.startswith("postgresql"):
-        return ok(check, "no report rollup on SQLite: reports aggregate answers directly")
     rebuild = (
         "run `aftercall db upgrade` with this REPORT_TIME_ZONE (it rebuilds the rollup once; "
         "writers wait meanwhile, about a minute per 10 million answers)"

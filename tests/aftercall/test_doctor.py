@@ -171,10 +171,8 @@ def test_a_healthy_deployment_has_no_failure(deployment: Settings):
     assert failures(findings) == []
     assert (Status.OK, f"the schema is at the latest migration ({HEAD})") in statuses(findings)
     rollup = [message for _, message in statuses(findings, "database") if "rollup" in message]
-    if deployment.database_url.startswith("postgresql"):
-        assert rollup == ["the daily report rollup is built in REPORT_TIME_ZONE (UTC)"]
-    else:
-        assert rollup == ["no report rollup on SQLite: reports aggregate answers directly"]
+    # On SQLite as on PostgreSQL (migration 0017).
+    assert rollup == ["the daily report rollup is built in REPORT_TIME_ZONE (UTC)"]
     redis = statuses(findings, "redis")
     for queue in ("calls", "messages", "alerts"):
         assert any(s is Status.OK and f"worker(s) on the {queue!r} queue" in m for s, m in redis)
@@ -364,9 +362,6 @@ def test_an_empty_postgresql_database_is_not_migrated(empty_postgres_schema):
 
 
 def test_a_rollup_built_in_another_zone_fails(settings: Settings):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the report rollup exists on PostgreSQL only")
-
     findings = doctor.database(settings.with_overrides(report_time_zone="America/New_York"))
 
     failed = the_failure(findings, "built in UTC", "REPORT_TIME_ZONE is America/New_York")
