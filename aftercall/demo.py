@@ -79,9 +79,8 @@ from phonesim import (
 )
 from scoring import follow_ups, rollup
 from scoring.alerts import ALERT_QUEUE, queue_due_alerts
+from scoring.formats import to_table
 from scoring.report import (
-    MIN_RELIABLE_SAMPLE,
-    UNATTRIBUTED,
     ReportQuery,
     ReportRow,
     SpokenShare,
@@ -767,54 +766,11 @@ def cooperative_customer(definition: SurveyDefinition) -> Any:
     return Persona(name="cooperative", answers=tuple(answers))
 
 
-SMALL_SAMPLE_MARK = "*"
-
-
 def scores_table(rows: list[ReportRow]) -> str:
-    """The demo's scores by agent and in total, from the same report rows as the
-    dashboard's agent table and headline (scoring.report, so the figures agree): NPS
-    and CSAT with their 95% margin of error and their n, an NPS from fewer
-    than MIN_RELIABLE_SAMPLE answers marked SMALL_SAMPLE_MARK rather than hidden, and,
-    when one is, a note saying what the mark means."""
-
-    def nps(row: ReportRow) -> str:
-        if row.nps is None:
-            return "-"
-        mark = "" if row.nps_reliable else SMALL_SAMPLE_MARK
-        return f"{row.nps:+.0f} ±{row.nps_margin:.0f}{mark}"
-
-    def csat(row: ReportRow) -> str:
-        return "-" if row.csat is None else f"{row.csat:.0f}% ±{row.csat_margin:.0f}"
-
-    def response(row: ReportRow) -> str:
-        return "-" if row.response_rate is None else f"{row.response_rate:.0f}%"
-
-    header = ["agent", "NPS", "n", "CSAT", "n", "completed", "response"]
-    lines = [
-        [label, nps(row), str(row.nps_responses), csat(row), str(row.csat_responses),
-         str(row.completed), response(row)]
-        for label, row in [
-            *((str(row.group.get("agent") or UNATTRIBUTED), row) for row in rows),
-            ("total", totals(rows)),
-        ]
-    ]  # fmt: skip
-    widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
-
-    def render(cells: list[str]) -> str:
-        return "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    rule = "  ".join("-" * width for width in widths)
-    body = [render(line) for line in lines]
-    table = [render(header), rule, *body[:-1], rule, body[-1]]
-    if any(row.nps is not None and not row.nps_reliable for row in [*rows, totals(rows)]):
-        table.append(
-            f"{SMALL_SAMPLE_MARK} fewer than {MIN_RELIABLE_SAMPLE} answers: the score moves a "
-            "lot by chance; read it with its margin (95%) and n, or try --calls 1000"
-        )
-    return "\n".join(table)
+    """The demo's scores by agent and in total: `aftercall report`'s table (scoring.formats)
+    of the same report rows as the dashboard's agent table and headline, so the figures
+    agree; an NPS from few answers is shown with its margin and marked, not hidden."""
+    return to_table(rows, ["agent"], totals(rows))
 
 
 def _with_sms_fallback(catalog: SurveyCatalog) -> SurveyCatalog:

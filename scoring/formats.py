@@ -1,7 +1,8 @@
 """Report rows as a terminal table or CSV (JSON is ReportRow.to_json).
 
-The table is for reading: scores with their margin of error, and "n<30" instead of an
-NPS that too few answers cannot support. CSV carries the numbers unrounded by
+The table is for reading: scores with their margin of error, an NPS from fewer than
+MIN_RELIABLE_SAMPLE answers marked SMALL_SAMPLE_MARK (shown, not hidden: a first look at
+a small contact center must show figures) with a note under the table saying why. CSV carries the numbers unrounded by
 presentation, one column per figure, for spreadsheets. In both, the group of requests
 without an agent, queue or team (an in-call survey no support call claimed) reads
 "unattributed", where JSON keeps null and flags the row (ReportRow.unattributed).
@@ -17,7 +18,7 @@ import csv
 import io
 from collections.abc import Sequence
 
-from scoring.report import ATTRIBUTION_DIMENSIONS, UNATTRIBUTED, ReportRow
+from scoring.report import ATTRIBUTION_DIMENSIONS, MIN_RELIABLE_SAMPLE, UNATTRIBUTED, ReportRow
 
 CSV_FIGURES = (
     "nps", "nps_margin", "nps_responses", "promoters", "passives", "detractors",
@@ -50,12 +51,20 @@ def to_csv(rows: Sequence[ReportRow], by: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def _score(value: float | None, margin: float | None, reliable: bool, n: int) -> str:
-    if value is None:
+# Beside an NPS from fewer than MIN_RELIABLE_SAMPLE answers, in tables for reading.
+SMALL_SAMPLE_MARK = "*"
+SMALL_SAMPLE_NOTE = (
+    f"{SMALL_SAMPLE_MARK} fewer than {MIN_RELIABLE_SAMPLE} answers: the score moves a lot by "
+    "chance; read it with its margin (95%) and n"
+)
+
+
+def nps_cell(row: ReportRow) -> str:
+    """A row's NPS as a table shows it: with its margin, and marked if the sample is small."""
+    if row.nps is None:
         return "-"
-    if not reliable:
-        return f"n<30 ({n})"
-    return f"{value:+.0f} ±{margin:.0f}" if margin is not None else f"{value:+.0f}"
+    margin = f" ±{row.nps_margin:.0f}" if row.nps_margin is not None else ""
+    return f"{row.nps:+.0f}{margin}{'' if row.nps_reliable else SMALL_SAMPLE_MARK}"
 
 
 def _percent(value: float | None) -> str:
@@ -84,7 +93,7 @@ def to_table(
         lines.append(
             [
                 *group,
-                _score(row.nps, row.nps_margin, row.nps_reliable, row.nps_responses),
+                nps_cell(row),
                 str(row.nps_responses),
                 csat,
                 str(row.csat_responses),
@@ -108,4 +117,7 @@ def to_table(
     body = [render(line) for line in lines]
     if total is not None and rows:
         body.insert(len(rows), rule)
-    return "\n".join([render(header), rule, *body])
+    marked = any(
+        row.nps is not None and not row.nps_reliable for row in [*rows, *([total] if total else [])]
+    )
+    return "\n".join([render(header), rule, *body, *([SMALL_SAMPLE_NOTE] if marked else [])])

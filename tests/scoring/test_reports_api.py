@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -215,8 +216,10 @@ def test_report_command_formats(runtime, monkeypatch):
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
     assert lines[0].split()[:3] == ["agent", "NPS", "n"]
-    assert any(line.startswith("alice") and "n<30 (3)" in line for line in lines)
-    assert lines[-1].startswith("total")
+    # Three answers: the score with its margin, marked, and a note saying what the mark means.
+    assert any(re.match(r"alice\s+[+-]\d+ ±\d+\*\s+3\s", line) for line in lines), lines
+    assert lines[-2].startswith("total")
+    assert lines[-1].startswith("* fewer than 30 answers")
 
     as_json = runner.invoke(main, ["report", "--by", "team", "--format", "json"])
     rows = json.loads(as_json.output)["rows"]
