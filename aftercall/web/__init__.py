@@ -18,6 +18,7 @@ from aftercall.web.follow_ups_api import bp as follow_ups_api
 from aftercall.web.inbound import bp as inbound
 from aftercall.web.intake_api import bp as api
 from aftercall.web.reports_api import bp as reports
+from aftercall.web.session_cookie import SessionCookieInterface
 from aftercall.web.sms import bp as sms
 from aftercall.web.voice import bp as voice
 from aftercall.wiring import runtime_from_settings
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.session_interface = SessionCookieInterface()
     attach_runtime(app, runtime)
 
     app.register_blueprint(voice)
