@@ -43,7 +43,7 @@ def to_csv(rows: Sequence[ReportRow], by: Sequence[str]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*by, *CSV_FIGURES])
     for row in rows:
-        figures = row.to_json()
+        figures = row.figures()
         writer.writerow(
             [group_label(row, name, "") for name in by]
             + ["" if figures[name] is None else figures[name] for name in CSV_FIGURES]

@@ -333,42 +333,65 @@ class ReportRow:
         )
 
     def to_json(self) -> dict[str, Any]:
+        figures = self.figures()
         return {
             **self.group,
             "unattributed": self.unattributed,
-            "nps": _round(self.nps),
-            "nps_margin": _round(self.nps_margin),
-            "nps_reliable": self.nps_reliable,
-            "nps_responses": self.nps_responses,
-            "promoters": self.promoters,
-            "passives": self.passives,
-            "detractors": self.detractors,
+            **figures,
             "nps_distribution": _distribution(self.nps_distribution, NPS_SCALE),
-            "csat": _round(self.csat),
-            "csat_margin": _round(self.csat_margin),
-            "csat_mean": _round(self.csat_mean, 2),
-            "csat_responses": self.csat_responses,
             "csat_distribution": _distribution(self.csat_distribution, CSAT_SCALE),
-            "ces": _round(self.ces, 2),
-            "ces_low_effort": _round(self.ces_low_effort),
-            "ces_responses": self.ces_responses,
             "ces_distribution": _distribution(self.ces_distribution, CES_SCALE),
-            "received": self.received,
-            "suppressed": self.suppressed_total,
             "suppressed_by_reason": {k: v for k, v in self.suppressed.items() if v},
+        }
+
+    def figures(self) -> dict[str, Any]:
+        """The row's counts and rounded figures, without its group or distributions: what
+        a CSV line holds. Each tally is summed once here; the properties above sum again
+        on every read, which made a 60,000-row download spend most of its time summing
+        (bench.reports, "CSV")."""
+        nps_counts = self.nps_distribution
+        nps_responses = sum(nps_counts.values())
+        promoters = sum(n for k, n in nps_counts.items() if k >= score.PROMOTER_MIN)
+        detractors = sum(n for k, n in nps_counts.items() if k <= score.DETRACTOR_MAX)
+        csat_counts = self.csat_distribution
+        csat_responses = sum(csat_counts.values())
+        satisfied = sum(n for k, n in csat_counts.items() if k >= score.CSAT_SATISFIED_MIN)
+        ces_counts = self.ces_distribution
+        ces_responses = sum(ces_counts.values())
+        low_effort = sum(n for k, n in ces_counts.items() if k >= CES_LOW_EFFORT_MIN)
+        completed, reached, invited = self.completed, self.reached, self.invited
+        return {
+            "nps": _round(score.nps(promoters, detractors, nps_responses)),
+            "nps_margin": _round(score.nps_margin(promoters, detractors, nps_responses)),
+            "nps_reliable": nps_responses >= MIN_RELIABLE_SAMPLE,
+            "nps_responses": nps_responses,
+            "promoters": promoters,
+            "passives": nps_responses - promoters - detractors,
+            "detractors": detractors,
+            "csat": _round(score.csat(satisfied, csat_responses)),
+            "csat_margin": _round(score.csat_margin(satisfied, csat_responses)),
+            "csat_mean": _round(_mean(csat_counts, csat_responses), 2),
+            "csat_responses": csat_responses,
+            "ces": _round(_mean(ces_counts, ces_responses), 2),
+            "ces_low_effort": _round(100.0 * low_effort / ces_responses if ces_responses else None),
+            "ces_responses": ces_responses,
+            "received": self.received,
+            "suppressed": sum(self.suppressed.values()),
             "placed": self.placed,
             "calls_placed": self.calls_placed,
             "answered": self.answered,
-            "reached": self.reached,
-            "completed": self.completed,
+            "reached": reached,
+            "completed": completed,
             "partial": self.partial,
             "opted_out": self.opted_out,
             "texted": self.texted,
             "undelivered": self.undelivered,
             "no_reply": self.no_reply,
-            "response_rate": _round(self.response_rate),
-            "response_rate_placed": _round(self.response_rate_placed),
-            "attempts_per_completed": _round(self.attempts_per_completed, 2),
+            "response_rate": _round(100.0 * completed / reached if reached else None),
+            "response_rate_placed": _round(100.0 * completed / invited if invited else None),
+            "attempts_per_completed": _round(
+                self.attempts_for_completed / completed if completed else None, 2
+            ),
         }
 
     @property
@@ -431,8 +454,9 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _mean(distribution: dict[int, int]) -> float | None:
-    n = sum(distribution.values())
+def _mean(distribution: dict[int, int], n: int | None = None) -> float | None:
+    if n is None:
+        n = sum(distribution.values())
     return sum(k * c for k, c in distribution.items()) / n if n else None
 
 

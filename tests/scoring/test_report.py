@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.models import Answer, CallAttempt, RequestState, SurveyRequest
-from scoring.report import ReportError, ReportQuery, report, totals
+from scoring.report import ReportError, ReportQuery, ReportRow, report, totals
 from tests.conftest import empty_tables
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -268,3 +268,45 @@ def test_detractor_list_newest_first_with_comment(runtime):
     assert entries[1].answers == {"nps": 8, "csat": 2}
     assert [e.request_id for e in only_bob] == [unhappy.id]
     assert [e.phone[-4:] for e in second_page] == ["0002"]
+
+
+_COUNTS = st.integers(min_value=0, max_value=500)
+
+
+@given(
+    nps=st.lists(_COUNTS, min_size=11, max_size=11),
+    csat=st.lists(_COUNTS, min_size=5, max_size=5),
+    ces=st.lists(_COUNTS, min_size=7, max_size=7),
+    funnel=st.lists(_COUNTS, min_size=8, max_size=8),
+)
+def test_a_rows_figures_summed_once_are_its_properties(nps, csat, ces, funnel):
+    """figures() (the CSV's line, summing each tally once) says what the properties say."""
+    received, placed, calls, answered, reached, completed, partial, attempts = funnel
+    row = ReportRow(
+        group={"agent": "ana"},
+        nps_distribution=dict(enumerate(nps)),
+        csat_distribution={k + 1: n for k, n in enumerate(csat)},
+        ces_distribution={k + 1: n for k, n in enumerate(ces)},
+        received=received, placed=placed, calls_placed=calls, answered=answered,
+        reached=reached, completed=completed, partial=partial,
+        attempts_for_completed=attempts, suppressed={"sampled": 3, "fatigue": 0},
+    )  # fmt: skip
+
+    def rounded(value, digits=1):
+        return None if value is None else round(value, digits)
+
+    assert row.figures() == {
+        "nps": rounded(row.nps), "nps_margin": rounded(row.nps_margin),
+        "nps_reliable": row.nps_reliable, "nps_responses": row.nps_responses,
+        "promoters": row.promoters, "passives": row.passives, "detractors": row.detractors,
+        "csat": rounded(row.csat), "csat_margin": rounded(row.csat_margin),
+        "csat_mean": rounded(row.csat_mean, 2), "csat_responses": row.csat_responses,
+        "ces": rounded(row.ces, 2), "ces_low_effort": rounded(row.ces_low_effort),
+        "ces_responses": row.ces_responses, "received": received, "suppressed": 3,
+        "placed": placed, "calls_placed": calls, "answered": answered, "reached": reached,
+        "completed": completed, "partial": partial, "opted_out": 0, "texted": 0,
+        "undelivered": 0, "no_reply": 0, "response_rate": rounded(row.response_rate),
+        "response_rate_placed": rounded(row.response_rate_placed),
+        "attempts_per_completed": rounded(row.attempts_per_completed, 2),
+    }  # fmt: skip
+    assert {k: v for k, v in row.to_json().items() if k in row.figures()} == row.figures()
