@@ -161,16 +161,12 @@ def _count_rows(path: Path) -> int:
                 try:
                     decoder.decode(block)
                 except UnicodeDecodeError as exc:
-                    raise CsvFileError(
-                        f"{path} is not UTF-8 text (invalid byte at offset {offset + exc.start})"
-                    ) from None
+                    raise _not_utf8(path, offset + exc.start) from None
                 offset += len(block)
             try:
                 decoder.decode(b"", final=True)
             except UnicodeDecodeError as exc:
-                raise CsvFileError(
-                    f"{path} is not UTF-8 text (invalid byte at offset {offset + exc.start})"
-                ) from None
+                raise _not_utf8(path, offset + exc.start) from None
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
             _header(reader)
@@ -187,6 +183,12 @@ def _count_rows(path: Path) -> int:
                     rows += 1
     except OSError as exc:
         raise CsvFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _not_utf8(path: Path, offset: int) -> CsvFileError:
+    """The error for a file with a byte at `offset` that is not UTF-8: one wording, whether
+    a block or the file's end gave it away."""
+    return CsvFileError(f"{path} is not UTF-8 text (invalid byte at offset {offset})")
 
 
 def parse_calls(text: str | Iterable[str]) -> Iterator[CsvRow]:

@@ -31,6 +31,7 @@ from core.survey import SurveyCatalog, SurveyDefinition, UnknownSurvey
 from core.survey_versions import version_for
 from dialer import in_call, rules, scheduling
 from dialer.calling_hours import zones_for_parsed
+from dialer.chunking import chunks
 
 # Number types a survey can reach by voice; premium-rate, shared-cost, pagers and the
 # like are rejected at intake.
@@ -404,7 +405,11 @@ def accept_calls(runtime: Runtime, calls: Iterable[CallEnded]) -> list[IntakeRes
             if not isinstance(outcome, Suppression):
                 history.accepted(call.phone)
             pending.append((index, call, outcome))
-        stored = _insert_requests(session, [_row(session, call, o, now) for _, call, o in pending])
+        # One creation time for the batch's rows, as one statement would give them.
+        stamp = utcnow()
+        stored = _insert_requests(
+            session, [_row(session, call, outcome, stamp) for _, call, outcome in pending]
+        )
         for index, call, outcome in pending:
             request_id = stored.get(call.ended.source_call_id)
             if request_id is None:
@@ -433,8 +438,7 @@ def accept_calls(runtime: Runtime, calls: Iterable[CallEnded]) -> list[IntakeRes
 def _stored_source_calls(session: Session, source_call_ids: list[str]) -> set[str]:
     stored: set[str] = set()
     wanted = sorted(set(source_call_ids))
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
+    for chunk in chunks(wanted, _CHUNK):
         stored.update(
             session.scalars(
                 select(SurveyRequest.source_call_id).where(
@@ -446,12 +450,12 @@ def _stored_source_calls(session: Session, source_call_ids: list[str]) -> set[st
 
 
 def _row(
-    session: Session, call: CheckedCall, outcome: datetime | Suppression, now: datetime
+    session: Session, call: CheckedCall, outcome: datetime | Suppression, stamp: datetime
 ) -> dict[str, Any]:
-    """The survey_requests row of a decided callback or text request."""
+    """The survey_requests row of a decided callback or text request, created and updated
+    at `stamp` (the batch's)."""
     ended = call.ended
     suppressed = isinstance(outcome, Suppression)
-    stamp = utcnow()
     return {
         "phone": call.phone,
         "source_call_id": ended.source_call_id,
@@ -480,8 +484,7 @@ def _insert_requests(session: Session, rows: list[dict[str, Any]]) -> dict[str, 
     skipped by the unique constraint, not an error."""
     stored: dict[str, int] = {}
     postgres = session.get_bind().dialect.name == "postgresql"
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
+    for chunk in chunks(rows, _CHUNK):
         inserted = _insert_arrays(session, chunk) if postgres else _insert_values(session, chunk)
         stored.update((source_call_id, id_) for source_call_id, id_ in inserted)
     return stored

@@ -35,6 +35,7 @@ from core.models import (
 )
 from core.survey import DialingSettings, SurveyDefinition
 from dialer.calling_hours import CallingWindow
+from dialer.chunking import chunks
 
 HARD_CAP_CALLS = 3
 HARD_CAP_DAYS = 30
@@ -140,8 +141,7 @@ def load_history(session: Session, phones: Iterable[str], now: datetime) -> Numb
     history = NumberHistory()
     wanted = sorted(set(phones))
     since = now - timedelta(days=max(HARD_CAP_DAYS, MAX_FATIGUE_DAYS))
-    for start in range(0, len(wanted), 1000):
-        chunk = wanted[start : start + 1000]
+    for chunk in chunks(wanted, 1000):
         history.opted_out.update(
             session.scalars(select(OptOut.phone).where(among(session, OptOut.phone, chunk)))
         )

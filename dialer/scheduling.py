@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from core.db import utcnow
 from core.models import CallAttempt, RequestState, SurveyRequest
 from core.runtime import Runtime
+from dialer.chunking import chunks
 from dialer.settlement import FINAL_STATUS_OVERDUE, settle_overdue_attempts
 
 log = logging.getLogger(__name__)
@@ -252,8 +253,7 @@ def _waiting_job_ids(queue: Queue) -> set[str]:
         ),
     ]
     waiting: set[str] = set()
-    for start in range(0, len(listed), 1000):
-        chunk = listed[start : start + 1000]
+    for chunk in chunks(listed, 1000):
         with queue.connection.pipeline(transaction=False) as pipeline:
             for job_id, _ in chunk:
                 pipeline.hget(Job.key_for(job_id), "status")

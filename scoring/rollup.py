@@ -42,7 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Subquery
 
 from core.db import utcnow
 from core.models import (
@@ -100,19 +100,10 @@ def figures_statement(
     postgres: bool = True,
 ) -> Select:
     """Per group: the group's values, then every counter of ROLLUP_COUNTERS, summed."""
-    per_agent = "agent" in groups or "agent" in filters
-    key_columns = ROLLUP_KEYS if per_agent else tuple(k for k in ROLLUP_KEYS if k != "agent")
-    rows = _rows(zone, since, until, filters, (*key_columns, *ROLLUP_COUNTERS)).subquery("rollup")
-    labels = None
-    if not postgres and ("week" in groups or "month" in groups):
-        labels = report_rollup_days  # SQLite: a day's week and month, as filed
-    keys = [_group_expression(rows, name, postgres, labels) for name in groups]
-    sums = [func.sum(rows.c[name]) for name in ROLLUP_COUNTERS]
-    statement = select(*(key.label(f"g{i}") for i, key in enumerate(keys)), *sums)
-    if labels is not None:
-        statement = statement.select_from(rows).join(labels, labels.c.day == rows.c.day)
+    rows, keys, statement = _grouped_rows(zone, since, until, groups, filters, postgres)
     return (
-        statement.group_by(*keys)
+        statement.add_columns(*(func.sum(rows.c[name]) for name in ROLLUP_COUNTERS))
+        .group_by(*keys)
         # A group exists where requests do (answers always come with their request).
         .having(func.sum(rows.c.received) > 0)
     )
@@ -136,17 +127,38 @@ def unsummed_statement(
     caller adds up where a group has several (scoring.report). Summed or not, the same
     rows give the same figures.
     """
-    rows = _rows(zone, since, until, filters, (*ROLLUP_KEYS, *ROLLUP_COUNTERS)).subquery("rollup")
-    keys = [_group_expression(rows, name, postgres, None) for name in groups]
+    rows, _, statement = _grouped_rows(zone, since, until, groups, filters, postgres)
     # `||` on both databases, each integer written as text by the database itself.
     packed = type_coerce(rows.c[ROLLUP_COUNTERS[0]], String)
     for name in ROLLUP_COUNTERS[1:]:
         packed = packed.concat(literal(",", String)).concat(type_coerce(rows.c[name], String))
-    return select(
-        *(key.label(f"g{i}") for i, key in enumerate(keys)),
-        rows.c.received,
-        packed.label("counters"),
-    )
+    return statement.add_columns(rows.c.received, packed.label("counters"))
+
+
+def _grouped_rows(
+    zone: ZoneInfo,
+    since: datetime | None,
+    until: datetime | None,
+    groups: tuple[str, ...],
+    filters: dict[str, str],
+    postgres: bool,
+) -> tuple[Subquery, list[ColumnElement], Select]:
+    """What figures_statement and unsummed_statement both start from: the range's rows
+    with every counter (from the smaller level without agents unless the groups or
+    filters name an agent), each group's expression over them, and a select of those
+    expressions as g0, g1, ..., joined on SQLite to the weeks and months its days were
+    filed under where a group needs them; each adds its own counter columns."""
+    per_agent = "agent" in groups or "agent" in filters
+    key_columns = ROLLUP_KEYS if per_agent else tuple(k for k in ROLLUP_KEYS if k != "agent")
+    rows = _rows(zone, since, until, filters, (*key_columns, *ROLLUP_COUNTERS)).subquery("rollup")
+    labels = None
+    if not postgres and ("week" in groups or "month" in groups):
+        labels = report_rollup_days  # SQLite: a day's week and month, as filed
+    keys = [_group_expression(rows, name, postgres, labels) for name in groups]
+    statement = select(*(key.label(f"g{i}") for i, key in enumerate(keys)))
+    if labels is not None:
+        statement = statement.select_from(rows).join(labels, labels.c.day == rows.c.day)
+    return rows, keys, statement
 
 
 def sums_each_row(groups: tuple[str, ...]) -> bool:

@@ -114,6 +114,18 @@ def test_metadata_and_fields_survive_the_bulk_insert(runtime):
     assert row.created_at is not None and row.updated_at is not None
 
 
+def test_a_batch_is_stored_with_one_creation_time(runtime):
+    """Stamped once for the batch, as one INSERT's rows would be: suppressed or not."""
+    with runtime.db.session() as session:
+        session.add(OptOut(phone="+14155550002", source="api"))
+    accept_calls(runtime, [ended(number) for number in range(1, 6)])
+    rows = stored(runtime)
+    assert len(rows) == 5 and any(row.state is RequestState.SUPPRESSED for row in rows)
+    assert {(row.created_at, row.updated_at) for row in rows} == {
+        (rows[0].created_at, rows[0].created_at)
+    }
+
+
 def test_in_call_requests_in_a_batch_keep_their_place_and_their_transfer(runtime):
     batch = [ended(1), ended(2, mode=SurveyMode.IN_CALL), ended(3)]
     results = accept_calls(runtime, batch)
