@@ -63,6 +63,7 @@ from core.models import (
 )
 from core.runtime import Runtime, use_worker_runtime
 from core.survey import QuestionKind, SurveyCatalog, SurveyDefinition
+from core.survey_store import CombinedSurveyCatalog
 from core.users import create_user
 from dialer import scheduling
 from dialer.intake import CallEnded, accept_calls
@@ -688,13 +689,19 @@ def simulated_deployment(
         cleanup.callback(network.stop)
         base_url = local_url(host, server.port)
         redis = None if os.environ.get("REDIS_URL") else FakeRedis()
+        database = Database(settings.database_url)
         runtime = Runtime(
             wiring=PROCESS_WIRING,
             settings=settings.with_overrides(
                 public_base_url=base_url, twilio_api_base=network.api_base
             ),
-            db=Database(settings.database_url),
-            catalog=_with_sms_fallback(SurveyCatalog.from_directory(settings.surveys_dir)),
+            db=database,
+            # The files, fallback on; and surveys an admin keeps in the demo's database.
+            catalog=CombinedSurveyCatalog(
+                _with_sms_fallback(SurveyCatalog.from_directory(settings.surveys_dir)),
+                database,
+                max_age=settings.survey_refresh_seconds,
+            ),
             _redis=redis,
             now=clock.now,
         )
@@ -712,12 +719,18 @@ def simulated_deployment(
 
 
 def demo_start_time(today: date) -> datetime:
-    """18:00 UTC on the next weekday: inside calling hours from California to Poland.
-    The campaign's last day: its support calls ended over the four weeks up to it."""
-    day = today
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(18, 0), tzinfo=UTC)
+    """18:00 UTC on the last weekday up to `today` (today itself, or the Friday before a
+    weekend): inside calling hours from California to Poland, Sundays excluded (the
+    shipped survey's `allow_sundays = false`).
+
+    The campaign's last day: its support calls ended over the four weeks up to it, so
+    the demo shows a campaign that already happened, never one ending tomorrow, and
+    even from a Sunday its first day (`today` - 29 days at most) is inside the
+    dashboard's default window of the last 30 days.
+    """
+    return datetime.combine(
+        today - timedelta(days=max(0, today.weekday() - 4)), time(18, 0), tzinfo=UTC
+    )
 
 
 def run_demo(

@@ -45,6 +45,7 @@ from core.config import REQUIRED_IN_PRODUCTION, ConfigError, Settings
 from core.db import make_engine
 from core.models import User
 from core.survey import SurveyCatalog, SurveyError
+from core.survey_store import managed_surveys
 from core.telephony import rest_client
 from dialer.dispatch import PAUSE_KEY
 from dialer.receivers import amazon_connect
@@ -333,7 +334,61 @@ def database(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Findi
         return findings
     findings.append(ok(check, f"the schema is at the latest migration ({', '.join(heads)})"))
     findings.append(_rollup_finding(settings, url, zone))
+    findings.extend(database_surveys(settings, timeout))
     findings.extend(follow_up_settings(settings, timeout))
+    return findings
+
+
+def database_surveys(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
+    """The surveys kept in the database (core.survey_store, docs/surveys.md): each valid
+    as the web process checks it at start, and none that a file in SURVEYS_DIR defines
+    too, since the file's is then what calls use and the dashboard's edits go nowhere."""
+    check = "surveys"
+    try:
+        files = set(SurveyCatalog.from_directory(settings.surveys_dir).names())
+    except (SurveyError, OSError):
+        files = set()  # the surveys check says what is wrong with them
+    engine = _engine(settings.database_url, timeout)
+    try:
+        with Session(engine) as session:
+            stored = managed_surveys(session)
+    except SQLAlchemyError:
+        return []  # the database check says what is wrong
+    except SurveyError as exc:
+        return [fail(check, f"a survey kept in the database cannot be read: {exc}")]
+    finally:
+        engine.dispose()
+    findings = []
+    for survey in stored:
+        if survey.name in files:
+            findings.append(
+                warn(
+                    check,
+                    f"{survey.name!r} is defined twice: by the file "
+                    f"{settings.surveys_dir / (survey.name + '.toml')} and in the database "
+                    f"(revision {survey.revision}, last changed by {survey.updated_by}); "
+                    "calls use the file's, and edits in the dashboard change nothing",
+                    f"keep one: remove the file (after `aftercall surveys export --name "
+                    f"{survey.name} DIR` if the database's is the one to keep as a file), or "
+                    "retire the database's in the dashboard and copy it under another name",
+                )
+            )
+        try:
+            check_phrases(survey.definition, f"survey {survey.name} (database)")
+        except SurveyError as exc:
+            findings.append(
+                fail(check, str(exc), "correct the phrase in the dashboard's survey editor")
+            )
+    if stored and not findings:
+        active = [survey.name for survey in stored if not survey.retired]
+        retired = len(stored) - len(active)
+        findings.append(
+            ok(
+                check,
+                f"{len(active)} survey(s) kept in the database: {', '.join(active) or 'none'}"
+                + (f" ({retired} retired)" if retired else ""),
+            )
+        )
     return findings
 
 

@@ -52,6 +52,10 @@ class Settings:
     callback_number: str = ""
     surveys_dir: Path = field(default=DEFAULT_SURVEYS_DIR)
     default_survey: str = "post-call"
+    # How old, in seconds, a process's copy of the surveys kept in the database may get
+    # before a lookup reads them again (core.survey_store.CombinedSurveyCatalog): a
+    # survey saved in the dashboard reaches every web and worker process within it.
+    survey_refresh_seconds: float = 2.0
     # Region for numbers given without a country code ("415 555 0123"), e.g. "US".
     default_region: str = ""
     # Zone for numbers whose time zone the numbering plan does not tell.
@@ -150,6 +154,9 @@ class Settings:
             callback_number=get("CALLBACK_NUMBER", get("TWILIO_FROM_NUMBER", "")),
             surveys_dir=Path(get("SURVEYS_DIR", str(defaults.surveys_dir))),
             default_survey=get("DEFAULT_SURVEY", defaults.default_survey),
+            survey_refresh_seconds=_number(
+                env, "SURVEY_REFRESH_SECONDS", defaults.survey_refresh_seconds, float
+            ),
             default_region=get("DEFAULT_REGION", "").upper(),
             fallback_time_zone=get("FALLBACK_TIME_ZONE", defaults.fallback_time_zone),
             calls_per_second=_number(env, "CALLS_PER_SECOND", defaults.calls_per_second, float),

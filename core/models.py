@@ -178,6 +178,62 @@ class SurveyVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# What a change to a survey kept in the database was (core.survey_store): made in the
+# dashboard (created, copied, edited), taken out of or back into service (retired,
+# restored), or read from a TOML file (`aftercall surveys import`).
+SURVEY_CHANGE_ACTIONS = ("created", "copied", "edited", "retired", "restored", "imported")
+
+
+class SurveyHead(Base):
+    """A survey kept in the database rather than in a file (core.survey_store): the
+    version it asks now, and the revision that optimistic concurrency compares.
+
+    The definition itself is the `SurveyVersion` it points at, frozen like a file's:
+    requests and answers point at versions, never at this row, so an edit or a
+    retirement never changes what a stored answer meant.
+    """
+
+    __tablename__ = "managed_surveys"
+    __table_args__ = (CheckConstraint("revision >= 1", name="revision_positive"),)
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # 1 when created, one more for every saved change (core.survey_store guards it).
+    revision: Mapped[int] = mapped_column(Integer)
+    current_version_id: Mapped[int] = mapped_column(ForeignKey("survey_versions.id"))
+    # Set: no new request may use it (the catalog leaves it out); requests already
+    # accepted keep their pinned version.
+    retired_at: Mapped[datetime | None]
+    updated_by: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[datetime]
+
+
+class SurveyAuditEntry(Base):
+    """One saved change to a database survey, by whom and when: its history. One per
+    revision; rows are only ever added."""
+
+    __tablename__ = "survey_changes"
+    __table_args__ = (
+        UniqueConstraint("survey_name", "revision"),
+        CheckConstraint(
+            "action IN (" + ", ".join(f"'{a}'" for a in SURVEY_CHANGE_ACTIONS) + ")",
+            name="action",
+        ),
+        CheckConstraint("revision >= 1", name="revision_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_name: Mapped[str] = mapped_column(ForeignKey("managed_surveys.name"))
+    revision: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    # `changed_by` and `changed_at` rather than BY and AT, which are SQL keywords.
+    changed_by: Mapped[str] = mapped_column(String(120))
+    changed_at: Mapped[datetime]
+    # The version the survey asked after this change.
+    version_id: Mapped[int] = mapped_column(ForeignKey("survey_versions.id"))
+    # What changed, for people: "questions[1].prompt.es, dialing.calling_hours changed".
+    summary: Mapped[str] = mapped_column(String(500))
+
+
 class SurveyRequest(Base):
     """One finished support call that may be surveyed."""
 

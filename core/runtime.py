@@ -1,5 +1,5 @@
-"""What a running process holds: settings, the database, the survey catalog, Twilio,
-Redis, and the job queues.
+"""What a running process holds: settings, the database, the survey catalog (the files in
+SURVEYS_DIR and the surveys kept in the database), Twilio, Redis, and the job queues.
 
 Built once per process (web app factory, worker start, CLI command) from `Settings` and
 handed to the code that needs it, rather than living in module globals, so tests and the
@@ -25,6 +25,7 @@ from twilio.rest import Client
 from core.config import Settings
 from core.db import Database, utcnow
 from core.survey import SurveyCatalog
+from core.survey_store import CombinedSurveyCatalog
 from core.telephony import rest_client
 
 if TYPE_CHECKING:
@@ -73,12 +74,14 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings, wiring: Wiring | None = None) -> Runtime:
-        return cls(
-            settings=settings,
-            db=Database(settings.database_url),
-            catalog=SurveyCatalog.from_directory(settings.surveys_dir),
-            wiring=wiring or Wiring(),
+        db = Database(settings.database_url)
+        # The survey files, and the surveys kept in the database (core.survey_store).
+        catalog = CombinedSurveyCatalog(
+            SurveyCatalog.from_directory(settings.surveys_dir),
+            db,
+            max_age=settings.survey_refresh_seconds,
         )
+        return cls(settings=settings, db=db, catalog=catalog, wiring=wiring or Wiring())
 
     @cached_property
     def twilio(self) -> Client:

@@ -7,7 +7,9 @@ middle of a customer's call. A loaded definition round-trips through a plain dic
 dict is what a `SurveyVersion` row freezes, and what a call in progress is played from.
 
 This module does not know about Twilio or the database; `core.survey_versions`
-stores definitions, `ivr/` plays them.
+stores definitions, `core.survey_store` keeps the surveys admins edit in the dashboard
+(and lists them beside the files' in the catalog a process looks surveys up in),
+`ivr/` plays them.
 """
 
 from __future__ import annotations
@@ -328,6 +330,24 @@ class SurveyCatalog:
 
     def names(self) -> list[str]:
         return sorted(self._definitions)
+
+    # What a catalog that also lists the surveys kept in the database answers
+    # (core.survey_store.CombinedSurveyCatalog); a catalog of files alone answers them too,
+    # so that callers need not ask which kind they hold.
+
+    def file_names(self) -> list[str]:
+        """The surveys that files define (read-only in the dashboard)."""
+        return self.names()
+
+    def source_of(self, name: str) -> str:
+        """Where the survey `name` is defined: "file" or "database"."""
+        if name not in self._definitions:
+            raise UnknownSurvey(name)
+        return "file"
+
+    def refresh(self) -> None:
+        """Read the surveys kept in the database again at the next lookup; a catalog of
+        files alone has nothing to read again."""
 
 
 class _Parser:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from random import Random
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from aftercall.cli import main
 from aftercall.demo import (
     DEMO_DAYS,
+    ENDED_BETWEEN,
     IMPROVING_AGENT,
     customer_feeling,
     demo_contact_records,
@@ -24,6 +25,7 @@ from aftercall.demo import (
     run_demo,
     simulated_deployment,
 )
+from aftercall.web.dashboard.views import DEFAULT_DAYS
 from core.db import Database
 from core.models import (
     Answer,
@@ -295,6 +297,21 @@ def test_the_demo_support_calls_spread_over_four_weeks():
         return feelings.count("detractor") / len(feelings)
 
     assert detractors(first_week) > detractors(last_week) + 0.2
+
+
+@pytest.mark.parametrize("days_on", range(14))
+def test_the_demo_campaign_ends_no_later_than_today(days_on):
+    """Run on any day of the week, the campaign's last day is today or just before it (a
+    weekday, for the calling hours), never tomorrow, and its four weeks of calls lie in
+    the dashboard's default window up to today, inside the hours calls end in."""
+    today = date(2026, 11, 30) + timedelta(days=days_on)
+    start = demo_start_time(today)
+    assert start.date() <= today and (today - start.date()).days <= 2
+    assert start.weekday() < 5 and start.time() == time(18, 0) and start.tzinfo is UTC
+    calls = list(finished_support_calls(300, days_on, start))
+    window = (today - timedelta(days=DEFAULT_DAYS - 1), today)
+    assert all(window[0] <= call.ended_at.date() <= window[1] for call in calls)
+    assert all(ENDED_BETWEEN[0] <= call.ended_at.time() <= ENDED_BETWEEN[1] for call in calls)
 
 
 def test_the_demo_campaign_reports_many_days(tmp_path, monkeypatch):

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from aftercall.cli import intake as cli_intake
 from aftercall.cli import report as cli_report
+from aftercall.cli import surveys as cli_surveys
 from aftercall.cli import users as cli_users
 from aftercall.cli.context import Context, pass_context
 from aftercall.demo import (
@@ -36,12 +36,10 @@ from core.db import one_off_session, utcnow
 from core.retention import customer_data, delete_recordings, forget_customer, parse_age
 from core.retention import purge as purge_old
 from core.runtime import Runtime
-from core.survey import SurveyCatalog, SurveyError
 from core.telephony import rest_client
 from dialer.dispatch import pause, paused_reason, resume
 from dialer.intake import IntakeRejected, normalise_phone
 from dialer.scheduling import CALL_QUEUE, reconcile
-from ivr.prompts import check_phrases
 from phonesim.account import DEFAULT_NUMBERS, E164
 from phonesim.server import serve
 from scoring import rollup
@@ -102,31 +100,6 @@ def db_current(ctx: Context) -> None:
     click.echo(
         migrate.current_revision(ctx.settings.database_url) or "empty (run: aftercall db upgrade)"
     )
-
-
-@main.group()
-def surveys() -> None:
-    """Survey definitions (TOML files in SURVEYS_DIR)."""
-
-
-@surveys.command("check")
-@click.argument("directory", required=False, type=click.Path(file_okay=False))
-@pass_context
-def surveys_check(ctx: Context, directory: str | None) -> None:
-    """Validate every survey file; exit 1 naming the file and field of the first error."""
-
-    folder = Path(directory) if directory else ctx.settings.surveys_dir
-    try:
-        catalog = SurveyCatalog.from_directory(folder)
-        for name in catalog.names():
-            check_phrases(catalog.get(name), f"{name}.toml")
-    except SurveyError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    for name in catalog.names():
-        definition = catalog.get(name)
-        languages = ", ".join(sorted(definition.languages))
-        click.echo(f"ok  {name}: {len(definition.questions)} questions ({languages})")
 
 
 @main.command()
@@ -511,7 +484,7 @@ def _delete_recordings(ctx: Context, session: Session) -> None:
     )
 
 
-# The intake (apikey, enqueue, import), report and dashboard-user commands live in
-# their own modules; they read settings through Context when they run.
-for module in (cli_intake, cli_report, cli_users):
+# The intake (apikey, enqueue, import), report, survey and dashboard-user commands live
+# in their own modules; they read settings through Context when they run.
+for module in (cli_intake, cli_report, cli_surveys, cli_users):
     module.register_commands(main)

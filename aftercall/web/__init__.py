@@ -11,6 +11,7 @@ from aftercall.web.api_access import install_json_errors
 from aftercall.web.context import attach_runtime
 from aftercall.web.dashboard.follow_ups import bp as follow_ups
 from aftercall.web.dashboard.queues import bp as queues
+from aftercall.web.dashboard.survey_editor import bp as survey_editor
 from aftercall.web.dashboard.surveys import bp as surveys
 from aftercall.web.dashboard.views import bp as dashboard
 from aftercall.web.firehose import bp as firehose
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(follow_ups_api)
     app.register_blueprint(dashboard)
     app.register_blueprint(surveys)
+    app.register_blueprint(survey_editor)
     app.register_blueprint(queues)
     app.register_blueprint(follow_ups)
     install_json_errors(app)

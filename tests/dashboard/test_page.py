@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event
 
 from aftercall.web.dashboard import views
 from scoring.detractors import detractors
+from scoring.formats import SMALL_SAMPLE_MARK, SMALL_SAMPLE_NOTE, nps_cell
 from scoring.report import report
 from tests.dashboard.conftest import (
     FORMULA_COMMENT,
     RANGE,
     SCRIPT_COMMENT,
+    START,
     Call,
     add_calls,
+    month_of_calls,
     report_query,
 )
 from tests.dashboard.dom import Element, parse, table_rows
@@ -156,6 +159,40 @@ def test_agent_table(signed_in, seeded):
         assert row["csat_n"] == str(figures.csat_responses)
         assert row["completed"] == str(figures.completed)
         assert row["response_rate"] == rounded(figures.response_rate)
+
+
+def test_agent_table_shows_each_nps_as_the_report_does_small_samples_marked(signed_in, runtime):
+    """Each agent's NPS with its margin, as `aftercall report` prints it; one from fewer
+    than 30 answers marked, the mark explained by the note under the table (its title,
+    and the cell described by the note for screen readers). The seeded month's agents
+    all have small samples: erin has enough."""
+    erin = [
+        Call("erin", "tech", START + timedelta(days=i % 10, hours=3), nps=(10, 9, 3)[i % 3])
+        for i in range(30)
+    ]
+    add_calls(runtime, month_of_calls() + erin)
+    with runtime.db.session() as session:
+        expected = {
+            r.group["agent"]: r for r in report(session, replace(report_query(), by=("agent",)))
+        }
+    document = page(signed_in)
+    note = document.by_id("agents-small-sample")
+    assert note.text == SMALL_SAMPLE_NOTE
+    cells = document.by_id("agents").find_all("td", data_key="nps")
+    agents = [row["agent"] for row in table_rows(document.by_id("agents"))]
+    marked = []
+    for agent, cell in zip(agents, cells, strict=True):
+        figures = expected[agent]
+        assert cell.text.replace(" *", "*") == nps_cell(figures)
+        mark = cell.find("abbr")
+        if figures.nps_reliable:
+            assert mark is None and cell.get("aria-describedby") is None
+            continue
+        marked.append(agent)
+        assert mark.text == SMALL_SAMPLE_MARK and mark.get("title") == SMALL_SAMPLE_NOTE
+        assert cell.get("aria-describedby") == "agents-small-sample"
+        assert cell.get("data-small-sample") == "yes"
+    assert marked == ["alice", "bob", "carol", "dave"] and "erin" in agents
 
 
 @pytest.mark.parametrize("sort", ["nps", "-nps", "csat", "-csat", "-nps_n", "agent", "-agent"])

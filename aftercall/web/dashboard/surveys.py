@@ -63,7 +63,11 @@ def _survey_globals() -> dict[str, Any]:
         return "–" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
     user = g.get("user")
-    return {"local_time": local_time, "may_test_call": user is not None and _is_admin(user)}
+    return {
+        "local_time": local_time,
+        "may_test_call": user is not None and _is_admin(user),
+        "file_names": current_runtime().catalog.file_names(),
+    }
 
 
 def _is_admin(user: Any) -> bool:

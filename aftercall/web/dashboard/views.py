@@ -56,6 +56,7 @@ from scoring import csv_export
 from scoring.buckets import UNITS, buckets
 from scoring.detractors import Contact, detractors
 from scoring.filters import parse_report_query
+from scoring.formats import SMALL_SAMPLE_MARK, SMALL_SAMPLE_NOTE, nps_cell
 from scoring.report import (
     CHANNELS,
     CSAT_SCALE,
@@ -461,6 +462,31 @@ def _agents_page(table: csv_export.Table, page: int) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class AgentNps:
+    """An agent's NPS as the agent table shows it: `aftercall report`'s cell
+    (scoring.formats.nps_cell, margin included), its small-sample mark kept apart so the
+    page can tie the mark to the note under the table for screen readers."""
+
+    text: str
+    small: bool
+
+
+def agent_nps_cells(rows: list[ReportRow]) -> dict[str, AgentNps]:
+    """Each agent's NPS cell, by the agent column's value (as the table's rows hold it,
+    sorted and paged; one report row per agent, so the value is a key). An agent without
+    an NPS has none: the table's usual dash stands."""
+    agent = next(column for column in csv_export.AGENT_COLUMNS if column.key == "agent")
+    cells: dict[str, AgentNps] = {}
+    for row in rows:
+        if row.nps is None:
+            continue
+        text = nps_cell(row)
+        small = not row.nps_reliable
+        cells[str(agent.value(row))] = AgentNps(text.removesuffix(SMALL_SAMPLE_MARK), small)
+    return cells
+
+
 def dashboard_page(
     db: Session, filters: Filters, zone: ZoneInfo, contact: Contact
 ) -> dict[str, Any]:
@@ -509,6 +535,9 @@ def dashboard_page(
         ),
         "funnel": _funnel(headline, texts=_has_text_channel(channel_rows)),
         **_agents_page(csv_export.agent_table(agent_rows, filters.sort), filters.agents_page),
+        "agent_nps": agent_nps_cells(agent_rows),
+        "small_sample_mark": SMALL_SAMPLE_MARK,
+        "small_sample_note": SMALL_SAMPLE_NOTE,
         "modes": csv_export.mode_table(mode_rows),
         "channels": csv_export.channel_table(channel_rows),
         "spoken": spoken_share(db, query),
