@@ -459,12 +459,16 @@ def test_retire_and_restore(admin, other_admin, editor_runtime):
     assert listing.by_id("survey-short").get("data-state") == "retired"
     assert listing.find(id="restore-short") is not None
     assert admin.get("/dashboard/surveys/short/retire").status_code == 409  # already retired
-    # A retired survey can still be copied, and read.
+    # A retired survey can still be copied, and read; no test call until it is restored.
     assert admin.get("/dashboard/surveys/short/copy").status_code == 200
+    editing = parse(admin.get("/dashboard/surveys/short/edit").text)
+    assert editing.find(id="test-call-link") is None
+    assert editing.find(id="test-call-retired") is not None
 
     assert confirm(other_admin, "/dashboard/surveys/short/restore", revision="1").status_code == 409
     assert confirm(admin, "/dashboard/surveys/short/restore").status_code == 303
     assert editor_runtime.catalog.get("short").name == "short"
+    assert parse(admin.get("/dashboard/surveys/short/edit").text).find(id="test-call-link")
     history = parse(admin.get("/dashboard/surveys/short/history").text).by_id("history")
     rows = history.find("tbody").find_all("tr")
     assert [(r.get("data-action"), r.get("data-revision")) for r in rows] == [

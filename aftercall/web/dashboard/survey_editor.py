@@ -199,6 +199,7 @@ class Editing:
     mode: str  # new | copy | edit
     name: str = ""  # the survey edited, or copied
     revision: int | None = None
+    retired: bool = False  # an edited survey out of service: no test call until restored
 
     @property
     def action_url(self) -> str:
@@ -301,7 +302,7 @@ def _save(
             abort(404, f"no survey named {editing.name!r}")
         except store.SurveyConflict as conflict:
             current = conflict.current
-            ahead = Editing("edit", editing.name, current.revision)
+            ahead = Editing("edit", editing.name, current.revision, current.retired)
             return _render_form(ahead, form, conflict=current, status=409)
         verb = "saved"
     else:
@@ -352,7 +353,7 @@ def edit(name: str) -> Response | tuple[str, int]:
     found = _editable(name)
     if isinstance(found, tuple):
         return found
-    editing = Editing("edit", name, found.revision)
+    editing = Editing("edit", name, found.revision, found.retired)
     if request.method == "POST":
         return _handle_post(editing)
     return _render_form(editing, survey_form.form_from_definition(found.definition))
