@@ -8,6 +8,7 @@ refuses to start while a setting it cannot do without is missing, naming each on
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -154,9 +155,7 @@ class Settings:
             callback_number=get("CALLBACK_NUMBER", get("TWILIO_FROM_NUMBER", "")),
             surveys_dir=Path(get("SURVEYS_DIR", str(defaults.surveys_dir))),
             default_survey=get("DEFAULT_SURVEY", defaults.default_survey),
-            survey_refresh_seconds=_number(
-                env, "SURVEY_REFRESH_SECONDS", defaults.survey_refresh_seconds, float
-            ),
+            survey_refresh_seconds=_survey_refresh_seconds(env, defaults.survey_refresh_seconds),
             default_region=get("DEFAULT_REGION", "").upper(),
             fallback_time_zone=get("FALLBACK_TIME_ZONE", defaults.fallback_time_zone),
             calls_per_second=_number(env, "CALLS_PER_SECOND", defaults.calls_per_second, float),
@@ -238,8 +237,24 @@ def _number(env: Mapping[str, str], name: str, default: float | None, kind: type
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
+    return value
+
+
+# A process re-reads the surveys kept in the database this often at most: much more
+# often and every survey lookup (intake, webhooks) would query; much less and a saved
+# or retired survey would take that long to reach the workers.
+SURVEY_REFRESH_RANGE = (0.1, 3600.0)
+
+
+def _survey_refresh_seconds(env: Mapping[str, str], default: float) -> float:
+    value = _number(env, "SURVEY_REFRESH_SECONDS", default, float)
+    low, high = SURVEY_REFRESH_RANGE
+    if not low <= value <= high:
+        raise ConfigError(
+            f"SURVEY_REFRESH_SECONDS must be from {low:g} to {high:g} seconds, got {value:g}"
+        )
     return value
 
 

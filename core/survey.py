@@ -29,6 +29,9 @@ from typing import Any
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2}$")
+# Not allowed in XML 1.0 (TwiML), or not encodable as UTF-8: C0 controls but tab and line
+# breaks, lone surrogates, U+FFFE and U+FFFF.
+_UNSPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class QuestionKind(StrEnum):
@@ -331,6 +334,11 @@ class SurveyCatalog:
     def names(self) -> list[str]:
         return sorted(self._definitions)
 
+    def definitions(self) -> dict[str, SurveyDefinition]:
+        """Every survey by name, as one snapshot (a names() then a get() per name could
+        miss one retired in between, in a catalog that also lists database surveys)."""
+        return dict(self._definitions)
+
     # What a catalog that also lists the surveys kept in the database answers
     # (core.survey_store.CombinedSurveyCatalog); a catalog of files alone answers them too,
     # so that callers need not ask which kind they hold.
@@ -367,6 +375,7 @@ class _Parser:
         }  # fmt: skip
         for unknown in sorted(set(data) - known):
             raise self.fail(unknown, "unknown field")
+        self.refuse_unspeakable(data, "")
         name = self.string(data, "name", "name")
         if not NAME_PATTERN.match(name):
             raise self.fail("name", "use lowercase letters, digits, '-' and '_' only")
@@ -646,6 +655,22 @@ class _Parser:
             # 47 CFR 64.1200(c)(1): no calls before 8 a.m. or after 9 p.m. local time.
             raise self.fail(field_path, "may not be wider than 08:00-21:00 local time")
         return opens, closes
+
+    def refuse_unspeakable(self, value: Any, path: str) -> None:
+        """Every text must go into TwiML, an SMS and a UTF-8 database column: a control
+        character (other than tab and line breaks), a lone surrogate or a NUL would end
+        the call with malformed TwiML, or fail the save, far from the field at fault."""
+        if isinstance(value, str):
+            bad = next((c for c in value if _UNSPEAKABLE.match(c)), None)
+            if bad is not None:
+                raise self.fail(path, f"contains U+{ord(bad):04X}, a character a call cannot carry")
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                self.refuse_unspeakable(key, path)
+                self.refuse_unspeakable(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.refuse_unspeakable(item, f"{path}[{index}]")
 
     def string(
         self, data: Mapping[str, Any], key: str, path: str, default: str | None = None

@@ -615,6 +615,11 @@ class CombinedSurveyCatalog(SurveyCatalog):
             self._read_database()
         return sorted(self._definitions)
 
+    def definitions(self) -> dict[str, SurveyDefinition]:
+        if self._clock() >= self._stale_at:
+            self._read_database()
+        return dict(self._definitions)
+
     def file_names(self) -> list[str]:
         return sorted(self._files)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from string import Formatter
 
 import phonenumbers
 
@@ -227,11 +228,35 @@ def check_phrases(definition: SurveyDefinition, source: str) -> None:
             if name not in PHRASES["en"]:
                 known = ", ".join(sorted(PHRASES["en"]))
                 raise SurveyError(source, field, f"unknown phrase (known: {known})")
-            try:
-                text.format(company="", callback="", answer="")
-            except (KeyError, IndexError, ValueError) as exc:
+            problem = _placeholder_problem(text)
+            if problem is not None:
                 raise SurveyError(
-                    source,
-                    field,
-                    f"bad placeholder {exc}; use {{company}}, {{callback}} or {{answer}}",
-                ) from None
+                    source, field, f"{problem}; use {{company}}, {{callback}} or {{answer}}"
+                )
+
+
+_PLACEHOLDERS = frozenset({"company", "callback", "answer"})
+
+
+def _placeholder_problem(text: str) -> str | None:
+    """What is wrong with a phrase's placeholders, if anything. Only the bare names are
+    allowed: str.format would also follow `{company.upper}` or `{company[0]}` and obey
+    a width (`{company:>99999999}`), which a phrase has no use for and which could raise
+    anything, or allocate without bound, on every call that says it."""
+    try:
+        fields = list(Formatter().parse(text))
+    except ValueError as exc:
+        return f"bad placeholder ({exc})"
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name not in _PLACEHOLDERS or spec or conversion:
+            shown = (
+                "{"
+                + name
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
+            return f"bad placeholder {shown[:60]}"
+    return None

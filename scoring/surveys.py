@@ -84,7 +84,9 @@ def survey_entries(session: Session, catalog: SurveyCatalog) -> list[SurveyEntry
         .order_by(SurveyVersion.survey_name, SurveyVersion.version.desc())
     ).all()
 
-    current_hash = {name: catalog.get(name).content_sha256() for name in catalog.names()}
+    # One snapshot: a survey retired between a names() and a get() would be missing.
+    current = catalog.definitions()
+    current_hash = {name: definition.content_sha256() for name, definition in current.items()}
     versions: dict[str, list[StoredVersion]] = {}
     for id_, name, number, digest, created, source, frozen, n_requests, n_tests, n_answers in rows:
         versions.setdefault(name, []).append(
@@ -102,8 +104,8 @@ def survey_entries(session: Session, catalog: SurveyCatalog) -> list[SurveyEntry
             )
         )
     entries = [
-        SurveyEntry(name, catalog.get(name), tuple(versions.get(name, ())))
-        for name in catalog.names()
+        SurveyEntry(name, definition, tuple(versions.get(name, ())))
+        for name, definition in sorted(current.items())
     ]
     entries += [
         SurveyEntry(name, None, tuple(stored))

@@ -3,6 +3,8 @@ the intake API and the supervisors' dashboard), each area its own blueprint."""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, jsonify
 from sqlalchemy import text
 
@@ -25,17 +27,36 @@ from aftercall.web.voice import bp as voice
 from aftercall.wiring import runtime_from_settings
 from core.config import Settings
 from core.runtime import Runtime
+from core.survey import SurveyError
 from ivr.prompts import check_phrases
+
+log = logging.getLogger(__name__)
 
 # Twilio's webhook bodies are a few hundred bytes; nothing aftercall accepts is large.
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
+def _check_phrases(runtime: Runtime) -> None:
+    """A survey file that overrides a phrase wrongly stops the app at start, as it always
+    did. A database survey only logs it: the editor that can mend it is this app, and
+    it refuses such a survey on save (one can only predate a change of the built-in
+    phrases); `aftercall doctor` fails on it too."""
+    files = set(runtime.catalog.file_names())
+    for name, definition in runtime.catalog.definitions().items():
+        try:
+            check_phrases(definition, f"{name}.toml")
+        except SurveyError as exc:
+            if name in files:
+                raise
+            log.error(
+                "survey %s (kept in the database): %s; mend it in the survey editor", name, exc
+            )
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
     if runtime is None:
         runtime = runtime_from_settings(settings or Settings.from_env())
-    for name in runtime.catalog.names():
-        check_phrases(runtime.catalog.get(name), f"{name}.toml")
+    _check_phrases(runtime)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES

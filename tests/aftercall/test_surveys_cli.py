@@ -13,11 +13,13 @@ from sqlalchemy import func, select
 
 from aftercall import doctor
 from aftercall.cli import main
+from aftercall.web import create_app
 from core.config import DEFAULT_SURVEYS_DIR
 from core.models import SurveyAuditEntry, SurveyHead, SurveyVersion
 from core.runtime import Runtime
-from core.survey import SurveyCatalog, load_survey_file
+from core.survey import SurveyCatalog, SurveyError, load_survey_file
 from core.survey_store import (
+    CombinedSurveyCatalog,
     create_survey,
     export_toml,
     managed_survey,
@@ -362,3 +364,20 @@ def test_survey_file_helper_writes_a_valid_file(tmp_path):
     path = survey_file(tmp_path, "returns", prompt="Anything?")
     assert load_survey_file(path).questions[0].prompts["en"] == "Anything?"
     assert path.read_text().startswith('name = "returns"')
+
+
+def test_the_web_app_starts_despite_a_database_survey_with_a_bad_phrase(runtime, caplog):
+    """The editor that can mend it is the web app: it logs instead of refusing to start
+    (a file survey with a bad phrase still stops it, as it always did)."""
+    bad = replace(SHIPPED, name="returns", phrases={"en": {"thanks": "Bye {nme}"}})
+    with runtime.db.session() as session:
+        create_survey(session, bad, by="alice", file_names=["post-call"])
+    combined = replace(runtime, catalog=CombinedSurveyCatalog(runtime.catalog, runtime.db))
+    app = create_app(runtime=combined)
+    assert app.test_client().get("/healthz").status_code == 200
+    assert "survey returns (kept in the database): " in caplog.text
+    assert "bad placeholder" in caplog.text
+
+    files = replace(runtime, catalog=SurveyCatalog({"returns": bad}))
+    with pytest.raises(SurveyError, match="bad placeholder"):
+        create_app(runtime=files)

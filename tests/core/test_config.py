@@ -31,3 +31,26 @@ def test_production_requires_https_public_url():
 def test_callback_number_defaults_to_the_calling_number():
     settings = Settings.from_env({"TWILIO_FROM_NUMBER": "+15005550006"})
     assert settings.callback_number == "+15005550006"
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("CALLS_PER_SECOND", "nan"),
+        ("CALLS_PER_SECOND", "inf"),
+        ("SURVEY_REFRESH_SECONDS", "nan"),
+        ("SURVEY_REFRESH_SECONDS", "inf"),
+        ("SURVEY_REFRESH_SECONDS", "1e-9"),
+        ("SURVEY_REFRESH_SECONDS", "86400"),
+        ("SURVEY_REFRESH_SECONDS", "0"),
+        ("SURVEY_REFRESH_SECONDS", "soon"),
+    ],
+)
+def test_a_number_setting_out_of_range_is_refused_by_name(name, raw):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: raw})
+
+
+def test_survey_refresh_seconds_in_range():
+    assert Settings.from_env({"SURVEY_REFRESH_SECONDS": "0.5"}).survey_refresh_seconds == 0.5
+    assert Settings.from_env({}).survey_refresh_seconds == 2.0

@@ -253,6 +253,8 @@ def test_an_invalid_form_shows_the_message_beside_its_field(admin, changes, inpu
         {"action": "save", "name": "a" * 100_000, "dialing.retry_minutes": "1," * 10_000},
         {"action": "save", "phrases.en.<script>": "x", "phrases.en.greeting": "{"},
         {"action": "save", "max_tries": "1e999", "dialing.sample_percent": "-0.0000001"},
+        {"action": "move_up:²", "questions[0].key": "a"},
+        {"action": "save", "max_tries": "²", "dialing.sample_percent": "٣"},
     ],
 )
 def test_garbage_posts_are_a_400_or_a_form_never_a_500(admin, data):
@@ -422,10 +424,72 @@ def test_the_second_save_gets_a_conflict_and_keeps_its_input(admin, other_admin,
         assert managed_survey(session, "short").revision == 3
 
 
+def test_a_preview_before_saving_keeps_the_revision_the_form_was_opened_at(
+    admin, other_admin, editor_runtime
+):
+    """A round trip (Preview, add a question) re-renders the form: it must not move the
+    form past another admin's save, or the save would overwrite it with no conflict."""
+    store(editor_runtime, MINIMAL)
+    mine = page_form(admin, "/dashboard/surveys/short/edit")
+    theirs = page_form(other_admin, "/dashboard/surveys/short/edit")
+    theirs.update({"title": "Grace's title", "action": "save"})
+    assert other_admin.post("/dashboard/surveys/short/edit", data=theirs).status_code == 303
+
+    for action in ("preview", "add_question"):
+        mine.update({"title": "Ada's title", "action": action})
+        response = admin.post("/dashboard/surveys/short/edit", data=mine)
+        assert response.status_code == 200, response.text[:300]
+        mine = form_data(response.text)
+        assert mine["revision"] == "1"
+    if "questions[1].key" in mine:  # the added question, left blank: remove it again
+        mine = form_data(
+            admin.post(
+                "/dashboard/surveys/short/edit", data={**mine, "action": "remove_question:1"}
+            ).text
+        )
+    response = admin.post("/dashboard/surveys/short/edit", data={**mine, "action": "save"})
+    assert response.status_code == 409
+    assert editor_runtime.catalog.get("short").title == "Grace's title"
+
+
+@pytest.mark.parametrize(
+    ("changes", "input_id", "message"),
+    [
+        ({"questions[0].prompt.en": "Rate\x0cus"}, "f-questions-0-prompt-en", "U+000C"),
+        ({"title": "A\x00title"}, "f-title", "U+0000"),
+        ({"phrases.en.greeting": "Hi {company.upper}"}, "f-phrases-en-greeting", "placeholder"),
+        (
+            {"phrases.en.greeting": "Hi {company:>99999999999}"},
+            "f-phrases-en-greeting",
+            "placeholder",
+        ),
+    ],
+)
+def test_text_a_call_cannot_carry_is_refused_beside_its_field(
+    admin, editor_runtime, changes, input_id, message
+):
+    data = page_form(admin, "/dashboard/surveys/post-call/copy")
+    data.update(changes)
+    for action in ("preview", "save"):
+        response = admin.post("/dashboard/surveys/post-call/copy", data={**data, "action": action})
+        assert response.status_code == 400, response.text[:300]
+        assert message in field_error(parse(response.text), input_id)
+    token = csrf_from(admin.get("/dashboard/surveys/new").text)
+    fragment = admin.post("/dashboard/surveys/live-preview", data={**data, "csrf_token": token})
+    assert fragment.status_code == 200
+    assert count(editor_runtime, SurveyHead.name) == 0
+
+
+@pytest.mark.parametrize("path", ["edit", "retire", "restore", "history", "copy"])
+def test_a_name_no_survey_can_have_is_a_404(admin, path):
+    assert admin.get(f"/dashboard/surveys/a%00b/{path}").status_code == 404
+    assert admin.get(f"/dashboard/surveys/{'x' * 300}/{path}").status_code == 404
+
+
 def test_a_stale_or_bad_revision(admin, editor_runtime):
     store(editor_runtime, MINIMAL)
     data = page_form(admin, "/dashboard/surveys/short/edit")
-    for revision in ("", "x", "-1", "1" * 40):
+    for revision in ("", "x", "-1", "1" * 40, "²", "1²"):
         response = admin.post(
             "/dashboard/surveys/short/edit",
             data={**data, "revision": revision, "action": "save", "title": "t"},

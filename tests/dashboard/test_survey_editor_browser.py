@@ -130,16 +130,21 @@ def test_the_preview_follows_the_typing(tab):
     ada.visit("/dashboard/surveys/short/edit")
     page = ada.page
     region = page.locator("#live-preview")
-    assert region.get_attribute("aria-live") == "polite"
+    status = page.locator("#live-preview-status")
+    # Only the short status line is live, not the whole script.
+    assert region.get_attribute("aria-live") is None
+    assert status.get_attribute("aria-live") == "polite"
     assert "Recommend us, 0 to 10?" in region.inner_text()
     page.get_by_label("Prompt (en)").fill("How was the call today? Press 0 to 10.")
     # Polled by locator: the page's CSP forbids the eval that wait_for_function needs.
     region.locator("blockquote", has_text="How was the call today?").first.wait_for()
     assert "Recommend us, 0 to 10?" not in region.inner_text()
+    assert status.inner_text() == "Preview updated."
     # An invalid form: the preview says what it waits for, the page itself unchanged.
     page.get_by_label("Calling hours").fill("late")
     page.wait_for_selector("#preview-waiting")
     assert "dialing.calling_hours" in page.inner_text("#preview-waiting")
+    status.filter(has_text="Preview waiting").wait_for()
     ada.check("the editor with the live preview waiting")
     # The Preview button does the same without the script.
     page.get_by_label("Calling hours").fill("09:00-17:00")

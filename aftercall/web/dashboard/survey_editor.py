@@ -27,7 +27,8 @@ answered 409 with the admin's input kept), commit, refresh the catalog, and rend
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,7 +50,7 @@ from aftercall.web.dashboard import survey_form
 from aftercall.web.dashboard import views as dashboard
 from aftercall.web.dashboard.survey_form import SurveyForm
 from core import survey_store as store
-from core.survey import SurveyDefinition, SurveyError, UnknownSurvey
+from core.survey import NAME_PATTERN, SurveyDefinition, SurveyError, UnknownSurvey
 from ivr.preview import CallScript, call_script
 from ivr.prompts import builtin_phrase
 
@@ -63,6 +64,8 @@ bp.context_processor(dashboard.template_globals)
 
 EDIT_ROLE = "admin"
 MAX_REVISION_DIGITS = 12
+# ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
+_REVISION = re.compile(rf"[0-9]{{1,{MAX_REVISION_DIGITS}}}")
 
 
 def _zone() -> ZoneInfo:
@@ -108,6 +111,7 @@ def _managed(name: str) -> store.ManagedSurvey | None:
 
 def _any_definition(name: str) -> SurveyDefinition:
     """A survey to copy or show: the one calls use, else a retired database survey."""
+    _require_survey_name(name)
     try:
         return current_runtime().catalog.get(name)
     except UnknownSurvey:
@@ -119,6 +123,7 @@ def _any_definition(name: str) -> SurveyDefinition:
 
 def _editable(name: str) -> store.ManagedSurvey | tuple[str, int]:
     """The database survey `name`, or the page refusing it (a file survey: 403)."""
+    _require_survey_name(name)
     if _is_file_survey(name):
         return render_template("survey_editor/file_survey.html", name=name), 403
     managed = _managed(name)
@@ -127,9 +132,16 @@ def _editable(name: str) -> store.ManagedSurvey | tuple[str, int]:
     return managed
 
 
+def _require_survey_name(name: str) -> None:
+    """404 for a name no survey can have (a NUL, which PostgreSQL refuses in a query,
+    included), before anything is looked up."""
+    if not NAME_PATTERN.fullmatch(name):
+        abort(404, f"no survey named {name!r}")
+
+
 def _posted_revision() -> int:
     text = request.form.get("revision", "")
-    if not text.isdigit() or len(text) > MAX_REVISION_DIGITS:
+    if not _REVISION.fullmatch(text):
         abort(400, "revision: expected the revision number the form was opened at")
     return int(text)
 
@@ -163,6 +175,7 @@ def index() -> str:
 
 @bp.get("/<name>/history")
 def history(name: str) -> str:
+    _require_survey_name(name)
     file_survey = _is_file_survey(name)
     with current_runtime().db.session() as db:
         managed = store.managed_survey(db, name)
@@ -316,7 +329,12 @@ def _save(
                     action="copied" if editing.mode == "copy" else "created",
                 )
         except (store.SurveyExists, store.ManagedByFile) as taken:
-            message = f"a survey named {definition.name!r} already exists ({taken})"
+            message = (
+                str(taken)
+                if isinstance(taken, store.SurveyExists)
+                else f"a survey named {taken.name!r} already exists (the file {taken.name}.toml "
+                "in SURVEYS_DIR); choose another name"
+            )
             error = SurveyError(survey_form.SOURCE, "name", message)
             return _render_form(editing, form, errors=(error,), status=400)
         verb = "created"
@@ -355,7 +373,10 @@ def edit(name: str) -> Response | tuple[str, int]:
         return found
     editing = Editing("edit", name, found.revision, found.retired)
     if request.method == "POST":
-        return _handle_post(editing)
+        # The revision the form was opened at, not the one stored now: a preview or an
+        # editing move re-renders the form, and must not quietly move it past another
+        # admin's save (the save would then overwrite it without a conflict).
+        return _handle_post(replace(editing, revision=_posted_revision()))
     return _render_form(editing, survey_form.form_from_definition(found.definition))
 
 

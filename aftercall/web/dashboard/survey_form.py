@@ -56,7 +56,9 @@ ACTIONS = ("save", "preview", "add_question", "add_language")
 INDEXED_ACTIONS = ("remove_question", "move_up", "move_down")
 _QUESTION_FIELD = re.compile(r"^questions\[(\d{1,3})\]\.(.+)$")
 _PHRASE_FIELD = re.compile(r"^phrases\.([a-z]{2})\.([a-z_]{1,40})$")
-_NUMBER = re.compile(r"^-?\d{1,12}(\.\d{1,6})?$")
+_NUMBER = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$")
+# A question's index in an editing move: ASCII digits (str.isdigit() takes "²" too).
+_INDEX = re.compile(r"[0-9]{1,3}")
 
 
 @dataclass(frozen=True)
@@ -457,7 +459,7 @@ def apply_action(form: SurveyForm, action: str) -> tuple[SurveyForm, SurveyError
         return _add_language(form)
     if name == "remove_language":
         return _remove_language(form, argument), None, "new_language"
-    if name in INDEXED_ACTIONS and argument.isdigit() and int(argument) < len(questions):
+    if name in INDEXED_ACTIONS and _INDEX.fullmatch(argument) and int(argument) < len(questions):
         index = int(argument)
         if name == "remove_question":
             del questions[index]

@@ -2,13 +2,15 @@
 
    Progressive enhancement only: without this script the form's Preview button does the
    same by a round trip. Served as a static file (the dashboard's Content-Security-Policy
-   allows no inline script); posts the form, CSRF token included, to the preview endpoint
-   and puts the answer in the aria-live region. */
+   allows no inline script); posts the form, CSRF token included, to the preview endpoint,
+   puts the answer in the preview, and says so in one short line in the status region (a
+   screen reader hears that line, not the whole call again). */
 (function () {
   "use strict";
   var form = document.getElementById("survey-form");
   var region = document.getElementById("live-preview");
-  if (!form || !region || !window.fetch || !window.FormData) {
+  var status = document.getElementById("live-preview-status");
+  if (!form || !region || !status || !window.fetch || !window.FormData) {
     return;
   }
   var url = form.getAttribute("data-preview-url");
@@ -30,6 +32,9 @@
         if (mine === latest) {
           region.innerHTML = html;
           region.setAttribute("data-refreshed", String(mine));
+          status.textContent = region.querySelector("#preview-waiting")
+            ? "Preview waiting: the form has a problem (shown in the preview)."
+            : "Preview updated.";
         }
       })
       .catch(function () {
