@@ -186,6 +186,27 @@ def _current(
     return None if row is None else (row[0], row[1])
 
 
+def _as_written(
+    name: str,
+    revision: int,
+    version: SurveyVersion,
+    retired_at: datetime | None,
+    by: str,
+    now: datetime,
+) -> ManagedSurvey:
+    """The survey as a change just left it, without reading back what was written."""
+    return ManagedSurvey(
+        name=name,
+        revision=revision,
+        version=version.version,
+        version_id=version.id,
+        definition=definition_of(version),
+        retired_at=retired_at,
+        updated_by=by,
+        updated_at=now,
+    )
+
+
 def _managed(head: SurveyHead, version: SurveyVersion) -> ManagedSurvey:
     return ManagedSurvey(
         name=head.name,
@@ -247,16 +268,7 @@ def create_survey(
         if _current(session, name) is not None:
             raise SurveyExists(name) from None
         raise
-    return ManagedSurvey(
-        name=name,
-        revision=1,
-        version=version.version,
-        version_id=version.id,
-        definition=definition_of(version),
-        retired_at=None,
-        updated_by=by,
-        updated_at=now,
-    )
+    return _as_written(name, 1, version, None, by, now)
 
 
 def save_survey(
@@ -338,16 +350,7 @@ def _save(
         if isinstance(conflict, SurveyConflict) and conflict.current.revision != expected_revision:
             raise conflict from None
         raise
-    return ManagedSurvey(
-        name=name,
-        revision=expected_revision + 1,
-        version=version.version,
-        version_id=version.id,
-        definition=definition_of(version),
-        retired_at=retired_at,
-        updated_by=by,
-        updated_at=now,
-    )
+    return _as_written(name, expected_revision + 1, version, retired_at, by, now)
 
 
 def _set_retired(
@@ -375,16 +378,7 @@ def _set_retired(
             _record(session, name, expected_revision + 1, action, by, now, version.id, summary)
     except _Raced:
         raise _conflict(session, name) from None
-    return ManagedSurvey(
-        name=name,
-        revision=expected_revision + 1,
-        version=version.version,
-        version_id=version.id,
-        definition=definition_of(version),
-        retired_at=retired_at,
-        updated_by=by,
-        updated_at=now,
-    )
+    return _as_written(name, expected_revision + 1, version, retired_at, by, now)
 
 
 def _advance(
