@@ -581,7 +581,7 @@ class CombinedSurveyCatalog(SurveyCatalog):
         max_age: float = DEFAULT_MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__({name: files.get(name) for name in files.names()})
+        super().__init__(files.definitions())
         self._files = dict(self._definitions)
         self._db = db
         self._max_age = max_age
@@ -592,27 +592,19 @@ class CombinedSurveyCatalog(SurveyCatalog):
         self._unreadable = False
 
     def get(self, name: str) -> SurveyDefinition:
-        if self._clock() >= self._stale_at:
-            self._read_database()
         try:
-            return self._definitions[name]
+            return self._fresh()[name]
         except KeyError:
             raise UnknownSurvey(name) from None
 
     def __contains__(self, name: object) -> bool:
-        if self._clock() >= self._stale_at:
-            self._read_database()
-        return name in self._definitions
+        return name in self._fresh()
 
     def names(self) -> list[str]:
-        if self._clock() >= self._stale_at:
-            self._read_database()
-        return sorted(self._definitions)
+        return sorted(self._fresh())
 
     def definitions(self) -> dict[str, SurveyDefinition]:
-        if self._clock() >= self._stale_at:
-            self._read_database()
-        return dict(self._definitions)
+        return dict(self._fresh())
 
     def file_names(self) -> list[str]:
         return sorted(self._files)
@@ -620,14 +612,20 @@ class CombinedSurveyCatalog(SurveyCatalog):
     def source_of(self, name: str) -> str:
         if name in self._files:
             return "file"
-        if self._clock() >= self._stale_at:
-            self._read_database()
+        self._fresh()
         if name in self._stored_names:
             return "database"
         raise UnknownSurvey(name)
 
     def refresh(self) -> None:
         self._stale_at = float("-inf")
+
+    def _fresh(self) -> dict[str, SurveyDefinition]:
+        """The surveys by name, read again first if the copy is too old. Replaced whole,
+        never changed in place: the dict returned stays one consistent snapshot."""
+        if self._clock() >= self._stale_at:
+            self._read_database()
+        return self._definitions
 
     def _read_database(self) -> None:
         with self._lock:
