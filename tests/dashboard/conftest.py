@@ -8,7 +8,7 @@ request outside the range the tests look at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from core.models import Answer, CallAttempt, RequestState, SurveyRequest
+from core.survey_store import CombinedSurveyCatalog
 from core.users import create_user
 from scoring.report import ReportQuery
 from tests.dashboard.dom import parse
@@ -150,6 +151,12 @@ def month_of_calls() -> list[Call]:
 def seeded(runtime):
     add_calls(runtime, month_of_calls())
     return runtime
+
+
+@pytest.fixture
+def editor_runtime(runtime):
+    """The test runtime with the catalog a process runs with: files and database."""
+    return replace(runtime, catalog=CombinedSurveyCatalog(runtime.catalog, runtime.db))
 
 
 @pytest.fixture

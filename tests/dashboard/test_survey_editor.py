@@ -14,7 +14,7 @@ from aftercall.web import create_app
 from aftercall.web.dashboard.survey_form import check_form, parse_form
 from core.models import SurveyAuditEntry, SurveyHead
 from core.survey import SurveyDefinition
-from core.survey_store import CombinedSurveyCatalog, create_survey, managed_survey
+from core.survey_store import create_survey, managed_survey
 from core.users import create_user
 from ivr.preview import call_script
 from tests.dashboard.conftest import PASSWORD, csrf_from, sign_in
@@ -26,12 +26,6 @@ MINIMAL = {
     "name": "short",
     "questions": [{"key": "nps", "kind": "nps", "prompt": {"en": "Recommend us, 0 to 10?"}}],
 }
-
-
-@pytest.fixture
-def editor_runtime(runtime):
-    """The test runtime with the catalog a process runs with: files and database."""
-    return replace(runtime, catalog=CombinedSurveyCatalog(runtime.catalog, runtime.db))
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ script error on the way (Chromium reports each on the console)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
 from core.survey import SurveyDefinition
-from core.survey_store import CombinedSurveyCatalog, create_survey
+from core.survey_store import create_survey
 from core.users import create_user
 from tests.dashboard.conftest import PASSWORD
 from tests.dashboard.test_accessibility import Walk, serving
@@ -35,9 +34,9 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def editor_runtime(runtime):
-    """Files and database surveys, two admins and an analyst, and one database survey."""
-    live = replace(runtime, catalog=CombinedSurveyCatalog(runtime.catalog, runtime.db))
+def editor_runtime(editor_runtime):
+    """conftest's, with two admins and an analyst, and one database survey."""
+    live = editor_runtime
     with live.db.session() as session:
         for username, role in (("ada", "admin"), ("grace", "admin"), ("ann", "analyst")):
             create_user(session, username, PASSWORD, role)

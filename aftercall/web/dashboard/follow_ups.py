@@ -80,10 +80,7 @@ bp = Blueprint(
     "follow_ups", __name__, url_prefix="/dashboard/follow-ups", template_folder="templates"
 )
 
-# The dashboard's guards, registered for this blueprint too (they are per blueprint).
-bp.before_request(dashboard.require_sign_in)
-bp.after_request(dashboard.security_headers)
-bp.context_processor(dashboard.template_globals)
+dashboard.guard(bp)
 
 # The roles scoring.follow_ups.visible lets see any follow-up; the others get the 403
 # page rather than an empty list that would look like nothing to do.
@@ -124,10 +121,6 @@ KIND_LABELS = {
 YES_NO = {1: "yes", 2: "no"}
 
 
-def _zone() -> ZoneInfo:
-    return ZoneInfo(current_runtime().settings.report_time_zone)
-
-
 def may_see_follow_ups(user: Any) -> bool:
     return user is not None and user.role in ROLES
 
@@ -149,13 +142,8 @@ def _nav_globals() -> dict[str, Any]:
 
 @bp.context_processor
 def _follow_up_globals() -> dict[str, Any]:
-    zone = _zone()
-
-    def local_time(moment: datetime | None) -> str:
-        return "–" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-
     return {
-        "local_time": local_time,
+        "local_time": dashboard.local_time,
         "status_label": lambda status: STATUS_LABELS.get(status, status),
         "source_label": lambda source: SOURCE_LABELS.get(source, source),
         "statuses": FOLLOW_UP_STATUSES,
@@ -374,7 +362,11 @@ def _list_page(db: Session, filters: ListFilters, me: str) -> dict[str, Any]:
     answers = scores(db, [row.request_id for row in rows])
     first = (filters.page - 1) * PER_PAGE + 1
     groups, overall = follow_up_figures.with_total(
-        db, ("team",), visible=domain.visible(viewer), now=now, since=figures_since(now, _zone())
+        db,
+        ("team",),
+        visible=domain.visible(viewer),
+        now=now,
+        since=figures_since(now, dashboard.report_zone()),
     )
     return {
         "figures": groups,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -47,13 +46,9 @@ from aftercall.web.dashboard import views as dashboard
 
 bp = Blueprint("queues", __name__, url_prefix="/dashboard/queues", template_folder="templates")
 
-# The dashboard's guards, registered for this blueprint too (they are per blueprint).
-bp.before_request(dashboard.require_sign_in)
-bp.after_request(dashboard.security_headers)
-bp.context_processor(dashboard.template_globals)
+dashboard.guard(bp)
 
 READ_ROLES = ("admin", "supervisor")
-ACT_ROLE = "admin"
 FAILED_PER_PAGE = 20
 REDIS_DOWN = "Redis does not answer ({}); the queues cannot be read right now."
 
@@ -62,16 +57,12 @@ def _redis() -> Redis:
     return current_runtime().redis
 
 
-def _zone() -> ZoneInfo:
-    return ZoneInfo(current_runtime().settings.report_time_zone)
-
-
 def may_see_queues(user: Any) -> bool:
     return user is not None and user.role in READ_ROLES
 
 
 def may_act_on_jobs(user: Any) -> bool:
-    return user is not None and user.role == ACT_ROLE
+    return dashboard.is_admin(user)
 
 
 @bp.before_request
@@ -89,10 +80,8 @@ def _nav_globals() -> dict[str, Any]:
 
 @bp.context_processor
 def _queue_globals() -> dict[str, Any]:
-    zone = _zone()
-
     def local_time(moment: datetime | None) -> str:
-        return "–" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return dashboard.local_time(moment, seconds=True)
 
     def age(moment: datetime | None, since: datetime) -> str:
         if moment is None:

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -58,30 +56,19 @@ bp = Blueprint(
     "survey_editor", __name__, url_prefix="/dashboard/surveys", template_folder="templates"
 )
 
-bp.before_request(dashboard.require_sign_in)
-bp.after_request(dashboard.security_headers)
-bp.context_processor(dashboard.template_globals)
+dashboard.guard(bp)
 
-EDIT_ROLE = "admin"
 MAX_REVISION_DIGITS = 12
 # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
 _REVISION = re.compile(rf"[0-9]{{1,{MAX_REVISION_DIGITS}}}")
-
-
-def _zone() -> ZoneInfo:
-    return ZoneInfo(current_runtime().settings.report_time_zone)
-
-
-def local_time(moment: datetime | None) -> str:
-    return "–" if moment is None else moment.astimezone(_zone()).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @bp.context_processor
 def _editor_globals() -> dict[str, Any]:
     user = g.get("user")
     return {
-        "local_time": local_time,
-        "may_edit": user is not None and user.role == EDIT_ROLE,
+        "local_time": dashboard.local_time,
+        "may_edit": dashboard.is_admin(user),
         "input_id": survey_form.input_id,
         "sections": survey_form.SECTIONS,
         "phrase_names": survey_form.PHRASE_NAMES,
@@ -90,11 +77,6 @@ def _editor_globals() -> dict[str, Any]:
         "kinds_hint": "; ".join(f"{k} {a}" for k, a in survey_form.KIND_ANSWERS.items()),
         "builtin_phrase": builtin_phrase,
     }
-
-
-def _require_admin() -> None:
-    if g.user.role != EDIT_ROLE:
-        abort(403, "only admins change surveys")
 
 
 # -- where a survey comes from ----------------------------------------------------------
@@ -347,7 +329,7 @@ def _save(
 
 @bp.route("/new", methods=["GET", "POST"])
 def new() -> Response | tuple[str, int]:
-    _require_admin()
+    dashboard.require_admin("only admins change surveys")
     editing = Editing("new")
     if request.method == "POST":
         return _handle_post(editing)
@@ -356,7 +338,7 @@ def new() -> Response | tuple[str, int]:
 
 @bp.route("/<name>/copy", methods=["GET", "POST"])
 def copy(name: str) -> Response | tuple[str, int]:
-    _require_admin()
+    dashboard.require_admin("only admins change surveys")
     source = _any_definition(name)
     editing = Editing("copy", name)
     if request.method == "POST":
@@ -367,7 +349,7 @@ def copy(name: str) -> Response | tuple[str, int]:
 
 @bp.route("/<name>/edit", methods=["GET", "POST"])
 def edit(name: str) -> Response | tuple[str, int]:
-    _require_admin()
+    dashboard.require_admin("only admins change surveys")
     found = _editable(name)
     if isinstance(found, tuple):
         return found
@@ -382,7 +364,7 @@ def edit(name: str) -> Response | tuple[str, int]:
 
 @bp.post("/live-preview")
 def live_preview() -> str:
-    _require_admin()
+    dashboard.require_admin("only admins change surveys")
     dashboard.check_csrf()
     checked = survey_form.check_form(_posted_form())
     return render_template(
@@ -396,7 +378,7 @@ def live_preview() -> str:
 
 
 def _lifecycle(name: str, retiring: bool) -> Response | tuple[str, int]:
-    _require_admin()
+    dashboard.require_admin("only admins change surveys")
     found = _editable(name)
     if isinstance(found, tuple):
         return found

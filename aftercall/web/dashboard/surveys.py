@@ -17,9 +17,7 @@ those, and render.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -42,41 +40,19 @@ from scoring.surveys import stored_version, survey_entries
 
 bp = Blueprint("surveys", __name__, url_prefix="/dashboard/surveys", template_folder="templates")
 
-# The dashboard's guards, registered for this blueprint too (they are per blueprint).
-bp.before_request(dashboard.require_sign_in)
-bp.after_request(dashboard.security_headers)
-bp.context_processor(dashboard.template_globals)
+dashboard.guard(bp)
 
-TEST_CALL_ROLE = "admin"
 MAX_PHONE_INPUT = 64
-
-
-def _zone() -> ZoneInfo:
-    return ZoneInfo(current_runtime().settings.report_time_zone)
 
 
 @bp.context_processor
 def _survey_globals() -> dict[str, Any]:
-    zone = _zone()
-
-    def local_time(moment: datetime | None) -> str:
-        return "–" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-
     user = g.get("user")
     return {
-        "local_time": local_time,
-        "may_test_call": user is not None and _is_admin(user),
+        "local_time": dashboard.local_time,
+        "may_test_call": dashboard.is_admin(user),
         "file_names": current_runtime().catalog.file_names(),
     }
-
-
-def _is_admin(user: Any) -> bool:
-    return user.role == TEST_CALL_ROLE
-
-
-def _require_admin() -> None:
-    if not _is_admin(g.user):
-        abort(403, "only admins place test calls")
 
 
 def _definition(name: str) -> SurveyDefinition:
@@ -125,7 +101,7 @@ def preview(name: str, language: str) -> str:
 
 @bp.route("/<name>/test-call", methods=["GET", "POST"])
 def new_test_call(name: str) -> Response | tuple[str, int] | str:
-    _require_admin()
+    dashboard.require_admin("only admins place test calls")
     definition = _definition(name)
     form = {"phone": "", "language": definition.default_language}
     if request.method == "GET":
@@ -148,7 +124,7 @@ def new_test_call(name: str) -> Response | tuple[str, int] | str:
 
 @bp.get("/test-calls/<int:request_id>")
 def test_call_status(request_id: int) -> str:
-    _require_admin()
+    dashboard.require_admin("only admins place test calls")
     status = test_call.status_of(current_runtime(), request_id)
     if status is None:
         abort(404, "no such test call")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import asdict, dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -179,6 +179,29 @@ def template_globals() -> dict[str, Any]:
     return {"csrf_token": csrf_token, "user": g.get("user")}
 
 
+def guard(blueprint: Blueprint) -> None:
+    """The dashboard's sign-in, security headers and template globals for another
+    blueprint of dashboard pages: Flask runs a blueprint's hooks for its own routes only.
+    Register it before the blueprint's own guards, which may then rely on `g.user`."""
+    blueprint.before_request(require_sign_in)
+    blueprint.after_request(security_headers)
+    blueprint.context_processor(template_globals)
+
+
+# The role that changes how aftercall works (surveys, test calls, jobs, users).
+ADMIN_ROLE = "admin"
+
+
+def is_admin(user: Any) -> bool:
+    return user is not None and user.role == ADMIN_ROLE
+
+
+def require_admin(why: str) -> None:
+    """403 with `why` unless the signed-in user is an admin (after `require_sign_in`)."""
+    if not is_admin(g.get("user")):
+        abort(403, why)
+
+
 # -- sign-in --------------------------------------------------------------------------
 
 
@@ -264,12 +287,22 @@ class Filters:
         return replace(parse_report_query(params, zone), by=by)
 
 
-def _zone() -> ZoneInfo:
+def report_zone() -> ZoneInfo:
+    """REPORT_TIME_ZONE: the zone every dashboard page shows days and times in."""
     return ZoneInfo(current_runtime().settings.report_time_zone)
 
 
+def local_time(moment: datetime | None, *, seconds: bool = False) -> str:
+    """A stored (UTC) time as the dashboard shows it, in REPORT_TIME_ZONE."""
+    if moment is None:
+        return "–"
+    return moment.astimezone(report_zone()).strftime(
+        "%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z"
+    )
+
+
 def default_filters() -> Filters:
-    today = current_runtime().now().astimezone(_zone()).date()
+    today = current_runtime().now().astimezone(report_zone()).date()
     return Filters(since=today - timedelta(days=DEFAULT_DAYS - 1), until=today)
 
 
@@ -303,7 +336,7 @@ def parse_filters(args: dict[str, str]) -> Filters:
         sort=_sort(args.get("sort")),
         **pages,
     )
-    filters.query(_zone())  # the shared parser's checks (lengths, characters)
+    filters.query(report_zone())  # the shared parser's checks (lengths, characters)
     return filters
 
 
@@ -573,7 +606,7 @@ def index() -> tuple[str, int] | str:
     except ReportError as exc:
         filters = default_filters()
         with current_runtime().db.session() as db:
-            choices = filter_choices(db, filters.query(_zone()))
+            choices = filter_choices(db, filters.query(report_zone()))
         return render_template(
             "dashboard/index.html",
             filters=filters,
@@ -582,7 +615,7 @@ def index() -> tuple[str, int] | str:
             mode_choices=MODE_CHOICES,
             channel_choices=CHANNEL_CHOICES,
         ), 400
-    zone = _zone()
+    zone = report_zone()
     with current_runtime().db.session() as db:
         page = dashboard_page(db, filters, zone, g.user.contact)
     return render_template(
@@ -629,7 +662,7 @@ def export() -> Response:
         filters = parse_filters(request.args.to_dict())
     except ReportError as exc:
         abort(400, str(exc))
-    zone = _zone()
+    zone = report_zone()
     with current_runtime().db.session() as db:
         table = export_table(db, name, filters, zone, g.user.contact)
     filename = f"aftercall-{name}-{filters.since}-to-{filters.until}.csv"
