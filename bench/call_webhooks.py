@@ -44,6 +44,7 @@ from bench.webhook_load import (
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_URL,
     FROM_NUMBER,
+    HISTORY,
     PUBLIC_BASE_URL,
     SeededCall,
     production_env,
@@ -145,18 +146,26 @@ def _next_action(twiml: bytes) -> tuple[str, bool] | None:
     return None
 
 
-def fresh_calls(url: str, count: int) -> list[SeededCall]:
+def fresh_calls(url: str, count: int, history: int = 0) -> list[SeededCall]:
     """`count` requests whose first call is being placed: nothing answered, attempts
-    only queued; their survey version pinned, as intake pins it."""
-    seeded = seed_calls(url, count)
+    only queued; their survey version pinned, as intake pins it. After `history`
+    surveys answered before (bench.webhook_load.seed_history)."""
+    seeded = seed_calls(url, count, history)
+    ids = [call.request_id for call in seeded]
     db = Database(url)
     with db.session() as session:
-        session.execute(update(SurveyRequest).values(state=RequestState.CALLING))
-        session.execute(
-            update(CallAttempt).values(
-                status="queued", answered_by=None, started_at=None, answered_at=None
+        for first in range(0, len(ids), 5000):
+            chunk = ids[first : first + 5000]
+            session.execute(
+                update(SurveyRequest)
+                .where(SurveyRequest.id.in_(chunk))
+                .values(state=RequestState.CALLING)
             )
-        )
+            session.execute(
+                update(CallAttempt)
+                .where(CallAttempt.request_id.in_(chunk))
+                .values(status="queued", answered_by=None, started_at=None, answered_at=None)
+            )
     db.dispose()
     return seeded
 
@@ -210,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--in-call", action="store_true", help="then as many in-call surveys")
+    parser.add_argument(
+        "--history", type=int, default=HISTORY, help="surveys answered before the run"
+    )
     args = parser.parse_args(argv)
     if not args.database_url.startswith("postgresql"):
         raise SystemExit("measured against PostgreSQL, as deployed")
@@ -218,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     Redis.from_url(args.redis_url).flushdb()
     warmup = 20
     runs = 2 if args.in_call else 1
-    calls = fresh_calls(args.database_url, runs * (warmup + args.calls))
+    calls = fresh_calls(args.database_url, runs * (warmup + args.calls), args.history)
     settings = Settings.from_env(production_env(args.database_url, args.redis_url))
     app = create_app(settings)
     callback_calls, in_call_calls = calls[: warmup + args.calls], calls[warmup + args.calls :]
@@ -259,11 +271,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def outcomes(url: str) -> dict[str, int]:
-    """Every call was answered to the end: each request should be completed."""
+    """Every call was answered to the end: each request should be completed (the
+    seeded history's are not counted)."""
     db = Database(url)
     with db.session() as session:
         rows = session.execute(
-            select(SurveyRequest.state, func.count()).group_by(SurveyRequest.state)
+            select(SurveyRequest.state, func.count())
+            .where(SurveyRequest.source_call_id.like("load-%"))
+            .group_by(SurveyRequest.state)
         ).all()
     db.dispose()
     return {state.value: count for state, count in rows}

@@ -3,7 +3,9 @@
 Serves the real app with the Procfile's `web` command (same gunicorn worker model,
 `WEB_CONCURRENCY` workers) and production settings from the environment, and next to
 it a bare Flask app (`bench.constant_twiml`, same command) that returns constant TwiML:
-the ceiling of the stack on this machine. Both get the same signed Twilio posts over
+the ceiling of the stack on this machine, and a third server of that bare app whose
+endpoint also INSERTs the post's digit (`/stored`): the floor of any webhook that
+stores the answer before it replies. All get the same signed Twilio posts over
 loopback from a generator in separate processes (`bench.load_generator`):
 
 - open loop: `--rate` requests per second for `--seconds`, latency measured from each
@@ -29,8 +31,8 @@ per server, each run at most its duration plus the timeout (and the time the ser
 takes to work off what it had queued). Prints, per run and server: posts sent,
 acknowledged and failed, acknowledged posts/s, latency percentiles, the generator's own
 lateness, the load average and CPU time per post (gunicorn's, PostgreSQL's, the
-generator's and the whole machine's); then the answer-webhook /
-bare ratios, the database check and whether issue 6's target was met.
+generator's and the whole machine's); then the answer-webhook / bare and floor / bare
+ratios, the database check and whether issue 6's target was met.
 
     python -m bench.webhook_load                       # 500/s for 20 s, then closed loop
     python -m bench.webhook_load --rate 100 --seconds 5 --closed-requests 500
@@ -57,8 +59,10 @@ from urllib.parse import urlencode
 
 from redis import Redis
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
+from bench.constant_twiml import CREATE_FLOOR_TABLE
 from bench.fresh_database import reset
 from bench.load_generator import DEFAULT_TIMEOUT_SECONDS, Outcome, drive, http_request
 from bench.proc_cpu import group_cpu_seconds, machine_cpu_seconds, process_cpu_seconds
@@ -103,6 +107,8 @@ PRODUCTION = {
     "ALERT_WEBHOOK_SECRET": "bench-alert-secret",
 }
 THE_APP = '"aftercall.web:create_app()"'
+# The bare app's second endpoint: the bare endpoint plus one INSERT (bench.constant_twiml).
+STORED_FLOOR = "stored floor"
 BARE_APP = '"bench.constant_twiml:create_app()"'
 # Keys pressed for NPS, in turn: 3 detractors (6, 5, 2) in 10. Never "1", which is a
 # first key (1 or 10) rather than an answer.
@@ -112,6 +118,8 @@ SURVEY = "post-call"
 TARGET_RATE = 500.0
 TARGET_P99_SECONDS = 0.050
 ENDED_AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+# Surveys answered before a run (seed_history): 20,000 requests, 40,000 answers.
+HISTORY = 20_000
 
 
 @dataclass(frozen=True)
@@ -133,14 +141,16 @@ class Post:
 # -- the database -------------------------------------------------------------------
 
 
-def seed_calls(url: str, count: int) -> list[SeededCall]:
-    """`count` survey requests, each with a call attempt in progress on the NPS question."""
+def seed_calls(url: str, count: int, history: int = 0) -> list[SeededCall]:
+    """`count` survey requests, each with a call attempt in progress on the NPS question,
+    after `history` surveys answered before (`seed_history()`)."""
     db = Database(url)
     definition = SurveyCatalog.from_directory(DEFAULT_SURVEYS_DIR).get(SURVEY)
     seeded: list[SeededCall] = []
     with db.session() as session:
         version = version_for(session, definition)
         version_id = version.id
+        seed_history(session, version_id, history)
         for first in range(0, count, 5000):
             numbers = range(first, min(first + 5000, count))
             phones = [f"+1415{5_000_000 + n:07d}" for n in numbers]
@@ -173,8 +183,55 @@ def seed_calls(url: str, count: int) -> list[SeededCall]:
                     request_ids, attempt_ids, sids, phones, strict=True
                 )
             ]
+    # Statistics and the visibility map for the rows just written, so that the run's plans
+    # see them and autovacuum does not start on them halfway through a measurement.
+    with db.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
     db.dispose()
     return seeded
+
+
+def seed_history(session: Session, version_id: int, count: int) -> None:
+    """`count` surveys answered before the run (an NPS and a CSAT answer each): the
+    tables of a deployment that has been running, as the planner's statistics see them.
+    On empty tables PostgreSQL plans a prepared statement's lookup of a request's answers
+    as a scan of the whole table (cheapest while it is empty), keeps that plan for the
+    connection, and the run then pays more for every answer stored before it, until
+    autovacuum's next ANALYZE: a figure that grew during a run and with the run's length."""
+    for first in range(0, count, 5000):
+        numbers = range(first, min(first + 5000, count))
+        request_ids = session.scalars(
+            insert(SurveyRequest).returning(SurveyRequest.id, sort_by_parameter_order=True),
+            [
+                {"phone": f"+1415{6_000_000 + n:07d}", "source_call_id": f"history-{n}",
+                 "agent": f"agent-{n % 40}", "queue": "billing", "team": "north",
+                 "language": "en", "call_ended_at": ENDED_AT, "extra": {},
+                 "survey_name": SURVEY, "survey_version_id": version_id,
+                 "state": RequestState.COMPLETED, "calls_placed": 1}
+                for n in numbers
+            ],
+        ).all()  # fmt: skip
+        attempt_ids = session.scalars(
+            insert(CallAttempt).returning(CallAttempt.id, sort_by_parameter_order=True),
+            [
+                {"request_id": request_id, "number": 1, "call_sid": f"CAh{request_id:031x}",
+                 "status": "completed", "answered_by": "human", "started_at": ENDED_AT,
+                 "answered_at": ENDED_AT, "ended_at": ENDED_AT}
+                for request_id in request_ids
+            ],
+        ).all()  # fmt: skip
+        session.execute(
+            insert(Answer),
+            [
+                {"request_id": request_id, "attempt_id": attempt_id, "call_ended_at": ENDED_AT,
+                 "agent": f"agent-{n % 40}", "queue": "billing", "team": "north",
+                 "survey_name": SURVEY, "language": "en", "survey_version_id": version_id,
+                 "question_key": key, "kind": key, "value": value, "keys": str(value),
+                 "received_at": ENDED_AT}
+                for n, request_id, attempt_id in zip(numbers, request_ids, attempt_ids, strict=True)
+                for key, value in (("nps", n % 11), ("csat", 1 + n % 5))
+            ],
+        )  # fmt: skip
 
 
 def _ref(request_id: int, version: SurveyVersion, definition: SurveyDefinition) -> str:
@@ -183,6 +240,14 @@ def _ref(request_id: int, version: SurveyVersion, definition: SurveyDefinition) 
         version_digest=version.content_sha256, language="en", definition=definition,
     )  # fmt: skip
     return call.ref
+
+
+def create_floor_table(url: str) -> None:
+    """The table the bare app's /stored endpoint writes to (bench.constant_twiml)."""
+    db = Database(url)
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql(CREATE_FLOOR_TABLE)
+    db.dispose()
 
 
 def alerts_owed(url: str) -> int:
@@ -195,12 +260,13 @@ def alerts_owed(url: str) -> int:
 
 
 def stored_nps(url: str) -> dict[int, list[int | None]]:
-    """The NPS values stored per request."""
+    """The NPS values stored per request during the run (not the seeded history's)."""
     db = Database(url)
     with db.session() as session:
         rows = session.execute(
             select(Answer.request_id, func.array_agg(Answer.value))
-            .where(Answer.question_key == "nps")
+            .join(SurveyRequest, SurveyRequest.id == Answer.request_id)
+            .where(Answer.question_key == "nps", SurveyRequest.source_call_id.like("load-%"))
             .group_by(Answer.request_id)
         ).all()
     db.dispose()
@@ -236,11 +302,11 @@ def answer_post(call: SeededCall, digits: str, host: str) -> Post:
     return Post(raw, call, digits)
 
 
-def bare_post(template: Post) -> Post:
-    """The same post (headers and body), to the bare endpoint."""
+def bare_post(template: Post, path: bytes = b"/twiml") -> Post:
+    """The same post (headers and body), to the bare endpoint (or its floor, /stored)."""
     head, body = template.raw.split(b"\r\n", 1)
     method, _, version = head.split(b" ")
-    return Post(b" ".join([method, b"/twiml", version]) + b"\r\n" + body, None, "")
+    return Post(b" ".join([method, path, version]) + b"\r\n" + body, None, "")
 
 
 def acknowledged(post: Post, outcome: Outcome) -> bool:
@@ -462,6 +528,12 @@ def print_table(title: str, rows: dict[str, Figures], lag: bool) -> None:
         else "server CPU per post n/a (too short a run to measure the bare endpoint)"
     )
     print(f"{'answer / bare':16}" + ", ".join(ratios))
+    floor = rows.get(STORED_FLOOR)
+    if floor is not None and bare.rate:
+        print(
+            f"{'floor / bare':16}req/s {floor.rate / bare.rate:.3f} (the bare endpoint plus one "
+            "INSERT: what any webhook that stores the answer first can reach here)"
+        )
 
 
 def verify(
@@ -499,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="closed loop connections")
     parser.add_argument("--processes", type=int, default=1, help="load generator processes")
     parser.add_argument("--warmup", type=int, default=200, help="posts per server first")
+    parser.add_argument(
+        "--history", type=int, default=HISTORY, help="surveys answered before the run"
+    )
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between runs")
     parser.add_argument(
         "--timeout",
@@ -538,15 +613,19 @@ def main(argv: list[str] | None = None) -> int:
 
     reset(args.database_url)
     Redis.from_url(args.redis_url).flushdb()
-    calls = iter(seed_calls(args.database_url, sum(count for _, count, _ in phases)))
+    calls = iter(seed_calls(args.database_url, sum(count for _, count, _ in phases), args.history))
     answer_posts = {
         phase: [answer_post(next(calls), NPS_KEYS[i % len(NPS_KEYS)], HOST) for i in range(count)]
         for phase, count, _ in phases
     }
     posts = {
         "bare endpoint": {phase: [bare_post(p) for p in ps] for phase, ps in answer_posts.items()},
+        STORED_FLOOR: {
+            phase: [bare_post(p, b"/stored") for p in ps] for phase, ps in answer_posts.items()
+        },
         "answer webhook": answer_posts,
     }
+    create_floor_table(args.database_url)
     env = {
         **os.environ,
         **production_env(args.database_url, args.redis_url),
@@ -563,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = Path(tempfile.mkdtemp(prefix="webhook-load-"))
     servers = {
         "bare endpoint": Server("bare", BARE_APP, ("POST", "/twiml"), env, logs),
+        STORED_FLOOR: Server("floor", BARE_APP, ("POST", "/twiml"), env, logs),
         "answer webhook": Server("answer", THE_APP, ("GET", "/healthz"), env, logs),
     }
     acked: list[tuple[Post, Outcome]] = []

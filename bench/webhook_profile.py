@@ -26,6 +26,7 @@ from bench.fresh_database import reset
 from bench.webhook_load import (
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_URL,
+    HISTORY,
     NPS_KEYS,
     answer_form,
     production_env,
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--history", type=int, default=HISTORY, help="surveys answered before the run"
+    )
     parser.add_argument("--dump", help="also write the profile here, for pstats or snakeviz")
     parser.add_argument(
         "--no-profile",
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     warmup = 100
     n = args.posts
     # Warm-up, then n posts timed plainly (SQL counted), then n more under cProfile.
-    calls = seed_calls(args.database_url, warmup + (1 if args.no_profile else 2) * n)
+    calls = seed_calls(args.database_url, warmup + (1 if args.no_profile else 2) * n, args.history)
     forms = [answer_form(call, NPS_KEYS[i % len(NPS_KEYS)]) for i, call in enumerate(calls)]
     app = create_app(Settings.from_env(production_env(args.database_url, args.redis_url)))
     engine = app.extensions["aftercall"].db.engine

@@ -13,7 +13,18 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 def test_tiny_run_completes_every_call(redis_url, capsys):
-    code = main(["--database-url", _postgres_url(), "--redis-url", redis_url, "--calls", "4"])
+    code = main(
+        [
+            "--database-url",
+            _postgres_url(),
+            "--redis-url",
+            redis_url,
+            "--calls",
+            "4",
+            "--history",
+            "50",
+        ]
+    )
     output = capsys.readouterr().out
     assert code == 0, output
     rows = {line[:20].strip(): line[20:].split() for line in output.splitlines()}
@@ -29,7 +40,17 @@ def test_tiny_run_completes_every_call(redis_url, capsys):
 
 def test_tiny_run_with_in_call_surveys_completes_both(redis_url, capsys):
     code = main(
-        ["--database-url", _postgres_url(), "--redis-url", redis_url, "--calls", "4", "--in-call"]
+        [
+            "--database-url",
+            _postgres_url(),
+            "--redis-url",
+            redis_url,
+            "--calls",
+            "4",
+            "--in-call",
+            "--history",
+            "50",
+        ]
     )
     output = capsys.readouterr().out
     assert code == 0, output

@@ -1,6 +1,7 @@
 """The webhook load benchmark still runs end to end, at a rate and duration too small to
 measure anything: the Procfile's gunicorn serving the real app and the bare endpoint,
-the load generator's processes, and the database check of every acknowledged answer.
+the load generator's processes, the floor (the bare endpoint plus one INSERT), and the
+database check of every acknowledged answer.
 
 It resets the PostgreSQL test database (the benchmark starts from an empty, migrated
 one); the other tests empty its tables before each use, so they do not mind.
@@ -17,7 +18,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 def table_rows(output: str) -> dict[str, list[list[str]]]:
-    rows: dict[str, list[list[str]]] = {"bare endpoint": [], "answer webhook": []}
+    rows: dict[str, list[list[str]]] = {
+        "bare endpoint": [],
+        "stored floor": [],
+        "answer webhook": [],
+    }
     for line in output.splitlines():
         for name in rows:
             if line.startswith(name):
@@ -29,7 +34,7 @@ def test_tiny_run_acknowledges_every_answer_and_stores_each_once(redis_url, caps
     code = main(
         ["--database-url", _postgres_url(), "--redis-url", redis_url,
          "--rate", "20", "--seconds", "1", "--closed-requests", "20", "--concurrency", "2",
-         "--warmup", "4", "--pause", "0", "--web-concurrency", "1"]
+         "--warmup", "4", "--pause", "0", "--web-concurrency", "1", "--history", "50"]
     )  # fmt: skip
     output = capsys.readouterr().out
     assert code == 0, output
@@ -41,4 +46,5 @@ def test_tiny_run_acknowledges_every_answer_and_stores_each_once(redis_url, caps
         "database: 44 answers acknowledged, 44 stored; missing 0, stored more than once 0, wrong value 0"
         in output
     )
+    assert "floor / bare" in output  # the bare endpoint plus one INSERT, beside the two
     assert "target not measured" in output
