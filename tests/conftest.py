@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from twilio.request_validator import RequestValidator
 
 from aftercall.web import create_app
@@ -41,6 +41,50 @@ ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token"
 PUBLIC_BASE_URL = "https://surveys.example.test"
 FROM_NUMBER = "+15005550006"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _servers_of_this_worker()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Under pytest-xdist the chaos tests run one after another on one worker: each starts
+    # a deployment of its own (web, workers, scheduler, proxies) and times its failures.
+    for item in items:
+        if item.get_closest_marker("chaos"):
+            item.add_marker(pytest.mark.xdist_group("chaos"))
+
+
+def _servers_of_this_worker() -> None:
+    """Under pytest-xdist (`-n`, as the README's test command runs the suite), each worker
+    process gets a PostgreSQL database and a Redis database number of its own, derived
+    from the ones the environment names: the tests reset, migrate and flush them freely,
+    as they do when they run alone. Everything that reads the two variables (fixtures,
+    the Procfile and migration tests) then sees this worker's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    number = int(worker.removeprefix("gw"))
+    database = os.environ.get("AFTERCALL_TEST_DATABASE_URL")
+    if database:
+        url = make_url(database)
+        own = url.set(database=f"{url.database}_{worker}")
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": own.database}
+            ).first()
+            if exists is None:
+                connection.execute(text(f'CREATE DATABASE "{own.database}"'))
+        admin.dispose()
+        os.environ["AFTERCALL_TEST_DATABASE_URL"] = own.render_as_string(hide_password=False)
+    redis = os.environ.get("AFTERCALL_TEST_REDIS_URL")
+    if redis:
+        base, _, index = redis.rstrip("/").rpartition("/")
+        if not index.isdigit():  # no database number given: Redis's 0
+            base, index = redis.rstrip("/"), "0"
+        # Redis has 16 numbered databases (0-15) unless configured otherwise.
+        os.environ["AFTERCALL_TEST_REDIS_URL"] = f"{base}/{(int(index) + number) % 16}"
 
 
 def _postgres_url() -> str:
