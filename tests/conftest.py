@@ -128,14 +128,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     else:
         url = _postgres_url()
         _reset_postgres(url)
+    migrate_for_tests(url)
+    return url
+
+
+def migrate_for_tests(url: str) -> None:
+    """Migrate to head; reports in UTC then read the daily rollup, as production's would
+    in its zone (as `aftercall db upgrade` builds it, on both databases)."""
     migrate.upgrade(url)
-    # Reports in UTC then read the daily rollup, as production's would in its zone (as
-    # `aftercall db upgrade` builds it, on both databases).
     db = Database(url)
     with db.session() as session:
         rollup.switch_on(session, ZoneInfo("UTC"))
     db.dispose()
-    return url
 
 
 @pytest.fixture

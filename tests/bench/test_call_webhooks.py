@@ -12,19 +12,16 @@ from tests.conftest import _postgres_url
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
+def tiny_run(redis_url: str, *more: str) -> list[str]:
+    """Four calls after a history of 50 surveys: too few to measure, enough to run."""
+    return [
+        "--database-url", _postgres_url(), "--redis-url", redis_url,
+        "--calls", "4", "--history", "50", *more,
+    ]  # fmt: skip
+
+
 def test_tiny_run_completes_every_call(redis_url, capsys):
-    code = main(
-        [
-            "--database-url",
-            _postgres_url(),
-            "--redis-url",
-            redis_url,
-            "--calls",
-            "4",
-            "--history",
-            "50",
-        ]
-    )
+    code = main(tiny_run(redis_url))
     output = capsys.readouterr().out
     assert code == 0, output
     rows = {line[:20].strip(): line[20:].split() for line in output.splitlines()}
@@ -39,19 +36,7 @@ def test_tiny_run_completes_every_call(redis_url, capsys):
 
 
 def test_tiny_run_with_in_call_surveys_completes_both(redis_url, capsys):
-    code = main(
-        [
-            "--database-url",
-            _postgres_url(),
-            "--redis-url",
-            redis_url,
-            "--calls",
-            "4",
-            "--in-call",
-            "--history",
-            "50",
-        ]
-    )
+    code = main(tiny_run(redis_url, "--in-call"))
     output = capsys.readouterr().out
     assert code == 0, output
     in_call = output.split("in-call surveys, the same answers")[1]

@@ -3,15 +3,11 @@ changed no row. (The rollup's own tests, run at head, hold its figures to the ta
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 import pytest
 from sqlalchemy import create_engine, text
 
 from core import migrate
-from core.db import Database
-from scoring import rollup
-from tests.conftest import _postgres_url, _reset_postgres
+from tests.conftest import _postgres_url, _reset_postgres, migrate_for_tests
 
 FUNCTIONS = [
     f"report_daily_{table}_{event}"
@@ -42,11 +38,7 @@ def url():
     _reset_postgres(url)
     yield url
     _reset_postgres(url)
-    migrate.upgrade(url)
-    db = Database(url)
-    with db.session() as session:
-        rollup.switch_on(session, ZoneInfo("UTC"))
-    db.dispose()
+    migrate_for_tests(url)
 
 
 def test_each_function_returns_first_when_its_transition_table_is_empty_and_back(url):
