@@ -13,9 +13,11 @@ loopback from a generator in separate processes (`bench.load_generator`):
 - closed loop: `--concurrency` connections back to back for at most `--closed-requests`
   requests or `--closed-seconds`: the maximum throughput.
 
-Every answer webhook is a new answer: the database is reset and migrated, and one
-survey request with an in-progress call attempt is seeded per request the run will
-send, so each post stores a real row (no redeliveries). A reply counts as an error
+Every answer webhook is a new answer: the database is reset and migrated, a history of
+surveys answered before is seeded (`--history`, `seed_history()`: the planner then sees
+a deployment's tables, not empty ones), and one survey request with an in-progress call
+attempt per request the run will send, so each post stores a real row (no
+redeliveries). A reply counts as an error
 unless it is a 200 with the TwiML expected (for the answer webhook: the CSAT question
 next). Afterwards every answer the server acknowledged must be in the database exactly
 once, with the digit that was pressed.
