@@ -46,6 +46,7 @@ from bench.webhook_load import (
     FROM_NUMBER,
     HISTORY,
     PUBLIC_BASE_URL,
+    SEED_CHUNK,
     SeededCall,
     production_env,
     seed_calls,
@@ -54,6 +55,7 @@ from core import transfer_token
 from core.config import Settings
 from core.db import Database
 from core.models import CallAttempt, RequestState, SurveyMode, SurveyRequest
+from dialer.chunking import chunks
 
 PROMOTER = {"nps": "9", "csat": "5"}
 DETRACTOR = {"nps": "3", "csat": "2"}
@@ -154,8 +156,7 @@ def fresh_calls(url: str, count: int, history: int = 0) -> list[SeededCall]:
     ids = [call.request_id for call in seeded]
     db = Database(url)
     with db.session() as session:
-        for first in range(0, len(ids), 5000):
-            chunk = ids[first : first + 5000]
+        for chunk in chunks(ids, SEED_CHUNK):
             session.execute(
                 update(SurveyRequest)
                 .where(SurveyRequest.id.in_(chunk))

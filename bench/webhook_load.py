@@ -80,6 +80,7 @@ from core.models import (
 )
 from core.survey import SurveyCatalog, SurveyDefinition
 from core.survey_versions import version_for
+from dialer.chunking import chunks
 from ivr.calls import LiveCall
 from ivr.twiml import CallUrls
 
@@ -122,6 +123,8 @@ TARGET_P99_SECONDS = 0.050
 ENDED_AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 # Surveys answered before a run (seed_history): 20,000 requests, 40,000 answers.
 HISTORY = 20_000
+# Rows a seeding INSERT writes at once.
+SEED_CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -151,38 +154,14 @@ def seed_calls(url: str, count: int, history: int = 0) -> list[SeededCall]:
     seeded: list[SeededCall] = []
     with db.session() as session:
         version = version_for(session, definition)
-        version_id = version.id
-        seed_history(session, version_id, history)
-        for first in range(0, count, 5000):
-            numbers = range(first, min(first + 5000, count))
-            phones = [f"+1415{5_000_000 + n:07d}" for n in numbers]
-            request_ids = session.scalars(
-                insert(SurveyRequest).returning(SurveyRequest.id, sort_by_parameter_order=True),
-                [
-                    {"phone": phone, "source_call_id": f"load-{n}", "agent": f"agent-{n % 40}",
-                     "queue": "billing", "team": "north", "language": "en",
-                     "call_ended_at": ENDED_AT, "extra": {}, "survey_name": SURVEY,
-                     "survey_version_id": version_id, "state": RequestState.IN_PROGRESS,
-                     "calls_placed": 1}
-                    for n, phone in zip(numbers, phones, strict=True)
-                ],
-            ).all()  # fmt: skip
-            sids = [f"CA{request_id:032x}" for request_id in request_ids]
-            attempt_ids = session.scalars(
-                insert(CallAttempt).returning(CallAttempt.id, sort_by_parameter_order=True),
-                [
-                    {"request_id": request_id, "number": 1, "call_sid": sid,
-                     "status": "in-progress", "answered_by": "human",
-                     "started_at": ENDED_AT, "answered_at": ENDED_AT}
-                    for request_id, sid in zip(request_ids, sids, strict=True)
-                ],
-            ).all()  # fmt: skip
+        seed_history(session, version.id, history)
+        for numbers in chunks(list(range(count)), SEED_CHUNK):
             seeded += [
                 SeededCall(
                     request_id, attempt_id, sid, phone, _ref(request_id, version, definition)
                 )
-                for request_id, attempt_id, sid, phone in zip(
-                    request_ids, attempt_ids, sids, phones, strict=True
+                for phone, request_id, attempt_id, sid in _requests_with_attempts(
+                    session, version.id, numbers, source="load", in_progress=True
                 )
             ]
     # Statistics and the visibility map for the rows just written, so that the run's plans
@@ -200,28 +179,10 @@ def seed_history(session: Session, version_id: int, count: int) -> None:
     as a scan of the whole table (cheapest while it is empty), keeps that plan for the
     connection, and the run then pays more for every answer stored before it, until
     autovacuum's next ANALYZE: a figure that grew during a run and with the run's length."""
-    for first in range(0, count, 5000):
-        numbers = range(first, min(first + 5000, count))
-        request_ids = session.scalars(
-            insert(SurveyRequest).returning(SurveyRequest.id, sort_by_parameter_order=True),
-            [
-                {"phone": f"+1415{6_000_000 + n:07d}", "source_call_id": f"history-{n}",
-                 "agent": f"agent-{n % 40}", "queue": "billing", "team": "north",
-                 "language": "en", "call_ended_at": ENDED_AT, "extra": {},
-                 "survey_name": SURVEY, "survey_version_id": version_id,
-                 "state": RequestState.COMPLETED, "calls_placed": 1}
-                for n in numbers
-            ],
-        ).all()  # fmt: skip
-        attempt_ids = session.scalars(
-            insert(CallAttempt).returning(CallAttempt.id, sort_by_parameter_order=True),
-            [
-                {"request_id": request_id, "number": 1, "call_sid": f"CAh{request_id:031x}",
-                 "status": "completed", "answered_by": "human", "started_at": ENDED_AT,
-                 "answered_at": ENDED_AT, "ended_at": ENDED_AT}
-                for request_id in request_ids
-            ],
-        ).all()  # fmt: skip
+    for numbers in chunks(list(range(count)), SEED_CHUNK):
+        calls = _requests_with_attempts(
+            session, version_id, numbers, source="history", in_progress=False
+        )
         session.execute(
             insert(Answer),
             [
@@ -230,10 +191,44 @@ def seed_history(session: Session, version_id: int, count: int) -> None:
                  "survey_name": SURVEY, "language": "en", "survey_version_id": version_id,
                  "question_key": key, "kind": key, "value": value, "keys": str(value),
                  "received_at": ENDED_AT}
-                for n, request_id, attempt_id in zip(numbers, request_ids, attempt_ids, strict=True)
+                for n, (_, request_id, attempt_id, _) in zip(numbers, calls, strict=True)
                 for key, value in (("nps", n % 11), ("csat", 1 + n % 5))
             ],
         )  # fmt: skip
+
+
+def _requests_with_attempts(
+    session: Session, version_id: int, numbers: list[int], *, source: str, in_progress: bool
+) -> list[tuple[str, int, int, str]]:
+    """A survey request and its first call attempt for each number, in progress on the NPS
+    question or (history) completed: (phone, request id, attempt id, CallSid) each.
+    `source` names the requests' source calls ("load-7"), and keeps the two sets' phone
+    numbers apart."""
+    first_phone = 5_000_000 if source == "load" else 6_000_000
+    phones = [f"+1415{first_phone + n:07d}" for n in numbers]
+    state = RequestState.IN_PROGRESS if in_progress else RequestState.COMPLETED
+    request_ids = session.scalars(
+        insert(SurveyRequest).returning(SurveyRequest.id, sort_by_parameter_order=True),
+        [
+            {"phone": phone, "source_call_id": f"{source}-{n}", "agent": f"agent-{n % 40}",
+             "queue": "billing", "team": "north", "language": "en",
+             "call_ended_at": ENDED_AT, "extra": {}, "survey_name": SURVEY,
+             "survey_version_id": version_id, "state": state, "calls_placed": 1}
+            for n, phone in zip(numbers, phones, strict=True)
+        ],
+    ).all()  # fmt: skip
+    sids = [f"CA{request_id:032x}" for request_id in request_ids]
+    attempt_ids = session.scalars(
+        insert(CallAttempt).returning(CallAttempt.id, sort_by_parameter_order=True),
+        [
+            {"request_id": request_id, "number": 1, "call_sid": sid,
+             "status": "in-progress" if in_progress else "completed", "answered_by": "human",
+             "started_at": ENDED_AT, "answered_at": ENDED_AT,
+             "ended_at": None if in_progress else ENDED_AT}
+            for request_id, sid in zip(request_ids, sids, strict=True)
+        ],
+    ).all()  # fmt: skip
+    return list(zip(phones, request_ids, attempt_ids, sids, strict=True))
 
 
 def _ref(request_id: int, version: SurveyVersion, definition: SurveyDefinition) -> str:

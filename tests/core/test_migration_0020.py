@@ -4,30 +4,13 @@ changed no row. (The rollup's own tests, run at head, hold its figures to the ta
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from core import migrate
 from tests.conftest import _postgres_url, _reset_postgres, migrate_for_tests
+from tests.core.test_migration_0009 import ROLLUP_FUNCTIONS, function_definitions
 
-FUNCTIONS = [
-    f"report_daily_{table}_{event}"
-    for table in ("survey_requests", "answers")
-    for event in ("insert", "update", "delete")
-]
-
-
-def _sources(url: str) -> dict[str, str]:
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT proname, prosrc FROM pg_proc"
-                " WHERE oid IN (SELECT to_regproc(unnest(CAST(:names AS text[]))))"
-            ),
-            {"names": FUNCTIONS},
-        ).all()
-    engine.dispose()
-    return dict(rows)
+# The rollup's trigger functions (report_rollup_rebuild() is not one).
+FUNCTIONS = [name for name in ROLLUP_FUNCTIONS if name != "report_rollup_rebuild"]
 
 
 @pytest.fixture
@@ -43,16 +26,16 @@ def url():
 
 def test_each_function_returns_first_when_its_transition_table_is_empty_and_back(url):
     migrate.upgrade(url, "0019")
-    before = _sources(url)
-    assert set(before) == set(FUNCTIONS)
+    before = function_definitions(url)
+    assert set(before) == set(ROLLUP_FUNCTIONS)
     migrate.upgrade(url, "0020")
-    after = _sources(url)
+    after = function_definitions(url)
     for name in FUNCTIONS:
         rows = "old_rows" if name.endswith("_delete") else "new_rows"
         guard = f"IF NOT EXISTS (SELECT FROM {rows}) THEN RETURN NULL; END IF;"
         assert after[name].count(guard) == 1, after[name]
-        # The rest of the body is 0018's, untouched, and the guard comes before it.
+        # The rest is 0018's definition, untouched, and the guard comes before its INSERT.
         assert after[name].replace(f"  {guard}\n", "", 1) == before[name]
         assert after[name].index(guard) < after[name].index("INSERT INTO report_daily_delta")
     migrate.downgrade(url, "0019")
-    assert _sources(url) == before
+    assert function_definitions(url) == before
