@@ -92,6 +92,20 @@ class Recording:
 
 def start(runtime: Runtime, attempt_id: int, call_sid: str, answered_by: str | None) -> Turn:
     """The call was answered: greet and ask, or, for a machine, leave the message."""
+    if not is_machine(answered_by) and runtime.db.engine.dialect.name == "postgresql":
+        # A person: the call read and started in one statement (calls.start_call), unless
+        # that needs the catalog or a version this process has not read yet.
+        with runtime.db.single_statement() as connection:
+            started = calls.start_call(connection, attempt_id, call_sid, answered_by)
+        if started is None:
+            log.warning("webhook for unknown call attempt %s", attempt_id)
+            return NO_SUCH_CALL
+        if isinstance(started, calls.LiveCall):
+            step = flow.opening(started.definition)
+            if isinstance(step, flow.Finish):  # a survey with nothing to ask
+                with runtime.db.session() as session:
+                    _settle(session, started, step)
+            return Turn(started, step)
     with runtime.db.session() as session:
         return start_in(runtime, session, attempt_id, call_sid, answered_by)
 

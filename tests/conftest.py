@@ -35,6 +35,7 @@ from core.models import (
 )
 from core.runtime import Runtime
 from core.survey import SurveyCatalog
+from core.survey_versions import version_for
 from scoring import rollup
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -207,7 +208,10 @@ def make_attempt(runtime: Runtime):
         survey: str = "post-call",
         call_sid: str | None = None,
         source_call_id: str | None = None,
+        pinned: bool = False,
     ) -> CallAttempt:
+        """`pinned`: the request's survey version pinned, as intake pins it; else the
+        call's start webhook pins it (requests from before versions were pinned)."""
         with runtime.db.session() as session:
             count = session.query(SurveyRequest).count()
             request = SurveyRequest(
@@ -221,6 +225,8 @@ def make_attempt(runtime: Runtime):
                 survey_name=survey,
                 state=RequestState.CALLING,
             )
+            if pinned:
+                request.survey_version_id = version_for(session, runtime.catalog.get(survey)).id
             session.add(request)
             session.flush()
             attempt = CallAttempt(
