@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, case, exists, select, update
 
 from core.models import Answer, RequestState, SurveyRequest
 
@@ -58,6 +58,42 @@ def move_request(
     connection.execute(
         _MOVE_REQUEST, {"request_id": request_id, "state": state, "when_in": list(when_in)}
     )
+
+
+_MOVE_BY_ANSWERS = (
+    update(_REQUESTS)
+    .where(
+        _REQUESTS.c.id == bindparam("request_id"),
+        _REQUESTS.c.state.in_(bindparam("when_in", expanding=True, type_=_REQUESTS.c.state.type)),
+    )
+    .values(
+        state=case(
+            (
+                exists().where(_ANSWERS.c.request_id == _REQUESTS.c.id),
+                bindparam("answered", type_=_REQUESTS.c.state.type),
+            ),
+            else_=bindparam("unanswered", type_=_REQUESTS.c.state.type),
+        )
+    )
+)
+
+
+def move_request_by_answers(
+    connection: Connection,
+    request_id: int,
+    *,
+    answered: RequestState,
+    unanswered: RequestState,
+    when_in: Collection[RequestState],
+) -> None:
+    """`move_request()` to `answered` if the customer answered any question of the
+    request, else to `unanswered`: whether they did is read in the same statement (one
+    round trip fewer for the webhook that ends a survey than `has_answers()` first)."""
+    connection.execute(
+        _MOVE_BY_ANSWERS,
+        {"request_id": request_id, "answered": answered, "unanswered": unanswered,
+         "when_in": list(when_in)},
+    )  # fmt: skip
 
 
 def has_answers(connection: Connection, request_id: int) -> bool:

@@ -54,7 +54,11 @@ from core.models import (
     SurveyRequest,
     SurveyVersion,
 )
-from core.request_state import NOT_YET_REACHED, has_answers, move_request
+from core.request_state import (
+    NOT_YET_REACHED,
+    move_request,
+    move_request_by_answers,
+)
 from core.survey import Question, SurveyCatalog, SurveyDefinition, UnknownSurvey
 from core.survey_versions import DIGEST_PREFIX, definition_of, known_definition, version_for
 
@@ -649,9 +653,10 @@ def opt_out(session: Session, call: LiveCall, source: str = "keypad") -> None:
 
 def finish_survey(session: Session, call: LiveCall) -> None:
     """The caller reached the end: completed, or abandoned if every question was skipped."""
-    answered = has_answers(session.connection(), call.request_id)
-    state = RequestState.COMPLETED if answered else RequestState.ABANDONED
-    _move_request(session, call, state, when_in=_OPEN_TO_FINISH)
+    move_request_by_answers(
+        session.connection(), call.request_id, answered=RequestState.COMPLETED,
+        unanswered=RequestState.ABANDONED, when_in=_OPEN_TO_FINISH,
+    )  # fmt: skip
 
 
 def record_machine(session: Session, call: LiveCall, answered_by: str) -> bool:
