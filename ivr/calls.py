@@ -131,6 +131,15 @@ _ANSWER_FIELDS = (
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A recorded comment as Twilio keeps it: where, its id, how long (seconds)."""
+
+    url: str
+    sid: str | None
+    seconds: int | None
+
+
+@dataclass(frozen=True)
 class Spoken:
     """How a spoken answer was heard: the recogniser's transcript and confidence."""
 
@@ -481,13 +490,15 @@ def answer_question(
     call: LiveCall,
     question: Question,
     *,
-    value: int,
+    value: int | None,
     keys: str,
     spoken: Spoken | None = None,
+    recording: Recorded | None = None,
     owe_alert: bool = False,
 ) -> dict[str, int | None] | None:
-    """Store a keypad answer unless the question already has one (a redelivery: the
-    first delivery's answer stands and nothing is written). Returns the request's
+    """Store an answer (keys pressed, an answer spoken, or a recorded comment, whose value
+    is None) unless the question already has one (a redelivery: the first delivery's
+    answer stands and nothing is written). Returns the request's
     answers by question key, this one included, as the call flow needs them; None, with
     nothing written, if the call is not what `call` says (one named by a URL, see
     `LiveCall`). One statement on PostgreSQL, which needs no transaction around it.
@@ -496,6 +507,9 @@ def answer_question(
     the request's alert outbox row, in the same statement on PostgreSQL and the same
     transaction on SQLite."""
     row = _answer_row(call, question, value=value, keys=keys, spoken=spoken)
+    if recording is not None:
+        row |= {"recording_url": recording.url, "recording_sid": recording.sid,
+                "recording_seconds": recording.seconds}  # fmt: skip
     if connection.dialect.name == "postgresql":
         rows = connection.execute(_ANSWER_AND_READ[owe_alert], row).all()
         if all(key is not None for key, _ in rows):

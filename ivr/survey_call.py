@@ -291,9 +291,19 @@ def _answer_named_call(runtime: Runtime, call: calls.LiveCall, key: str, keys: K
 
 
 def record_comment(
-    runtime: Runtime, attempt_id: int, call_sid: str, key: str, recording: Recording
+    runtime: Runtime,
+    attempt_id: int,
+    call_sid: str,
+    ref: str | None,
+    key: str,
+    recording: Recording,
 ) -> Turn:
     """The customer left (or skipped) the recorded comment at question `key`."""
+    named = calls.named_call(attempt_id, call_sid, ref)
+    if named is not None and recording.url and recording.digits != keypad.OPT_OUT_KEY:
+        turn = _comment_named_call(runtime, named, key, recording)
+        if turn is not None:
+            return turn
     with runtime.db.session() as session:
         call = _find_call(runtime, session, attempt_id, call_sid)
         asked = call.definition.question(key) if call else None
@@ -313,6 +323,28 @@ def record_comment(
             )  # fmt: skip
         # A comment is optional: an empty recording moves on rather than asking again.
         answers = calls.answers_by_key(session, call.request_id)
+        return Turn(call, _settle(session, call, flow.after_answer(call.definition, key, answers)))
+
+
+def _comment_named_call(
+    runtime: Runtime, call: calls.LiveCall, key: str, recording: Recording
+) -> Turn | None:
+    """A recorded comment without reading the call first when the URL names it, as
+    `_answer_named_call()` stores a key: the comment stored, the call checked and the
+    answers read in one statement, in one transaction with the survey's end when it ends
+    here (it usually does: a comment is the last question). None, with nothing written,
+    if the call is not what the URL says: `record_comment()` then reads it."""
+    asked = call.definition.question(key)
+    if asked is None or asked.kind is not QuestionKind.COMMENT:
+        return None
+    with runtime.db.session() as session:
+        answers = calls.answer_question(
+            session.connection(), call, asked, value=None,
+            keys=recording.digits[: keypad.MAX_KEYS_KEPT],
+            recording=calls.Recorded(recording.url, recording.sid, recording.seconds),
+        )  # fmt: skip
+        if answers is None:
+            return None
         return Turn(call, _settle(session, call, flow.after_answer(call.definition, key, answers)))
 
 

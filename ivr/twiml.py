@@ -55,8 +55,8 @@ class CallUrls:
     """The absolute webhook URLs of one call attempt, under PUBLIC_BASE_URL."""
 
     base: str  # e.g. https://surveys.example.com/voice/attempts/42
-    # The call, as a question webhook's URL names it (ivr.calls.LiveCall.ref): what the
-    # webhook needs to store a keypad answer without reading the call first.
+    # The call, as a question's or a comment's webhook URL names it (ivr.calls.LiveCall.ref):
+    # what the webhook needs to store the answer without reading the call first.
     ref: str = ""
 
     def question(self, key: str, attempt: int, *, after_one: bool = False) -> str:
@@ -79,7 +79,8 @@ class CallUrls:
         return f"{self.base}/questions/{step.question.key}/confirm?{urlencode(query)}"
 
     def recording(self, key: str, attempt: int) -> str:
-        return f"{self.base}/questions/{key}/recording?{urlencode({'try': attempt})}"
+        query = {"try": attempt, **({"ref": self.ref} if self.ref else {})}
+        return f"{self.base}/questions/{key}/recording?{urlencode(query)}"
 
     def transcription(self, key: str) -> str:
         return f"{self.base}/questions/{key}/transcription"

@@ -11,7 +11,7 @@ Routes, all POST, under /voice/attempts/<attempt id>:
                                   second key)
   /questions/<key>/confirm        "I heard nine, is that right?": a low-confidence spoken
                                   answer confirmed (the URL carries what was heard)
-  /questions/<key>/recording      a Record's action
+  /questions/<key>/recording?ref= a Record's action
   /questions/<key>/transcription  Twilio's transcription callback
   /status                         status callbacks (all events)
   /amd                            asynchronous answering machine detection result
@@ -123,9 +123,10 @@ def recording(attempt_id: int, key: str) -> Response:
         seconds=parse_int(form.get("RecordingDuration")),
         digits=form.get("Digits", ""),
     )
-    return _respond(
-        survey_call.record_comment(current_runtime(), attempt_id, _call_sid(), key, comment)
+    turn = survey_call.record_comment(
+        current_runtime(), attempt_id, _call_sid(), request.args.get("ref"), key, comment
     )
+    return _respond(turn)
 
 
 @bp.post("/attempts/<int:attempt_id>/questions/<key>/transcription")

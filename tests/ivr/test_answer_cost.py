@@ -14,6 +14,7 @@ from sqlalchemy import event, func, select
 from core import flow
 from core.models import Answer, CallAttempt, RequestState
 from ivr import calls
+from tests.ivr.conftest import without_ref
 
 
 @contextmanager
@@ -157,3 +158,76 @@ def test_may_finish_after_looks_for_a_later_unconditional_question(runtime):
     assert not flow.may_finish_after(definition, "nps")  # csat always follows
     assert flow.may_finish_after(definition, "csat")  # only "improve", when nps <= 6
     assert flow.may_finish_after(definition, "improve")  # the last question
+
+
+def _at_the_comment(call):
+    """A detractor's call, up to the recorded comment ("improve")."""
+    c = call()
+    comment = c.press(c.press(c.start(), "3"), "2")
+    assert comment.root.find("./Record") is not None, comment.body
+    return c, comment
+
+
+def _comments(runtime) -> list[tuple[int, str | None, str | None, int | None, str]]:
+    with runtime.db.session() as session:
+        return session.execute(
+            select(
+                Answer.request_id, Answer.recording_url, Answer.recording_sid,
+                Answer.recording_seconds, Answer.keys,
+            ).where(Answer.question_key == "improve")
+        ).all()  # fmt: skip
+
+
+def test_a_comment_and_the_surveys_end_are_two_statements_in_one_transaction(call, runtime):
+    c, comment = _at_the_comment(call)
+    # The Record's action names the call, as a question's does.
+    assert "&ref=" in comment.root.find("./Record").get("action")
+    with sql_statements(runtime) as statements:
+        reply = c.record(comment, seconds=12)
+    assert reply.verbs() == ["Say", "Hangup"]
+    assert not any(statement.startswith("autocommit") for statement in statements)
+    if runtime.db.engine.dialect.name == "postgresql":
+        # No SELECT of the call first: the comment's INSERT checks it; then the end.
+        assert len(statements) == 2, statements
+        assert statements[0].startswith("WITH the_call AS (SELECT")
+        assert "INSERT INTO answers" in statements[0]
+        assert statements[1].startswith("UPDATE survey_requests SET state=CASE WHEN (EXISTS")
+    [(request_id, url, sid, seconds, keys)] = _comments(runtime)
+    assert url.endswith("/Recordings/RE1") and sid == "RE" + "1" * 32
+    assert (seconds, keys) == (12, "#")
+    with runtime.db.session() as session:
+        request = session.get(CallAttempt, c.attempt_id).request
+        assert request.id == request_id
+        assert request.state is RequestState.COMPLETED
+
+    # Twilio redelivers it: the same goodbye, the first delivery's comment stands.
+    again = c.record(comment, seconds=99)
+    assert again.body == reply.body
+    assert [row[3] for row in _comments(runtime)] == [12]
+
+
+def test_a_comment_url_without_the_call_reads_it_first(call, runtime):
+    c, comment = _at_the_comment(call)
+    action = without_ref(comment.root.find("./Record").get("action"))
+    with sql_statements(runtime) as statements:
+        reply = c.post(action, c.params(RecordingUrl="https://api.twilio.com/rec/RE2", Digits="#"))
+    assert reply.verbs() == ["Say", "Hangup"]
+    assert statements[0].startswith("SELECT call_attempts.call_sid")
+    assert [row[1] for row in _comments(runtime)] == ["https://api.twilio.com/rec/RE2"]
+
+
+def test_a_comment_url_naming_another_request_writes_nothing_for_it(call, runtime):
+    other, _ = _at_the_comment(call)
+    c, comment = _at_the_comment(call)
+    action = comment.root.find("./Record").get("action")
+    with runtime.db.session() as session:
+        other_request = session.get(CallAttempt, other.attempt_id).request_id
+        own_request = session.get(CallAttempt, c.attempt_id).request_id
+    # Signed as Twilio would sign it, but naming the other call's request.
+    forged = action.replace(f"ref={own_request}.", f"ref={other_request}.")
+    assert forged != action
+    reply = c.post(forged, c.params(RecordingUrl="https://api.twilio.com/rec/RE3", Digits="#"))
+    assert reply.verbs() == ["Say", "Hangup"]
+    # The named statement found no such call and wrote nothing; the call was then read
+    # from the attempt, and the comment is its own request's.
+    assert [row[0] for row in _comments(runtime)] == [own_request]
