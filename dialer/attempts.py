@@ -32,7 +32,9 @@ from sqlalchemy import (
     Update,
     bindparam,
     case,
+    exists,
     func,
+    literal_column,
     select,
     update,
 )
@@ -87,15 +89,23 @@ _EVENTS = CallEvent.__table__
 _EVENT_FIELDS = ("status", "sequence_number", "occurred_at", "received_at", "params")
 
 
-def _insert_event(dialect: ModuleType) -> Insert:
+def _insert_event(
+    dialect: ModuleType, *, request_in: frozenset[RequestState] | None = None
+) -> Insert:
     # Once per attempt and status (the unique constraint decides), and only for the
-    # attempt with this CallSid, or with none stored yet (see find_call()).
+    # attempt with this CallSid, or with none stored yet (see find_call()); with
+    # `request_in`, only while the attempt's request is in one of those states.
     given = [param_like(name, _EVENTS.c[name]).label(name) for name in _EVENT_FIELDS]
     call_sid = param_like("call_sid", _ATTEMPTS.c.call_sid)
     the_attempt = select(_ATTEMPTS.c.id, *given).where(
         _ATTEMPTS.c.id == bindparam("attempt_id"),
         (_ATTEMPTS.c.call_sid == call_sid) | _ATTEMPTS.c.call_sid.is_(None),
     )
+    if request_in is not None:
+        states = [literal_column(f"'{state.value}'") for state in sorted(request_in)]
+        the_attempt = the_attempt.where(
+            exists().where(_REQUESTS.c.id == _ATTEMPTS.c.request_id, _REQUESTS.c.state.in_(states))
+        )
     return (
         dialect.insert(_EVENTS)
         .from_select(["attempt_id", *_EVENT_FIELDS], the_attempt)
@@ -149,15 +159,21 @@ class _StatusStatements:
     attempt: Update  # SQLite
 
     @classmethod
-    def build(cls, values: dict[str, Any], returning: tuple[Column[Any], ...]) -> _StatusStatements:
-        recorded = _insert_event(postgresql).cte("recorded")
+    def build(
+        cls,
+        values: dict[str, Any],
+        returning: tuple[Column[Any], ...],
+        *,
+        request_in: frozenset[RequestState] | None = None,
+    ) -> _StatusStatements:
+        recorded = _insert_event(postgresql, request_in=request_in).cte("recorded")
         return cls(
             both=update(_ATTEMPTS)
             .where(_ATTEMPTS.c.id.in_(select(recorded.c.attempt_id)))
             .values(values)
             .add_cte(recorded)
             .returning(*returning),
-            event=_insert_event(sqlite),
+            event=_insert_event(sqlite, request_in=request_in),
             attempt=update(_ATTEMPTS)
             .where(_ATTEMPTS.c.id == bindparam("attempt_id"))
             .values(values)
@@ -175,6 +191,12 @@ class _StatusStatements:
 
 _RECORD_PROGRESS = _StatusStatements.build(_ADVANCE_ATTEMPT_VALUES, (_ATTEMPTS.c.id,))
 _RECORD_END = _StatusStatements.build(_END_ATTEMPT_VALUES, _ENDED)
+# Requests the end of a call can no longer change (`_request_outcome()` leaves them as
+# they are, whatever the attempt; neither moves but from completed to opted out).
+_SETTLED = frozenset({RequestState.COMPLETED, RequestState.OPTED_OUT})
+_RECORD_SETTLED_END = _StatusStatements.build(
+    _END_ATTEMPT_VALUES, (_ATTEMPTS.c.id,), request_in=_SETTLED
+).both
 # The request whose attempt just ended, locked until the unit of work ends: a webhook
 # finishing the survey, or the dialer claiming the next attempt, at the same moment
 # waits, or has already committed. Its state and latest attempt are read after the lock,
@@ -258,13 +280,7 @@ def record_status(
         return None
     if not call_sid:
         return None
-    row = {
-        **_status_row(attempt_id, call_sid, status, params),
-        "duration_seconds": parse_int(params.get("CallDuration")),
-        "sip_response_code": parse_int(params.get("SipResponseCode")),
-        "error_code": (params.get("ErrorCode") or "")[:16] or None,
-    }
-    ended = _RECORD_END.run(connection, row)
+    ended = _RECORD_END.run(connection, _end_row(attempt_id, call_sid, status, params))
     if ended is None:
         return None
     request_id, number, answered_by = ended
@@ -283,6 +299,33 @@ def record_status(
         return AttemptEnded(request_id, state)
     move_request(connection, request_id, outcome, when_in=[state])
     return AttemptEnded(request_id, outcome)
+
+
+def record_settled_end(
+    connection: Connection, attempt_id: int, call_sid: str, params: Mapping[str, str]
+) -> bool:
+    """A final status for an attempt whose request is settled (completed or opted out:
+    nothing the end of a call changes, `_request_outcome()`), as an answered survey
+    call's end nearly always is: the event and the attempt's end in one statement on
+    PostgreSQL, no transaction and no lock on the request (`record_status()` takes
+    three statements in a transaction). Returns True if recorded; False, with nothing
+    written, for any other request, or a duplicate: `record_status()` then takes it."""
+    status = params.get("CallStatus", "")
+    if status not in FINAL_STATUSES or not call_sid:
+        return False
+    row = _end_row(attempt_id, call_sid, status, params)
+    return connection.execute(_RECORD_SETTLED_END, row).first() is not None
+
+
+def _end_row(
+    attempt_id: int, call_sid: str, status: str, params: Mapping[str, str]
+) -> dict[str, Any]:
+    return {
+        **_status_row(attempt_id, call_sid, status, params),
+        "duration_seconds": parse_int(params.get("CallDuration")),
+        "sip_response_code": parse_int(params.get("SipResponseCode")),
+        "error_code": (params.get("ErrorCode") or "")[:16] or None,
+    }
 
 
 def record_lost(session: Session, attempt: CallAttempt, at: datetime) -> bool:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from core.models import CallAttempt, CallEvent, RequestState, SurveyRequest
 from dialer import attempts
+from dialer.status import take_status
 from tests.ivr.test_answer_cost import sql_statements
 
 
@@ -226,3 +227,97 @@ def _final_callback_waiting_for(
     callback.join(10)
     assert not callback.is_alive()
     return ended[0]
+
+
+def _completed_survey(call):
+    """A call whose customer answered every question: the request is completed."""
+    c = call()
+    reply = c.press(c.press(c.start(), "9"), "5")
+    assert reply.verbs() == ["Say", "Hangup"]
+    return c
+
+
+def test_an_answered_calls_end_after_the_survey_is_one_statement_on_postgresql(call, runtime):
+    c = _completed_survey(call)
+    with sql_statements(runtime) as statements:
+        c.status("completed", 3, CallDuration="40", SipResponseCode="200")
+    if runtime.db.engine.dialect.name == "postgresql":
+        # The request is settled: nothing the call's end changes, so no transaction and
+        # no lock on it; the event and the attempt's end in one statement.
+        assert len(statements) == 1, statements
+        assert statements[0].startswith("autocommit: WITH recorded AS (INSERT INTO call_events")
+        assert "survey_requests.state IN ('completed', 'opted_out')" in statements[0]
+    else:
+        assert not any(s.startswith("autocommit") for s in statements)
+    attempt, events = _attempt(runtime, c.attempt_id)
+    assert (attempt.status, attempt.duration_seconds, attempt.sip_response_code) == (
+        "completed", 40, 200,
+    )  # fmt: skip
+    assert attempt.ended_at is not None
+    assert [e.status for e in events] == ["completed"]
+    with runtime.db.session() as session:
+        assert session.get(SurveyRequest, attempt.request_id).state is RequestState.COMPLETED
+
+    # Delivered again: nothing changes (the one statement writes nothing, nor does the
+    # transaction after it).
+    c.status("completed", 3, CallDuration="99")
+    again, events = _attempt(runtime, c.attempt_id)
+    assert (again.duration_seconds, again.ended_at) == (40, attempt.ended_at)
+    assert [e.status for e in events] == ["completed"]
+
+
+def test_the_end_of_a_call_whose_customer_opted_out_is_one_statement(call, runtime):
+    c = call()
+    reply = c.press(c.start(), "*")
+    assert reply.verbs() == ["Say", "Hangup"]
+    with sql_statements(runtime) as statements:
+        c.status("completed", 3, CallDuration="12")
+    if runtime.db.engine.dialect.name == "postgresql":
+        assert len(statements) == 1 and statements[0].startswith("autocommit: "), statements
+    attempt, _ = _attempt(runtime, c.attempt_id)
+    assert attempt.status == "completed"
+    with runtime.db.session() as session:
+        assert session.get(SurveyRequest, attempt.request_id).state is RequestState.OPTED_OUT
+
+
+def test_a_hang_up_during_the_survey_is_decided_in_the_transaction(call, runtime):
+    c = call()
+    c.press(c.start(), "9")  # then the customer hangs up
+    with sql_statements(runtime) as statements:
+        c.status("completed", 3, CallDuration="20")
+    if runtime.db.engine.dialect.name == "postgresql":
+        # The request was in progress: the one statement wrote nothing, and the
+        # transaction (the request locked, its outcome decided) took the callback.
+        assert statements[0].startswith("autocommit: WITH recorded AS")
+        assert statements[1:] and not any(s.startswith("autocommit") for s in statements[1:])
+    attempt, events = _attempt(runtime, c.attempt_id)
+    assert attempt.status == "completed"
+    assert [e.status for e in events] == ["completed"]
+    with runtime.db.session() as session:
+        assert session.get(SurveyRequest, attempt.request_id).state is RequestState.PARTIAL
+
+
+def test_an_answered_calls_end_waits_for_a_survey_finishing_at_the_same_moment(call, runtime):
+    # As test_a_final_callback_waits_for_a_survey_finishing_at_the_same_moment, through
+    # the webhook's own path: the uncommitted finish is not "settled" to the one
+    # statement, which writes nothing; the transaction waits for the request's row.
+    if runtime.db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite writes one transaction at a time anyway")
+    c = call()
+    c.press(c.start(), "9")
+    with runtime.db.session() as session:
+        request_id = session.get(CallAttempt, c.attempt_id).request_id
+    finishing = _moving_uncommitted(runtime, request_id, RequestState.COMPLETED)
+    params = {"CallSid": c.call_sid, "CallStatus": "completed", "CallDuration": "30"}
+    callback = threading.Thread(target=take_status, args=(runtime, c.attempt_id, params))
+    callback.start()
+    callback.join(0.5)
+    assert callback.is_alive()  # waiting for the request's row
+    finishing.commit()
+    finishing.close()
+    callback.join(10)
+    assert not callback.is_alive()
+    attempt, events = _attempt(runtime, c.attempt_id)
+    assert attempt.status == "completed" and [e.status for e in events] == ["completed"]
+    with runtime.db.session() as session:
+        assert session.get(SurveyRequest, request_id).state is RequestState.COMPLETED
