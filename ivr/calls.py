@@ -26,6 +26,7 @@ from sqlalchemy import (
     CompoundSelect,
     Connection,
     Insert,
+    Row,
     Select,
     bindparam,
     case,
@@ -321,6 +322,18 @@ def find_call(
             version = session.get(SurveyVersion, version_id)
             assert version is not None  # a foreign key guarantees it
             definition = definition_of(version)
+    return _live_call(attempt_id, call_sid, row, version_id, digest, definition)
+
+
+def _live_call(
+    attempt_id: int,
+    call_sid: str,
+    row: Row[Any],
+    version_id: int,
+    digest: str,
+    definition: SurveyDefinition,
+) -> LiveCall:
+    """The call a row of `_CALL` (or `_START`, which reads the same) is about."""
     return LiveCall(
         attempt_id=attempt_id,
         call_sid=call_sid,
@@ -448,15 +461,7 @@ def start_call(
     definition = known_definition(version_id, digest) if version_id and digest else None
     if definition is None:
         return NOT_STARTED
-    return LiveCall(
-        attempt_id=attempt_id,
-        call_sid=call_sid,
-        request_id=row.request_id,
-        survey_version_id=version_id,
-        version_digest=digest,
-        language=definition.language_for(row.language),
-        definition=definition,
-    )
+    return _live_call(attempt_id, call_sid, row, version_id, digest, definition)
 
 
 class NotStarted:

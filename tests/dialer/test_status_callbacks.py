@@ -6,6 +6,8 @@ should fail and be a decision)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Connection, insert, select, update
@@ -14,6 +16,8 @@ from core.models import CallAttempt, CallEvent, RequestState, SurveyRequest
 from dialer import attempts
 from dialer.status import take_status
 from tests.ivr.test_answer_cost import sql_statements
+
+T = TypeVar("T")
 
 
 def _attempt(runtime, attempt_id: int) -> tuple[CallAttempt, list[CallEvent]]:
@@ -211,22 +215,28 @@ def _final_callback_waiting_for(
     """Apply a final status while `other`, a connection in a transaction that changed
     the attempt's request, has not committed: the callback must wait for it (the
     request's row lock), then decide on what it committed. Commits and closes `other`."""
-    ended: list[attempts.AttemptEnded | None] = []
 
-    def final_callback() -> None:
+    def final_callback() -> attempts.AttemptEnded | None:
         with runtime.db.session() as session:
             params = {"CallSid": call_sid, "CallStatus": status}
-            ended.append(attempts.record_status(session.connection(), attempt_id, call_sid, params))
+            return attempts.record_status(session.connection(), attempt_id, call_sid, params)
 
-    callback = threading.Thread(target=final_callback)
-    callback.start()
-    callback.join(0.5)
-    assert callback.is_alive()  # waiting for the request's row
+    return _waiting_for(other, final_callback)
+
+
+def _waiting_for(other: Connection, work: Callable[[], T]) -> T:
+    """Run `work` in a thread while `other`'s transaction holds the request's row: it
+    must wait for it. Commits and closes `other`, then returns what `work` returned."""
+    done: list[T] = []
+    thread = threading.Thread(target=lambda: done.append(work()))
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive()  # waiting for the request's row
     other.commit()
     other.close()
-    callback.join(10)
-    assert not callback.is_alive()
-    return ended[0]
+    thread.join(10)
+    assert not thread.is_alive()
+    return done[0]
 
 
 def _completed_survey(call):
@@ -309,14 +319,7 @@ def test_an_answered_calls_end_waits_for_a_survey_finishing_at_the_same_moment(c
         request_id = session.get(CallAttempt, c.attempt_id).request_id
     finishing = _moving_uncommitted(runtime, request_id, RequestState.COMPLETED)
     params = {"CallSid": c.call_sid, "CallStatus": "completed", "CallDuration": "30"}
-    callback = threading.Thread(target=take_status, args=(runtime, c.attempt_id, params))
-    callback.start()
-    callback.join(0.5)
-    assert callback.is_alive()  # waiting for the request's row
-    finishing.commit()
-    finishing.close()
-    callback.join(10)
-    assert not callback.is_alive()
+    _waiting_for(finishing, lambda: take_status(runtime, c.attempt_id, params))
     attempt, events = _attempt(runtime, c.attempt_id)
     assert attempt.status == "completed" and [e.status for e in events] == ["completed"]
     with runtime.db.session() as session:
