@@ -503,18 +503,20 @@ def answer_question(
 ) -> dict[str, int | None] | None:
     """Store an answer (keys pressed, an answer spoken, or a recorded comment, whose value
     is None) unless the question already has one (a redelivery: the first delivery's
-    answer stands and nothing is written). Returns the request's
-    answers by question key, this one included, as the call flow needs them; None, with
-    nothing written, if the call is not what `call` says (one named by a URL, see
-    `LiveCall`). One statement on PostgreSQL, which needs no transaction around it.
+    answer stands and nothing is written). Returns the request's answers by question
+    key, this one included, as the call flow needs them; None, with nothing written, if
+    the call is not what `call` says (one named by a URL, see `LiveCall`). One
+    statement on PostgreSQL, which needs no transaction around it.
 
     `owe_alert` (core.events.alert_due said so): the answer, if stored now, also writes
     the request's alert outbox row, in the same statement on PostgreSQL and the same
     transaction on SQLite."""
-    row = _answer_row(call, question, value=value, keys=keys, spoken=spoken)
-    if recording is not None:
-        row |= {"recording_url": recording.url, "recording_sid": recording.sid,
-                "recording_seconds": recording.seconds}  # fmt: skip
+    row = _answer_row(
+        call, question, value=value, keys=keys, spoken=spoken,
+        recording_url=recording.url if recording else None,
+        recording_sid=recording.sid if recording else None,
+        recording_seconds=recording.seconds if recording else None,
+    )  # fmt: skip
     if connection.dialect.name == "postgresql":
         rows = connection.execute(_ANSWER_AND_READ[owe_alert], row).all()
         if all(key is not None for key, _ in rows):
