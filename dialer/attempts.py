@@ -196,7 +196,7 @@ _RECORD_END = _StatusStatements.build(_END_ATTEMPT_VALUES, _ENDED)
 _SETTLED = frozenset({RequestState.COMPLETED, RequestState.OPTED_OUT})
 _RECORD_SETTLED_END = _StatusStatements.build(
     _END_ATTEMPT_VALUES, (_ATTEMPTS.c.id,), request_in=_SETTLED
-).both
+)
 # The request whose attempt just ended, locked until the unit of work ends: a webhook
 # finishing the survey, or the dialer claiming the next attempt, at the same moment
 # waits, or has already committed. Its state and latest attempt are read after the lock,
@@ -306,15 +306,16 @@ def record_settled_end(
 ) -> bool:
     """A final status for an attempt whose request is settled (completed or opted out:
     nothing the end of a call changes, `_request_outcome()`), as an answered survey
-    call's end nearly always is: the event and the attempt's end in one statement on
-    PostgreSQL, no transaction and no lock on the request (`record_status()` takes
-    three statements in a transaction). Returns True if recorded; False, with nothing
-    written, for any other request, or a duplicate: `record_status()` then takes it."""
+    call's end nearly always is: the event and the attempt's end, no lock on the
+    request; on PostgreSQL one statement, the caller's whole unit of work
+    (`Database.single_statement()`), where `record_status()` takes three in a
+    transaction; two on SQLite. Returns True if recorded; False, with nothing written,
+    for any other request, or a duplicate: `record_status()` then takes it."""
     status = params.get("CallStatus", "")
     if status not in FINAL_STATUSES or not call_sid:
         return False
     row = _end_row(attempt_id, call_sid, status, params)
-    return connection.execute(_RECORD_SETTLED_END, row).first() is not None
+    return _RECORD_SETTLED_END.run(connection, row) is not None
 
 
 def _end_row(

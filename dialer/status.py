@@ -28,7 +28,7 @@ def take_status(runtime: Runtime, attempt_id: int, params: Mapping[str, str]) ->
         with runtime.db.single_statement() as connection:
             attempts.record_progress(connection, attempt_id, call_sid, params)
         return
-    if params.get("CallStatus") == "completed" and runtime.db.engine.dialect.name == "postgresql":
+    if params.get("CallStatus") == "completed":
         # An answered call's end: its survey is usually done by now (completed, or opted
         # out), which leaves the dialer nothing to decide: one statement.
         with runtime.db.single_statement() as connection:

@@ -447,9 +447,12 @@ def start_call(
     or None (nothing written) if there is no such call or the CallSid is another's;
     NOT_STARTED when the caller must do both in a transaction instead: the request's
     survey version is not pinned yet (nothing was written), or this process has not read
-    that version yet (the call was started; starting it again changes nothing)."""
+    that version yet (the call was started; starting it again changes nothing); and
+    always on SQLite, which has no UPDATE in a CTE (nothing was written)."""
     if not call_sid:
         return None
+    if connection.dialect.name != "postgresql":
+        return NOT_STARTED
     row = connection.execute(
         _START,
         {"attempt_id": attempt_id, "call_sid": call_sid, "now": utcnow(),

@@ -92,9 +92,9 @@ class Recording:
 
 def start(runtime: Runtime, attempt_id: int, call_sid: str, answered_by: str | None) -> Turn:
     """The call was answered: greet and ask, or, for a machine, leave the message."""
-    if not is_machine(answered_by) and runtime.db.engine.dialect.name == "postgresql":
+    if not is_machine(answered_by):
         # A person: the call read and started in one statement (calls.start_call), unless
-        # that needs the catalog or a version this process has not read yet.
+        # that needs the catalog, a version this process has not read yet, or SQLite.
         with runtime.db.single_statement() as connection:
             started = calls.start_call(connection, attempt_id, call_sid, answered_by)
         if started is None:
